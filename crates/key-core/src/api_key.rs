@@ -1,0 +1,307 @@
+//! The key format: `sk_<environment>_<secret><checksum>`.
+//!
+//! The secret is 43 base62 characters drawn from a cryptographic RNG (256 bits). The checksum
+//! is CRC32 over everything before it, base62-encoded in 6 characters, as in GitHub's token
+//! scheme: a mistyped or truncated key is rejected here, before any lookup.
+
+use std::fmt;
+
+use crate::{Error, RandomSource};
+
+/// Input longer than this is rejected before anything else is looked at.
+pub const KEY_MAX_INPUT_BYTES: usize = 512;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const SECRET_LEN: usize = 43;
+const CHECKSUM_LEN: usize = 6;
+/// Bytes below this map evenly onto base62 (248 = 4 × 62); larger ones are drawn again.
+const UNBIASED_BYTE_LIMIT: u8 = 248;
+
+/// Whether a key is for production or for development.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// `sk_live_…`
+    Live,
+    /// `sk_test_…`
+    Test,
+}
+
+impl Environment {
+    /// The environment's name inside a key and on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Environment::Live => "live",
+            Environment::Test => "test",
+        }
+    }
+
+    /// The key prefix, e.g. `sk_live_`.
+    pub const fn key_prefix(self) -> &'static str {
+        match self {
+            Environment::Live => "sk_live_",
+            Environment::Test => "sk_test_",
+        }
+    }
+
+    /// Parses `live` or `test`.
+    pub fn parse(name: &str) -> Result<Environment, Error> {
+        match name {
+            "live" => Ok(Environment::Live),
+            "test" => Ok(Environment::Test),
+            other => Err(Error::InvalidArgument {
+                field: "environment",
+                message: format!("unknown environment {other:?}, expected \"live\" or \"test\""),
+            }),
+        }
+    }
+}
+
+/// A well-formed API key in plaintext.
+///
+/// It exists in two places only: in the create response, and in memory while a presented key is
+/// verified. `Debug` and `Display` show the redacted form, so it cannot leak into a log by
+/// accident; [`ApiKey::expose`] is the one way to the plaintext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    text: String,
+    environment: Environment,
+}
+
+impl ApiKey {
+    /// Draws a new key from `rng`.
+    pub fn generate(environment: Environment, rng: &dyn RandomSource) -> Result<ApiKey, Error> {
+        let mut text = String::with_capacity(encoded_len(environment));
+        text.push_str(environment.key_prefix());
+        let mut pool = [0_u8; 64];
+        let mut drawn = 0;
+        while drawn < SECRET_LEN {
+            rng.fill(&mut pool)?;
+            for &byte in pool.iter().filter(|byte| **byte < UNBIASED_BYTE_LIMIT) {
+                if drawn == SECRET_LEN {
+                    break;
+                }
+                text.push(char::from(BASE62[usize::from(byte % 62)]));
+                drawn += 1;
+            }
+        }
+        let checksum = checksum(&text);
+        text.push_str(&checksum_text(checksum));
+        Ok(ApiKey { text, environment })
+    }
+
+    /// Parses a presented key. Surrounding whitespace (as copied from a header or a file) is not
+    /// part of the key. Anything else that is not exactly a key of this format is
+    /// [`Error::InvalidApiKey`].
+    pub fn parse(input: &str) -> Result<ApiKey, Error> {
+        if input.len() > KEY_MAX_INPUT_BYTES {
+            return Err(Error::InvalidApiKey);
+        }
+        let text = input.trim_matches(|c: char| c.is_ascii_whitespace());
+        let environment = if text.starts_with(Environment::Live.key_prefix()) {
+            Environment::Live
+        } else if text.starts_with(Environment::Test.key_prefix()) {
+            Environment::Test
+        } else {
+            return Err(Error::InvalidApiKey);
+        };
+        if text.len() != encoded_len(environment) {
+            return Err(Error::InvalidApiKey);
+        }
+        let body = &text.as_bytes()[environment.key_prefix().len()..];
+        if !body.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(Error::InvalidApiKey);
+        }
+        let (covered, given) = text.split_at(text.len() - CHECKSUM_LEN);
+        if checksum_text(checksum(covered)).as_bytes() != given.as_bytes() {
+            return Err(Error::InvalidApiKey);
+        }
+        Ok(ApiKey {
+            text: text.to_owned(),
+            environment,
+        })
+    }
+
+    /// The plaintext. Call it only to hand the key to its owner once, or to hash it.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// live or test.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// The display form, e.g. `sk_live_…abcd`.
+    pub fn redacted(&self) -> RedactedKey {
+        let last4 = &self.text[self.text.len() - 4..];
+        RedactedKey {
+            environment: self.environment,
+            last4: last4.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({})", self.redacted())
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.redacted(), f)
+    }
+}
+
+/// What may be shown of a key after its creation: its environment and its last 4 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedactedKey {
+    /// The key's environment.
+    pub environment: Environment,
+    /// The last 4 characters of the key (part of its checksum).
+    pub last4: String,
+}
+
+impl fmt::Display for RedactedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…{}", self.environment.key_prefix(), self.last4)
+    }
+}
+
+const fn encoded_len(environment: Environment) -> usize {
+    environment.key_prefix().len() + SECRET_LEN + CHECKSUM_LEN
+}
+
+fn checksum(covered: &str) -> u32 {
+    crc32fast::hash(covered.as_bytes())
+}
+
+/// CRC32 in base62, most significant digit first, left-padded with `0` to 6 characters
+/// (62^6 > 2^32, so every value fits).
+fn checksum_text(mut value: u32) -> String {
+    let mut digits = [b'0'; CHECKSUM_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    digits.iter().map(|&d| char::from(d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use ring::rand::SystemRandom;
+
+    use super::*;
+
+    /// A "random" source that replays fixed bytes, so generated keys are reproducible.
+    #[derive(Debug)]
+    struct Replay(Vec<u8>);
+
+    impl RandomSource for Replay {
+        fn fill(&self, dest: &mut [u8]) -> Result<(), Error> {
+            for (i, byte) in dest.iter_mut().enumerate() {
+                *byte = self.0[i % self.0.len()];
+            }
+            Ok(())
+        }
+    }
+
+    fn fresh(environment: Environment) -> ApiKey {
+        ApiKey::generate(environment, &SystemRandom::new()).unwrap()
+    }
+
+    #[test]
+    fn generated_keys_have_the_documented_shape() {
+        let key = fresh(Environment::Live);
+        let text = key.expose();
+        assert!(text.starts_with("sk_live_"), "{text}");
+        assert_eq!(text.len(), 8 + 43 + 6);
+        assert!(text[8..].bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(fresh(Environment::Test).expose().starts_with("sk_test_"));
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        assert_ne!(fresh(Environment::Live), fresh(Environment::Live));
+    }
+
+    #[test]
+    fn biased_bytes_are_drawn_again() {
+        // 255 is rejected, 1 maps to '1': the secret is all '1', never the byte 255 folded in.
+        let key = ApiKey::generate(Environment::Live, &Replay(vec![255, 1])).unwrap();
+        assert!(key.expose()[8..8 + 43].bytes().all(|b| b == b'1'));
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_not_part_of_the_key() {
+        let key = fresh(Environment::Live);
+        let parsed = ApiKey::parse(&format!("  {}\r\n", key.expose())).unwrap();
+        assert_eq!(parsed, key);
+    }
+
+    #[test]
+    fn malformed_keys_are_rejected() {
+        let key = fresh(Environment::Live);
+        let text = key.expose();
+        let cases = [
+            String::new(),
+            "sk_live_".to_owned(),
+            text.replacen("sk_", "pk_", 1),
+            text.replacen("live", "prod", 1),
+            text.replacen("live", "LIVE", 1),
+            text[..text.len() - 1].to_owned(),
+            format!("{text}a"),
+            format!("{}-{}", &text[..20], &text[21..]),
+            format!("{}é{}", &text[..20], &text[22..]),
+            format!("{} {}", &text[..20], &text[21..]),
+            "x".repeat(KEY_MAX_INPUT_BYTES + 1),
+            format!("{text}{}", " ".repeat(KEY_MAX_INPUT_BYTES)),
+        ];
+        for case in cases {
+            assert!(matches!(ApiKey::parse(&case), Err(Error::InvalidApiKey)), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_secret() {
+        let key = fresh(Environment::Live);
+        let secret = &key.expose()[8..40];
+        assert!(!format!("{key:?}").contains(secret));
+        assert!(!format!("{key}").contains(secret));
+        assert_eq!(key.redacted().to_string(), format!("sk_live_…{}", &key.expose()[53..]));
+    }
+
+    #[test]
+    fn checksum_is_zero_padded_base62() {
+        assert_eq!(checksum_text(0), "000000");
+        assert_eq!(checksum_text(61), "00000z");
+        assert_eq!(checksum_text(62), "000010");
+        assert_eq!(checksum_text(u32::MAX), "4gfFC3");
+    }
+
+    proptest! {
+        #[test]
+        fn generated_keys_parse_back(seed in proptest::collection::vec(0_u8..248, 1..64), test_env: bool) {
+            let environment = if test_env { Environment::Test } else { Environment::Live };
+            let key = ApiKey::generate(environment, &Replay(seed)).unwrap();
+            prop_assert_eq!(ApiKey::parse(key.expose()).unwrap(), key);
+        }
+
+        #[test]
+        fn any_single_character_change_is_rejected(position in 8_usize..57, replacement in 0_usize..62) {
+            let key = fresh(Environment::Live);
+            let mut bytes = key.expose().as_bytes().to_vec();
+            let new = BASE62[replacement];
+            prop_assume!(bytes[position] != new);
+            bytes[position] = new;
+            let changed = String::from_utf8(bytes).unwrap();
+            prop_assert!(ApiKey::parse(&changed).is_err());
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(input in ".{0,600}") {
+            let _ = ApiKey::parse(&input);
+        }
+    }
+}

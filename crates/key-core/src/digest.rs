@@ -1,0 +1,102 @@
+//! Keys are stored as HMAC-SHA-256 digests under a server-wide secret, the pepper. A stolen
+//! database alone does not let anyone test guesses against it.
+
+use std::fmt;
+
+use ring::hmac;
+
+use crate::{ApiKey, Error};
+
+/// The shortest pepper accepted, in bytes.
+pub const MIN_PEPPER_BYTES: usize = 32;
+
+/// The server's HMAC key for key digests.
+pub struct Pepper(hmac::Key);
+
+impl Pepper {
+    /// Accepts pepper material of at least [`MIN_PEPPER_BYTES`] bytes.
+    pub fn new(material: &[u8]) -> Result<Pepper, Error> {
+        if material.len() < MIN_PEPPER_BYTES {
+            return Err(Error::InvalidArgument {
+                field: "pepper",
+                message: format!(
+                    "the pepper is {} bytes long; at least {MIN_PEPPER_BYTES} are required",
+                    material.len()
+                ),
+            });
+        }
+        Ok(Pepper(hmac::Key::new(hmac::HMAC_SHA256, material)))
+    }
+
+    /// The digest under which `key` is stored and looked up.
+    pub fn digest(&self, key: &ApiKey) -> KeyDigest {
+        let tag = hmac::sign(&self.0, key.expose().as_bytes());
+        let mut bytes = [0_u8; 32];
+        bytes.copy_from_slice(tag.as_ref());
+        KeyDigest(bytes)
+    }
+
+    /// Whether `key` has the stored `digest`, compared in constant time. A lookup by digest
+    /// already found the row; this check makes the final decision independent of how the
+    /// database compares.
+    pub fn matches(&self, key: &ApiKey, digest: &KeyDigest) -> bool {
+        hmac::verify(&self.0, key.expose().as_bytes(), &digest.0).is_ok()
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(..)")
+    }
+}
+
+/// HMAC-SHA-256 of a whole key under the pepper.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyDigest([u8; 32]);
+
+impl KeyDigest {
+    /// The raw digest, as stored.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Rebuilds a digest read from the store; `None` if it is not 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<KeyDigest> {
+        <[u8; 32]>::try_from(bytes).ok().map(KeyDigest)
+    }
+}
+
+impl fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Digests stay out of logs too: with the pepper they identify a key.
+        f.write_str("KeyDigest(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ring::rand::SystemRandom;
+
+    use super::*;
+    use crate::Environment;
+
+    #[test]
+    fn short_peppers_are_refused() {
+        assert!(Pepper::new(&[7; 31]).is_err());
+        assert!(Pepper::new(&[7; 32]).is_ok());
+    }
+
+    #[test]
+    fn digest_depends_on_key_and_pepper() {
+        let rng = SystemRandom::new();
+        let a = ApiKey::generate(Environment::Live, &rng).unwrap();
+        let b = ApiKey::generate(Environment::Live, &rng).unwrap();
+        let pepper = Pepper::new(&[1; 32]).unwrap();
+        let other = Pepper::new(&[2; 32]).unwrap();
+        assert_eq!(pepper.digest(&a), pepper.digest(&a));
+        assert_ne!(pepper.digest(&a), pepper.digest(&b));
+        assert_ne!(pepper.digest(&a), other.digest(&a));
+        assert!(pepper.matches(&a, &pepper.digest(&a)));
+        assert!(!pepper.matches(&b, &pepper.digest(&a)));
+    }
+}

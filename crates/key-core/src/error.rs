@@ -1,0 +1,153 @@
+use chrono::NaiveDate;
+
+use crate::Scope;
+
+/// Everything that can go wrong in Keyrack's domain, in the platform's terms.
+///
+/// The messages of the first three variants are the product's public messages, word for word.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed, unknown or revoked key.
+    #[error("The API key provided is invalid")]
+    InvalidApiKey,
+    /// No credential was presented at all, or not as a bearer token.
+    #[error("The API key provided is invalid: send it as the header Authorization: Bearer YOUR_API_KEY")]
+    MissingApiKey,
+    /// The key's expiry has passed; the date is the last day it worked (UTC).
+    #[error("API key expired on {0}")]
+    ExpiredApiKey(NaiveDate),
+    /// The key is valid but lacks a scope the operation needs.
+    #[error("API key lacks required scope: {0}")]
+    InsufficientScope(Scope),
+    /// A request field is malformed; `field` names it.
+    #[error("invalid {field}: {message}")]
+    InvalidArgument {
+        /// The request field, e.g. `scopes`.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The thing does not exist, or belongs to another organization.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A dependency (the database) cannot be reached.
+    #[error("the service is unavailable, try again")]
+    Unavailable,
+    /// A bug or an unexpected state; details go to the log, never to the caller.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// The platform error code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidApiKey | Error::MissingApiKey => ErrorCode::InvalidApiKey,
+            Error::ExpiredApiKey(_) => ErrorCode::ExpiredApiKey,
+            Error::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Unavailable => ErrorCode::Unavailable,
+            Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The platform's error codes, and the one table that maps each to its HTTP status and its
+/// canonical gRPC status code. The gRPC server and the REST gateway both read this table, so a
+/// code means the same thing on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `invalid_api_key`
+    InvalidApiKey,
+    /// `expired_api_key`
+    ExpiredApiKey,
+    /// `insufficient_scope`
+    InsufficientScope,
+    /// `invalid_request`
+    InvalidRequest,
+    /// `not_found`
+    NotFound,
+    /// `rate_limited`
+    RateLimited,
+    /// `unavailable`
+    Unavailable,
+    /// `internal`
+    Internal,
+}
+
+/// One row per code: the code, its reason string, its HTTP status, its gRPC code number
+/// (`google.rpc.Code`: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED,
+/// 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
+const TABLE: [(ErrorCode, &str, u16, i32); 8] = [
+    (ErrorCode::InvalidApiKey, "invalid_api_key", 401, 16),
+    (ErrorCode::ExpiredApiKey, "expired_api_key", 401, 16),
+    (ErrorCode::InsufficientScope, "insufficient_scope", 403, 7),
+    (ErrorCode::InvalidRequest, "invalid_request", 400, 3),
+    (ErrorCode::NotFound, "not_found", 404, 5),
+    (ErrorCode::RateLimited, "rate_limited", 429, 8),
+    (ErrorCode::Unavailable, "unavailable", 503, 14),
+    (ErrorCode::Internal, "internal", 500, 13),
+];
+
+impl ErrorCode {
+    fn row(self) -> (ErrorCode, &'static str, u16, i32) {
+        // The table lists every variant exactly once (a unit test checks it).
+        TABLE
+            .into_iter()
+            .find(|row| row.0 == self)
+            .unwrap_or(TABLE[TABLE.len() - 1])
+    }
+
+    /// The reason string, as in `{"error": {"code": …}}` and `google.rpc.ErrorInfo.reason`.
+    pub fn reason(self) -> &'static str {
+        self.row().1
+    }
+
+    /// The HTTP status the REST gateway answers with.
+    pub fn http_status(self) -> u16 {
+        self.row().2
+    }
+
+    /// The canonical gRPC status code number.
+    pub fn grpc_code(self) -> i32 {
+        self.row().3
+    }
+
+    /// The code with this reason string, if any.
+    pub fn from_reason(reason: &str) -> Option<ErrorCode> {
+        TABLE.into_iter().find(|row| row.1 == reason).map(|row| row.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_exactly_one_row() {
+        for (code, reason, _, _) in TABLE {
+            assert_eq!(TABLE.iter().filter(|row| row.0 == code).count(), 1);
+            assert_eq!(ErrorCode::from_reason(reason), Some(code));
+            assert_eq!(code.reason(), reason);
+        }
+    }
+
+    #[test]
+    fn product_messages_are_exact() {
+        assert_eq!(Error::InvalidApiKey.to_string(), "The API key provided is invalid");
+        let date = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
+        assert_eq!(Error::ExpiredApiKey(date).to_string(), "API key expired on 2024-12-31");
+        assert_eq!(
+            Error::InsufficientScope(Scope::AgentsWrite).to_string(),
+            "API key lacks required scope: agents:write"
+        );
+    }
+
+    #[test]
+    fn statuses_match_the_product_docs() {
+        assert_eq!(ErrorCode::InvalidApiKey.http_status(), 401);
+        assert_eq!(ErrorCode::ExpiredApiKey.http_status(), 401);
+        assert_eq!(ErrorCode::InsufficientScope.http_status(), 403);
+    }
+}

@@ -1,0 +1,82 @@
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+use crate::Error;
+
+/// Parses the expiry a client asks for: empty (never expires), a date `YYYY-MM-DD` (valid
+/// through the end of that day, UTC) or an RFC 3339 timestamp. Returns the first instant at
+/// which the key no longer works; it must be after `now`.
+pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Error> {
+    if input.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |message: String| Error::InvalidArgument {
+        field: "expires_at",
+        message,
+    };
+    let expires_at = if input.len() == 10 {
+        let date = NaiveDate::parse_from_str(input, "%Y-%m-%d").map_err(|_| {
+            invalid(format!("{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+        })?;
+        date.succ_opt()
+            .and_then(|next| next.and_hms_opt(0, 0, 0))
+            .map(|midnight| midnight.and_utc())
+            .ok_or_else(|| invalid(format!("{input:?} is out of range")))?
+    } else {
+        DateTime::parse_from_rfc3339(input)
+            .map_err(|_| {
+                invalid(format!("{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+            })?
+            .with_timezone(&Utc)
+    };
+    if expires_at <= now {
+        return Err(invalid(format!("{input:?} is in the past")));
+    }
+    Ok(Some(expires_at))
+}
+
+/// The last day (UTC) on which a key expiring at `expires_at` still worked: the date the
+/// product's message "API key expired on …" shows. A key created with the date `2024-12-31`
+/// expires at `2025-01-01T00:00:00Z` and reports `2024-12-31`.
+pub(crate) fn last_valid_day(expires_at: DateTime<Utc>) -> NaiveDate {
+    (expires_at - TimeDelta::nanoseconds(1)).date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_date_is_valid_through_the_end_of_that_day() {
+        let at = parse_expiry("2024-12-31", now()).unwrap().unwrap();
+        assert_eq!(at, Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(last_valid_day(at).to_string(), "2024-12-31");
+    }
+
+    #[test]
+    fn timestamps_are_converted_to_utc() {
+        let at = parse_expiry("2024-12-31T23:00:00-02:00", now()).unwrap().unwrap();
+        assert_eq!(at, Utc.with_ymd_and_hms(2025, 1, 1, 1, 0, 0).unwrap());
+        assert_eq!(last_valid_day(at).to_string(), "2025-01-01");
+    }
+
+    #[test]
+    fn empty_means_never() {
+        assert_eq!(parse_expiry("", now()).unwrap(), None);
+    }
+
+    #[test]
+    fn past_and_malformed_expiries_are_rejected() {
+        for bad in ["2024-06-01T12:00:00Z", "2024-05-31", "2024-13-01", "tomorrow", "2024-6-1x", "31/12/2024"] {
+            let err = parse_expiry(bad, now()).unwrap_err();
+            assert!(err.to_string().starts_with("invalid expires_at"), "{bad}: {err}");
+        }
+        // Today is still valid until midnight.
+        assert!(parse_expiry("2024-06-01", now()).unwrap().is_some());
+    }
+}

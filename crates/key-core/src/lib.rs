@@ -1,0 +1,27 @@
+//! Keyrack's domain: the key format, scopes, key records, expiry, verdicts and errors.
+//!
+//! This crate does no I/O. Time comes in through [`Clock`] and randomness through
+//! `ring::rand::SecureRandom`, so every rule here can be tested with a fixed clock and fixed
+//! bytes.
+
+mod api_key;
+mod clock;
+mod digest;
+mod error;
+mod expiry;
+mod name;
+mod random;
+mod record;
+mod scope;
+mod verdict;
+
+pub use api_key::{ApiKey, Environment, KEY_MAX_INPUT_BYTES, RedactedKey};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
+pub use error::{Error, ErrorCode};
+pub use expiry::parse_expiry;
+pub use name::KeyName;
+pub use random::RandomSource;
+pub use record::{KeyRecord, KeyState};
+pub use scope::{Scope, ScopeSet};
+pub use verdict::{Verdict, verify};

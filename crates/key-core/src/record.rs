@@ -1,0 +1,60 @@
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{Environment, RedactedKey, ScopeSet};
+
+/// A key as the store knows it: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The key's id.
+    pub id: Uuid,
+    /// The organization that owns the key.
+    pub organization_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// The scopes it was granted.
+    pub scopes: ScopeSet,
+    /// live or test.
+    pub environment: Environment,
+    /// What may be shown of it.
+    pub redacted: RedactedKey,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The first instant at which it no longer works, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why it was revoked.
+    pub revoke_reason: Option<String>,
+    /// When it was last presented for verification.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A key's lifecycle state at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Neither revoked nor expired.
+    Active,
+    /// Past its expiry, not revoked.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+impl KeyRecord {
+    /// The state at `now`. Revocation wins over expiry.
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        if self.revoked_at.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
+    /// A scoped key is any key without `admin`: limited to specific operations.
+    pub fn is_scoped(&self) -> bool {
+        !self.scopes.contains_exactly(crate::Scope::Admin)
+    }
+}

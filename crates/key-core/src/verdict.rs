@@ -1,0 +1,117 @@
+use chrono::{DateTime, Utc};
+
+use crate::{Error, KeyRecord, KeyState, Scope, expiry::last_valid_day};
+
+/// The answer to "may this key do an operation needing these scopes?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Yes.
+    Valid,
+    /// Unknown or revoked key (malformed keys never get this far).
+    Invalid,
+    /// The key expired.
+    Expired,
+    /// The key lacks this scope (the first missing one, in request order).
+    InsufficientScope(Scope),
+}
+
+/// Decides the verdict for a looked-up key. `record` is `None` when no key has the presented
+/// digest. Revocation is checked first, then expiry, then scopes.
+pub fn verify(record: Option<&KeyRecord>, required: &[Scope], now: DateTime<Utc>) -> Verdict {
+    let Some(record) = record else {
+        return Verdict::Invalid;
+    };
+    match record.state(now) {
+        KeyState::Revoked => Verdict::Invalid,
+        KeyState::Expired => Verdict::Expired,
+        KeyState::Active => match record.scopes.first_missing(required) {
+            Some(missing) => Verdict::InsufficientScope(missing),
+            None => Verdict::Valid,
+        },
+    }
+}
+
+impl Verdict {
+    /// The verdict as the error a caller reports, or `None` when valid. `record` supplies the
+    /// expiry date for [`Verdict::Expired`].
+    pub fn into_error(self, record: Option<&KeyRecord>) -> Option<Error> {
+        match self {
+            Verdict::Valid => None,
+            Verdict::Invalid => Some(Error::InvalidApiKey),
+            Verdict::Expired => Some(
+                match record.and_then(|record| record.expires_at) {
+                    Some(at) => Error::ExpiredApiKey(last_valid_day(at)),
+                    // An expired verdict always comes with its record; stay safe if not.
+                    None => Error::InvalidApiKey,
+                },
+            ),
+            Verdict::InsufficientScope(scope) => Some(Error::InsufficientScope(scope)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{Environment, RedactedKey, ScopeSet};
+
+    fn record(scopes: &[&str]) -> KeyRecord {
+        KeyRecord {
+            id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            name: "test".into(),
+            scopes: ScopeSet::parse_list("scopes", scopes).unwrap(),
+            environment: Environment::Live,
+            redacted: RedactedKey {
+                environment: Environment::Live,
+                last4: "abcd".into(),
+            },
+            created_at: now() - TimeDelta::days(10),
+            expires_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            last_used_at: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 12, 31, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn unknown_and_revoked_keys_are_invalid() {
+        assert_eq!(verify(None, &[], now()), Verdict::Invalid);
+        let mut revoked = record(&["chat"]);
+        revoked.revoked_at = Some(now());
+        revoked.expires_at = Some(now() - TimeDelta::days(1));
+        assert_eq!(verify(Some(&revoked), &[], now()), Verdict::Invalid);
+    }
+
+    #[test]
+    fn expiry_boundary_is_exclusive() {
+        let mut key = record(&["chat"]);
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        key.expires_at = Some(at);
+        let just_before = at - TimeDelta::nanoseconds(1);
+        assert_eq!(verify(Some(&key), &[Scope::Chat], just_before), Verdict::Valid);
+        let verdict = verify(Some(&key), &[Scope::Chat], at);
+        assert_eq!(verdict, Verdict::Expired);
+        let message = verdict.into_error(Some(&key)).unwrap().to_string();
+        assert_eq!(message, "API key expired on 2024-12-31");
+    }
+
+    #[test]
+    fn the_first_missing_scope_is_named() {
+        let key = record(&["chat", "agents:read"]);
+        let verdict = verify(Some(&key), &[Scope::AgentsRead, Scope::AgentsWrite, Scope::DataWrite], now());
+        assert_eq!(verdict, Verdict::InsufficientScope(Scope::AgentsWrite));
+        assert_eq!(
+            verdict.into_error(Some(&key)).unwrap().to_string(),
+            "API key lacks required scope: agents:write"
+        );
+        assert_eq!(verify(Some(&record(&["admin"])), &[Scope::DataWrite], now()), Verdict::Valid);
+    }
+}

@@ -1,1 +1,20 @@
+//! Keyrack's gRPC server: the `keyrack.v1.KeyService` implementation, the authentication
+//! layer for admin RPCs, health, reflection, and the assembly that serves them with a graceful
+//! shutdown.
+//!
+//! Handlers translate between protobuf and the domain; decisions live in [`KeyManager`] and
+//! `key-core`.
 
+mod auth;
+mod convert;
+mod error;
+mod manager;
+mod server;
+mod service;
+mod status;
+
+pub use auth::Principal;
+pub use error::Error;
+pub use manager::{KeyManager, NewKeyRequest, Verification};
+pub use server::GrpcServer;
+pub use status::{ERROR_DOMAIN, status_from_error};

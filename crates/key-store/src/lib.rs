@@ -1,1 +1,20 @@
+//! Keyrack's persistence: sea-orm entities, migrations and the repository API.
+//!
+//! Only this crate knows SQL. The same code runs on SQLite (the embedded default) and on
+//! PostgreSQL (production); the backend is picked by the database URL.
 
+mod connect;
+// sea-orm's derives generate `pub` items inside these crate-private modules.
+#[allow(unreachable_pub)]
+mod entity;
+mod error;
+mod keys;
+mod migration;
+mod organizations;
+mod usage;
+
+pub use connect::Store;
+pub use error::Error;
+pub use keys::{KeyFilter, NewKey};
+pub use organizations::Organization;
+pub use usage::UsageRow;

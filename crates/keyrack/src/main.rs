@@ -1,1 +1,14 @@
-fn main(){}
+//! `keyrack`: the API-key service. A thin shell over the libraries: it reads configuration,
+//! opens the store, and runs the server or a maintenance command.
+
+mod cli;
+mod setup;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    setup::init_logging(&cli.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(cli.run())
+}

@@ -1,0 +1,145 @@
+//! Authentication of admin RPCs as a tower layer: the caller's key is verified once, before the
+//! handler runs, and the resulting [`Principal`] travels in the request's extensions.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use key_core::{Error, KeyRecord, Scope};
+use tonic::body::Body;
+use tower::{Layer, Service};
+use uuid::Uuid;
+
+use crate::{KeyManager, status_from_error};
+
+/// The verified caller of an admin RPC.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The caller's key.
+    pub key_id: Uuid,
+    /// The caller's organization; every admin RPC acts inside it only.
+    pub organization_id: Uuid,
+}
+
+impl From<&KeyRecord> for Principal {
+    fn from(record: &KeyRecord) -> Self {
+        Principal {
+            key_id: record.id,
+            organization_id: record.organization_id,
+        }
+    }
+}
+
+/// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, and
+/// health and reflection are public by nature.
+fn is_public(path: &str) -> bool {
+    path == "/keyrack.v1.KeyService/VerifyKey" || !path.starts_with("/keyrack.v1.")
+}
+
+/// Reads `authorization: Bearer <key>`. The scheme is case-insensitive (RFC 7235).
+fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Error> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or(Error::MissingApiKey)?
+        .to_str()
+        .map_err(|_| Error::InvalidApiKey)?;
+    let (scheme, token) = value.split_once(' ').ok_or(Error::MissingApiKey)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::MissingApiKey);
+    }
+    Ok(token)
+}
+
+/// The layer; see the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthLayer {
+    manager: KeyManager,
+}
+
+impl AuthLayer {
+    pub(crate) fn new(manager: KeyManager) -> AuthLayer {
+        AuthLayer { manager }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            manager: self.manager.clone(),
+        }
+    }
+}
+
+/// The service the layer wraps around the routes.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthService<S> {
+    inner: S,
+    manager: KeyManager,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> Service<http::Request<Body>> for AuthService<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The clone that was not polled ready stays behind; the ready one serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let manager = self.manager.clone();
+        Box::pin(async move {
+            if !is_public(request.uri().path()) {
+                let verified = match bearer_token(request.headers()) {
+                    Ok(token) => manager.authenticate(token, Scope::Admin).await,
+                    Err(error) => Err(error),
+                };
+                match verified {
+                    Ok(record) => {
+                        request.extensions_mut().insert(Principal::from(&record));
+                    }
+                    Err(error) => return Ok(status_from_error(error).into_http()),
+                }
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verify_health_and_reflection_are_public() {
+        assert!(is_public("/keyrack.v1.KeyService/VerifyKey"));
+        assert!(is_public("/grpc.health.v1.Health/Check"));
+        assert!(is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+        assert!(!is_public("/keyrack.v1.KeyService/CreateKey"));
+        assert!(!is_public("/keyrack.v1.KeyService/Unknown"));
+        assert!(!is_public("/keyrack.v1.Future/Anything"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_required() {
+        let mut headers = http::HeaderMap::new();
+        assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
+        headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
+        headers.insert(http::header::AUTHORIZATION, "bearer sk_live_x".parse().unwrap());
+        assert_eq!(bearer_token(&headers).unwrap(), "sk_live_x");
+    }
+}

@@ -1,0 +1,75 @@
+//! Conversions between protobuf messages and domain types.
+
+use chrono::{DateTime, Utc};
+use key_core::{Environment, Error, KeyRecord, KeyState};
+use key_proto::v1;
+use prost_types::Timestamp;
+
+pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2 × 10^9, so the conversion cannot fail; 0 keeps the type honest.
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub(crate) fn from_timestamp(field: &'static str, ts: &Timestamp) -> Result<DateTime<Utc>, Error> {
+    u32::try_from(ts.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
+        .ok_or_else(|| Error::InvalidArgument {
+            field,
+            message: "not a valid timestamp".to_owned(),
+        })
+}
+
+pub(crate) fn environment_to_proto(environment: Environment) -> v1::Environment {
+    match environment {
+        Environment::Live => v1::Environment::Live,
+        Environment::Test => v1::Environment::Test,
+    }
+}
+
+pub(crate) fn environment_from_proto(value: i32) -> Result<Environment, Error> {
+    match v1::Environment::try_from(value) {
+        Ok(v1::Environment::Unspecified | v1::Environment::Live) => Ok(Environment::Live),
+        Ok(v1::Environment::Test) => Ok(Environment::Test),
+        Err(_) => Err(Error::InvalidArgument {
+            field: "environment",
+            message: format!("unknown environment {value}"),
+        }),
+    }
+}
+
+pub(crate) fn state_to_proto(state: KeyState) -> v1::KeyState {
+    match state {
+        KeyState::Active => v1::KeyState::Active,
+        KeyState::Expired => v1::KeyState::Expired,
+        KeyState::Revoked => v1::KeyState::Revoked,
+    }
+}
+
+pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
+    v1::ApiKey {
+        id: record.id.to_string(),
+        organization_id: record.organization_id.to_string(),
+        name: record.name.clone(),
+        scopes: record.scopes.names(),
+        environment: environment_to_proto(record.environment).into(),
+        redacted_key: record.redacted.to_string(),
+        create_time: Some(timestamp(record.created_at)),
+        expire_time: record.expires_at.map(timestamp),
+        revoke_time: record.revoked_at.map(timestamp),
+        revoke_reason: record.revoke_reason.clone().unwrap_or_default(),
+        last_used_time: record.last_used_at.map(timestamp),
+        state: state_to_proto(record.state(now)).into(),
+        scoped: record.is_scoped(),
+    }
+}
+
+pub(crate) fn parse_id(field: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(value).map_err(|_| Error::InvalidArgument {
+        field,
+        message: format!("{value:?} is not a key id"),
+    })
+}

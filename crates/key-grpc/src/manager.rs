@@ -1,0 +1,177 @@
+//! The decisions about keys: issuing, verifying, authenticating. Handlers call these; they
+//! hold no rules of their own.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use key_core::{
+    ApiKey, Clock, Environment, Error, KeyName, KeyRecord, Pepper, RandomSource, Scope, ScopeSet,
+    Verdict, verify,
+};
+use key_store::{NewKey, Store};
+use uuid::Uuid;
+
+/// Everything a verification or an issue needs: the store, the pepper, the clock and the
+/// random source. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KeyManager {
+    store: Store,
+    pepper: Arc<Pepper>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn RandomSource>,
+}
+
+/// A validated request for a new key.
+#[derive(Debug, Clone)]
+pub struct NewKeyRequest {
+    /// Its name.
+    pub name: KeyName,
+    /// Its scopes (never empty).
+    pub scopes: ScopeSet,
+    /// Its expiry, already checked to be in the future.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// live or test.
+    pub environment: Environment,
+}
+
+/// The outcome of a verification, with the record when the key is known.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The key's record, when a stored key matched the presented one.
+    pub record: Option<KeyRecord>,
+}
+
+impl Verification {
+    /// The verdict as a domain error, or `None` when valid.
+    pub fn error(&self) -> Option<Error> {
+        self.verdict.into_error(self.record.as_ref())
+    }
+}
+
+impl KeyManager {
+    /// A manager over `store`, hashing with `pepper`, telling time by `clock` and drawing
+    /// keys from `rng`.
+    pub fn new(
+        store: Store,
+        pepper: Pepper,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> KeyManager {
+        KeyManager {
+            store,
+            pepper: Arc::new(pepper),
+            clock,
+            rng,
+        }
+    }
+
+    /// The store, for reads that need no decision.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current time on the manager's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Draws a key, stores its digest and returns the record with the plaintext. The plaintext
+    /// is not kept anywhere.
+    pub async fn issue(
+        &self,
+        organization_id: Uuid,
+        request: NewKeyRequest,
+        created_by: Option<Uuid>,
+    ) -> Result<(KeyRecord, ApiKey), Error> {
+        let key = ApiKey::generate(request.environment, self.rng.as_ref())?;
+        let record = self
+            .store
+            .insert_key(self.new_key(organization_id, &key, request, created_by))
+            .await?;
+        Ok((record, key))
+    }
+
+    /// Creates organization `name` with one admin key, unless the organization exists. Returns
+    /// the key only to the one caller that created the organization.
+    pub async fn bootstrap(&self, name: &str) -> Result<Option<(KeyRecord, ApiKey)>, Error> {
+        let key = ApiKey::generate(Environment::Live, self.rng.as_ref())?;
+        let request = NewKeyRequest {
+            name: KeyName::parse("Bootstrap admin key")?,
+            scopes: [Scope::Admin].into_iter().collect(),
+            expires_at: None,
+            environment: Environment::Live,
+        };
+        let created = self
+            .store
+            .bootstrap_organization(name, self.now(), |organization_id| {
+                self.new_key(organization_id, &key, request, None)
+            })
+            .await?;
+        Ok(created.map(|record| (record, key)))
+    }
+
+    fn new_key(
+        &self,
+        organization_id: Uuid,
+        key: &ApiKey,
+        request: NewKeyRequest,
+        created_by: Option<Uuid>,
+    ) -> NewKey {
+        NewKey {
+            organization_id,
+            name: request.name.as_str().to_owned(),
+            scopes: request.scopes,
+            redacted: key.redacted(),
+            digest: self.pepper.digest(key),
+            created_at: self.now(),
+            expires_at: request.expires_at,
+            created_by,
+        }
+    }
+
+    /// Decides whether `presented` may act under every scope of `required`, and records the
+    /// verification against the key when the key is known.
+    ///
+    /// A malformed key is rejected without touching the database. A usage write that fails is
+    /// logged and does not change the verdict: the answer matters more than the count.
+    pub async fn verify(&self, presented: &str, required: &[Scope]) -> Result<Verification, Error> {
+        let Ok(key) = ApiKey::parse(presented) else {
+            return Ok(Verification {
+                verdict: Verdict::Invalid,
+                record: None,
+            });
+        };
+        let found = self.store.find_key_by_digest(&self.pepper.digest(&key)).await?;
+        let record = found
+            .filter(|(_, stored)| self.pepper.matches(&key, stored))
+            .map(|(record, _)| record);
+        let now = self.now();
+        let verdict = verify(record.as_ref(), required, now);
+        if let Some(record) = &record {
+            let code = match verdict.into_error(Some(record)) {
+                None => "valid",
+                Some(error) => error.code().reason(),
+            };
+            if let Err(error) = self
+                .store
+                .record_verifications(record.id, record.organization_id, code, 1, now)
+                .await
+            {
+                tracing::warn!(key_id = %record.id, %error, "usage not recorded");
+            }
+        }
+        Ok(Verification { verdict, record })
+    }
+
+    /// Authenticates the caller of an admin RPC: the key must be valid and hold `required`.
+    pub async fn authenticate(&self, presented: &str, required: Scope) -> Result<KeyRecord, Error> {
+        let verification = self.verify(presented, &[required]).await?;
+        match (verification.error(), verification.record) {
+            (None, Some(record)) => Ok(record),
+            (Some(error), _) => Err(error),
+            (None, None) => Err(Error::InvalidApiKey),
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Server assembly: KeyService behind the authentication layer, health and reflection (v1 and
+//! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal.
+
+use std::{future::Future, net::SocketAddr};
+
+use key_proto::v1::key_service_server::KeyServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{Error, KeyManager, auth::AuthLayer, service::KeyServiceImpl};
+
+/// The name health checks use for the key service.
+const KEY_SERVICE_NAME: &str = "keyrack.v1.KeyService";
+
+/// A gRPC server bound to a listener, ready to run.
+#[derive(Debug)]
+pub struct GrpcServer {
+    manager: KeyManager,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl GrpcServer {
+    /// Binds nothing itself: takes a bound listener (port 0 is fine) so callers learn the port
+    /// before serving.
+    pub fn new(manager: KeyManager, listener: TcpListener) -> Result<GrpcServer, Error> {
+        let local_addr = listener.local_addr()?;
+        Ok(GrpcServer {
+            manager,
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
+    /// flight finish, then this returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        // The store was migrated before the server was built, so the key service can serve.
+        reporter.set_service_status(KEY_SERVICE_NAME, ServingStatus::Serving).await;
+
+        // google.rpc is registered too, so grpcurl can print the ErrorInfo of an error.
+        let descriptors: [&[u8]; 3] = [
+            key_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_types::pb::FILE_DESCRIPTOR_SET,
+        ];
+        let mut reflection_v1 = tonic_reflection::server::Builder::configure();
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
+        for descriptor in descriptors {
+            reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(descriptor);
+            reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(descriptor);
+        }
+
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        tracing::info!(address = %self.local_addr, "gRPC server listening");
+        tonic::transport::Server::builder()
+            .layer(AuthLayer::new(self.manager.clone()))
+            .add_service(health_service)
+            .add_service(reflection_v1.build_v1()?)
+            .add_service(reflection_v1alpha.build_v1alpha()?)
+            .add_service(KeyServiceServer::new(KeyServiceImpl::new(self.manager)))
+            .serve_with_incoming_shutdown(incoming, stop_serving(reporter, shutdown))
+            .await?;
+        tracing::info!("gRPC server stopped");
+        Ok(())
+    }
+}
+
+async fn stop_serving(reporter: HealthReporter, shutdown: impl Future<Output = ()>) {
+    shutdown.await;
+    tracing::info!("shutting down: health NOT_SERVING, finishing requests in flight");
+    reporter.set_service_status(KEY_SERVICE_NAME, ServingStatus::NotServing).await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
+}

@@ -1,0 +1,312 @@
+//! `keyrack.v1.KeyService`: validates each request, calls the [`KeyManager`] or the store, and
+//! translates the answer. Every admin handler acts inside the caller's organization, taken
+//! from the [`Principal`] the authentication layer attached.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use key_core::{Error, KeyName, KeyState, Scope, ScopeSet, Verdict, parse_expiry};
+use key_proto::v1::{self, key_service_server::KeyService};
+use key_store::KeyFilter;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    KeyManager, NewKeyRequest, Principal,
+    convert::{api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp},
+    status_from_error,
+};
+
+const DEFAULT_PAGE_SIZE: i32 = 50;
+const MAX_PAGE_SIZE: i32 = 1000;
+const MAX_REVOKE_REASON_CHARS: usize = 500;
+const MAX_HOURLY_RANGE: TimeDelta = TimeDelta::days(31);
+const MAX_DAILY_RANGE: TimeDelta = TimeDelta::days(400);
+
+/// The KeyService implementation.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyServiceImpl {
+    manager: KeyManager,
+}
+
+impl KeyServiceImpl {
+    pub(crate) fn new(manager: KeyManager) -> Self {
+        Self { manager }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// The caller the authentication layer verified. Its absence means the layer is not installed,
+/// which is a bug, not the caller's fault; still, refuse rather than act without a caller.
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| status_from_error(Error::MissingApiKey))
+}
+
+#[tonic::async_trait]
+impl KeyService for KeyServiceImpl {
+    async fn create_key(&self, request: Request<v1::CreateKeyRequest>) -> Reply<v1::CreateKeyResponse> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let now = self.manager.now();
+        let new_key = NewKeyRequest {
+            name: KeyName::parse(&request.name).map_err(status_from_error)?,
+            scopes: ScopeSet::parse_list("scopes", &request.scopes).map_err(status_from_error)?,
+            expires_at: parse_expiry(&request.expires_at, now).map_err(status_from_error)?,
+            environment: environment_from_proto(request.environment).map_err(status_from_error)?,
+        };
+        let (record, key) = self
+            .manager
+            .issue(caller.organization_id, new_key, Some(caller.key_id))
+            .await
+            .map_err(status_from_error)?;
+        tracing::info!(key_id = %record.id, organization_id = %record.organization_id, created_by = %caller.key_id, "key created");
+        Ok(Response::new(v1::CreateKeyResponse {
+            api_key: Some(api_key(&record, now)),
+            key: key.expose().to_owned(),
+        }))
+    }
+
+    async fn verify_key(&self, request: Request<v1::VerifyKeyRequest>) -> Reply<v1::VerifyKeyResponse> {
+        let request = request.into_inner();
+        let required = request
+            .required_scopes
+            .iter()
+            .map(|name| {
+                Scope::parse(name).map_err(|_| Error::InvalidArgument {
+                    field: "required_scopes",
+                    message: format!("unknown scope {name:?}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(status_from_error)?;
+        let verification = self
+            .manager
+            .verify(&request.key, &required)
+            .await
+            .map_err(status_from_error)?;
+        let code = match verification.verdict {
+            Verdict::Valid => v1::VerifyCode::Valid,
+            Verdict::Invalid => v1::VerifyCode::InvalidApiKey,
+            Verdict::Expired => v1::VerifyCode::ExpiredApiKey,
+            Verdict::InsufficientScope(_) => v1::VerifyCode::InsufficientScope,
+        };
+        let error = verification.error();
+        let mut response = v1::VerifyKeyResponse {
+            valid: error.is_none(),
+            code: code.into(),
+            reason: error.as_ref().map(|e| e.code().reason().to_owned()).unwrap_or_default(),
+            message: error.as_ref().map(ToString::to_string).unwrap_or_default(),
+            ..Default::default()
+        };
+        // The principal is told only for keys that are alive: valid, or valid but lacking a
+        // scope. An expired or revoked key reveals nothing beyond its verdict.
+        if let (Verdict::Valid | Verdict::InsufficientScope(_), Some(record)) =
+            (verification.verdict, &verification.record)
+        {
+            response.key_id = record.id.to_string();
+            response.organization_id = record.organization_id.to_string();
+            response.name = record.name.clone();
+            response.scopes = record.scopes.names();
+            response.environment = environment_to_proto(record.environment).into();
+            response.expire_time = record.expires_at.map(timestamp);
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn get_key(&self, request: Request<v1::GetKeyRequest>) -> Reply<v1::GetKeyResponse> {
+        let caller = principal(&request)?;
+        let id = parse_id("id", &request.get_ref().id).map_err(status_from_error)?;
+        let record = self
+            .manager
+            .store()
+            .get_key(caller.organization_id, id)
+            .await
+            .map_err(|e| status_from_error(e.into()))?
+            .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+        Ok(Response::new(v1::GetKeyResponse {
+            api_key: Some(api_key(&record, self.manager.now())),
+        }))
+    }
+
+    async fn list_keys(&self, request: Request<v1::ListKeysRequest>) -> Reply<v1::ListKeysResponse> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let page_size = match request.page_size {
+            size if size < 0 => {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "page_size",
+                    message: "must not be negative".to_owned(),
+                }));
+            }
+            0 => DEFAULT_PAGE_SIZE,
+            size => size.min(MAX_PAGE_SIZE),
+        };
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(parse_id("page_token", token).map_err(status_from_error)?),
+        };
+        let filter = match v1::KeyState::try_from(request.state) {
+            Ok(v1::KeyState::Unspecified) => KeyFilter::All,
+            Ok(v1::KeyState::Active) => KeyFilter::State(KeyState::Active),
+            Ok(v1::KeyState::Expired) => KeyFilter::State(KeyState::Expired),
+            Ok(v1::KeyState::Revoked) => KeyFilter::State(KeyState::Revoked),
+            Err(_) => {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "state",
+                    message: format!("unknown state {}", request.state),
+                }));
+            }
+        };
+        let now = self.manager.now();
+        let page_size = u64::from(page_size.unsigned_abs());
+        // One extra row tells whether another page follows.
+        let mut records = self
+            .manager
+            .store()
+            .list_keys(caller.organization_id, filter, now, after, page_size + 1)
+            .await
+            .map_err(|e| status_from_error(e.into()))?;
+        let next_page_token = if records.len() as u64 > page_size {
+            records.truncate(page_size as usize);
+            records.last().map(|record| record.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListKeysResponse {
+            api_keys: records.iter().map(|record| api_key(record, now)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_key(&self, request: Request<v1::RevokeKeyRequest>) -> Reply<v1::RevokeKeyResponse> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = parse_id("id", &request.id).map_err(status_from_error)?;
+        if request.reason.chars().count() > MAX_REVOKE_REASON_CHARS
+            || request.reason.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(status_from_error(Error::InvalidArgument {
+                field: "reason",
+                message: "at most 500 characters, without control characters".to_owned(),
+            }));
+        }
+        let reason = (!request.reason.is_empty()).then_some(request.reason);
+        let now = self.manager.now();
+        let record = self
+            .manager
+            .store()
+            .revoke_key(caller.organization_id, id, reason, now)
+            .await
+            .map_err(|e| status_from_error(e.into()))?
+            .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+        tracing::info!(key_id = %record.id, revoked_by = %caller.key_id, "key revoked");
+        Ok(Response::new(v1::RevokeKeyResponse {
+            api_key: Some(api_key(&record, now)),
+        }))
+    }
+
+    async fn list_usage(&self, request: Request<v1::ListUsageRequest>) -> Reply<v1::ListUsageResponse> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let store = self.manager.store();
+        let key_id = match request.key_id.as_str() {
+            "" => None,
+            id => {
+                let id = parse_id("key_id", id).map_err(status_from_error)?;
+                // Another organization's key is as unknown as a key that never existed.
+                store
+                    .get_key(caller.organization_id, id)
+                    .await
+                    .map_err(|e| status_from_error(e.into()))?
+                    .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+                Some(id)
+            }
+        };
+        let (bucket, max_range) = match v1::Granularity::try_from(request.granularity) {
+            Ok(v1::Granularity::Unspecified | v1::Granularity::Hour) => (TimeDelta::hours(1), MAX_HOURLY_RANGE),
+            Ok(v1::Granularity::Day) => (TimeDelta::days(1), MAX_DAILY_RANGE),
+            Err(_) => {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "granularity",
+                    message: format!("unknown granularity {}", request.granularity),
+                }));
+            }
+        };
+        let (start, end) = usage_range(&request, bucket, max_range, self.manager.now()).map_err(status_from_error)?;
+        let rows = store
+            .usage(caller.organization_id, key_id, start, end)
+            .await
+            .map_err(|e| status_from_error(e.into()))?;
+        let last_used = store
+            .last_used(caller.organization_id, key_id)
+            .await
+            .map_err(|e| status_from_error(e.into()))?;
+
+        let mut buckets: BTreeMap<i64, v1::UsageBucket> = BTreeMap::new();
+        let bucket_seconds = bucket.num_seconds();
+        for row in rows {
+            let bucket_start = row.hour_start.div_euclid(bucket_seconds) * bucket_seconds;
+            let entry = buckets.entry(bucket_start).or_insert_with(|| v1::UsageBucket {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: bucket_start,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            });
+            if row.code == "valid" {
+                entry.succeeded += row.count;
+            } else {
+                entry.failed += row.count;
+                *entry.failed_by_code.entry(row.code).or_default() += row.count;
+            }
+        }
+        let buckets: Vec<_> = buckets.into_values().collect();
+        Ok(Response::new(v1::ListUsageResponse {
+            total_succeeded: buckets.iter().map(|b| b.succeeded).sum(),
+            total_failed: buckets.iter().map(|b| b.failed).sum(),
+            buckets,
+            last_used_time: last_used.map(timestamp),
+        }))
+    }
+}
+
+/// The validated `[start, end)` of a usage request. Defaults: end now, start one day (hourly)
+/// or 30 days (daily) earlier, both widened to whole buckets.
+fn usage_range(
+    request: &v1::ListUsageRequest,
+    bucket: TimeDelta,
+    max_range: TimeDelta,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Error> {
+    let end = match &request.end_time {
+        Some(ts) => from_timestamp("end_time", ts)?,
+        None => now,
+    };
+    let default_span = if bucket == TimeDelta::hours(1) { TimeDelta::days(1) } else { TimeDelta::days(30) };
+    let start = match &request.start_time {
+        Some(ts) => from_timestamp("start_time", ts)?,
+        None => end - default_span,
+    };
+    let invalid = |message: &str| Error::InvalidArgument {
+        field: "start_time",
+        message: message.to_owned(),
+    };
+    if start >= end {
+        return Err(invalid("must be before end_time"));
+    }
+    if end - start > max_range {
+        return Err(invalid(if bucket == TimeDelta::hours(1) {
+            "hourly usage covers at most 31 days"
+        } else {
+            "daily usage covers at most 400 days"
+        }));
+    }
+    let start = start.duration_trunc(bucket).map_err(|_| invalid("out of range"))?;
+    let end_floor = end.duration_trunc(bucket).map_err(|_| invalid("out of range"))?;
+    let end = if end_floor == end { end } else { end_floor + bucket };
+    Ok((start, end))
+}

@@ -1,0 +1,68 @@
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{Error, migration::Migrator};
+
+/// The repository: every read and write Keyrack makes goes through here.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    queries: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://path?mode=rwc` or `postgres://…`.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout, so readers never wait for the writer and
+    /// concurrent writers queue instead of failing.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        if url.starts_with("sqlite") {
+            // One writer at a time is all SQLite allows; a small pool keeps readers concurrent.
+            options.max_connections(4);
+        }
+        let mut db = Database::connect(options).await?;
+        let queries = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&queries);
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Store { db, queries })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// How many statements this store has sent to the database since it connected. Tests use
+    /// it to prove that a path touches no database at all.
+    pub fn query_count(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection pool, waiting for statements in flight.
+    pub async fn close(self) -> Result<(), Error> {
+        self.db.close().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+use sea_orm::entity::prelude::*;
+
+/// A key's record. `digest` is HMAC-SHA-256 of the whole key under the server pepper; the
+/// plaintext is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    /// Scope names separated by spaces, e.g. `chat agents:read`.
+    pub scopes: String,
+    /// `live` or `test`.
+    pub environment: String,
+    pub last4: String,
+    #[sea_orm(unique)]
+    pub digest: Vec<u8>,
+    pub created_at: DateTimeUtc,
+    pub expires_at: Option<DateTimeUtc>,
+    pub revoked_at: Option<DateTimeUtc>,
+    pub revoke_reason: Option<String>,
+    pub last_used_at: Option<DateTimeUtc>,
+    /// The key that created this one; `None` for keys minted by an operator.
+    pub created_by: Option<Uuid>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,5 @@
+//! One module per table. Column types are portable between SQLite and PostgreSQL.
+
+pub(crate) mod api_key;
+pub(crate) mod organization;
+pub(crate) mod usage_hourly;

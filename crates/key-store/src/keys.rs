@@ -1,0 +1,185 @@
+use chrono::{DateTime, Utc};
+use key_core::{Environment, KeyDigest, KeyRecord, KeyState, RedactedKey, Scope, ScopeSet};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{
+    Error, Store,
+    entity::api_key::{self, Column, Entity as ApiKeys},
+};
+
+/// A key about to be stored. It carries the digest of the key, never the key.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The owning organization.
+    pub organization_id: Uuid,
+    /// The validated name.
+    pub name: String,
+    /// The granted scopes.
+    pub scopes: ScopeSet,
+    /// What may be shown of the key.
+    pub redacted: RedactedKey,
+    /// HMAC of the key under the pepper.
+    pub digest: KeyDigest,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The key that created this one, if a key did.
+    pub created_by: Option<Uuid>,
+}
+
+/// Which keys a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFilter {
+    /// Every key.
+    All,
+    /// Keys in this state at the listing's `now`.
+    State(KeyState),
+}
+
+impl Store {
+    /// Stores a new key and returns its record.
+    pub async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, Error> {
+        insert_key_in(&self.db, key).await
+    }
+
+    /// The key stored under `digest`, with the stored digest for the final constant-time check.
+    pub async fn find_key_by_digest(
+        &self,
+        digest: &KeyDigest,
+    ) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
+        let Some(model) = ApiKeys::find()
+            .filter(Column::Digest.eq(digest.as_bytes().to_vec()))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stored = KeyDigest::from_slice(&model.digest).ok_or_else(|| Error::Corrupt {
+            table: "api_keys",
+            detail: format!("key {} has a digest of {} bytes", model.id, model.digest.len()),
+        })?;
+        Ok(Some((record_from_model(model)?, stored)))
+    }
+
+    /// The key `id` of `organization_id`; `None` if it does not exist or belongs to another
+    /// organization.
+    pub async fn get_key(&self, organization_id: Uuid, id: Uuid) -> Result<Option<KeyRecord>, Error> {
+        ApiKeys::find_by_id(id)
+            .filter(Column::OrganizationId.eq(organization_id))
+            .one(&self.db)
+            .await?
+            .map(record_from_model)
+            .transpose()
+    }
+
+    /// Up to `limit` keys of `organization_id`, newest first, starting after the key `after`.
+    pub async fn list_keys(
+        &self,
+        organization_id: Uuid,
+        filter: KeyFilter,
+        now: DateTime<Utc>,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<KeyRecord>, Error> {
+        let mut query = ApiKeys::find().filter(Column::OrganizationId.eq(organization_id));
+        if let Some(after) = after {
+            query = query.filter(Column::Id.lt(after));
+        }
+        query = match filter {
+            KeyFilter::All => query,
+            KeyFilter::State(KeyState::Revoked) => query.filter(Column::RevokedAt.is_not_null()),
+            KeyFilter::State(KeyState::Expired) => query
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::ExpiresAt.lte(now)),
+            KeyFilter::State(KeyState::Active) => query.filter(Column::RevokedAt.is_null()).filter(
+                Condition::any()
+                    .add(Column::ExpiresAt.is_null())
+                    .add(Column::ExpiresAt.gt(now)),
+            ),
+        };
+        query
+            .order_by_desc(Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(record_from_model)
+            .collect()
+    }
+
+    /// Revokes the key `id` of `organization_id` at `now`. Revoking a revoked key keeps its
+    /// first revocation time and reason. `None` if there is no such key.
+    pub async fn revoke_key(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, Error> {
+        ApiKeys::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(now))
+            .col_expr(Column::RevokeReason, Expr::value(reason))
+            .filter(Column::Id.eq(id))
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::RevokedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        self.get_key(organization_id, id).await
+    }
+}
+
+pub(crate) async fn insert_key_in(db: &impl ConnectionTrait, key: NewKey) -> Result<KeyRecord, Error> {
+    let model = api_key::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        organization_id: Set(key.organization_id),
+        name: Set(key.name),
+        scopes: Set(key.scopes.names().join(" ")),
+        environment: Set(key.redacted.environment.as_str().to_owned()),
+        last4: Set(key.redacted.last4),
+        digest: Set(key.digest.as_bytes().to_vec()),
+        created_at: Set(key.created_at),
+        expires_at: Set(key.expires_at),
+        revoked_at: Set(None),
+        revoke_reason: Set(None),
+        last_used_at: Set(None),
+        created_by: Set(key.created_by),
+    };
+    let model = ApiKeys::insert(model).exec_with_returning(db).await?;
+    record_from_model(model)
+}
+
+fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
+    let corrupt = |detail: String| Error::Corrupt {
+        table: "api_keys",
+        detail,
+    };
+    let scopes = model
+        .scopes
+        .split_whitespace()
+        .map(Scope::parse)
+        .collect::<Result<ScopeSet, _>>()
+        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let environment =
+        Environment::parse(&model.environment).map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    Ok(KeyRecord {
+        id: model.id,
+        organization_id: model.organization_id,
+        name: model.name,
+        scopes,
+        environment,
+        redacted: RedactedKey {
+            environment,
+            last4: model.last4,
+        },
+        created_at: model.created_at,
+        expires_at: model.expires_at,
+        revoked_at: model.revoked_at,
+        revoke_reason: model.revoke_reason,
+        last_used_at: model.last_used_at,
+    })
+}

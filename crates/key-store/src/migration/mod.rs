@@ -1,0 +1,14 @@
+//! Schema migrations, applied in order by `keyrack migrate` and at every start of `keyrack serve`.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_tables;
+
+pub(crate) struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_create_tables::Migration)]
+    }
+}

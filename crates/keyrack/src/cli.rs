@@ -1,0 +1,130 @@
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use key_core::{Environment, KeyName, Scope, SystemClock};
+use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
+use ring::rand::SystemRandom;
+use tokio::net::TcpListener;
+
+use crate::setup::{DatabaseConfig, shutdown_signal};
+
+/// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
+/// request needs.
+#[derive(Debug, Parser)]
+#[command(name = "keyrack", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter, e.g. `info` or `key_grpc=debug`.
+    #[arg(long, env = "KEYRACK_LOG", default_value = "info", global = true)]
+    pub(crate) log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the service: applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Applies pending database migrations and exits.
+    Migrate(DatabaseConfig),
+    /// Recovery: mints keys directly against the database.
+    AdminKey {
+        #[command(subcommand)]
+        command: AdminKeyCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address for the gRPC API.
+    #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseConfig,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyCommand {
+    /// Creates a new admin key for an organization and prints it on stdout, once.
+    Create {
+        /// The organization's name.
+        #[arg(long, default_value = "default")]
+        organization: String,
+        /// The key's name.
+        #[arg(long, default_value = "Recovery admin key")]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+impl Cli {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Migrate(database) => {
+                database.open_store().await?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::AdminKey {
+                command:
+                    AdminKeyCommand::Create {
+                        organization,
+                        name,
+                        database,
+                    },
+            } => create_admin_key(&organization, &name, database).await,
+        }
+    }
+}
+
+async fn manager(database: &DatabaseConfig) -> anyhow::Result<KeyManager> {
+    let pepper = database.pepper()?;
+    let store = database.open_store().await?;
+    Ok(KeyManager::new(
+        store,
+        pepper,
+        Arc::new(SystemClock),
+        Arc::new(SystemRandom::new()),
+    ))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let manager = manager(&args.database).await?;
+    if let Some((record, key)) = manager.bootstrap("default").await? {
+        // Printed on stderr, once: the operator needs it to create every other key.
+        eprintln!(
+            "\nCreated organization \"default\" and its first admin key (id {}).\n\
+             Store this key now; it is shown only this once:\n\n    {}\n\n\
+             Lost it? `keyrack admin-key create` mints another.\n",
+            record.id,
+            key.expose()
+        );
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server = GrpcServer::new(manager, listener)?;
+    server.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn create_admin_key(organization: &str, name: &str, database: DatabaseConfig) -> anyhow::Result<()> {
+    let manager = manager(&database).await?;
+    let org = manager
+        .store()
+        .find_organization_by_name(organization)
+        .await?
+        .with_context(|| format!("organization {organization:?} does not exist; `keyrack serve` creates \"default\" on first start"))?;
+    let request = NewKeyRequest {
+        name: KeyName::parse(name)?,
+        scopes: [Scope::Admin].into_iter().collect(),
+        expires_at: None,
+        environment: Environment::Live,
+    };
+    let (record, key) = manager.issue(org.id, request, None).await?;
+    eprintln!("Created admin key {} for organization {organization:?}. Store it now; it is shown only once:", record.id);
+    println!("{}", key.expose());
+    Ok(())
+}

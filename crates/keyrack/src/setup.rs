@@ -1,0 +1,134 @@
+//! Configuration that touches the machine: the data directory, the pepper, the database URL,
+//! logging and signals.
+
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use key_core::{Pepper, RandomSource};
+use key_store::Store;
+use ring::rand::SystemRandom;
+
+/// Where the data lives and how keys are hashed.
+#[derive(Debug, Args)]
+pub(crate) struct DatabaseConfig {
+    /// Directory for the embedded SQLite database and the generated pepper file.
+    #[arg(long, env = "KEYRACK_DATA_DIR", default_value = "./keyrack-data")]
+    data_dir: PathBuf,
+    /// Database URL: `sqlite://…` or `postgres://…`. Defaults to SQLite in the data directory.
+    #[arg(long, env = "KEYRACK_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// File holding the pepper (at least 32 bytes). Defaults to `<data-dir>/pepper`, generated
+    /// on first start when the database is the embedded SQLite.
+    #[arg(long, env = "KEYRACK_PEPPER_FILE")]
+    pepper_file: Option<PathBuf>,
+}
+
+const PEPPER_ENV: &str = "KEYRACK_PEPPER";
+
+impl DatabaseConfig {
+    fn is_embedded(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// Connects and applies pending migrations.
+    pub(crate) async fn open_store(&self) -> anyhow::Result<Store> {
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                create_private_dir(&self.data_dir)?;
+                format!("sqlite://{}?mode=rwc", self.data_dir.join("keyrack.db").display())
+            }
+        };
+        let store = Store::connect(&url).await.context("cannot connect to the database")?;
+        store.migrate().await.context("cannot apply database migrations")?;
+        Ok(store)
+    }
+
+    /// The pepper, from `KEYRACK_PEPPER`, the pepper file, or (embedded default only) a file
+    /// generated in the data directory on first start.
+    pub(crate) fn pepper(&self) -> anyhow::Result<Pepper> {
+        if let Some(value) = std::env::var_os(PEPPER_ENV) {
+            let value = value
+                .into_string()
+                .map_err(|_| anyhow::anyhow!("{PEPPER_ENV} is not valid UTF-8"))?;
+            return Pepper::new(value.as_bytes()).with_context(|| format!("{PEPPER_ENV} is unusable"));
+        }
+        let path = match &self.pepper_file {
+            Some(path) => path.clone(),
+            None if self.is_embedded() => {
+                let path = self.data_dir.join("pepper");
+                if !path.exists() {
+                    create_private_dir(&self.data_dir)?;
+                    generate_pepper_file(&path)?;
+                }
+                path
+            }
+            None => bail!(
+                "no pepper configured: set {PEPPER_ENV} or KEYRACK_PEPPER_FILE (at least 32 bytes); \
+                 every replica sharing a database must use the same pepper"
+            ),
+        };
+        let material = fs::read(&path).with_context(|| format!("cannot read the pepper file {}", path.display()))?;
+        let material = material.trim_ascii_end();
+        Pepper::new(material).with_context(|| format!("the pepper file {} is unusable", path.display()))
+    }
+}
+
+/// Writes 32 random bytes, hex-encoded, to a new file only the owner can read.
+fn generate_pepper_file(path: &Path) -> anyhow::Result<()> {
+    let mut bytes = [0_u8; 32];
+    SystemRandom::new().fill(&mut bytes)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the pepper file {}", path.display()))?;
+    file.write_all(hex.as_bytes())?;
+    file.sync_all()?;
+    tracing::info!(path = %path.display(), "generated a new pepper; back it up with the database");
+    Ok(())
+}
+
+fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create the data directory {}", path.display()))
+}
+
+pub(crate) fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: logs that go to a file or a collector stay plain text.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = ctrl_c.await;
+        }
+    }
+}

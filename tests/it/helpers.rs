@@ -1,0 +1,187 @@
+//! `spawn_app`: a real gRPC server on 127.0.0.1:0 over a fresh database, with a clock the test
+//! controls, and typed helpers to talk to it.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use chrono::{DateTime, TimeZone, Utc};
+use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
+use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
+use key_proto::v1::{self, key_service_client::KeyServiceClient};
+use key_store::Store;
+use ring::rand::SystemRandom;
+use sea_orm::ConnectionTrait;
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// The storage engine a test runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// SQLite always; PostgreSQL too when `KEYRACK_TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    let mut backends = vec![Backend::Sqlite];
+    if let Ok(url) = std::env::var("KEYRACK_TEST_DATABASE_URL") {
+        backends.push(Backend::Postgres(url));
+    }
+    backends
+}
+
+/// The instant every test clock starts at.
+pub fn start_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 15, 10, 30, 0).unwrap()
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: KeyServiceClient<Channel>,
+    /// The bootstrap admin key of organization `default`.
+    pub admin_key: String,
+    pub clock: FixedClock,
+    pub manager: KeyManager,
+    pub backend: Backend,
+    /// The SQLite file (SQLite only).
+    pub sqlite_path: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+/// Starts a server on `backend` with a fresh database and a bootstrapped `default`
+/// organization.
+pub async fn spawn_app(backend: &Backend) -> TestApp {
+    eprintln!("--- backend: {backend:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let (url, sqlite_path) = match backend {
+        Backend::Sqlite => {
+            let path = dir.path().join("keyrack.db");
+            (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
+        }
+        Backend::Postgres(base) => (fresh_postgres_database(base).await, None),
+    };
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let clock = FixedClock::new(start_time());
+    let pepper = Pepper::new(b"integration-test-pepper-0123456789abcdef").unwrap();
+    let manager = KeyManager::new(store, pepper, Arc::new(clock.clone()), Arc::new(SystemRandom::new()));
+    let (_, admin_key) = manager.bootstrap("default").await.unwrap().expect("fresh database");
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = GrpcServer::new(manager.clone(), listener).unwrap();
+    let addr = server.local_addr();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        server
+            .run_until(async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+    });
+    let client = KeyServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    TestApp {
+        addr,
+        client,
+        admin_key: admin_key.expose().to_owned(),
+        clock,
+        manager,
+        backend: backend.clone(),
+        sqlite_path,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its URL.
+async fn fresh_postgres_database(base: &str) -> String {
+    let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
+    let admin = sea_orm::Database::connect(base).await.unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin.close().await.unwrap();
+    let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /<database>");
+    format!("{prefix}/{name}")
+}
+
+/// Attaches `authorization: Bearer <key>` to a request.
+pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
+
+/// Asserts a status's code, its ErrorInfo reason (domain `keyrack`) and, if given, its message.
+pub fn assert_status(status: &Status, code: Code, reason: &str, message: Option<&str>) {
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = status.get_details_error_info().expect("every error carries ErrorInfo");
+    assert_eq!(info.reason, reason, "{status:?}");
+    assert_eq!(info.domain, "keyrack");
+    if let Some(message) = message {
+        assert_eq!(status.message(), message);
+    }
+}
+
+impl TestApp {
+    /// Creates a key through the API with the admin key; returns the response.
+    pub async fn create_key(&self, name: &str, scopes: &[&str], expires_at: &str) -> v1::CreateKeyResponse {
+        self.client
+            .clone()
+            .create_key(authed(
+                &self.admin_key,
+                v1::CreateKeyRequest {
+                    name: name.into(),
+                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                    expires_at: expires_at.into(),
+                    environment: 0,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn verify(&self, key: &str, scopes: &[&str]) -> v1::VerifyKeyResponse {
+        self.client
+            .clone()
+            .verify_key(v1::VerifyKeyRequest {
+                key: key.into(),
+                required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Mints an admin key for a second organization, straight through the manager.
+    pub async fn other_organization_admin(&self, name: &str) -> String {
+        let org = self.manager.store().ensure_organization(name, self.clock_now()).await.unwrap();
+        let request = NewKeyRequest {
+            name: KeyName::parse("other admin").unwrap(),
+            scopes: [Scope::Admin].into_iter().collect(),
+            expires_at: None,
+            environment: Environment::Live,
+        };
+        let (_, key) = self.manager.issue(org.id, request, None).await.unwrap();
+        key.expose().to_owned()
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        key_core::Clock::now(&self.clock)
+    }
+
+    /// Stops the server gracefully and waits until it has stopped.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}

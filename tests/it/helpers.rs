@@ -17,13 +17,13 @@ use tonic_types::StatusExt;
 
 /// The storage engine a test runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres(String),
 }
 
 /// SQLite always; PostgreSQL too when `KEYRACK_TEST_DATABASE_URL` is set.
-pub fn backends() -> Vec<Backend> {
+pub(crate) fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend::Sqlite];
     if let Ok(url) = std::env::var("KEYRACK_TEST_DATABASE_URL") {
         backends.push(Backend::Postgres(url));
@@ -32,20 +32,19 @@ pub fn backends() -> Vec<Backend> {
 }
 
 /// The instant every test clock starts at.
-pub fn start_time() -> DateTime<Utc> {
+pub(crate) fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 15, 10, 30, 0).unwrap()
 }
 
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub client: KeyServiceClient<Channel>,
+pub(crate) struct TestApp {
+    pub(crate) addr: SocketAddr,
+    pub(crate) client: KeyServiceClient<Channel>,
     /// The bootstrap admin key of organization `default`.
-    pub admin_key: String,
-    pub clock: FixedClock,
-    pub manager: KeyManager,
-    pub backend: Backend,
+    pub(crate) admin_key: String,
+    pub(crate) clock: FixedClock,
+    pub(crate) manager: KeyManager,
     /// The SQLite file (SQLite only).
-    pub sqlite_path: Option<PathBuf>,
+    pub(crate) sqlite_path: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     _dir: TempDir,
@@ -53,7 +52,7 @@ pub struct TestApp {
 
 /// Starts a server on `backend` with a fresh database and a bootstrapped `default`
 /// organization.
-pub async fn spawn_app(backend: &Backend) -> TestApp {
+pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
     eprintln!("--- backend: {backend:?}");
     let dir = tempfile::tempdir().unwrap();
     let (url, sqlite_path) = match backend {
@@ -67,11 +66,22 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
     store.migrate().await.unwrap();
     let clock = FixedClock::new(start_time());
     let pepper = Pepper::new(b"integration-test-pepper-0123456789abcdef").unwrap();
-    let manager = KeyManager::new(store, pepper, Arc::new(clock.clone()), Arc::new(SystemRandom::new()));
-    let (_, admin_key) = manager.bootstrap("default").await.unwrap().expect("fresh database");
+    let manager = KeyManager::new(
+        store,
+        pepper,
+        Arc::new(clock.clone()),
+        Arc::new(SystemRandom::new()),
+    );
+    let (_, admin_key) = manager
+        .bootstrap("default")
+        .await
+        .unwrap()
+        .expect("fresh database");
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = GrpcServer::new(manager.clone(), listener).unwrap();
+    let server = GrpcServer::new(manager.clone(), listener)
+        .unwrap()
+        .with_drain_timeout(std::time::Duration::from_millis(500));
     let addr = server.local_addr();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -82,14 +92,15 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
             .await
             .unwrap();
     });
-    let client = KeyServiceClient::connect(format!("http://{addr}")).await.unwrap();
+    let client = KeyServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     TestApp {
         addr,
         client,
         admin_key: admin_key.expose().to_owned(),
         clock,
         manager,
-        backend: backend.clone(),
         sqlite_path,
         shutdown: Some(shutdown),
         server: Some(server),
@@ -101,14 +112,19 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 async fn fresh_postgres_database(base: &str) -> String {
     let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
     let admin = sea_orm::Database::connect(base).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     admin.close().await.unwrap();
-    let (prefix, _) = base.rsplit_once('/').expect("a database URL ends in /<database>");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("a database URL ends in /<database>");
     format!("{prefix}/{name}")
 }
 
 /// Attaches `authorization: Bearer <key>` to a request.
-pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
+pub(crate) fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -117,9 +133,11 @@ pub fn authed<T>(key: &str, message: T) -> tonic::Request<T> {
 }
 
 /// Asserts a status's code, its ErrorInfo reason (domain `keyrack`) and, if given, its message.
-pub fn assert_status(status: &Status, code: Code, reason: &str, message: Option<&str>) {
+pub(crate) fn assert_status(status: &Status, code: Code, reason: &str, message: Option<&str>) {
     assert_eq!(status.code(), code, "{status:?}");
-    let info = status.get_details_error_info().expect("every error carries ErrorInfo");
+    let info = status
+        .get_details_error_info()
+        .expect("every error carries ErrorInfo");
     assert_eq!(info.reason, reason, "{status:?}");
     assert_eq!(info.domain, "keyrack");
     if let Some(message) = message {
@@ -129,7 +147,12 @@ pub fn assert_status(status: &Status, code: Code, reason: &str, message: Option<
 
 impl TestApp {
     /// Creates a key through the API with the admin key; returns the response.
-    pub async fn create_key(&self, name: &str, scopes: &[&str], expires_at: &str) -> v1::CreateKeyResponse {
+    pub(crate) async fn create_key(
+        &self,
+        name: &str,
+        scopes: &[&str],
+        expires_at: &str,
+    ) -> v1::CreateKeyResponse {
         self.client
             .clone()
             .create_key(authed(
@@ -146,7 +169,7 @@ impl TestApp {
             .into_inner()
     }
 
-    pub async fn verify(&self, key: &str, scopes: &[&str]) -> v1::VerifyKeyResponse {
+    pub(crate) async fn verify(&self, key: &str, scopes: &[&str]) -> v1::VerifyKeyResponse {
         self.client
             .clone()
             .verify_key(v1::VerifyKeyRequest {
@@ -159,8 +182,13 @@ impl TestApp {
     }
 
     /// Mints an admin key for a second organization, straight through the manager.
-    pub async fn other_organization_admin(&self, name: &str) -> String {
-        let org = self.manager.store().ensure_organization(name, self.clock_now()).await.unwrap();
+    pub(crate) async fn other_organization_admin(&self, name: &str) -> String {
+        let org = self
+            .manager
+            .store()
+            .ensure_organization(name, self.clock_now())
+            .await
+            .unwrap();
         let request = NewKeyRequest {
             name: KeyName::parse("other admin").unwrap(),
             scopes: [Scope::Admin].into_iter().collect(),
@@ -171,12 +199,12 @@ impl TestApp {
         key.expose().to_owned()
     }
 
-    pub fn clock_now(&self) -> DateTime<Utc> {
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
         key_core::Clock::now(&self.clock)
     }
 
     /// Stops the server gracefully and waits until it has stopped.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -8,5 +8,6 @@ mod auth;
 mod cli;
 mod helpers;
 mod keys;
+mod server;
 mod storage;
 mod usage;

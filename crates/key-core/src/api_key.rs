@@ -259,7 +259,10 @@ mod tests {
             format!("{text}{}", " ".repeat(KEY_MAX_INPUT_BYTES)),
         ];
         for case in cases {
-            assert!(matches!(ApiKey::parse(&case), Err(Error::InvalidApiKey)), "{case:?}");
+            assert!(
+                matches!(ApiKey::parse(&case), Err(Error::InvalidApiKey)),
+                "{case:?}"
+            );
         }
     }
 
@@ -269,7 +272,10 @@ mod tests {
         let secret = &key.expose()[8..40];
         assert!(!format!("{key:?}").contains(secret));
         assert!(!format!("{key}").contains(secret));
-        assert_eq!(key.redacted().to_string(), format!("sk_live_…{}", &key.expose()[53..]));
+        assert_eq!(
+            key.redacted().to_string(),
+            format!("sk_live_…{}", &key.expose()[53..])
+        );
     }
 
     #[test]

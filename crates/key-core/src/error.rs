@@ -11,7 +11,9 @@ pub enum Error {
     #[error("The API key provided is invalid")]
     InvalidApiKey,
     /// No credential was presented at all, or not as a bearer token.
-    #[error("The API key provided is invalid: send it as the header Authorization: Bearer YOUR_API_KEY")]
+    #[error(
+        "The API key provided is invalid: send it as the header Authorization: Bearer YOUR_API_KEY"
+    )]
     MissingApiKey,
     /// The key's expiry has passed; the date is the last day it worked (UTC).
     #[error("API key expired on {0}")]
@@ -116,7 +118,10 @@ impl ErrorCode {
 
     /// The code with this reason string, if any.
     pub fn from_reason(reason: &str) -> Option<ErrorCode> {
-        TABLE.into_iter().find(|row| row.1 == reason).map(|row| row.0)
+        TABLE
+            .into_iter()
+            .find(|row| row.1 == reason)
+            .map(|row| row.0)
     }
 }
 
@@ -135,9 +140,15 @@ mod tests {
 
     #[test]
     fn product_messages_are_exact() {
-        assert_eq!(Error::InvalidApiKey.to_string(), "The API key provided is invalid");
+        assert_eq!(
+            Error::InvalidApiKey.to_string(),
+            "The API key provided is invalid"
+        );
         let date = NaiveDate::from_ymd_opt(2024, 12, 31).unwrap();
-        assert_eq!(Error::ExpiredApiKey(date).to_string(), "API key expired on 2024-12-31");
+        assert_eq!(
+            Error::ExpiredApiKey(date).to_string(),
+            "API key expired on 2024-12-31"
+        );
         assert_eq!(
             Error::InsufficientScope(Scope::AgentsWrite).to_string(),
             "API key lacks required scope: agents:write"

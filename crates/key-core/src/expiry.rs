@@ -15,7 +15,9 @@ pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<U
     };
     let expires_at = if input.len() == 10 {
         let date = NaiveDate::parse_from_str(input, "%Y-%m-%d").map_err(|_| {
-            invalid(format!("{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+            invalid(format!(
+                "{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"
+            ))
         })?;
         date.succ_opt()
             .and_then(|next| next.and_hms_opt(0, 0, 0))
@@ -24,7 +26,9 @@ pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<U
     } else {
         DateTime::parse_from_rfc3339(input)
             .map_err(|_| {
-                invalid(format!("{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"))
+                invalid(format!(
+                    "{input:?} is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"
+                ))
             })?
             .with_timezone(&Utc)
     };
@@ -60,7 +64,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_converted_to_utc() {
-        let at = parse_expiry("2024-12-31T23:00:00-02:00", now()).unwrap().unwrap();
+        let at = parse_expiry("2024-12-31T23:00:00-02:00", now())
+            .unwrap()
+            .unwrap();
         assert_eq!(at, Utc.with_ymd_and_hms(2025, 1, 1, 1, 0, 0).unwrap());
         assert_eq!(last_valid_day(at).to_string(), "2025-01-01");
     }
@@ -72,9 +78,19 @@ mod tests {
 
     #[test]
     fn past_and_malformed_expiries_are_rejected() {
-        for bad in ["2024-06-01T12:00:00Z", "2024-05-31", "2024-13-01", "tomorrow", "2024-6-1x", "31/12/2024"] {
+        for bad in [
+            "2024-06-01T12:00:00Z",
+            "2024-05-31",
+            "2024-13-01",
+            "tomorrow",
+            "2024-6-1x",
+            "31/12/2024",
+        ] {
             let err = parse_expiry(bad, now()).unwrap_err();
-            assert!(err.to_string().starts_with("invalid expires_at"), "{bad}: {err}");
+            assert!(
+                err.to_string().starts_with("invalid expires_at"),
+                "{bad}: {err}"
+            );
         }
         // Today is still valid until midnight.
         assert!(parse_expiry("2024-06-01", now()).unwrap().is_some());

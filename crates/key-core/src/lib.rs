@@ -1,7 +1,7 @@
 //! Keyrack's domain: the key format, scopes, key records, expiry, verdicts and errors.
 //!
 //! This crate does no I/O. Time comes in through [`Clock`] and randomness through
-//! `ring::rand::SecureRandom`, so every rule here can be tested with a fixed clock and fixed
+//! [`RandomSource`], so every rule here can be tested with a fixed clock and fixed
 //! bytes.
 
 mod api_key;

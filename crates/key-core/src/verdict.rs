@@ -38,13 +38,11 @@ impl Verdict {
         match self {
             Verdict::Valid => None,
             Verdict::Invalid => Some(Error::InvalidApiKey),
-            Verdict::Expired => Some(
-                match record.and_then(|record| record.expires_at) {
-                    Some(at) => Error::ExpiredApiKey(last_valid_day(at)),
-                    // An expired verdict always comes with its record; stay safe if not.
-                    None => Error::InvalidApiKey,
-                },
-            ),
+            Verdict::Expired => Some(match record.and_then(|record| record.expires_at) {
+                Some(at) => Error::ExpiredApiKey(last_valid_day(at)),
+                // An expired verdict always comes with its record; stay safe if not.
+                None => Error::InvalidApiKey,
+            }),
             Verdict::InsufficientScope(scope) => Some(Error::InsufficientScope(scope)),
         }
     }
@@ -96,7 +94,10 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
         key.expires_at = Some(at);
         let just_before = at - TimeDelta::nanoseconds(1);
-        assert_eq!(verify(Some(&key), &[Scope::Chat], just_before), Verdict::Valid);
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], just_before),
+            Verdict::Valid
+        );
         let verdict = verify(Some(&key), &[Scope::Chat], at);
         assert_eq!(verdict, Verdict::Expired);
         let message = verdict.into_error(Some(&key)).unwrap().to_string();
@@ -106,12 +107,19 @@ mod tests {
     #[test]
     fn the_first_missing_scope_is_named() {
         let key = record(&["chat", "agents:read"]);
-        let verdict = verify(Some(&key), &[Scope::AgentsRead, Scope::AgentsWrite, Scope::DataWrite], now());
+        let verdict = verify(
+            Some(&key),
+            &[Scope::AgentsRead, Scope::AgentsWrite, Scope::DataWrite],
+            now(),
+        );
         assert_eq!(verdict, Verdict::InsufficientScope(Scope::AgentsWrite));
         assert_eq!(
             verdict.into_error(Some(&key)).unwrap().to_string(),
             "API key lacks required scope: agents:write"
         );
-        assert_eq!(verify(Some(&record(&["admin"])), &[Scope::DataWrite], now()), Verdict::Valid);
+        assert_eq!(
+            verify(Some(&record(&["admin"])), &[Scope::DataWrite], now()),
+            Verdict::Valid
+        );
     }
 }

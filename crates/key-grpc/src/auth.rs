@@ -127,7 +127,9 @@ mod tests {
     fn only_verify_health_and_reflection_are_public() {
         assert!(is_public("/keyrack.v1.KeyService/VerifyKey"));
         assert!(is_public("/grpc.health.v1.Health/Check"));
-        assert!(is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+        assert!(is_public(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
         assert!(!is_public("/keyrack.v1.KeyService/CreateKey"));
         assert!(!is_public("/keyrack.v1.KeyService/Unknown"));
         assert!(!is_public("/keyrack.v1.Future/Anything"));
@@ -139,7 +141,10 @@ mod tests {
         assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
         headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
         assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
-        headers.insert(http::header::AUTHORIZATION, "bearer sk_live_x".parse().unwrap());
+        headers.insert(
+            http::header::AUTHORIZATION,
+            "bearer sk_live_x".parse().unwrap(),
+        );
         assert_eq!(bearer_token(&headers).unwrap(), "sk_live_x");
     }
 }

@@ -16,5 +16,5 @@ mod status;
 pub use auth::Principal;
 pub use error::Error;
 pub use manager::{KeyManager, NewKeyRequest, Verification};
-pub use server::GrpcServer;
+pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
 pub use status::{ERROR_DOMAIN, status_from_error};

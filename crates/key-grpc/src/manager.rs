@@ -143,7 +143,10 @@ impl KeyManager {
                 record: None,
             });
         };
-        let found = self.store.find_key_by_digest(&self.pepper.digest(&key)).await?;
+        let found = self
+            .store
+            .find_key_by_digest(&self.pepper.digest(&key))
+            .await?;
         let record = found
             .filter(|(_, stored)| self.pepper.matches(&key, stored))
             .map(|(record, _)| record);

@@ -1,10 +1,10 @@
 //! Server assembly: KeyService behind the authentication layer, health and reflection (v1 and
 //! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use key_proto::v1::key_service_server::KeyServiceServer;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Notify};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -19,7 +19,11 @@ pub struct GrpcServer {
     manager: KeyManager,
     listener: TcpListener,
     local_addr: SocketAddr,
+    drain_timeout: Duration,
 }
+
+/// How long requests in flight may take to finish after a shutdown signal, by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl GrpcServer {
     /// Binds nothing itself: takes a bound listener (port 0 is fine) so callers learn the port
@@ -30,7 +34,15 @@ impl GrpcServer {
             manager,
             listener,
             local_addr,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         })
+    }
+
+    /// Bounds how long requests in flight may take to finish once shutdown starts. Streams that
+    /// never end on their own (a health `Watch`, say) are cut off after it.
+    pub fn with_drain_timeout(mut self, drain_timeout: Duration) -> GrpcServer {
+        self.drain_timeout = drain_timeout;
+        self
     }
 
     /// The address the server listens on.
@@ -39,11 +51,13 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
-    /// flight finish, then this returns.
+    /// flight finish (for at most the drain timeout), then this returns.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // The store was migrated before the server was built, so the key service can serve.
-        reporter.set_service_status(KEY_SERVICE_NAME, ServingStatus::Serving).await;
+        reporter
+            .set_service_status(KEY_SERVICE_NAME, ServingStatus::Serving)
+            .await;
 
         // google.rpc is registered too, so grpcurl can print the ErrorInfo of an error.
         let descriptors: [&[u8]; 3] = [
@@ -55,19 +69,36 @@ impl GrpcServer {
         let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
         for descriptor in descriptors {
             reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(descriptor);
-            reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(descriptor);
+            reflection_v1alpha =
+                reflection_v1alpha.register_encoded_file_descriptor_set(descriptor);
         }
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(address = %self.local_addr, "gRPC server listening");
-        tonic::transport::Server::builder()
+        let draining = Arc::new(Notify::new());
+        let signal = {
+            let draining = Arc::clone(&draining);
+            async move {
+                stop_serving(reporter, shutdown).await;
+                draining.notify_one();
+            }
+        };
+        let serve = tonic::transport::Server::builder()
             .layer(AuthLayer::new(self.manager.clone()))
             .add_service(health_service)
             .add_service(reflection_v1.build_v1()?)
             .add_service(reflection_v1alpha.build_v1alpha()?)
             .add_service(KeyServiceServer::new(KeyServiceImpl::new(self.manager)))
-            .serve_with_incoming_shutdown(incoming, stop_serving(reporter, shutdown))
-            .await?;
+            .serve_with_incoming_shutdown(incoming, signal);
+        tokio::select! {
+            served = serve => served?,
+            () = async {
+                draining.notified().await;
+                tokio::time::sleep(self.drain_timeout).await;
+            } => {
+                tracing::warn!(timeout = ?self.drain_timeout, "requests still in flight after the drain timeout; closing them");
+            }
+        }
         tracing::info!("gRPC server stopped");
         Ok(())
     }
@@ -76,6 +107,10 @@ impl GrpcServer {
 async fn stop_serving(reporter: HealthReporter, shutdown: impl Future<Output = ()>) {
     shutdown.await;
     tracing::info!("shutting down: health NOT_SERVING, finishing requests in flight");
-    reporter.set_service_status(KEY_SERVICE_NAME, ServingStatus::NotServing).await;
-    reporter.set_service_status("", ServingStatus::NotServing).await;
+    reporter
+        .set_service_status(KEY_SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
 }

@@ -12,7 +12,9 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     KeyManager, NewKeyRequest, Principal,
-    convert::{api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp},
+    convert::{
+        api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp,
+    },
     status_from_error,
 };
 
@@ -48,7 +50,10 @@ fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 
 #[tonic::async_trait]
 impl KeyService for KeyServiceImpl {
-    async fn create_key(&self, request: Request<v1::CreateKeyRequest>) -> Reply<v1::CreateKeyResponse> {
+    async fn create_key(
+        &self,
+        request: Request<v1::CreateKeyRequest>,
+    ) -> Reply<v1::CreateKeyResponse> {
         let caller = principal(&request)?;
         let request = request.into_inner();
         let now = self.manager.now();
@@ -70,7 +75,10 @@ impl KeyService for KeyServiceImpl {
         }))
     }
 
-    async fn verify_key(&self, request: Request<v1::VerifyKeyRequest>) -> Reply<v1::VerifyKeyResponse> {
+    async fn verify_key(
+        &self,
+        request: Request<v1::VerifyKeyRequest>,
+    ) -> Reply<v1::VerifyKeyResponse> {
         let request = request.into_inner();
         let required = request
             .required_scopes
@@ -98,7 +106,10 @@ impl KeyService for KeyServiceImpl {
         let mut response = v1::VerifyKeyResponse {
             valid: error.is_none(),
             code: code.into(),
-            reason: error.as_ref().map(|e| e.code().reason().to_owned()).unwrap_or_default(),
+            reason: error
+                .as_ref()
+                .map(|e| e.code().reason().to_owned())
+                .unwrap_or_default(),
             message: error.as_ref().map(ToString::to_string).unwrap_or_default(),
             ..Default::default()
         };
@@ -132,7 +143,10 @@ impl KeyService for KeyServiceImpl {
         }))
     }
 
-    async fn list_keys(&self, request: Request<v1::ListKeysRequest>) -> Reply<v1::ListKeysResponse> {
+    async fn list_keys(
+        &self,
+        request: Request<v1::ListKeysRequest>,
+    ) -> Reply<v1::ListKeysResponse> {
         let caller = principal(&request)?;
         let request = request.into_inner();
         let page_size = match request.page_size {
@@ -172,7 +186,10 @@ impl KeyService for KeyServiceImpl {
             .map_err(|e| status_from_error(e.into()))?;
         let next_page_token = if records.len() as u64 > page_size {
             records.truncate(page_size as usize);
-            records.last().map(|record| record.id.to_string()).unwrap_or_default()
+            records
+                .last()
+                .map(|record| record.id.to_string())
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -182,7 +199,10 @@ impl KeyService for KeyServiceImpl {
         }))
     }
 
-    async fn revoke_key(&self, request: Request<v1::RevokeKeyRequest>) -> Reply<v1::RevokeKeyResponse> {
+    async fn revoke_key(
+        &self,
+        request: Request<v1::RevokeKeyRequest>,
+    ) -> Reply<v1::RevokeKeyResponse> {
         let caller = principal(&request)?;
         let request = request.into_inner();
         let id = parse_id("id", &request.id).map_err(status_from_error)?;
@@ -209,7 +229,10 @@ impl KeyService for KeyServiceImpl {
         }))
     }
 
-    async fn list_usage(&self, request: Request<v1::ListUsageRequest>) -> Reply<v1::ListUsageResponse> {
+    async fn list_usage(
+        &self,
+        request: Request<v1::ListUsageRequest>,
+    ) -> Reply<v1::ListUsageResponse> {
         let caller = principal(&request)?;
         let request = request.into_inner();
         let store = self.manager.store();
@@ -227,7 +250,9 @@ impl KeyService for KeyServiceImpl {
             }
         };
         let (bucket, max_range) = match v1::Granularity::try_from(request.granularity) {
-            Ok(v1::Granularity::Unspecified | v1::Granularity::Hour) => (TimeDelta::hours(1), MAX_HOURLY_RANGE),
+            Ok(v1::Granularity::Unspecified | v1::Granularity::Hour) => {
+                (TimeDelta::hours(1), MAX_HOURLY_RANGE)
+            }
             Ok(v1::Granularity::Day) => (TimeDelta::days(1), MAX_DAILY_RANGE),
             Err(_) => {
                 return Err(status_from_error(Error::InvalidArgument {
@@ -236,7 +261,8 @@ impl KeyService for KeyServiceImpl {
                 }));
             }
         };
-        let (start, end) = usage_range(&request, bucket, max_range, self.manager.now()).map_err(status_from_error)?;
+        let (start, end) = usage_range(&request, bucket, max_range, self.manager.now())
+            .map_err(status_from_error)?;
         let rows = store
             .usage(caller.organization_id, key_id, start, end)
             .await
@@ -250,13 +276,15 @@ impl KeyService for KeyServiceImpl {
         let bucket_seconds = bucket.num_seconds();
         for row in rows {
             let bucket_start = row.hour_start.div_euclid(bucket_seconds) * bucket_seconds;
-            let entry = buckets.entry(bucket_start).or_insert_with(|| v1::UsageBucket {
-                start_time: Some(prost_types::Timestamp {
-                    seconds: bucket_start,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            });
+            let entry = buckets
+                .entry(bucket_start)
+                .or_insert_with(|| v1::UsageBucket {
+                    start_time: Some(prost_types::Timestamp {
+                        seconds: bucket_start,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                });
             if row.code == "valid" {
                 entry.succeeded += row.count;
             } else {
@@ -286,7 +314,11 @@ fn usage_range(
         Some(ts) => from_timestamp("end_time", ts)?,
         None => now,
     };
-    let default_span = if bucket == TimeDelta::hours(1) { TimeDelta::days(1) } else { TimeDelta::days(30) };
+    let default_span = if bucket == TimeDelta::hours(1) {
+        TimeDelta::days(1)
+    } else {
+        TimeDelta::days(30)
+    };
     let start = match &request.start_time {
         Some(ts) => from_timestamp("start_time", ts)?,
         None => end - default_span,
@@ -305,8 +337,16 @@ fn usage_range(
             "daily usage covers at most 400 days"
         }));
     }
-    let start = start.duration_trunc(bucket).map_err(|_| invalid("out of range"))?;
-    let end_floor = end.duration_trunc(bucket).map_err(|_| invalid("out of range"))?;
-    let end = if end_floor == end { end } else { end_floor + bucket };
+    let start = start
+        .duration_trunc(bucket)
+        .map_err(|_| invalid("out of range"))?;
+    let end_floor = end
+        .duration_trunc(bucket)
+        .map_err(|_| invalid("out of range"))?;
+    let end = if end_floor == end {
+        end
+    } else {
+        end_floor + bucket
+    };
     Ok((start, end))
 }

@@ -14,18 +14,38 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the database could not be reached (retrying later may work), as opposed to a
+    /// statement that failed on its own merits (a bug).
+    fn is_unavailable(&self) -> bool {
+        use sea_orm::{DbErr, RuntimeErr, sqlx::Error as Sqlx};
+        match self {
+            Error::Database(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+            Error::Database(
+                DbErr::Exec(RuntimeErr::SqlxError(error))
+                | DbErr::Query(RuntimeErr::SqlxError(error)),
+            ) => {
+                matches!(
+                    error.as_ref(),
+                    Sqlx::Io(_)
+                        | Sqlx::Tls(_)
+                        | Sqlx::PoolTimedOut
+                        | Sqlx::PoolClosed
+                        | Sqlx::WorkerCrashed
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<Error> for key_core::Error {
     fn from(error: Error) -> Self {
-        match error {
-            Error::Database(
-                sea_orm::DbErr::Conn(_)
-                | sea_orm::DbErr::ConnectionAcquire(_)
-                | sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(_)),
-            ) => {
-                tracing::error!(%error, "database unavailable");
-                key_core::Error::Unavailable
-            }
-            other => key_core::Error::Internal(other.to_string()),
+        if error.is_unavailable() {
+            tracing::error!(%error, "database unavailable");
+            key_core::Error::Unavailable
+        } else {
+            key_core::Error::Internal(error.to_string())
         }
     }
 }

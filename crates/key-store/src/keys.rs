@@ -61,14 +61,22 @@ impl Store {
         };
         let stored = KeyDigest::from_slice(&model.digest).ok_or_else(|| Error::Corrupt {
             table: "api_keys",
-            detail: format!("key {} has a digest of {} bytes", model.id, model.digest.len()),
+            detail: format!(
+                "key {} has a digest of {} bytes",
+                model.id,
+                model.digest.len()
+            ),
         })?;
         Ok(Some((record_from_model(model)?, stored)))
     }
 
     /// The key `id` of `organization_id`; `None` if it does not exist or belongs to another
     /// organization.
-    pub async fn get_key(&self, organization_id: Uuid, id: Uuid) -> Result<Option<KeyRecord>, Error> {
+    pub async fn get_key(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<KeyRecord>, Error> {
         ApiKeys::find_by_id(id)
             .filter(Column::OrganizationId.eq(organization_id))
             .one(&self.db)
@@ -133,7 +141,10 @@ impl Store {
     }
 }
 
-pub(crate) async fn insert_key_in(db: &impl ConnectionTrait, key: NewKey) -> Result<KeyRecord, Error> {
+pub(crate) async fn insert_key_in(
+    db: &impl ConnectionTrait,
+    key: NewKey,
+) -> Result<KeyRecord, Error> {
     let model = api_key::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(key.organization_id),
@@ -164,8 +175,8 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         .map(Scope::parse)
         .collect::<Result<ScopeSet, _>>()
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
-    let environment =
-        Environment::parse(&model.environment).map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let environment = Environment::parse(&model.environment)
+        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,

@@ -49,7 +49,10 @@ impl Store {
     }
 
     /// The organization called `name`, if any.
-    pub async fn find_organization_by_name(&self, name: &str) -> Result<Option<Organization>, Error> {
+    pub async fn find_organization_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Organization>, Error> {
         Ok(Organizations::find()
             .filter(organization::Column::Name.eq(name))
             .one(&self.db)

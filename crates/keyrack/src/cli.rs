@@ -39,6 +39,9 @@ struct ServeArgs {
     /// Address for the gRPC API.
     #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Seconds that requests in flight may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    drain_timeout_secs: u64,
     #[command(flatten)]
     database: DatabaseConfig,
 }
@@ -105,12 +108,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let server = GrpcServer::new(manager, listener)?;
+    let server = GrpcServer::new(manager, listener)?
+        .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
     server.run_until(shutdown_signal()).await?;
     Ok(())
 }
 
-async fn create_admin_key(organization: &str, name: &str, database: DatabaseConfig) -> anyhow::Result<()> {
+async fn create_admin_key(
+    organization: &str,
+    name: &str,
+    database: DatabaseConfig,
+) -> anyhow::Result<()> {
     let manager = manager(&database).await?;
     let org = manager
         .store()
@@ -124,7 +132,10 @@ async fn create_admin_key(organization: &str, name: &str, database: DatabaseConf
         environment: Environment::Live,
     };
     let (record, key) = manager.issue(org.id, request, None).await?;
-    eprintln!("Created admin key {} for organization {organization:?}. Store it now; it is shown only once:", record.id);
+    eprintln!(
+        "Created admin key {} for organization {organization:?}. Store it now; it is shown only once:",
+        record.id
+    );
     println!("{}", key.expose());
     Ok(())
 }

@@ -42,11 +42,19 @@ impl DatabaseConfig {
             Some(url) => url.clone(),
             None => {
                 create_private_dir(&self.data_dir)?;
-                format!("sqlite://{}?mode=rwc", self.data_dir.join("keyrack.db").display())
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    self.data_dir.join("keyrack.db").display()
+                )
             }
         };
-        let store = Store::connect(&url).await.context("cannot connect to the database")?;
-        store.migrate().await.context("cannot apply database migrations")?;
+        let store = Store::connect(&url)
+            .await
+            .context("cannot connect to the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot apply database migrations")?;
         Ok(store)
     }
 
@@ -57,7 +65,8 @@ impl DatabaseConfig {
             let value = value
                 .into_string()
                 .map_err(|_| anyhow::anyhow!("{PEPPER_ENV} is not valid UTF-8"))?;
-            return Pepper::new(value.as_bytes()).with_context(|| format!("{PEPPER_ENV} is unusable"));
+            return Pepper::new(value.as_bytes())
+                .with_context(|| format!("{PEPPER_ENV} is unusable"));
         }
         let path = match &self.pepper_file {
             Some(path) => path.clone(),
@@ -74,9 +83,11 @@ impl DatabaseConfig {
                  every replica sharing a database must use the same pepper"
             ),
         };
-        let material = fs::read(&path).with_context(|| format!("cannot read the pepper file {}", path.display()))?;
+        let material = fs::read(&path)
+            .with_context(|| format!("cannot read the pepper file {}", path.display()))?;
         let material = material.trim_ascii_end();
-        Pepper::new(material).with_context(|| format!("the pepper file {} is unusable", path.display()))
+        Pepper::new(material)
+            .with_context(|| format!("the pepper file {} is unusable", path.display()))
     }
 }
 

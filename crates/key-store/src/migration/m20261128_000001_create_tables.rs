@@ -48,9 +48,23 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Organizations::Table)
-                    .col(ColumnDef::new(Organizations::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Organizations::Name).string().not_null().unique_key())
-                    .col(ColumnDef::new(Organizations::CreatedAt).timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new(Organizations::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Organizations::Name)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Organizations::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -64,12 +78,33 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ApiKeys::Scopes).string().not_null())
                     .col(ColumnDef::new(ApiKeys::Environment).string().not_null())
                     .col(ColumnDef::new(ApiKeys::Last4).string().not_null())
-                    .col(ColumnDef::new(ApiKeys::Digest).binary().not_null().unique_key())
-                    .col(ColumnDef::new(ApiKeys::CreatedAt).timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new(ApiKeys::ExpiresAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(ApiKeys::RevokedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(ApiKeys::Digest)
+                            .binary()
+                            .not_null()
+                            .unique_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::ExpiresAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ApiKeys::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new(ApiKeys::RevokeReason).string().null())
-                    .col(ColumnDef::new(ApiKeys::LastUsedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(ApiKeys::LastUsedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new(ApiKeys::CreatedBy).uuid().null())
                     .foreign_key(
                         ForeignKey::create()
@@ -95,9 +130,17 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(UsageHourly::Table)
                     .col(ColumnDef::new(UsageHourly::KeyId).uuid().not_null())
-                    .col(ColumnDef::new(UsageHourly::BucketStart).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(UsageHourly::BucketStart)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(UsageHourly::Code).string().not_null())
-                    .col(ColumnDef::new(UsageHourly::OrganizationId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(UsageHourly::OrganizationId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(UsageHourly::Count).big_integer().not_null())
                     .primary_key(
                         Index::create()
@@ -122,8 +165,14 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(UsageHourly::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(ApiKeys::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(Organizations::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(UsageHourly::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(ApiKeys::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Organizations::Table).to_owned())
+            .await
     }
 }

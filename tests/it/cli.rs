@@ -5,10 +5,6 @@
 //! test is worse than a failing one. Every spawn removes the `KEYRACK_*` variables inherited from
 //! the environment and uses a fresh temporary data directory, so the tests are hermetic.
 
-// Integration tests always build with cfg(test); saying so lets clippy see the helpers below as
-// test code, where the workspace allows unwrap and panic (clippy.toml).
-#![cfg(test)]
-
 use std::{
     io::{BufRead, BufReader, Read},
     os::unix::fs::PermissionsExt,
@@ -21,6 +17,8 @@ use std::{
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
+
+use serde_json::Value;
 
 /// The longest any single step (a start, a grpcurl call, a shutdown) may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,7 +39,8 @@ const LISTENING: &str = "gRPC server listening";
 /// The prefix of every production key; a key is this plus 43 secret and 6 checksum characters.
 const LIVE_PREFIX: &str = "sk_live_";
 const SECRET_LEN: usize = 43;
-const KEY_BODY_LEN: usize = SECRET_LEN + 6;
+const CHECKSUM_LEN: usize = 6;
+const KEY_BODY_LEN: usize = SECRET_LEN + CHECKSUM_LEN;
 
 const CREATE_REQUEST: &str =
     r#"{"name":"Production API","scopes":["chat","agents:read"],"expiresAt":"2099-12-31"}"#;
@@ -69,25 +68,27 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
 
     // Health answers for the server as a whole and for the key service by name.
     let health = grpcurl(&addr, &[], &["grpc.health.v1.Health/Check"]).expect_ok("health");
-    assert_contains(&health, "SERVING");
+    // Compared whole, since a substring check would also accept NOT_SERVING.
+    assert_eq!(string_at(&json(&health), "/status"), "SERVING");
     let service_health = grpcurl(
         &addr,
         &["-d", r#"{"service":"keyrack.v1.KeyService"}"#],
         &["grpc.health.v1.Health/Check"],
     )
     .expect_ok("health of keyrack.v1.KeyService");
-    assert_contains(&service_health, "SERVING");
+    assert_eq!(string_at(&json(&service_health), "/status"), "SERVING");
 
     let created = call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).expect_ok("CreateKey");
-    let key = json_string(&created, "key");
-    let id = json_string(&created, "id");
+    let created = json(&created);
+    let key = string_at(&created, "/key");
+    let id = string_at(&created, "/apiKey/id");
     assert_key_format(&key);
-    assert_contains(&created, "Production API");
-    assert_contains(&created, "KEY_STATE_ACTIVE");
+    assert_eq!(string_at(&created, "/apiKey/name"), "Production API");
+    assert_eq!(string_at(&created, "/apiKey/state"), "KEY_STATE_ACTIVE");
 
     let valid =
         call(&addr, None, "VerifyKey", &verify_request(&key, "chat")).expect_ok("VerifyKey chat");
-    assert_contains(&valid, "VERIFY_CODE_VALID");
+    assert_eq!(string_at(&json(&valid), "/code"), "VERIFY_CODE_VALID");
     let lacking = call(
         &addr,
         None,
@@ -95,8 +96,15 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         &verify_request(&key, "agents:write"),
     )
     .expect_ok("VerifyKey agents:write");
-    assert_contains(&lacking, "VERIFY_CODE_INSUFFICIENT_SCOPE");
-    assert_contains(&lacking, "API key lacks required scope: agents:write");
+    let lacking = json(&lacking);
+    assert_eq!(
+        string_at(&lacking, "/code"),
+        "VERIFY_CODE_INSUFFICIENT_SCOPE"
+    );
+    assert_eq!(
+        string_at(&lacking, "/message"),
+        "API key lacks required scope: agents:write"
+    );
 
     let got = call(
         &addr,
@@ -105,7 +113,7 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         &format!(r#"{{"id":"{id}"}}"#),
     )
     .expect_ok("GetKey");
-    assert_contains(&got, &id);
+    assert_eq!(string_at(&json(&got), "/apiKey/id"), id);
     let listed = call(&addr, Some(&admin), "ListKeys", "{}").expect_ok("ListKeys");
     assert_contains(&listed, &id);
     let usage = call(
@@ -115,7 +123,10 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         &format!(r#"{{"keyId":"{id}"}}"#),
     )
     .expect_ok("ListUsage");
-    assert_contains(&usage, "totalSucceeded");
+    // The two verifications above were recorded; int64 values are strings in proto3 JSON.
+    let usage = json(&usage);
+    assert_eq!(string_at(&usage, "/totalSucceeded"), "1", "{usage:#}");
+    assert_eq!(string_at(&usage, "/totalFailed"), "1", "{usage:#}");
 
     let revoked = call(
         &addr,
@@ -124,12 +135,18 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         &format!(r#"{{"id":"{id}","reason":"test"}}"#),
     )
     .expect_ok("RevokeKey");
-    assert_contains(&revoked, "KEY_STATE_REVOKED");
+    let revoked = json(&revoked);
+    assert_eq!(string_at(&revoked, "/apiKey/state"), "KEY_STATE_REVOKED");
+    assert_eq!(string_at(&revoked, "/apiKey/revokeReason"), "test");
     // A rejected key is a verdict in the response, not an RPC error, so grpcurl succeeds.
     let rejected = call(&addr, None, "VerifyKey", &verify_request(&key, "chat"))
         .expect_ok("VerifyKey revoked");
-    assert_contains(&rejected, "VERIFY_CODE_INVALID_API_KEY");
-    assert_contains(&rejected, "The API key provided is invalid");
+    let rejected = json(&rejected);
+    assert_eq!(string_at(&rejected, "/code"), "VERIFY_CODE_INVALID_API_KEY");
+    assert_eq!(
+        string_at(&rejected, "/message"),
+        "The API key provided is invalid"
+    );
 
     // Every RPC but VerifyKey needs an admin key; grpcurl prints the status and its ErrorInfo.
     let anonymous = call(&addr, None, "CreateKey", CREATE_REQUEST);
@@ -141,12 +158,7 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
     assert_contains(&anonymous.text, "Unauthenticated");
     assert_contains(&anonymous.text, "invalid_api_key");
 
-    let status = served.stop();
-    assert!(
-        status.success(),
-        "SIGTERM ended serve with {status}:\n{}",
-        served.stderr()
-    );
+    served.stop_gracefully();
 
     // A second start on the same data dir reuses the organization and the pepper: no new key
     // is printed, and the bootstrap key still authenticates.
@@ -157,12 +169,7 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         "a restart printed a key:\n{stderr}"
     );
     call(&again.addr, Some(&admin), "ListKeys", "{}").expect_ok("ListKeys after a restart");
-    let status = again.stop();
-    assert!(
-        status.success(),
-        "SIGTERM ended serve with {status}:\n{}",
-        again.stderr()
-    );
+    again.stop_gracefully();
 }
 
 #[test]
@@ -172,12 +179,10 @@ fn admin_key_create_mints_a_working_key() {
     // The first start creates organization `default`, which `admin-key create` requires.
     let mut first = Served::start(dir.path(), &[]);
     let bootstrap = first.bootstrap_key();
-    let status = first.stop();
-    assert!(
-        status.success(),
-        "SIGTERM ended serve with {status}:\n{}",
-        first.stderr()
-    );
+    // A health check first, so that this test is about `admin-key create` alone: stopping the
+    // instant the server listens is the subject of its own test.
+    grpcurl(&first.addr, &[], &["grpc.health.v1.Health/Check"]).expect_ok("health");
+    first.stop_gracefully();
 
     let mut create = keyrack();
     create
@@ -206,17 +211,12 @@ fn admin_key_create_mints_a_working_key() {
     let mut served = Served::start(dir.path(), &[]);
     let listed = call(&served.addr, Some(&minted), "ListKeys", "{}")
         .expect_ok("ListKeys with the minted key");
-    let keys = listed.matches("\"redactedKey\"").count();
+    let keys = json(&listed)["apiKeys"].as_array().map_or(0, Vec::len);
     assert!(
         keys >= 2,
         "expected the bootstrap and the minted key, got {keys}:\n{listed}"
     );
-    let status = served.stop();
-    assert!(
-        status.success(),
-        "SIGTERM ended serve with {status}:\n{}",
-        served.stderr()
-    );
+    served.stop_gracefully();
 }
 
 #[test]
@@ -251,8 +251,9 @@ fn the_plaintext_key_never_reaches_the_logs() {
     let addr = served.addr.clone();
 
     let created = call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).expect_ok("CreateKey");
-    let key = json_string(&created, "key");
-    let id = json_string(&created, "id");
+    let created = json(&created);
+    let key = string_at(&created, "/key");
+    let id = string_at(&created, "/apiKey/id");
     assert_key_format(&key);
     call(&addr, None, "VerifyKey", &verify_request(&key, "chat")).expect_ok("VerifyKey chat");
     call(
@@ -274,12 +275,9 @@ fn the_plaintext_key_never_reaches_the_logs() {
     let refused = call(&addr, Some(&key), "ListKeys", "{}");
     assert!(!refused.ok, "a revoked key listed keys:\n{}", refused.text);
 
-    let status = served.stop();
+    // Stopping also waits for the last line of stderr, so the whole log is checked below.
+    served.stop_gracefully();
     let stderr = served.stderr();
-    assert!(
-        status.success(),
-        "SIGTERM ended serve with {status}:\n{stderr}"
-    );
 
     // The bootstrap print is the one sanctioned appearance of a plaintext key, even though the
     // admin key travelled in the authorization header of every admin call.
@@ -297,6 +295,17 @@ fn the_plaintext_key_never_reaches_the_logs() {
         !stderr.contains(secret),
         "the created key's secret is logged:\n{stderr}"
     );
+}
+
+#[test]
+fn sigterm_as_soon_as_it_listens_is_a_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    // A supervisor may stop the server the moment it reports listening, so the SIGTERM handler
+    // must be in place by then; otherwise the default action kills the process mid-start. The
+    // window is short, hence several rounds.
+    for _ in 0..3 {
+        Served::start(dir.path(), &[]).stop_gracefully();
+    }
 }
 
 /// A running `keyrack serve` whose stderr is collected by a background thread.
@@ -392,6 +401,16 @@ impl Served {
         let status = wait_bounded(&mut self.child, "serve after SIGTERM");
         self.join_reader();
         status
+    }
+
+    /// Sends SIGTERM and asserts that the server shut down cleanly, exit code 0.
+    fn stop_gracefully(&mut self) {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "SIGTERM ended serve with {status}:\n{}",
+            self.stderr()
+        );
     }
 
     fn join_reader(&mut self) {
@@ -501,14 +520,15 @@ fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
 /// prints responses on stdout and RPC errors on stderr).
 struct Reply {
     ok: bool,
+    stdout: String,
     text: String,
 }
 
 impl Reply {
-    /// The output of a call that must succeed.
+    /// The response of a call that must succeed.
     fn expect_ok(self, what: &str) -> String {
         assert!(self.ok, "grpcurl {what} failed:\n{}", self.text);
-        self.text
+        self.stdout
     }
 }
 
@@ -522,13 +542,12 @@ fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> Reply {
         .arg(addr)
         .args(verb);
     let output = run_bounded(command);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
     Reply {
         ok: output.status.success(),
-        text: format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
+        stdout,
+        text,
     }
 }
 
@@ -575,16 +594,18 @@ fn verify_request(key: &str, scope: &str) -> String {
     format!(r#"{{"key":"{key}","requiredScopes":["{scope}"]}}"#)
 }
 
-/// The first string value of `field` in grpcurl's JSON output, which prints `"field": "value"`.
-/// Ids, names and keys never contain quotes or escapes, so no JSON parser is needed.
-fn json_string(json: &str, field: &str) -> String {
-    let marker = format!("\"{field}\": \"");
-    let start = json
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no string field {field:?} in:\n{json}"))
-        + marker.len();
-    let end = json[start..].find('"').unwrap() + start;
-    json[start..end].to_owned()
+/// A JSON response as grpcurl prints it (proto3 JSON: camelCase names, enums by name).
+fn json(response: &str) -> Value {
+    serde_json::from_str(response).unwrap_or_else(|error| panic!("not JSON ({error}):\n{response}"))
+}
+
+/// The string at a JSON pointer such as `/apiKey/id`.
+fn string_at(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {pointer} in {value:#}"))
+        .to_owned()
 }
 
 /// Every `sk_live_…` token in `text`, each with all the alphanumeric characters that follow it.

@@ -4,6 +4,9 @@
 //! `KEYRACK_TEST_DATABASE_URL` names a PostgreSQL server, once more on PostgreSQL, each time
 //! on a database of its own.
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod auth;
 mod cli;
 mod helpers;

@@ -94,6 +94,7 @@ async fn manager(database: &DatabaseConfig) -> anyhow::Result<KeyManager> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal()?;
     let manager = manager(&args.database).await?;
     if let Some((record, key)) = manager.bootstrap("default").await? {
         // Printed on stderr, once: the operator needs it to create every other key.
@@ -110,7 +111,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let server = GrpcServer::new(manager, listener)?
         .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
-    server.run_until(shutdown_signal()).await?;
+    server.run_until(shutdown).await?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -108,12 +108,24 @@ fn generate_pepper_file(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates the data directory readable by its owner only. The database holds key digests and
+/// the directory holds the pepper; a directory others can enter is reported, not silently
+/// changed, since the operator chose it.
 fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .with_context(|| format!("cannot create the data directory {}", path.display()))
+        .with_context(|| format!("cannot create the data directory {}", path.display()))?;
+    let mode = fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the data directory is accessible to other users; `chmod 700` it"
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn init_logging(filter: &str) {
@@ -127,19 +139,17 @@ pub(crate) fn init_logging(filter: &str) {
         .init();
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = terminate.recv() => {}
-            }
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from now on, and returns a future that resolves on
+/// the first of them. Registering at once matters: a signal that arrives before its handler is
+/// registered kills the process with the default action instead of shutting it down gracefully.
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-            let _ = ctrl_c.await;
-        }
-    }
+    })
 }

@@ -224,7 +224,14 @@ fn a_short_pepper_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let mut serve = keyrack();
     serve
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("KEYRACK_PEPPER", "short");
     // Were the pepper accepted, serve would run until the bound and the test would fail there.
@@ -322,7 +329,14 @@ impl Served {
     fn start(data_dir: &Path, env: &[(&str, &str)]) -> Served {
         let mut command = keyrack();
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use chrono::{DateTime, TimeZone, Utc};
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
+use key_gateway::Gateway;
 use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
 use key_store::Store;
@@ -38,6 +39,8 @@ pub(crate) fn start_time() -> DateTime<Utc> {
 
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    /// The REST gateway's base URL, e.g. `http://127.0.0.1:4242`.
+    pub(crate) http: String,
     pub(crate) client: KeyServiceClient<Channel>,
     /// The bootstrap admin key of organization `default`.
     pub(crate) admin_key: String,
@@ -47,6 +50,8 @@ pub(crate) struct TestApp {
     pub(crate) sqlite_path: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    gateway_shutdown: Option<oneshot::Sender<()>>,
+    gateway: Option<JoinHandle<()>>,
     _dir: TempDir,
 }
 
@@ -95,8 +100,23 @@ pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
+
+    // The REST gateway, in front of this server, as `keyrack serve` runs it.
+    let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::new(http_listener, &format!("http://{addr}")).unwrap();
+    let http = format!("http://{}", gateway.local_addr());
+    let (gateway_shutdown, gateway_stop) = oneshot::channel::<()>();
+    let gateway = tokio::spawn(async move {
+        gateway
+            .run_until(async {
+                let _ = gateway_stop.await;
+            })
+            .await
+            .unwrap();
+    });
     TestApp {
         addr,
+        http,
         client,
         admin_key: admin_key.expose().to_owned(),
         clock,
@@ -104,6 +124,8 @@ pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
         sqlite_path,
         shutdown: Some(shutdown),
         server: Some(server),
+        gateway_shutdown: Some(gateway_shutdown),
+        gateway: Some(gateway),
         _dir: dir,
     }
 }
@@ -203,8 +225,24 @@ impl TestApp {
         key_core::Clock::now(&self.clock)
     }
 
-    /// Stops the server gracefully and waits until it has stopped.
+    /// Stops the gateway, then the gRPC server, gracefully, and waits until both have stopped.
     pub(crate) async fn stop(&mut self) {
+        self.stop_gateway().await;
+        self.stop_grpc().await;
+    }
+
+    /// Stops only the gateway.
+    pub(crate) async fn stop_gateway(&mut self) {
+        if let Some(shutdown) = self.gateway_shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(gateway) = self.gateway.take() {
+            gateway.await.unwrap();
+        }
+    }
+
+    /// Stops only the gRPC server, leaving the gateway up (to see it answer 503).
+    pub(crate) async fn stop_grpc(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -9,8 +9,11 @@
 
 mod auth;
 mod cli;
+mod examples;
+mod gateway;
 mod helpers;
 mod keys;
+mod proxy;
 mod server;
 mod storage;
 mod usage;

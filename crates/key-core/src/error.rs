@@ -70,6 +70,10 @@ pub enum ErrorCode {
     InvalidRequest,
     /// `not_found`
     NotFound,
+    /// `method_not_allowed`: an HTTP route exists, but not with this method.
+    MethodNotAllowed,
+    /// `payload_too_large`: an HTTP body over the gateway's limit.
+    PayloadTooLarge,
     /// `rate_limited`
     RateLimited,
     /// `unavailable`
@@ -80,13 +84,15 @@ pub enum ErrorCode {
 
 /// One row per code: the code, its reason string, its HTTP status, its gRPC code number
 /// (`google.rpc.Code`: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED,
-/// 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
-const TABLE: [(ErrorCode, &str, u16, i32); 8] = [
+/// 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
+const TABLE: [(ErrorCode, &str, u16, i32); 10] = [
     (ErrorCode::InvalidApiKey, "invalid_api_key", 401, 16),
     (ErrorCode::ExpiredApiKey, "expired_api_key", 401, 16),
     (ErrorCode::InsufficientScope, "insufficient_scope", 403, 7),
     (ErrorCode::InvalidRequest, "invalid_request", 400, 3),
     (ErrorCode::NotFound, "not_found", 404, 5),
+    (ErrorCode::MethodNotAllowed, "method_not_allowed", 405, 12),
+    (ErrorCode::PayloadTooLarge, "payload_too_large", 413, 3),
     (ErrorCode::RateLimited, "rate_limited", 429, 8),
     (ErrorCode::Unavailable, "unavailable", 503, 14),
     (ErrorCode::Internal, "internal", 500, 13),

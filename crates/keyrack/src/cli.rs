@@ -3,11 +3,12 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, Scope, SystemClock};
+use key_gateway::Gateway;
 use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
-use crate::setup::{DatabaseConfig, shutdown_signal};
+use crate::setup::{DatabaseConfig, Shutdown};
 
 /// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
 /// request needs.
@@ -25,6 +26,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Runs the service: applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
+    /// Runs the REST gateway alone, in front of a KeyService elsewhere.
+    Gateway(GatewayArgs),
     /// Applies pending database migrations and exits.
     Migrate(DatabaseConfig),
     /// Recovery: mints keys directly against the database.
@@ -39,11 +42,43 @@ struct ServeArgs {
     /// Address for the gRPC API.
     #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Address for the REST gateway, or `off` to run gRPC only.
+    #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: HttpListen,
     /// Seconds that requests in flight may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     drain_timeout_secs: u64,
     #[command(flatten)]
     database: DatabaseConfig,
+}
+
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// The gRPC KeyService to translate to, e.g. `http://keyrack:50051`.
+    #[arg(long, env = "KEYRACK_UPSTREAM")]
+    upstream: String,
+    /// Address for the REST gateway.
+    #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+/// Where the gateway of `serve` listens, if anywhere.
+#[derive(Debug, Clone, Copy)]
+enum HttpListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for HttpListen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("off") {
+            Ok(HttpListen::Off)
+        } else {
+            value.parse().map(HttpListen::At)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +100,7 @@ impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(args) => serve(args).await,
+            Command::Gateway(args) => gateway(args).await,
             Command::Migrate(database) => {
                 database.open_store().await?;
                 tracing::info!("migrations applied");
@@ -94,7 +130,7 @@ async fn manager(database: &DatabaseConfig) -> anyhow::Result<KeyManager> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let shutdown = shutdown_signal()?;
+    let shutdown = Shutdown::listen()?;
     let manager = manager(&args.database).await?;
     if let Some((record, key)) = manager.bootstrap("default").await? {
         // Printed on stderr, once: the operator needs it to create every other key.
@@ -111,7 +147,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let server = GrpcServer::new(manager, listener)?
         .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
-    server.run_until(shutdown).await?;
+
+    // The gateway of this process reaches the gRPC service over loopback, like any client.
+    let gateway = match args.http_listen {
+        HttpListen::Off => None,
+        HttpListen::At(address) => {
+            let grpc = server.local_addr();
+            let loopback = if grpc.is_ipv4() { "127.0.0.1" } else { "[::1]" };
+            let upstream = format!("http://{loopback}:{}", grpc.port());
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            let gateway = Gateway::new(listener, &upstream)?;
+            Some(tokio::spawn(gateway.run_until(shutdown.wait())))
+        }
+    };
+    server.run_until(shutdown.wait()).await?;
+    if let Some(gateway) = gateway {
+        gateway.await??;
+    }
+    Ok(())
+}
+
+async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen()?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    Gateway::new(listener, &args.upstream)?
+        .run_until(shutdown.wait())
+        .await?;
     Ok(())
 }
 

@@ -139,17 +139,37 @@ pub(crate) fn init_logging(filter: &str) {
         .init();
 }
 
-/// Listens for SIGTERM and SIGINT (Ctrl-C) from now on, and returns a future that resolves on
-/// the first of them. Registering at once matters: a signal that arrives before its handler is
-/// registered kills the process with the default action instead of shutting it down gracefully.
-pub(crate) fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+/// The process-wide shutdown: every server of the process waits on it.
+#[derive(Debug)]
+pub(crate) struct Shutdown {
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    /// Listens for SIGTERM and SIGINT (Ctrl-C) from now on. Registering at once matters: a
+    /// signal that arrives before its handler is registered kills the process with the default
+    /// action instead of shutting it down gracefully.
+    pub(crate) fn listen() -> anyhow::Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+            let _ = stop.send(true);
+        });
+        Ok(Shutdown { stopping })
+    }
+
+    /// Resolves once a shutdown signal has arrived.
+    pub(crate) fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.clone();
+        async move {
+            // An error means the sender is gone, which only happens once it has sent.
+            let _ = stopping.wait_for(|stopping| *stopping).await;
         }
-    })
+    }
 }

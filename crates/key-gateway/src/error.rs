@@ -1,0 +1,129 @@
+//! Errors as the product docs show them:
+//! `{"error": {"code": "invalid_api_key", "message": "The API key provided is invalid"}, "status": 401}`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use key_core::ErrorCode;
+use serde::Serialize;
+use tonic::Code;
+use tonic_types::StatusExt;
+use utoipa::ToSchema;
+
+/// What starting or running the gateway can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The upstream address is not a valid URI.
+    #[error("invalid upstream address {0:?}: {1}")]
+    Upstream(String, String),
+    /// The listener failed.
+    #[error("HTTP server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An error response. Its status comes from the code, through the one table in key-core.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
+    /// The HTTP status, repeated in the body.
+    #[schema(example = 401)]
+    pub(crate) status: u16,
+}
+
+/// The platform error code and its message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// A stable, machine-readable code, e.g. `invalid_api_key`.
+    #[schema(example = "invalid_api_key")]
+    pub(crate) code: String,
+    /// A human-readable message, e.g. `The API key provided is invalid`.
+    #[schema(example = "The API key provided is invalid")]
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A malformed request; `message` names the field.
+    pub(crate) fn invalid_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// The platform error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub(crate) fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.reason().to_owned(),
+                message: self.message.clone(),
+            },
+            status: self.status().as_u16(),
+        }
+    }
+
+    /// Translates a gRPC status: the `ErrorInfo` reason picks the code, the message is the
+    /// service's. A status without one is the transport's (the service is down, the connection
+    /// broke) and becomes `unavailable`, or `internal` with details only in the log.
+    pub(crate) fn from_status(status: &tonic::Status) -> ApiError {
+        let reason = status.get_details_error_info().map(|info| info.reason);
+        if let Some(code) = reason.as_deref().and_then(ErrorCode::from_reason) {
+            return ApiError::new(code, status.message());
+        }
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                tracing::warn!(grpc_status = ?status.code(), message = status.message(), "upstream unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the service is unavailable, try again",
+                )
+            }
+            _ => {
+                tracing::error!(grpc_status = ?status.code(), message = status.message(), "unexpected upstream error");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> Self {
+        ApiError::from_status(&status)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if self.status() == StatusCode::UNAUTHORIZED {
+            // RFC 6750: tell HTTP clients which scheme is expected.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="keyrack", error="invalid_token""#),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,156 @@
+//! `/api/api-keys`: create, list, get and revoke keys.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+};
+use key_proto::v1;
+
+use crate::{
+    ApiError,
+    body::{JsonBody, OptionalJsonBody, QueryParams},
+    error::ErrorBody,
+    model::{
+        ApiKeyJson, CreateKeyBody, CreatedKeyJson, KeyPageJson, ListKeysQuery, RevokeBody, required,
+    },
+    upstream::{Upstream, forward},
+};
+
+/// Creates a key. The plaintext `key` is in this response only.
+#[utoipa::path(
+    post, path = "/api/api-keys", tag = "keys",
+    request_body = CreateKeyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = CreatedKeyJson),
+        (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateKeyBody>,
+) -> Result<(StatusCode, Json<CreatedKeyJson>), ApiError> {
+    let request = body.into_proto()?;
+    let response = upstream
+        .keys
+        .clone()
+        .create_key(forward(&headers, request))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKeyJson::new(response.into_inner())?),
+    ))
+}
+
+/// Lists the organization's keys, newest first.
+#[utoipa::path(
+    get, path = "/api/api-keys", tag = "keys",
+    params(ListKeysQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of keys", body = KeyPageJson),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_keys(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<ListKeysQuery>,
+) -> Result<Json<KeyPageJson>, ApiError> {
+    let state = match query.state.as_deref() {
+        None => v1::KeyState::Unspecified,
+        Some("active") => v1::KeyState::Active,
+        Some("expired") => v1::KeyState::Expired,
+        Some("revoked") => v1::KeyState::Revoked,
+        Some(other) => {
+            return Err(ApiError::invalid_request(format!(
+                "invalid state: {other:?}, expected \"active\", \"expired\" or \"revoked\""
+            )));
+        }
+    };
+    let request = v1::ListKeysRequest {
+        page_size: query.page_size.unwrap_or_default(),
+        page_token: query.page_token.unwrap_or_default(),
+        state: state.into(),
+    };
+    let page = upstream
+        .keys
+        .clone()
+        .list_keys(forward(&headers, request))
+        .await?
+        .into_inner();
+    Ok(Json(KeyPageJson {
+        data: page.api_keys.into_iter().map(ApiKeyJson::from).collect(),
+        next_page_token: (!page.next_page_token.is_empty()).then_some(page.next_page_token),
+    }))
+}
+
+/// One key of the organization.
+#[utoipa::path(
+    get, path = "/api/api-keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key", body = ApiKeyJson),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyJson>, ApiError> {
+    let response = upstream
+        .keys
+        .clone()
+        .get_key(forward(&headers, v1::GetKeyRequest { id }))
+        .await?;
+    Ok(Json(required(response.into_inner().api_key)?))
+}
+
+/// Revokes a key at once; returns the revoked record. Revoking twice is not an error.
+#[utoipa::path(
+    delete, path = "/api/api-keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body(content = Option<RevokeBody>, description = "Optional reason"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The revoked key", body = ApiKeyJson),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn revoke_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<RevokeBody>,
+) -> Result<Json<ApiKeyJson>, ApiError> {
+    let request = v1::RevokeKeyRequest {
+        id,
+        reason: body.reason.unwrap_or_default(),
+    };
+    let response = upstream
+        .keys
+        .clone()
+        .revoke_key(forward(&headers, request))
+        .await?;
+    Ok(Json(required(response.into_inner().api_key)?))
+}

@@ -1,0 +1,21 @@
+//! Keyrack's REST gateway: the product's HTTP/JSON API and a forward-auth endpoint for reverse
+//! proxies, as a thin client of the gRPC `KeyService`.
+//!
+//! The gateway decides nothing. It parses no keys, reads no database and holds no rules: every
+//! request becomes one gRPC call, and the answer is translated back, errors through key-core's
+//! `ErrorCode` table.
+
+mod body;
+mod error;
+mod health;
+mod keys;
+mod model;
+mod openapi;
+mod server;
+mod upstream;
+mod usage;
+mod verify;
+
+pub use error::{ApiError, Error};
+pub use openapi::ApiDoc;
+pub use server::{Gateway, router};

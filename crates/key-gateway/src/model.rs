@@ -1,0 +1,272 @@
+//! The JSON shapes of the REST API (camelCase, as in the product docs), and their translation
+//! from the protobuf messages.
+
+use std::collections::BTreeMap;
+
+use key_proto::v1;
+use prost_types::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::ApiError;
+
+fn time(ts: Option<&Timestamp>) -> Option<String> {
+    ts.map(ToString::to_string)
+}
+
+fn environment_name(value: i32) -> &'static str {
+    match v1::Environment::try_from(value) {
+        Ok(v1::Environment::Test) => "test",
+        _ => "live",
+    }
+}
+
+fn state_name(value: i32) -> &'static str {
+    match v1::KeyState::try_from(value) {
+        Ok(v1::KeyState::Expired) => "expired",
+        Ok(v1::KeyState::Revoked) => "revoked",
+        _ => "active",
+    }
+}
+
+/// An API key's record. Never carries the secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApiKeyJson {
+    #[schema(example = "01a220dd-bc34-727a-8649-71d3c896d257")]
+    id: String,
+    organization_id: String,
+    #[schema(example = "Production API")]
+    name: String,
+    #[schema(example = json!(["chat", "agents:read"]))]
+    scopes: Vec<String>,
+    /// `live` or `test`.
+    #[schema(example = "live")]
+    environment: String,
+    /// The key with its secret hidden.
+    #[schema(example = "sk_live_…abcd")]
+    redacted_key: String,
+    /// RFC 3339.
+    created_at: String,
+    /// The first instant the key no longer works (RFC 3339); null: never expires.
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    revoke_reason: Option<String>,
+    last_used_at: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    #[schema(example = "active")]
+    state: String,
+    /// True for any key without `admin`.
+    scoped: bool,
+}
+
+impl From<v1::ApiKey> for ApiKeyJson {
+    fn from(key: v1::ApiKey) -> Self {
+        ApiKeyJson {
+            created_at: time(key.create_time.as_ref()).unwrap_or_default(),
+            expires_at: time(key.expire_time.as_ref()),
+            revoked_at: time(key.revoke_time.as_ref()),
+            revoke_reason: (!key.revoke_reason.is_empty()).then_some(key.revoke_reason),
+            last_used_at: time(key.last_used_time.as_ref()),
+            state: state_name(key.state).to_owned(),
+            environment: environment_name(key.environment).to_owned(),
+            id: key.id,
+            organization_id: key.organization_id,
+            name: key.name,
+            scopes: key.scopes,
+            redacted_key: key.redacted_key,
+            scoped: key.scoped,
+        }
+    }
+}
+
+/// Returns the record inside an upstream response, which the service always sets.
+pub(crate) fn required(key: Option<v1::ApiKey>) -> Result<ApiKeyJson, ApiError> {
+    key.map(ApiKeyJson::from)
+        .ok_or_else(|| ApiError::new(key_core::ErrorCode::Internal, "internal error"))
+}
+
+/// The body of `POST /api/api-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CreateKeyBody {
+    /// 1 to 100 characters.
+    #[schema(example = "Production API")]
+    pub(crate) name: String,
+    /// At least one scope.
+    #[schema(example = json!(["chat", "agents:read"]))]
+    pub(crate) scopes: Vec<String>,
+    /// `YYYY-MM-DD` (valid through the end of that day, UTC) or an RFC 3339 timestamp.
+    #[schema(example = "2027-12-31")]
+    pub(crate) expires_at: Option<String>,
+    /// `live` (default) or `test`.
+    #[schema(example = "live")]
+    pub(crate) environment: Option<String>,
+}
+
+impl CreateKeyBody {
+    pub(crate) fn into_proto(self) -> Result<v1::CreateKeyRequest, ApiError> {
+        let environment = match self.environment.as_deref() {
+            None | Some("live") => v1::Environment::Live,
+            Some("test") => v1::Environment::Test,
+            Some(other) => {
+                return Err(ApiError::invalid_request(format!(
+                    "invalid environment: unknown environment {other:?}, expected \"live\" or \"test\""
+                )));
+            }
+        };
+        Ok(v1::CreateKeyRequest {
+            name: self.name,
+            scopes: self.scopes,
+            expires_at: self.expires_at.unwrap_or_default(),
+            environment: environment.into(),
+        })
+    }
+}
+
+/// A new key: its record and, this once, the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreatedKeyJson {
+    /// The plaintext key. Shown only here: store it now.
+    #[schema(example = "sk_live_…")]
+    key: String,
+    #[serde(flatten)]
+    api_key: ApiKeyJson,
+}
+
+impl CreatedKeyJson {
+    pub(crate) fn new(response: v1::CreateKeyResponse) -> Result<Self, ApiError> {
+        Ok(CreatedKeyJson {
+            key: response.key,
+            api_key: required(response.api_key)?,
+        })
+    }
+}
+
+/// One page of keys, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeyPageJson {
+    pub(crate) data: Vec<ApiKeyJson>,
+    /// Pass as `pageToken` for the next page; null on the last page.
+    pub(crate) next_page_token: Option<String>,
+}
+
+/// Query of `GET /api/api-keys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListKeysQuery {
+    /// 1 to 1000; default 50.
+    pub(crate) page_size: Option<i32>,
+    /// `nextPageToken` of the previous page.
+    pub(crate) page_token: Option<String>,
+    /// `active`, `expired` or `revoked`; default all.
+    pub(crate) state: Option<String>,
+}
+
+/// Body of `DELETE /api/api-keys/{id}` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RevokeBody {
+    /// Why the key is revoked, for the record.
+    pub(crate) reason: Option<String>,
+}
+
+/// Query of the usage endpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UsageQuery {
+    /// Start, RFC 3339, inclusive.
+    pub(crate) from: Option<String>,
+    /// End, RFC 3339, exclusive; default now.
+    pub(crate) to: Option<String>,
+    /// `hour` (default) or `day`.
+    pub(crate) granularity: Option<String>,
+}
+
+/// Verifications in one time bucket.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UsageBucketJson {
+    start_time: String,
+    requests: i64,
+    succeeded: i64,
+    failed: i64,
+    /// Failures by error code, e.g. `{"insufficient_scope": 3}`.
+    failed_by_code: BTreeMap<String, i64>,
+}
+
+/// Usage of a key or of the organization.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UsageJson {
+    buckets: Vec<UsageBucketJson>,
+    requests: i64,
+    succeeded: i64,
+    failed: i64,
+    /// Succeeded / requests; null without requests.
+    success_rate: Option<f64>,
+    last_used_at: Option<String>,
+}
+
+impl From<v1::ListUsageResponse> for UsageJson {
+    fn from(usage: v1::ListUsageResponse) -> Self {
+        let requests = usage.total_succeeded + usage.total_failed;
+        UsageJson {
+            buckets: usage
+                .buckets
+                .into_iter()
+                .map(|bucket| UsageBucketJson {
+                    start_time: time(bucket.start_time.as_ref()).unwrap_or_default(),
+                    requests: bucket.succeeded + bucket.failed,
+                    succeeded: bucket.succeeded,
+                    failed: bucket.failed,
+                    failed_by_code: bucket.failed_by_code.into_iter().collect(),
+                })
+                .collect(),
+            requests,
+            succeeded: usage.total_succeeded,
+            failed: usage.total_failed,
+            // Counts far below 2^52 convert exactly.
+            #[allow(clippy::cast_precision_loss)]
+            success_rate: (requests > 0).then(|| usage.total_succeeded as f64 / requests as f64),
+            last_used_at: time(usage.last_used_time.as_ref()),
+        }
+    }
+}
+
+/// The principal behind a key that passed forward-auth.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PrincipalJson {
+    pub(crate) key_id: String,
+    pub(crate) organization_id: String,
+    pub(crate) name: String,
+    pub(crate) scopes: Vec<String>,
+    /// `live` or `test`.
+    pub(crate) environment: String,
+    pub(crate) expires_at: Option<String>,
+}
+
+impl From<&v1::VerifyKeyResponse> for PrincipalJson {
+    fn from(verdict: &v1::VerifyKeyResponse) -> Self {
+        PrincipalJson {
+            key_id: verdict.key_id.clone(),
+            organization_id: verdict.organization_id.clone(),
+            name: verdict.name.clone(),
+            scopes: verdict.scopes.clone(),
+            environment: environment_name(verdict.environment).to_owned(),
+            expires_at: time(verdict.expire_time.as_ref()),
+        }
+    }
+}
+
+/// Liveness and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthJson {
+    /// `ok` or `ready`.
+    pub(crate) status: String,
+}

@@ -1,0 +1,40 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the JSON types.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::{error, health, keys, model, usage, verify};
+
+/// The REST API's OpenAPI document, served at `/openapi.json`.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Keyrack REST API", description = "API keys: create, list, revoke, usage, and forward-auth."),
+    paths(
+        keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key,
+        usage::key_usage, usage::organization_usage,
+        verify::verify,
+        health::healthz, health::readyz,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail, model::ApiKeyJson, model::CreatedKeyJson)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sk_live_…")
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The router and the HTTP server.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::Request,
+    routing::{any, get},
+};
+use key_core::ErrorCode;
+use tokio::net::TcpListener;
+use tonic::transport::{Channel, Endpoint};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::OpenApi;
+
+use crate::{ApiDoc, ApiError, Error, health, keys, upstream::Upstream, usage, verify};
+
+/// Request bodies larger than this are refused with 413.
+const BODY_LIMIT: usize = 64 * 1024;
+
+/// The gateway's routes over an upstream channel. Each later endpoint is one `.route` line and
+/// one handler.
+pub fn router(upstream: Channel) -> Router {
+    let api = Router::new()
+        .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
+        .route(
+            "/api/api-keys/{id}",
+            get(keys::get_key).delete(keys::revoke_key),
+        )
+        .route("/api/api-keys/{id}/usage", get(usage::key_usage))
+        .route("/api/usage", get(usage::organization_usage))
+        .route("/api/auth/verify", any(verify::verify))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "this method is not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(Upstream::new(upstream));
+
+    let request_id = http::HeaderName::from_static("x-request-id");
+    api.layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id)),
+    )
+}
+
+/// A gateway bound to a listener, ready to run.
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+}
+
+impl Gateway {
+    /// A gateway on `listener` in front of the gRPC service at `upstream` (e.g.
+    /// `http://127.0.0.1:50051`). The connection is made lazily and re-made as needed, so the
+    /// gateway starts, and answers 503, while the service is down.
+    pub fn new(listener: TcpListener, upstream: &str) -> Result<Gateway, Error> {
+        let endpoint = Endpoint::from_shared(upstream.to_owned())
+            .map_err(|error| Error::Upstream(upstream.to_owned(), error.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        let local_addr = listener.local_addr()?;
+        Ok(Gateway {
+            listener,
+            router: router(endpoint.connect_lazy()),
+            local_addr,
+        })
+    }
+
+    /// The address the gateway listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        tracing::info!(address = %self.local_addr, "HTTP gateway listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        tracing::info!("HTTP gateway stopped");
+        Ok(())
+    }
+}

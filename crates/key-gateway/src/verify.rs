@@ -1,0 +1,163 @@
+//! `/api/auth/verify`: forward-auth for reverse proxies (nginx `auth_request`, Traefik
+//! `forwardAuth`) and any HTTP client that wants a verdict.
+
+use axum::{
+    Json,
+    extract::{RawQuery, State},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use key_core::ErrorCode;
+use key_proto::v1;
+
+use crate::{
+    ApiError,
+    error::ErrorBody,
+    model::PrincipalJson,
+    upstream::{Upstream, forward},
+};
+
+/// Scopes a proxy asks for in a header instead of the query, comma- or space-separated.
+const REQUIRED_SCOPES_HEADER: &str = "x-keyrack-required-scopes";
+/// The error body, repeated as a header: nginx `auth_request` drops the body of a 401/403 but
+/// can copy a header into its own error page (`auth_request_set`).
+const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
+
+/// Verifies the caller's `Authorization: Bearer` key for the scopes given as `scope` query
+/// parameters (repeatable) or in the `X-Keyrack-Required-Scopes` header. 200 carries the
+/// principal, also as `X-Keyrack-Key-Id`, `X-Keyrack-Org-Id` and `X-Keyrack-Scopes` headers for
+/// the proxy to pass upstream. Any method is accepted, since proxies send the original one.
+#[utoipa::path(
+    get, path = "/api/auth/verify", tag = "auth",
+    params(
+        ("scope" = Option<Vec<String>>, Query, description = "A required scope; repeat for several"),
+        ("X-Keyrack-Required-Scopes" = Option<String>, Header, description = "Required scopes, comma-separated"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key may proceed", body = PrincipalJson),
+        (status = 400, description = "An unknown scope was required", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, revoked or expired key", body = ErrorBody),
+        (status = 403, description = "The key lacks a required scope", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn verify(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match decide(upstream, &headers, query.as_deref()).await {
+        Ok(principal) => principal_response(principal),
+        Err(error) => error_response(error),
+    }
+}
+
+async fn decide(
+    upstream: Upstream,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<PrincipalJson, ApiError> {
+    let key = bearer_token(headers)?;
+    let request = v1::VerifyKeyRequest {
+        key: key.to_owned(),
+        required_scopes: required_scopes(headers, query),
+    };
+    let verdict = upstream
+        .keys
+        .clone()
+        .verify_key(forward(headers, request))
+        .await?
+        .into_inner();
+    if verdict.valid {
+        return Ok(PrincipalJson::from(&verdict));
+    }
+    let code = ErrorCode::from_reason(&verdict.reason).unwrap_or(ErrorCode::InvalidApiKey);
+    Err(ApiError::new(code, verdict.message))
+}
+
+/// The token after `Bearer ` (the scheme is case-insensitive). The token itself is passed on
+/// as it is: judging it is the key service's job.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let missing = || {
+        ApiError::new(
+            ErrorCode::InvalidApiKey,
+            key_core::Error::MissingApiKey.to_string(),
+        )
+    };
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
+        _ => Err(missing()),
+    }
+}
+
+fn required_scopes(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
+    let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == "scope")
+        .map(|(_, value)| value.into_owned());
+    let from_header = headers
+        .get_all(REQUIRED_SCOPES_HEADER)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .map(str::to_owned);
+    from_query
+        .chain(from_header)
+        .flat_map(|list| {
+            list.split([',', ' '])
+                .filter(|scope| !scope.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn principal_response(principal: PrincipalJson) -> Response {
+    let mut extra = Vec::new();
+    for (name, value) in [
+        ("x-keyrack-key-id", principal.key_id.clone()),
+        ("x-keyrack-org-id", principal.organization_id.clone()),
+        ("x-keyrack-scopes", principal.scopes.join(",")),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            extra.push((HeaderName::from_static(name), value));
+        }
+    }
+    let mut response = Json(principal).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.extend(extra);
+    response
+}
+
+fn error_response(error: ApiError) -> Response {
+    let body = serde_json::to_string(&error.body()).ok();
+    let mut response = error.into_response();
+    if let Some(value) = body.and_then(|body| HeaderValue::from_str(&body).ok()) {
+        response.headers_mut().insert(ERROR_HEADER, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_come_from_the_query_and_the_header() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            REQUIRED_SCOPES_HEADER,
+            HeaderValue::from_static("data:read, analytics:read"),
+        );
+        let scopes = required_scopes(&headers, Some("scope=chat&scope=agents%3Aread&other=x"));
+        assert_eq!(
+            scopes,
+            ["chat", "agents:read", "data:read", "analytics:read"]
+        );
+    }
+}

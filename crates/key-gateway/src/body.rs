@@ -56,18 +56,29 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
         })
 }
 
-/// Parses JSON, naming the field at fault (`invalid field scopes[1]: …`).
+/// Parses a body that must be exactly one JSON object, naming the field at fault
+/// (`invalid field scopes[1]: …`). Serde would also take the fields as an array in declaration
+/// order, and would ignore anything after the object; neither is the documented API.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let invalid_body = |detail: &dyn std::fmt::Display| {
+        ApiError::invalid_request(format!("invalid JSON body: {detail}"))
+    };
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid_body(&"expected a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if path.is_empty() || path == "." {
-            ApiError::invalid_request(format!("invalid JSON body: {inner}"))
+        // Syntax errors have no meaningful path (serde_path_to_error shows `?` or `.`).
+        if inner.is_syntax() || inner.is_eof() || matches!(path.as_str(), "" | "." | "?") {
+            invalid_body(&inner)
         } else {
             ApiError::invalid_request(format!("invalid field {path}: {inner}"))
         }
-    })
+    })?;
+    deserializer.end().map_err(|error| invalid_body(&error))?;
+    Ok(value)
 }
 
 /// Query parameters, strictly typed.

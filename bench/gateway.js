@@ -1,6 +1,8 @@
 // k6 script: the gateway's forward-auth (/api/auth/verify) against its trivial /healthz, with
 // the same client, the same virtual users and the same duration, one after the other in one run.
 // The ratio of their throughputs is the cost of a verification as seen by a reverse proxy.
+// A third scenario verifies a malformed key, which the service rejects without touching the
+// database: it separates the cost of the HTTP → gRPC hop from the cost of the store.
 //
 //   KEYRACK_URL=http://127.0.0.1:8080 KEYRACK_KEY=sk_live_… k6 run bench/gateway.js
 //
@@ -28,6 +30,13 @@ export const options = {
       exec: 'verify',
       startTime: `${SECONDS + 2}s`,
     },
+    malformed: {
+      executor: 'constant-vus',
+      vus: VUS,
+      duration: `${SECONDS}s`,
+      exec: 'malformed',
+      startTime: `${2 * (SECONDS + 2)}s`,
+    },
   },
   // Thresholds on tagged metrics make k6 keep per-scenario figures for the summary below.
   thresholds: {
@@ -35,6 +44,8 @@ export const options = {
     'http_reqs{scenario:verify}': ['count>0'],
     'http_req_duration{scenario:healthz}': ['p(99)>=0'],
     'http_req_duration{scenario:verify}': ['p(99)>=0'],
+    'http_reqs{scenario:malformed}': ['count>0'],
+    'http_req_duration{scenario:malformed}': ['p(99)>=0'],
     checks: ['rate==1'],
   },
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
@@ -52,6 +63,13 @@ export function verify() {
   check(response, { 'verify 200': (r) => r.status === 200 });
 }
 
+export function malformed() {
+  const response = http.get(`${BASE}/api/auth/verify?scope=chat`, {
+    headers: { Authorization: 'Bearer sk_live_abc123...' },
+  });
+  check(response, { 'malformed 401': (r) => r.status === 401 });
+}
+
 export function handleSummary(data) {
   const figures = (scenario) => {
     const count = data.metrics[`http_reqs{scenario:${scenario}}`].values.count;
@@ -60,15 +78,18 @@ export function handleSummary(data) {
   };
   const healthz = figures('healthz');
   const verify = figures('verify');
+  const rejected = figures('malformed');
   const row = (name, f) =>
     `${name.padEnd(18)} ${f.rps.toFixed(0).padStart(8)} req/s   p50 ${f.p50.toFixed(3)} ms   p99 ${f.p99.toFixed(3)} ms`;
   const text = [
     `gateway benchmark: ${VUS} VUs, ${SECONDS}s per endpoint, ${BASE}`,
     row('/healthz', healthz),
     row('/api/auth/verify', verify),
+    row('  malformed key', rejected),
     `ratio verify/healthz throughput: ${(verify.rps / healthz.rps).toFixed(3)}`,
+    `ratio malformed-key verify/healthz throughput: ${(rejected.rps / healthz.rps).toFixed(3)}`,
     `checks passed: ${(data.metrics.checks.values.rate * 100).toFixed(2)}%`,
     '',
   ].join('\n');
-  return { stdout: text, 'bench/results/gateway-latest.json': JSON.stringify({ healthz, verify, vus: VUS, seconds: SECONDS }, null, 2) };
+  return { stdout: text, 'bench/results/gateway-latest.json': JSON.stringify({ healthz, verify, malformed: rejected, vus: VUS, seconds: SECONDS }, null, 2) };
 }

@@ -66,21 +66,13 @@ pub(crate) async fn list_keys(
     headers: HeaderMap,
     QueryParams(query): QueryParams<ListKeysQuery>,
 ) -> Result<Json<KeyPageJson>, ApiError> {
-    let state = match query.state.as_deref() {
-        None => v1::KeyState::Unspecified,
-        Some("active") => v1::KeyState::Active,
-        Some("expired") => v1::KeyState::Expired,
-        Some("revoked") => v1::KeyState::Revoked,
-        Some(other) => {
-            return Err(ApiError::invalid_request(format!(
-                "invalid state: {other:?}, expected \"active\", \"expired\" or \"revoked\""
-            )));
-        }
-    };
     let request = v1::ListKeysRequest {
         page_size: query.page_size.unwrap_or_default(),
         page_token: query.page_token.unwrap_or_default(),
-        state: state.into(),
+        state: query
+            .state
+            .map_or(v1::KeyState::Unspecified, v1::KeyState::from)
+            .into(),
     };
     let page = upstream
         .keys
@@ -125,7 +117,7 @@ pub(crate) async fn get_key(
 #[utoipa::path(
     delete, path = "/api/api-keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "The key's id")),
-    request_body(content = Option<RevokeBody>, description = "Optional reason"),
+    request_body(content = RevokeBody, description = "Optional: the body may be left out"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The revoked key", body = ApiKeyJson),

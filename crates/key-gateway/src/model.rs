@@ -94,26 +94,20 @@ pub(crate) struct CreateKeyBody {
     #[schema(example = "Production API")]
     pub(crate) name: String,
     /// At least one scope.
-    #[schema(example = json!(["chat", "agents:read"]))]
+    #[schema(value_type = Vec<ScopeName>, example = json!(["chat", "agents:read"]))]
     pub(crate) scopes: Vec<String>,
     /// `YYYY-MM-DD` (valid through the end of that day, UTC) or an RFC 3339 timestamp.
     #[schema(example = "2027-12-31")]
     pub(crate) expires_at: Option<String>,
-    /// `live` (default) or `test`.
-    #[schema(example = "live")]
-    pub(crate) environment: Option<String>,
+    /// Default `live`.
+    pub(crate) environment: Option<EnvironmentParam>,
 }
 
 impl CreateKeyBody {
     pub(crate) fn into_proto(self) -> Result<v1::CreateKeyRequest, ApiError> {
-        let environment = match self.environment.as_deref() {
-            None | Some("live") => v1::Environment::Live,
-            Some("test") => v1::Environment::Test,
-            Some(other) => {
-                return Err(ApiError::invalid_request(format!(
-                    "invalid environment: unknown environment {other:?}, expected \"live\" or \"test\""
-                )));
-            }
+        let environment = match self.environment {
+            None | Some(EnvironmentParam::Live) => v1::Environment::Live,
+            Some(EnvironmentParam::Test) => v1::Environment::Test,
         };
         Ok(v1::CreateKeyRequest {
             name: self.name,
@@ -158,13 +152,74 @@ pub(crate) struct KeyPageJson {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListKeysQuery {
-    /// 1 to 1000; default 50.
+    /// Default 50; more than 1000 means 1000.
+    #[param(minimum = 0)]
     pub(crate) page_size: Option<i32>,
     /// `nextPageToken` of the previous page.
     pub(crate) page_token: Option<String>,
-    /// `active`, `expired` or `revoked`; default all.
-    pub(crate) state: Option<String>,
+    /// Only keys in this state; default all.
+    pub(crate) state: Option<KeyStateParam>,
 }
+
+/// A key state, as a filter.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KeyStateParam {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl From<KeyStateParam> for v1::KeyState {
+    fn from(state: KeyStateParam) -> Self {
+        match state {
+            KeyStateParam::Active => v1::KeyState::Active,
+            KeyStateParam::Expired => v1::KeyState::Expired,
+            KeyStateParam::Revoked => v1::KeyState::Revoked,
+        }
+    }
+}
+
+/// The width of a usage bucket.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum GranularityParam {
+    Hour,
+    Day,
+}
+
+impl From<GranularityParam> for v1::Granularity {
+    fn from(granularity: GranularityParam) -> Self {
+        match granularity {
+            GranularityParam::Hour => v1::Granularity::Hour,
+            GranularityParam::Day => v1::Granularity::Day,
+        }
+    }
+}
+
+/// A key's environment.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EnvironmentParam {
+    Live,
+    Test,
+}
+
+/// A scope name, in the schema only: the list is key-core's, and the service, not the gateway,
+/// judges the names a client sends.
+#[derive(Debug)]
+pub(crate) struct ScopeName;
+
+impl utoipa::PartialSchema for ScopeName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(key_core::Scope::ALL.map(key_core::Scope::as_str)))
+            .into()
+    }
+}
+
+impl ToSchema for ScopeName {}
 
 /// Body of `DELETE /api/api-keys/{id}` (optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -183,8 +238,8 @@ pub(crate) struct UsageQuery {
     pub(crate) from: Option<String>,
     /// End, RFC 3339, exclusive; default now.
     pub(crate) to: Option<String>,
-    /// `hour` (default) or `day`.
-    pub(crate) granularity: Option<String>,
+    /// Default `hour`.
+    pub(crate) granularity: Option<GranularityParam>,
 }
 
 /// Verifications in one time bucket.

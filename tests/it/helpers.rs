@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use chrono::{DateTime, TimeZone, Utc};
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
 use key_gateway::Gateway;
-use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
+use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
 use key_store::Store;
 use ring::rand::SystemRandom;
@@ -217,7 +217,16 @@ impl TestApp {
             expires_at: None,
             environment: Environment::Live,
         };
-        let (_, key) = self.manager.issue(org.id, request, None).await.unwrap();
+        let (_, key) = self
+            .manager
+            .issue(
+                org.id,
+                request,
+                &Actor::Operator,
+                &RequestContext::default(),
+            )
+            .await
+            .unwrap();
         key.expose().to_owned()
     }
 

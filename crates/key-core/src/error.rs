@@ -32,6 +32,9 @@ pub enum Error {
     /// The thing does not exist, or belongs to another organization.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is well formed but the key's state forbids it, e.g. rotating a revoked key.
+    #[error("{0}")]
+    Conflict(String),
     /// A dependency (the database) cannot be reached.
     #[error("the service is unavailable, try again")]
     Unavailable,
@@ -49,6 +52,7 @@ impl Error {
             Error::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict(_) => ErrorCode::Conflict,
             Error::Unavailable => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }
@@ -70,6 +74,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// `not_found`
     NotFound,
+    /// `conflict`: the key's current state forbids the change.
+    Conflict,
     /// `method_not_allowed`: an HTTP route exists, but not with this method.
     MethodNotAllowed,
     /// `payload_too_large`: an HTTP body over the gateway's limit.
@@ -84,13 +90,15 @@ pub enum ErrorCode {
 
 /// One row per code: the code, its reason string, its HTTP status, its gRPC code number
 /// (`google.rpc.Code`: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED,
-/// 8 RESOURCE_EXHAUSTED, 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE, 16 UNAUTHENTICATED).
-const TABLE: [(ErrorCode, &str, u16, i32); 10] = [
+/// 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE,
+/// 16 UNAUTHENTICATED).
+const TABLE: [(ErrorCode, &str, u16, i32); 11] = [
     (ErrorCode::InvalidApiKey, "invalid_api_key", 401, 16),
     (ErrorCode::ExpiredApiKey, "expired_api_key", 401, 16),
     (ErrorCode::InsufficientScope, "insufficient_scope", 403, 7),
     (ErrorCode::InvalidRequest, "invalid_request", 400, 3),
     (ErrorCode::NotFound, "not_found", 404, 5),
+    (ErrorCode::Conflict, "conflict", 409, 9),
     (ErrorCode::MethodNotAllowed, "method_not_allowed", 405, 12),
     (ErrorCode::PayloadTooLarge, "payload_too_large", 413, 3),
     (ErrorCode::RateLimited, "rate_limited", 429, 8),

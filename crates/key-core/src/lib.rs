@@ -5,6 +5,7 @@
 //! bytes.
 
 mod api_key;
+mod audit;
 mod clock;
 mod digest;
 mod error;
@@ -16,6 +17,7 @@ mod scope;
 mod verdict;
 
 pub use api_key::{ApiKey, Environment, KEY_MAX_INPUT_BYTES, RedactedKey};
+pub use audit::{ActorType, AuditAction, AuditEvent, AuditOutcome};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use error::{Error, ErrorCode};

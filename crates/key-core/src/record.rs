@@ -28,6 +28,10 @@ pub struct KeyRecord {
     pub revoke_reason: Option<String>,
     /// When it was last presented for verification.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// The key this one replaced by rotation.
+    pub rotated_from: Option<Uuid>,
+    /// The key that replaced this one by rotation.
+    pub rotated_to: Option<Uuid>,
 }
 
 /// A key's lifecycle state at some instant.

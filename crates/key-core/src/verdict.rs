@@ -72,6 +72,8 @@ mod tests {
             revoked_at: None,
             revoke_reason: None,
             last_used_at: None,
+            rotated_from: None,
+            rotated_to: None,
         }
     }
 

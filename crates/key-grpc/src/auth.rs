@@ -6,12 +6,12 @@ use std::{
     task::{Context, Poll},
 };
 
-use key_core::{Error, KeyRecord, Scope};
+use key_core::{AuditAction, AuditOutcome, Error, KeyRecord, Scope};
 use tonic::body::Body;
 use tower::{Layer, Service};
 use uuid::Uuid;
 
-use crate::{KeyManager, status_from_error};
+use crate::{Actor, KeyManager, RequestContext, audit::audit_event, status_from_error};
 
 /// The verified caller of an admin RPC.
 #[derive(Debug, Clone)]
@@ -102,20 +102,74 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let manager = self.manager.clone();
         Box::pin(async move {
+            let context = RequestContext::from_http(&request);
             if !is_public(request.uri().path()) {
-                let verified = match bearer_token(request.headers()) {
-                    Ok(token) => manager.authenticate(token, Scope::Admin).await,
-                    Err(error) => Err(error),
-                };
-                match verified {
-                    Ok(record) => {
-                        request.extensions_mut().insert(Principal::from(&record));
+                let path = request.uri().path().to_owned();
+                match authenticate(&manager, request.headers(), &path, &context).await {
+                    Ok(principal) => {
+                        request.extensions_mut().insert(principal);
                     }
                     Err(error) => return Ok(status_from_error(error).into_http()),
                 }
             }
+            request.extensions_mut().insert(context);
             inner.call(request).await
         })
+    }
+}
+
+/// Verifies the caller's key for an admin RPC. A refusal is appended to the audit log, with
+/// the key's id and organization when the key is known; if even that write fails, the caller
+/// is refused all the same.
+async fn authenticate(
+    manager: &KeyManager,
+    headers: &http::HeaderMap,
+    path: &str,
+    context: &RequestContext,
+) -> Result<Principal, Error> {
+    let verification = match bearer_token(headers) {
+        Ok(token) => manager.verify(token, &[Scope::Admin]).await?,
+        Err(error) => {
+            deny(manager, path, context, None, &error).await;
+            return Err(error);
+        }
+    };
+    match (verification.error(), &verification.record) {
+        (None, Some(record)) => Ok(Principal::from(record)),
+        (error, record) => {
+            let error = error.unwrap_or(Error::InvalidApiKey);
+            // An unknown or revoked key is anonymous: its id must not be confirmed to anyone.
+            let known = record
+                .as_ref()
+                .filter(|_| !matches!(error, Error::InvalidApiKey));
+            deny(manager, path, context, known, &error).await;
+            Err(error)
+        }
+    }
+}
+
+async fn deny(
+    manager: &KeyManager,
+    path: &str,
+    context: &RequestContext,
+    record: Option<&KeyRecord>,
+    error: &Error,
+) {
+    let actor = record.map_or(Actor::Anonymous, |record| {
+        Actor::Key(Principal::from(record))
+    });
+    let event = audit_event(
+        &actor,
+        record.map(|record| record.organization_id),
+        AuditAction::AuthDenied,
+        path.to_owned(),
+        AuditOutcome::Denied,
+        Some(error.code().reason()),
+        context,
+        manager.now(),
+    );
+    if let Err(error) = manager.store().append_audit_event(&event).await {
+        tracing::error!(%error, "audit event of a refused call not recorded");
     }
 }
 

@@ -64,6 +64,14 @@ pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
         last_used_time: record.last_used_at.map(timestamp),
         state: state_to_proto(record.state(now)).into(),
         scoped: record.is_scoped(),
+        rotated_from_id: record
+            .rotated_from
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        rotated_to_id: record
+            .rotated_to
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -5,14 +5,18 @@
 //! Handlers translate between protobuf and the domain; decisions live in [`KeyManager`] and
 //! `key-core`.
 
+mod audit;
+mod audit_log;
 mod auth;
 mod convert;
 mod error;
 mod manager;
+mod rotation;
 mod server;
 mod service;
 mod status;
 
+pub use audit::{Actor, RequestContext};
 pub use auth::Principal;
 pub use error::Error;
 pub use manager::{KeyManager, NewKeyRequest, Verification};

@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    ApiKey, Clock, Environment, Error, KeyName, KeyRecord, Pepper, RandomSource, Scope, ScopeSet,
-    Verdict, verify,
+    ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
+    Pepper, RandomSource, Scope, ScopeSet, Verdict, verify,
 };
 use key_store::{NewKey, Store};
 use uuid::Uuid;
+
+use crate::{Actor, RequestContext, audit::audit_event};
 
 /// Everything a verification or an issue needs: the store, the pepper, the clock and the
 /// random source. Cheap to clone.
@@ -83,14 +85,31 @@ impl KeyManager {
         &self,
         organization_id: Uuid,
         request: NewKeyRequest,
-        created_by: Option<Uuid>,
+        actor: &Actor,
+        context: &RequestContext,
     ) -> Result<(KeyRecord, ApiKey), Error> {
         let key = ApiKey::generate(request.environment, self.rng.as_ref())?;
-        let record = self
-            .store
-            .insert_key(self.new_key(organization_id, &key, request, created_by))
-            .await?;
+        let created_by = match actor {
+            Actor::Key(principal) => Some(principal.key_id),
+            Actor::Operator | Actor::Anonymous => None,
+        };
+        let new_key = self.new_key(organization_id, &key, request, created_by);
+        let audit = self.created_event(&new_key, actor, context);
+        let record = self.store.insert_key(new_key, &audit).await?;
         Ok((record, key))
+    }
+
+    fn created_event(&self, key: &NewKey, actor: &Actor, context: &RequestContext) -> AuditEvent {
+        audit_event(
+            actor,
+            Some(key.organization_id),
+            AuditAction::KeyCreate,
+            key.id.to_string(),
+            AuditOutcome::Success,
+            None,
+            context,
+            self.now(),
+        )
     }
 
     /// Creates organization `name` with one admin key, unless the organization exists. Returns
@@ -106,7 +125,10 @@ impl KeyManager {
         let created = self
             .store
             .bootstrap_organization(name, self.now(), |organization_id| {
-                self.new_key(organization_id, &key, request, None)
+                let new_key = self.new_key(organization_id, &key, request, None);
+                let audit =
+                    self.created_event(&new_key, &Actor::Operator, &RequestContext::default());
+                (new_key, audit)
             })
             .await?;
         Ok(created.map(|record| (record, key)))
@@ -120,6 +142,7 @@ impl KeyManager {
         created_by: Option<Uuid>,
     ) -> NewKey {
         NewKey {
+            id: Uuid::now_v7(),
             organization_id,
             name: request.name.as_str().to_owned(),
             scopes: request.scopes,
@@ -166,15 +189,5 @@ impl KeyManager {
             }
         }
         Ok(Verification { verdict, record })
-    }
-
-    /// Authenticates the caller of an admin RPC: the key must be valid and hold `required`.
-    pub async fn authenticate(&self, presented: &str, required: Scope) -> Result<KeyRecord, Error> {
-        let verification = self.verify(presented, &[required]).await?;
-        match (verification.error(), verification.record) {
-            (None, Some(record)) => Ok(record),
-            (Some(error), _) => Err(error),
-            (None, None) => Err(Error::InvalidApiKey),
-        }
     }
 }

@@ -5,17 +5,21 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use key_core::{Error, KeyName, KeyState, Scope, ScopeSet, Verdict, parse_expiry};
+use key_core::{
+    AuditAction, AuditOutcome, Error, KeyName, KeyState, Scope, ScopeSet, Verdict, parse_expiry,
+};
 use key_proto::v1::{self, key_service_server::KeyService};
 use key_store::KeyFilter;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    KeyManager, NewKeyRequest, Principal,
+    Actor, KeyManager, NewKeyRequest, Principal, RequestContext,
+    audit::audit_event,
+    audit_log,
     convert::{
         api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp,
     },
-    status_from_error,
+    rotation, status_from_error,
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 50;
@@ -48,6 +52,15 @@ fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| status_from_error(Error::MissingApiKey))
 }
 
+/// Where the request came from, as the authentication layer read it.
+fn context<T>(request: &Request<T>) -> RequestContext {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 #[tonic::async_trait]
 impl KeyService for KeyServiceImpl {
     async fn create_key(
@@ -55,6 +68,7 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::CreateKeyRequest>,
     ) -> Reply<v1::CreateKeyResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
         let request = request.into_inner();
         let now = self.manager.now();
         let new_key = NewKeyRequest {
@@ -65,7 +79,12 @@ impl KeyService for KeyServiceImpl {
         };
         let (record, key) = self
             .manager
-            .issue(caller.organization_id, new_key, Some(caller.key_id))
+            .issue(
+                caller.organization_id,
+                new_key,
+                &Actor::Key(caller.clone()),
+                &context,
+            )
             .await
             .map_err(status_from_error)?;
         tracing::info!(key_id = %record.id, organization_id = %record.organization_id, created_by = %caller.key_id, "key created");
@@ -204,6 +223,7 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::RevokeKeyRequest>,
     ) -> Reply<v1::RevokeKeyResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
         let request = request.into_inner();
         let id = parse_id("id", &request.id).map_err(status_from_error)?;
         if request.reason.chars().count() > MAX_REVOKE_REASON_CHARS
@@ -216,10 +236,20 @@ impl KeyService for KeyServiceImpl {
         }
         let reason = (!request.reason.is_empty()).then_some(request.reason);
         let now = self.manager.now();
+        let audit = audit_event(
+            &Actor::Key(caller.clone()),
+            Some(caller.organization_id),
+            AuditAction::KeyRevoke,
+            id.to_string(),
+            AuditOutcome::Success,
+            None,
+            &context,
+            now,
+        );
         let record = self
             .manager
             .store()
-            .revoke_key(caller.organization_id, id, reason, now)
+            .revoke_key(caller.organization_id, id, reason, now, &audit)
             .await
             .map_err(|e| status_from_error(e.into()))?
             .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
@@ -227,6 +257,32 @@ impl KeyService for KeyServiceImpl {
         Ok(Response::new(v1::RevokeKeyResponse {
             api_key: Some(api_key(&record, now)),
         }))
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<v1::RotateKeyRequest>,
+    ) -> Reply<v1::RotateKeyResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        rotation::rotate_key(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn update_key(
+        &self,
+        request: Request<v1::UpdateKeyRequest>,
+    ) -> Reply<v1::UpdateKeyResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        rotation::update_key(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<v1::ListAuditEventsRequest>,
+    ) -> Reply<v1::ListAuditEventsResponse> {
+        let caller = principal(&request)?;
+        audit_log::list_audit_events(&self.manager, &caller, request.into_inner()).await
     }
 
     async fn list_usage(

@@ -1,19 +1,24 @@
 use chrono::{DateTime, Utc};
-use key_core::{Environment, KeyDigest, KeyRecord, KeyState, RedactedKey, Scope, ScopeSet};
+use key_core::{
+    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, RedactedKey, Scope, ScopeSet,
+};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use uuid::Uuid;
 
 use crate::{
     Error, Store,
+    audit::insert_audit_event_in,
     entity::api_key::{self, Column, Entity as ApiKeys},
 };
 
 /// A key about to be stored. It carries the digest of the key, never the key.
 #[derive(Debug, Clone)]
 pub struct NewKey {
+    /// The id to store it under (UUIDv7, so that ids sort by creation).
+    pub id: Uuid,
     /// The owning organization.
     pub organization_id: Uuid,
     /// The validated name.
@@ -42,9 +47,13 @@ pub enum KeyFilter {
 }
 
 impl Store {
-    /// Stores a new key and returns its record.
-    pub async fn insert_key(&self, key: NewKey) -> Result<KeyRecord, Error> {
-        insert_key_in(&self.db, key).await
+    /// Stores a new key and its audit event, in one transaction, and returns its record.
+    pub async fn insert_key(&self, key: NewKey, audit: &AuditEvent) -> Result<KeyRecord, Error> {
+        let txn = self.db.begin().await?;
+        let record = insert_key_in(&txn, key).await?;
+        insert_audit_event_in(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(record)
     }
 
     /// The key stored under `digest`, with the stored digest for the final constant-time check.
@@ -77,12 +86,7 @@ impl Store {
         organization_id: Uuid,
         id: Uuid,
     ) -> Result<Option<KeyRecord>, Error> {
-        ApiKeys::find_by_id(id)
-            .filter(Column::OrganizationId.eq(organization_id))
-            .one(&self.db)
-            .await?
-            .map(record_from_model)
-            .transpose()
+        get_key_in(&self.db, organization_id, id).await
     }
 
     /// Up to `limit` keys of `organization_id`, newest first, starting after the key `after`.
@@ -120,25 +124,46 @@ impl Store {
             .collect()
     }
 
-    /// Revokes the key `id` of `organization_id` at `now`. Revoking a revoked key keeps its
-    /// first revocation time and reason. `None` if there is no such key.
+    /// Revokes the key `id` of `organization_id` at `now`, with its audit event, in one
+    /// transaction. Revoking a revoked key keeps its first revocation time and reason. `None`
+    /// (and no event) if there is no such key.
     pub async fn revoke_key(
         &self,
         organization_id: Uuid,
         id: Uuid,
         reason: Option<String>,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<Option<KeyRecord>, Error> {
+        let txn = self.db.begin().await?;
         ApiKeys::update_many()
             .col_expr(Column::RevokedAt, Expr::value(now))
             .col_expr(Column::RevokeReason, Expr::value(reason))
             .filter(Column::Id.eq(id))
             .filter(Column::OrganizationId.eq(organization_id))
             .filter(Column::RevokedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        self.get_key(organization_id, id).await
+        let record = get_key_in(&txn, organization_id, id).await?;
+        if record.is_some() {
+            insert_audit_event_in(&txn, audit).await?;
+        }
+        txn.commit().await?;
+        Ok(record)
     }
+}
+
+pub(crate) async fn get_key_in(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<Option<KeyRecord>, Error> {
+    ApiKeys::find_by_id(id)
+        .filter(Column::OrganizationId.eq(organization_id))
+        .one(db)
+        .await?
+        .map(record_from_model)
+        .transpose()
 }
 
 pub(crate) async fn insert_key_in(
@@ -146,7 +171,7 @@ pub(crate) async fn insert_key_in(
     key: NewKey,
 ) -> Result<KeyRecord, Error> {
     let model = api_key::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(key.id),
         organization_id: Set(key.organization_id),
         name: Set(key.name),
         scopes: Set(key.scopes.names().join(" ")),
@@ -159,6 +184,8 @@ pub(crate) async fn insert_key_in(
         revoke_reason: Set(None),
         last_used_at: Set(None),
         created_by: Set(key.created_by),
+        rotated_from: Set(None),
+        rotated_to: Set(None),
     };
     let model = ApiKeys::insert(model).exec_with_returning(db).await?;
     record_from_model(model)
@@ -192,5 +219,7 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         revoked_at: model.revoked_at,
         revoke_reason: model.revoke_reason,
         last_used_at: model.last_used_at,
+        rotated_from: model.rotated_from,
+        rotated_to: model.rotated_to,
     })
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     Error, NewKey, Store,
+    audit::insert_audit_event_in,
     entity::organization::{self, Entity as Organizations},
     keys::insert_key_in,
 };
@@ -67,7 +68,7 @@ impl Store {
         &self,
         name: &str,
         now: DateTime<Utc>,
-        make_key: impl FnOnce(Uuid) -> NewKey,
+        make_key: impl FnOnce(Uuid) -> (NewKey, key_core::AuditEvent),
     ) -> Result<Option<key_core::KeyRecord>, Error> {
         let txn = self.db.begin().await?;
         let created = insert_organization_if_absent(&txn, name, now).await?;
@@ -75,7 +76,9 @@ impl Store {
             txn.rollback().await?;
             return Ok(None);
         };
-        let record = insert_key_in(&txn, make_key(organization_id)).await?;
+        let (key, audit) = make_key(organization_id);
+        let record = insert_key_in(&txn, key).await?;
+        insert_audit_event_in(&txn, &audit).await?;
         txn.commit().await?;
         Ok(Some(record))
     }

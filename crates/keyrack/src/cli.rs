@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, Scope, SystemClock};
 use key_gateway::Gateway;
-use key_grpc::{GrpcServer, KeyManager, NewKeyRequest};
+use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
@@ -197,7 +197,14 @@ async fn create_admin_key(
         expires_at: None,
         environment: Environment::Live,
     };
-    let (record, key) = manager.issue(org.id, request, None).await?;
+    let (record, key) = manager
+        .issue(
+            org.id,
+            request,
+            &Actor::Operator,
+            &RequestContext::default(),
+        )
+        .await?;
     eprintln!(
         "Created admin key {} for organization {organization:?}. Store it now; it is shown only once:",
         record.id

@@ -23,6 +23,8 @@ pub struct Model {
     pub last_used_at: Option<DateTimeUtc>,
     /// The key that created this one; `None` for keys minted by an operator.
     pub created_by: Option<Uuid>,
+    pub rotated_from: Option<Uuid>,
+    pub rotated_to: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

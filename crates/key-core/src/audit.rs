@@ -1,0 +1,146 @@
+//! The audit log's entries: who did what to which key, when, from where, and whether it was
+//! allowed. An entry never holds key material: no plaintext, no digest.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// What was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    /// `key.create`
+    KeyCreate,
+    /// `key.rotate`
+    KeyRotate,
+    /// `key.update`
+    KeyUpdate,
+    /// `key.revoke`
+    KeyRevoke,
+    /// `auth.denied`: an admin call refused for its credential or its scope.
+    AuthDenied,
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: [AuditAction; 5] = [
+        AuditAction::KeyCreate,
+        AuditAction::KeyRotate,
+        AuditAction::KeyUpdate,
+        AuditAction::KeyRevoke,
+        AuditAction::AuthDenied,
+    ];
+
+    /// The action's name in the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyRotate => "key.rotate",
+            AuditAction::KeyUpdate => "key.update",
+            AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::AuthDenied => "auth.denied",
+        }
+    }
+
+    /// The action with this name, if any.
+    pub fn parse(name: &str) -> Option<AuditAction> {
+        AuditAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == name)
+    }
+}
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorType {
+    /// An API key (its id is the actor id).
+    Key,
+    /// An operator command run against the database, such as `keyrack admin-key create`.
+    Operator,
+    /// A caller whose credential was missing or matched no key.
+    Anonymous,
+}
+
+impl ActorType {
+    /// The type's name in the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActorType::Key => "key",
+            ActorType::Operator => "operator",
+            ActorType::Anonymous => "anonymous",
+        }
+    }
+
+    /// The type with this name, if any.
+    pub fn parse(name: &str) -> Option<ActorType> {
+        [ActorType::Key, ActorType::Operator, ActorType::Anonymous]
+            .into_iter()
+            .find(|actor| actor.as_str() == name)
+    }
+}
+
+/// Whether the action happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    /// It was carried out.
+    Success,
+    /// The caller was refused.
+    Denied,
+}
+
+impl AuditOutcome {
+    /// The outcome's name in the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Success => "success",
+            AuditOutcome::Denied => "denied",
+        }
+    }
+
+    /// The outcome with this name, if any.
+    pub fn parse(name: &str) -> Option<AuditOutcome> {
+        [AuditOutcome::Success, AuditOutcome::Denied]
+            .into_iter()
+            .find(|outcome| outcome.as_str() == name)
+    }
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// The entry's id.
+    pub id: Uuid,
+    /// When it happened.
+    pub time: DateTime<Utc>,
+    /// The organization, when the caller's key (or the target) is known.
+    pub organization_id: Option<Uuid>,
+    /// The caller's key, when known.
+    pub actor_key_id: Option<Uuid>,
+    /// What kind of caller.
+    pub actor_type: ActorType,
+    /// What was attempted.
+    pub action: AuditAction,
+    /// What it was done to: a key id, or a refused RPC's method.
+    pub target: String,
+    /// Whether it happened.
+    pub outcome: AuditOutcome,
+    /// For a denial, the platform error code.
+    pub reason: Option<String>,
+    /// The caller's address as the server saw it.
+    pub client_address: Option<String>,
+    /// The request id the caller sent.
+    pub request_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(ActorType::parse("operator"), Some(ActorType::Operator));
+        assert_eq!(AuditOutcome::parse("denied"), Some(AuditOutcome::Denied));
+        assert_eq!(AuditAction::parse("key.delete"), None);
+    }
+}

@@ -715,7 +715,7 @@ async fn unknown_routes_and_wrong_methods_answer_in_the_error_shape() {
         (Method::PUT, "/api/api-keys".to_owned()),
         (Method::DELETE, "/api/api-keys".to_owned()),
         (Method::POST, format!("/api/api-keys/{id}")),
-        (Method::PATCH, format!("/api/api-keys/{id}")),
+        (Method::PUT, format!("/api/api-keys/{id}")),
         (Method::POST, "/api/usage".to_owned()),
         (Method::PATCH, "/healthz".to_owned()),
         (Method::POST, "/readyz".to_owned()),

@@ -314,6 +314,7 @@ async fn listing_pages_newest_first_and_filters_by_state() {
                         page_size: 3,
                         page_token: token,
                         state: 0,
+                        ..Default::default()
                     },
                 ))
                 .await

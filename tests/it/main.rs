@@ -7,6 +7,7 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod auth;
 mod cli;
 mod examples;
@@ -15,6 +16,7 @@ mod helpers;
 mod keys;
 mod process;
 mod proxy;
+mod rotation;
 mod schema;
 mod server;
 mod storage;

@@ -13,6 +13,7 @@ mod expiry;
 mod name;
 mod random;
 mod record;
+mod rotation;
 mod scope;
 mod verdict;
 
@@ -25,5 +26,9 @@ pub use expiry::parse_expiry;
 pub use name::KeyName;
 pub use random::RandomSource;
 pub use record::{KeyRecord, KeyState};
+pub use rotation::{
+    DEFAULT_MAX_KEY_AGE, DEFAULT_ROTATION_GRACE, MAX_ROTATION_GRACE, ROTATED_REVOKE_REASON,
+    RotatedOldKey, rotation_grace,
+};
 pub use scope::{Scope, ScopeSet};
 pub use verdict::{Verdict, verify};

@@ -1,4 +1,4 @@
-//! `/api/api-keys`: create, list, get and revoke keys.
+//! `/api/api-keys`: create, list, get, revoke, rotate and update keys.
 
 use axum::{
     Json,
@@ -12,7 +12,8 @@ use crate::{
     body::{JsonBody, OptionalJsonBody, QueryParams},
     error::ErrorBody,
     model::{
-        ApiKeyJson, CreateKeyBody, CreatedKeyJson, KeyPageJson, ListKeysQuery, RevokeBody, required,
+        ApiKeyJson, CreateKeyBody, CreatedKeyJson, KeyPageJson, ListKeysQuery, RevokeBody,
+        RotateBody, RotatedKeyJson, UpdateKeyBody, required,
     },
     upstream::{Upstream, forward},
 };
@@ -73,6 +74,7 @@ pub(crate) async fn list_keys(
             .state
             .map_or(v1::KeyState::Unspecified, v1::KeyState::from)
             .into(),
+        rotation_due: query.rotation_due.unwrap_or_default(),
     };
     let page = upstream
         .keys
@@ -143,6 +145,73 @@ pub(crate) async fn revoke_key(
         .keys
         .clone()
         .revoke_key(forward(&headers, request))
+        .await?;
+    Ok(Json(required(response.into_inner().api_key)?))
+}
+
+/// Rotates a key: issues a successor with the same name, scopes and environment (the plaintext
+/// `key` is in this response only), and lets the old key work for the grace period.
+#[utoipa::path(
+    post, path = "/api/api-keys/{id}/rotate", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body(content = RotateBody, description = "Optional: the body may be left out"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The successor, and the old key as `rotatedKey`", body = RotatedKeyJson),
+        (status = 400, description = "Malformed id or body, or a grace period out of range", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 409, description = "The key is revoked, expired or already rotated", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn rotate_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<RotateBody>,
+) -> Result<(StatusCode, Json<RotatedKeyJson>), ApiError> {
+    let response = upstream
+        .keys
+        .clone()
+        .rotate_key(forward(&headers, body.into_proto(id)))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedKeyJson::new(response.into_inner())?),
+    ))
+}
+
+/// Renames a key, replaces its scopes or changes its expiry; effective at its next
+/// verification.
+#[utoipa::path(
+    patch, path = "/api/api-keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = UpdateKeyBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated key", body = ApiKeyJson),
+        (status = 400, description = "Malformed id or body; the message names the field", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 409, description = "The key is revoked or was rotated", body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateKeyBody>,
+) -> Result<Json<ApiKeyJson>, ApiError> {
+    let response = upstream
+        .keys
+        .clone()
+        .update_key(forward(&headers, body.into_proto(id)))
         .await?;
     Ok(Json(required(response.into_inner().api_key)?))
 }

@@ -5,6 +5,7 @@
 //! request becomes one gRPC call, and the answer is translated back, errors through key-core's
 //! `ErrorCode` table.
 
+mod audit;
 mod body;
 mod error;
 mod health;

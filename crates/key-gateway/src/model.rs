@@ -58,6 +58,12 @@ pub(crate) struct ApiKeyJson {
     state: String,
     /// True for any key without `admin`.
     scoped: bool,
+    /// The key this one replaced by rotation; null if none.
+    rotated_from_id: Option<String>,
+    /// The key that replaced this one by rotation; null if none.
+    rotated_to_id: Option<String>,
+    /// True when the key is active, not rotated yet, and 90 days old or older: time to rotate.
+    rotation_due: bool,
 }
 
 impl From<v1::ApiKey> for ApiKeyJson {
@@ -76,6 +82,9 @@ impl From<v1::ApiKey> for ApiKeyJson {
             scopes: key.scopes,
             redacted_key: key.redacted_key,
             scoped: key.scoped,
+            rotated_from_id: (!key.rotated_from_id.is_empty()).then_some(key.rotated_from_id),
+            rotated_to_id: (!key.rotated_to_id.is_empty()).then_some(key.rotated_to_id),
+            rotation_due: key.rotation_due,
         }
     }
 }
@@ -159,6 +168,9 @@ pub(crate) struct ListKeysQuery {
     pub(crate) page_token: Option<String>,
     /// Only keys in this state; default all.
     pub(crate) state: Option<KeyStateParam>,
+    /// `true`: only keys due for rotation (see `rotationDue`); combines with no state or
+    /// `active` only.
+    pub(crate) rotation_due: Option<bool>,
 }
 
 /// A key state, as a filter.
@@ -324,4 +336,87 @@ impl From<&v1::VerifyKeyResponse> for PrincipalJson {
 pub(crate) struct HealthJson {
     /// `ok` or `ready`.
     pub(crate) status: String,
+}
+
+/// Body of `POST /api/api-keys/{id}/rotate` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RotateBody {
+    /// How long the old key keeps working, in seconds: default 86400 (24 hours), 0 revokes it
+    /// at once, at most 2592000 (30 days). An earlier expiry of the old key is kept.
+    #[schema(example = 3600)]
+    pub(crate) grace_period_seconds: Option<i64>,
+}
+
+impl RotateBody {
+    pub(crate) fn into_proto(self, id: String) -> v1::RotateKeyRequest {
+        v1::RotateKeyRequest {
+            id,
+            grace_period: self
+                .grace_period_seconds
+                .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+        }
+    }
+}
+
+/// A rotation: the successor's record and, this once, its key; and the old key's record.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RotatedKeyJson {
+    /// The successor's plaintext key. Shown only here: store it now.
+    #[schema(example = "sk_live_…")]
+    key: String,
+    /// The successor's record.
+    #[serde(flatten)]
+    api_key: ApiKeyJson,
+    /// The old key, with its new expiry (or revocation) and `rotatedToId`.
+    rotated_key: ApiKeyJson,
+}
+
+impl RotatedKeyJson {
+    pub(crate) fn new(response: v1::RotateKeyResponse) -> Result<Self, ApiError> {
+        Ok(RotatedKeyJson {
+            key: response.key,
+            api_key: required(response.api_key)?,
+            rotated_key: required(response.rotated_key)?,
+        })
+    }
+}
+
+/// Body of `PATCH /api/api-keys/{id}`: what is present changes, what is absent stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct UpdateKeyBody {
+    /// A new name, 1 to 100 characters.
+    #[schema(example = "Production API (web)")]
+    pub(crate) name: Option<String>,
+    /// New scopes, replacing the old ones; absent or empty: unchanged.
+    #[schema(value_type = Option<Vec<ScopeName>>, example = json!(["chat"]))]
+    pub(crate) scopes: Option<Vec<String>>,
+    /// A new expiry, as when creating a key; `null` removes the expiry, absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "2027-06-30")]
+    pub(crate) expires_at: Option<Option<String>>,
+}
+
+/// Tells a field that is present (even as `null`: `Some(None)`) from an absent one (`None`,
+/// through `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl UpdateKeyBody {
+    pub(crate) fn into_proto(self, id: String) -> v1::UpdateKeyRequest {
+        v1::UpdateKeyRequest {
+            id,
+            name: self.name,
+            scopes: self.scopes.unwrap_or_default(),
+            // The service reads the empty string as "no expiry".
+            expires_at: self.expires_at.map(Option::unwrap_or_default),
+        }
+    }
 }

@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{error, health, keys, model, usage, verify};
+use crate::{audit, error, health, keys, model, usage, verify};
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -13,7 +13,9 @@ use crate::{error, health, keys, model, usage, verify};
     info(title = "Keyrack REST API", description = "API keys: create, list, revoke, usage, and forward-auth."),
     paths(
         keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key,
+        keys::rotate_key, keys::update_key,
         usage::key_usage, usage::organization_usage,
+        audit::list_audit_events,
         verify::verify,
         health::healthz, health::readyz,
     ),

@@ -31,8 +31,14 @@ pub fn router(upstream: Channel) -> Router {
             "/api/api-keys/{id}",
             get(keys::get_key).delete(keys::revoke_key),
         )
+        .route("/api/api-keys/{id}", axum::routing::patch(keys::update_key))
+        .route(
+            "/api/api-keys/{id}/rotate",
+            axum::routing::post(keys::rotate_key),
+        )
         .route("/api/api-keys/{id}/usage", get(usage::key_usage))
         .route("/api/usage", get(usage::organization_usage))
+        .route("/api/audit-events", get(crate::audit::list_audit_events))
         .route("/api/auth/verify", any(verify::verify))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -45,6 +51,9 @@ pub fn router(upstream: Channel) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            crate::upstream::append_forwarded_for,
+        ))
         .with_state(Upstream::new(upstream));
 
     let request_id = http::HeaderName::from_static("x-request-id");
@@ -100,7 +109,11 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         tracing::info!(address = %self.local_addr, "HTTP gateway listening");
-        axum::serve(self.listener, self.router)
+        // The caller's address reaches the handlers, for X-Forwarded-For.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         tracing::info!("HTTP gateway stopped");

@@ -1,6 +1,13 @@
 //! The gRPC service the gateway translates to.
 
-use axum::http::HeaderMap;
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, Request},
+    http::{HeaderMap, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
 use key_proto::v1::key_service_client::KeyServiceClient;
 use tonic::{metadata::MetadataValue, transport::Channel};
 use tonic_health::pb::health_client::HealthClient;
@@ -22,8 +29,38 @@ impl Upstream {
 }
 
 /// The headers that travel on to the service: the caller's credential, untouched (the service
-/// judges it), and the request id, so both sides log the same one.
-const FORWARDED: [&str; 2] = ["authorization", "x-request-id"];
+/// judges it), the request id, so both sides log the same one, and `x-forwarded-for`, which
+/// [`append_forwarded_for`] has ended with the caller's address, for the audit log.
+const FORWARDED: [&str; 3] = ["authorization", "x-request-id", "x-forwarded-for"];
+
+/// Appends the TCP peer address of the gateway's caller to `X-Forwarded-For` (creating it),
+/// as a proxy does: what the client sent stays in front, as its claim, and the address the
+/// gateway saw ends the list. Without `ConnectInfo` (a router served without it, as in unit
+/// tests) the header is left as it is.
+pub(crate) async fn append_forwarded_for(mut request: Request, next: Next) -> Response {
+    if let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
+    {
+        let headers = request.headers_mut();
+        let mut values: Vec<String> = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+            .collect();
+        values.push(peer.ip().to_string());
+        if let Ok(value) = HeaderValue::from_str(&values.join(", ")) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    }
+    next.run(request).await
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Wraps `message` in a gRPC request carrying the forwarded headers of `headers`.
 pub(crate) fn forward<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {

@@ -83,7 +83,7 @@ async fn usage(
     Ok(Json(UsageJson::from(response.into_inner())))
 }
 
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+pub(crate) fn timestamp(field: &str, value: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
     value
         .map(|text| {
             text.parse::<Timestamp>().map_err(|_| {

@@ -30,31 +30,56 @@ pub struct RequestContext {
     pub request_id: Option<String>,
 }
 
+/// How much of a caller-supplied header an event keeps.
+const MAX_HEADER_CHARS: usize = 200;
+
 impl RequestContext {
     /// Reads the peer address and the forwarding headers of an incoming request.
     pub(crate) fn from_http<B>(request: &http::Request<B>) -> RequestContext {
         let header = |name: &str| {
-            request
+            let values: Vec<&str> = request
                 .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(200).collect::<String>())
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .map(str::trim)
                 .filter(|value| !value.is_empty())
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
         };
         let peer = request
             .extensions()
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr)
             .map(|address| address.to_string());
-        let client_address = match (peer, header("x-forwarded-for")) {
+        // Each proxy appends the address it saw, so the end of X-Forwarded-For is the part a
+        // trusted proxy (the gateway) wrote; the beginning is whatever the client claimed. A
+        // long claim is cut at its start, so padding cannot push the real address out.
+        let forwarded = header("x-forwarded-for").map(|value| keep_tail(&value));
+        let client_address = match (peer, forwarded) {
             (Some(peer), Some(forwarded)) => Some(format!("{peer} (x-forwarded-for: {forwarded})")),
             (peer, forwarded) => peer.or(forwarded),
         };
         RequestContext {
             client_address,
-            request_id: header("x-request-id"),
+            request_id: header("x-request-id").map(|value| keep_head(&value)),
         }
     }
+}
+
+/// The first [`MAX_HEADER_CHARS`] characters of `value`.
+fn keep_head(value: &str) -> String {
+    value.chars().take(MAX_HEADER_CHARS).collect()
+}
+
+/// The last [`MAX_HEADER_CHARS`] characters of `value`, marked with `…` when cut.
+fn keep_tail(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_HEADER_CHARS {
+        return value.to_owned();
+    }
+    let tail: String = value.chars().skip(count - MAX_HEADER_CHARS).collect();
+    format!("…{tail}")
 }
 
 /// One event. `organization_id` is the organization it belongs to (the actor's, or the
@@ -87,5 +112,46 @@ pub(crate) fn audit_event(
         reason: reason.map(str::to_owned),
         client_address: context.client_address.clone(),
         request_id: context.request_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(headers: &[(&str, &str)]) -> RequestContext {
+        let mut request = http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        RequestContext::from_http(&request.body(()).unwrap())
+    }
+
+    #[test]
+    fn forwarded_for_keeps_its_trusted_end_and_request_id_its_start() {
+        let padding = "10.0.0.1, ".repeat(100);
+        let context = context(&[
+            ("x-forwarded-for", &format!("{padding}198.51.100.7")),
+            ("x-request-id", &"r".repeat(500)),
+        ]);
+        let address = context.client_address.unwrap();
+        assert!(address.starts_with('…'), "{address}");
+        assert!(address.ends_with("198.51.100.7"), "{address}");
+        assert_eq!(address.chars().count(), MAX_HEADER_CHARS + 1);
+        assert_eq!(context.request_id.unwrap(), "r".repeat(MAX_HEADER_CHARS));
+    }
+
+    #[test]
+    fn repeated_forwarded_for_headers_are_joined_and_empty_ones_ignored() {
+        let context = context(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-request-id", " "),
+        ]);
+        assert_eq!(
+            context.client_address.as_deref(),
+            Some("203.0.113.9, 127.0.0.1")
+        );
+        assert_eq!(context.request_id, None);
     }
 }

@@ -1,7 +1,7 @@
 //! Conversions between protobuf messages and domain types.
 
-use chrono::{DateTime, Utc};
-use key_core::{Environment, Error, KeyRecord, KeyState};
+use chrono::{DateTime, TimeDelta, Utc};
+use key_core::{DEFAULT_MAX_KEY_AGE, Environment, Error, KeyRecord, KeyState};
 use key_proto::v1;
 use prost_types::Timestamp;
 
@@ -72,7 +72,30 @@ pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
             .rotated_to
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        // Per-organization policies come with the organizations work; until then, the default.
+        rotation_due: record.rotation_due(now, DEFAULT_MAX_KEY_AGE),
     }
+}
+
+/// A protobuf duration as a time delta: seconds and nanos of one sign, nanos below a second.
+pub(crate) fn from_duration(
+    field: &'static str,
+    duration: &prost_types::Duration,
+) -> Result<TimeDelta, Error> {
+    let invalid = || Error::InvalidArgument {
+        field,
+        message: "not a valid duration".to_owned(),
+    };
+    let (seconds, nanos) = (duration.seconds, duration.nanos);
+    if nanos.unsigned_abs() >= 1_000_000_000
+        || (seconds > 0 && nanos < 0)
+        || (seconds < 0 && nanos > 0)
+    {
+        return Err(invalid());
+    }
+    TimeDelta::try_seconds(seconds)
+        .and_then(|whole| whole.checked_add(&TimeDelta::nanoseconds(i64::from(nanos))))
+        .ok_or_else(invalid)
 }
 
 pub(crate) fn parse_id(field: &'static str, value: &str) -> Result<uuid::Uuid, Error> {

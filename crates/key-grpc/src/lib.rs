@@ -19,6 +19,6 @@ mod status;
 pub use audit::{Actor, RequestContext};
 pub use auth::Principal;
 pub use error::Error;
-pub use manager::{KeyManager, NewKeyRequest, Verification};
+pub use manager::{KeyManager, NewKeyRequest, Rotation, Verification};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
 pub use status::{ERROR_DOMAIN, status_from_error};

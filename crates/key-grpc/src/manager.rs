@@ -1,14 +1,14 @@
 //! The decisions about keys: issuing, verifying, authenticating. Handlers call these; they
 //! hold no rules of their own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
     Pepper, RandomSource, Scope, ScopeSet, Verdict, verify,
 };
-use key_store::{NewKey, Store};
+use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
 
 use crate::{Actor, RequestContext, audit::audit_event};
@@ -34,6 +34,17 @@ pub struct NewKeyRequest {
     pub expires_at: Option<DateTime<Utc>>,
     /// live or test.
     pub environment: Environment,
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The old key, with its new expiry (or revocation) and `rotated_to`.
+    pub old: KeyRecord,
+    /// The successor, with `rotated_from`.
+    pub new: KeyRecord,
+    /// The successor's plaintext; shown once, kept nowhere.
+    pub key: ApiKey,
 }
 
 /// The outcome of a verification, with the record when the key is known.
@@ -110,6 +121,100 @@ impl KeyManager {
             context,
             self.now(),
         )
+    }
+
+    /// Rotates the key `id` of `organization_id`: issues a successor with the same name,
+    /// scopes, environment and lifetime, created by `actor`, and lets the old key work for
+    /// `grace` more (validated by `key_core::rotation_grace`; zero revokes it now). The old
+    /// key's change, the successor and both audit events (`key.rotate` on the old key,
+    /// `key.create` on the new one) are written in one transaction.
+    pub async fn rotate(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        grace: TimeDelta,
+        actor: &Actor,
+        context: &RequestContext,
+    ) -> Result<Rotation, Error> {
+        let now = self.now();
+        let created_by = match actor {
+            Actor::Key(principal) => Some(principal.key_id),
+            Actor::Operator | Actor::Anonymous => None,
+        };
+        // The plan may be decided more than once; the key of the last decision is the one
+        // stored.
+        let issued: Mutex<Option<ApiKey>> = Mutex::new(None);
+        let rotated = self
+            .store
+            .rotate_key(organization_id, id, now, |old| {
+                let change = old.rotate(now, grace)?;
+                let key = ApiKey::generate(old.environment, self.rng.as_ref())?;
+                let request = NewKeyRequest {
+                    name: KeyName::parse(&old.name)?,
+                    scopes: old.scopes,
+                    expires_at: old.successor_expiry(now),
+                    environment: old.environment,
+                };
+                let successor = self.new_key(organization_id, &key, request, created_by);
+                let audit = vec![
+                    audit_event(
+                        actor,
+                        Some(organization_id),
+                        AuditAction::KeyRotate,
+                        old.id.to_string(),
+                        AuditOutcome::Success,
+                        None,
+                        context,
+                        now,
+                    ),
+                    self.created_event(&successor, actor, context),
+                ];
+                *issued.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
+                Ok::<_, Error>(KeyRotation {
+                    successor,
+                    old_expires_at: change.expires_at,
+                    revoke_reason: change.revoke_reason.map(str::to_owned),
+                    audit,
+                })
+            })
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        let key = issued
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner())
+            .ok_or_else(|| Error::Internal("a rotation stored no successor key".to_owned()))?;
+        let (old, new) = rotated;
+        Ok(Rotation { old, new, key })
+    }
+
+    /// Changes the key `id` of `organization_id` as `changes` says, with its `key.update`
+    /// audit event, in one transaction. A revoked or rotated key is refused (`Conflict`).
+    pub async fn update(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        changes: KeyChanges,
+        actor: &Actor,
+        context: &RequestContext,
+    ) -> Result<KeyRecord, Error> {
+        let now = self.now();
+        self.store
+            .update_key(organization_id, id, |current| {
+                current.check_updatable()?;
+                let audit = audit_event(
+                    actor,
+                    Some(organization_id),
+                    AuditAction::KeyUpdate,
+                    current.id.to_string(),
+                    AuditOutcome::Success,
+                    None,
+                    context,
+                    now,
+                );
+                Ok::<_, Error>((changes.clone(), audit))
+            })
+            .await?
+            .ok_or(Error::NotFound("key"))
     }
 
     /// Creates organization `name` with one admin key, unless the organization exists. Returns

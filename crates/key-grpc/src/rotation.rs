@@ -1,28 +1,99 @@
-//! RotateKey and UpdateKey.
+//! RotateKey and UpdateKey: request parsing and translation. The decisions are the
+//! [`KeyManager`]'s (`rotate`, `update`) and key-core's (`KeyRecord::rotate`,
+//! `KeyRecord::check_updatable`, `rotation_grace`).
 
+use key_core::{KeyName, ScopeSet, parse_expiry, rotation_grace};
 use key_proto::v1;
+use key_store::KeyChanges;
 use tonic::{Response, Status};
 
-use crate::{KeyManager, Principal, RequestContext};
+use crate::{
+    Actor, KeyManager, Principal, RequestContext,
+    convert::{api_key, from_duration, parse_id},
+    status_from_error,
+};
 
 type Reply<T> = Result<Response<T>, Status>;
 
 /// RotateKey: see the proto.
 pub(crate) async fn rotate_key(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::RotateKeyRequest,
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    request: v1::RotateKeyRequest,
 ) -> Reply<v1::RotateKeyResponse> {
-    Err(Status::unimplemented("RotateKey is being built"))
+    let id = parse_id("id", &request.id).map_err(status_from_error)?;
+    let requested = request
+        .grace_period
+        .as_ref()
+        .map(|grace| from_duration("grace_period", grace))
+        .transpose()
+        .map_err(status_from_error)?;
+    let grace = rotation_grace(requested).map_err(status_from_error)?;
+    let rotation = manager
+        .rotate(
+            caller.organization_id,
+            id,
+            grace,
+            &Actor::Key(caller.clone()),
+            context,
+        )
+        .await
+        .map_err(status_from_error)?;
+    tracing::info!(
+        key_id = %rotation.old.id,
+        successor_id = %rotation.new.id,
+        grace_seconds = grace.num_seconds(),
+        rotated_by = %caller.key_id,
+        "key rotated"
+    );
+    let now = manager.now();
+    Ok(Response::new(v1::RotateKeyResponse {
+        api_key: Some(api_key(&rotation.new, now)),
+        key: rotation.key.expose().to_owned(),
+        rotated_key: Some(api_key(&rotation.old, now)),
+    }))
 }
 
 /// UpdateKey: see the proto.
 pub(crate) async fn update_key(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::UpdateKeyRequest,
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    request: v1::UpdateKeyRequest,
 ) -> Reply<v1::UpdateKeyResponse> {
-    Err(Status::unimplemented("UpdateKey is being built"))
+    let id = parse_id("id", &request.id).map_err(status_from_error)?;
+    let now = manager.now();
+    let changes = KeyChanges {
+        name: request
+            .name
+            .as_deref()
+            .map(|name| KeyName::parse(name).map(|name| name.as_str().to_owned()))
+            .transpose()
+            .map_err(status_from_error)?,
+        scopes: (!request.scopes.is_empty())
+            .then(|| ScopeSet::parse_list("scopes", &request.scopes))
+            .transpose()
+            .map_err(status_from_error)?,
+        expires_at: request
+            .expires_at
+            .as_deref()
+            .map(|expiry| parse_expiry(expiry, now))
+            .transpose()
+            .map_err(status_from_error)?,
+    };
+    let record = manager
+        .update(
+            caller.organization_id,
+            id,
+            changes,
+            &Actor::Key(caller.clone()),
+            context,
+        )
+        .await
+        .map_err(status_from_error)?;
+    tracing::info!(key_id = %record.id, updated_by = %caller.key_id, "key updated");
+    Ok(Response::new(v1::UpdateKeyResponse {
+        api_key: Some(api_key(&record, manager.now())),
+    }))
 }

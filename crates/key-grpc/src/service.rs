@@ -195,6 +195,18 @@ impl KeyService for KeyServiceImpl {
             }
         };
         let now = self.manager.now();
+        let filter = match (request.rotation_due, filter) {
+            (false, filter) => filter,
+            (true, KeyFilter::All | KeyFilter::State(KeyState::Active)) => KeyFilter::RotationDue {
+                created_at_or_before: now - key_core::DEFAULT_MAX_KEY_AGE,
+            },
+            (true, _) => {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "rotation_due",
+                    message: "only active keys are due for rotation".to_owned(),
+                }));
+            }
+        };
         let page_size = u64::from(page_size.unsigned_abs());
         // One extra row tells whether another page follows.
         let mut records = self

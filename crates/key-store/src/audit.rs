@@ -41,7 +41,33 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<AuditEvent>, Error> {
-        let mut query = AuditEvents::find().filter(Column::OrganizationId.eq(organization_id));
+        self.list_audit_events_of(Some(organization_id), filter, after, limit)
+            .await
+    }
+
+    /// Up to `limit` events that belong to no organization, newest first, after the event
+    /// `after`: refused calls whose credential was missing or matched no live key. No API
+    /// caller can see them; they are for operators (and tests).
+    pub async fn list_unattributed_audit_events(
+        &self,
+        filter: &AuditFilter,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        self.list_audit_events_of(None, filter, after, limit).await
+    }
+
+    async fn list_audit_events_of(
+        &self,
+        organization_id: Option<Uuid>,
+        filter: &AuditFilter,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        let mut query = AuditEvents::find().filter(match organization_id {
+            Some(organization_id) => Column::OrganizationId.eq(organization_id),
+            None => Column::OrganizationId.is_null(),
+        });
         if let Some(after) = after {
             query = query.filter(Column::Id.lt(after));
         }

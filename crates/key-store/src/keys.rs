@@ -44,7 +44,43 @@ pub enum KeyFilter {
     All,
     /// Keys in this state at the listing's `now`.
     State(KeyState),
+    /// Keys due for rotation at the listing's `now`: active, not rotated yet, and created at or
+    /// before this instant (`now` minus the maximum key age). The same rule as
+    /// `KeyRecord::rotation_due`.
+    RotationDue {
+        /// The latest creation time of a key that is due.
+        created_at_or_before: DateTime<Utc>,
+    },
 }
+
+/// What rotating a key writes, as decided from the old key's record.
+#[derive(Debug, Clone)]
+pub struct KeyRotation {
+    /// The successor. The store links it to the old key (`rotated_from`).
+    pub successor: NewKey,
+    /// The old key's expiry after the rotation.
+    pub old_expires_at: Option<DateTime<Utc>>,
+    /// Set to revoke the old key at once, with this reason.
+    pub revoke_reason: Option<String>,
+    /// The events that describe the rotation, appended in its transaction.
+    pub audit: Vec<AuditEvent>,
+}
+
+/// The fields an update changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// A new, validated name.
+    pub name: Option<String>,
+    /// New scopes (never empty).
+    pub scopes: Option<ScopeSet>,
+    /// A new expiry; `Some(None)` removes it.
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// How often a rotation or update is decided again when the key changed between the decision
+/// and the write. The guards only move one way (revoked, rotated), so the second decision
+/// sees the change and refuses.
+const ATTEMPTS: usize = 3;
 
 impl Store {
     /// Stores a new key and its audit event, in one transaction, and returns its record.
@@ -113,6 +149,17 @@ impl Store {
                     .add(Column::ExpiresAt.is_null())
                     .add(Column::ExpiresAt.gt(now)),
             ),
+            KeyFilter::RotationDue {
+                created_at_or_before,
+            } => query
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::RotatedTo.is_null())
+                .filter(Column::CreatedAt.lte(created_at_or_before))
+                .filter(
+                    Condition::any()
+                        .add(Column::ExpiresAt.is_null())
+                        .add(Column::ExpiresAt.gt(now)),
+                ),
         };
         query
             .order_by_desc(Column::Id)
@@ -150,6 +197,130 @@ impl Store {
         }
         txn.commit().await?;
         Ok(record)
+    }
+}
+
+impl Store {
+    /// Rotates the key `id` of `organization_id` in one transaction: `plan` decides, from the
+    /// old key's record, the successor, the old key's new expiry (or its revocation) and the
+    /// audit events, or refuses with its own error; the store inserts the successor, links the
+    /// two keys and appends the events. Returns the old and the new record, or `None` if there
+    /// is no such key.
+    pub async fn rotate_key<E: From<Error>>(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+        plan: impl Fn(&KeyRecord) -> Result<KeyRotation, E>,
+    ) -> Result<Option<(KeyRecord, KeyRecord)>, E> {
+        for _ in 0..ATTEMPTS {
+            let txn = self.db.begin().await.map_err(Error::from)?;
+            let Some(old) = get_key_in(&txn, organization_id, id).await? else {
+                return Ok(None);
+            };
+            let rotation = plan(&old)?;
+            let successor_id = rotation.successor.id;
+            let mut update = ApiKeys::update_many()
+                .col_expr(Column::RotatedTo, Expr::value(successor_id))
+                .col_expr(Column::ExpiresAt, Expr::value(rotation.old_expires_at));
+            if let Some(reason) = rotation.revoke_reason {
+                update = update
+                    .col_expr(Column::RevokedAt, Expr::value(now))
+                    .col_expr(Column::RevokeReason, Expr::value(reason));
+            }
+            let updated = update
+                .filter(Column::Id.eq(id))
+                .filter(Column::OrganizationId.eq(organization_id))
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::RotatedTo.is_null())
+                .exec(&txn)
+                .await
+                .map_err(Error::from)?;
+            if updated.rows_affected == 0 {
+                // Revoked or rotated since it was read: decide again on what is stored now.
+                txn.rollback().await.map_err(Error::from)?;
+                continue;
+            }
+            insert_key_in(&txn, rotation.successor).await?;
+            ApiKeys::update_many()
+                .col_expr(Column::RotatedFrom, Expr::value(id))
+                .filter(Column::Id.eq(successor_id))
+                .exec(&txn)
+                .await
+                .map_err(Error::from)?;
+            for event in &rotation.audit {
+                insert_audit_event_in(&txn, event).await?;
+            }
+            let old = get_key_in(&txn, organization_id, id).await?;
+            let new = get_key_in(&txn, organization_id, successor_id).await?;
+            txn.commit().await.map_err(Error::from)?;
+            return match (old, new) {
+                (Some(old), Some(new)) => Ok(Some((old, new))),
+                _ => Err(vanished(id).into()),
+            };
+        }
+        Err(changing(id).into())
+    }
+
+    /// Changes the key `id` of `organization_id` in one transaction: `plan` decides, from its
+    /// record, the changes and the audit event, or refuses with its own error. Returns the
+    /// updated record, or `None` if there is no such key. A revoked or rotated key is never
+    /// changed, whatever `plan` says.
+    pub async fn update_key<E: From<Error>>(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        plan: impl Fn(&KeyRecord) -> Result<(KeyChanges, AuditEvent), E>,
+    ) -> Result<Option<KeyRecord>, E> {
+        for _ in 0..ATTEMPTS {
+            let txn = self.db.begin().await.map_err(Error::from)?;
+            let Some(current) = get_key_in(&txn, organization_id, id).await? else {
+                return Ok(None);
+            };
+            let (changes, audit) = plan(&current)?;
+            // Setting the name to itself keeps the statement valid when nothing changes.
+            let mut update = ApiKeys::update_many().col_expr(
+                Column::Name,
+                Expr::value(changes.name.unwrap_or(current.name)),
+            );
+            if let Some(scopes) = changes.scopes {
+                update = update.col_expr(Column::Scopes, Expr::value(scopes.names().join(" ")));
+            }
+            if let Some(expires_at) = changes.expires_at {
+                update = update.col_expr(Column::ExpiresAt, Expr::value(expires_at));
+            }
+            let updated = update
+                .filter(Column::Id.eq(id))
+                .filter(Column::OrganizationId.eq(organization_id))
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::RotatedTo.is_null())
+                .exec(&txn)
+                .await
+                .map_err(Error::from)?;
+            if updated.rows_affected == 0 {
+                txn.rollback().await.map_err(Error::from)?;
+                continue;
+            }
+            insert_audit_event_in(&txn, &audit).await?;
+            let record = get_key_in(&txn, organization_id, id).await?;
+            txn.commit().await.map_err(Error::from)?;
+            return record.map(Some).ok_or_else(|| vanished(id).into());
+        }
+        Err(changing(id).into())
+    }
+}
+
+fn vanished(id: Uuid) -> Error {
+    Error::Corrupt {
+        table: "api_keys",
+        detail: format!("key {id} vanished inside its own transaction"),
+    }
+}
+
+fn changing(id: Uuid) -> Error {
+    Error::Corrupt {
+        table: "api_keys",
+        detail: format!("key {id} kept changing while it was being written"),
     }
 }
 

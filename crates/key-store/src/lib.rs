@@ -17,6 +17,6 @@ mod usage;
 pub use audit::AuditFilter;
 pub use connect::Store;
 pub use error::Error;
-pub use keys::{KeyFilter, NewKey};
+pub use keys::{KeyChanges, KeyFilter, KeyRotation, NewKey};
 pub use organizations::Organization;
 pub use usage::UsageRow;

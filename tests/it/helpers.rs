@@ -184,6 +184,7 @@ impl TestApp {
                     scopes: scopes.iter().map(|s| s.to_string()).collect(),
                     expires_at: expires_at.into(),
                     environment: 0,
+                    ..Default::default()
                 },
             ))
             .await
@@ -216,6 +217,9 @@ impl TestApp {
             scopes: [Scope::Admin].into_iter().collect(),
             expires_at: None,
             environment: Environment::Live,
+            key_type: key_core::KeyType::Organization,
+            member_id: None,
+            operator: false,
         };
         let (_, key) = self
             .manager

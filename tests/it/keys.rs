@@ -207,6 +207,7 @@ async fn an_rfc3339_expiry_is_exact_and_a_past_one_is_refused() {
                         scopes: vec!["chat".into()],
                         expires_at: past.into(),
                         environment: 0,
+                        ..Default::default()
                     },
                 ))
                 .await
@@ -401,6 +402,7 @@ async fn bad_create_requests_name_the_offending_field() {
             scopes: vec!["chat".into()],
             expires_at: String::new(),
             environment: 0,
+            ..Default::default()
         };
         let cases = [
             (

@@ -21,6 +21,10 @@ pub enum Error {
     /// The key is valid but lacks a scope the operation needs.
     #[error("API key lacks required scope: {0}")]
     InsufficientScope(Scope),
+    /// The caller's key is valid but the operation is not allowed to it for a reason other than a
+    /// missing scope (e.g. it needs an operator key).
+    #[error("{0}")]
+    Forbidden(String),
     /// A request field is malformed; `field` names it.
     #[error("invalid {field}: {message}")]
     InvalidArgument {
@@ -49,7 +53,7 @@ impl Error {
         match self {
             Error::InvalidApiKey | Error::MissingApiKey => ErrorCode::InvalidApiKey,
             Error::ExpiredApiKey(_) => ErrorCode::ExpiredApiKey,
-            Error::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Error::InsufficientScope(_) | Error::Forbidden(_) => ErrorCode::InsufficientScope,
             Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,

@@ -11,8 +11,10 @@ mod digest;
 mod error;
 mod expiry;
 mod name;
+mod permission;
 mod random;
 mod record;
+mod role;
 mod rotation;
 mod scope;
 mod verdict;
@@ -24,8 +26,10 @@ pub use digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use error::{Error, ErrorCode};
 pub use expiry::parse_expiry;
 pub use name::KeyName;
+pub use permission::{Action, Caller, KeyType, PERMISSIONS, Requirement};
 pub use random::RandomSource;
 pub use record::{KeyRecord, KeyState};
+pub use role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes};
 pub use rotation::{
     DEFAULT_MAX_KEY_AGE, DEFAULT_ROTATION_GRACE, MAX_ROTATION_GRACE, ROTATED_REVOKE_REASON,
     RotatedOldKey, rotation_grace,

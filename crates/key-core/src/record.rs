@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Environment, RedactedKey, ScopeSet};
+use crate::{Environment, KeyType, RedactedKey, ScopeSet};
 
 /// A key as the store knows it: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,13 @@ pub struct KeyRecord {
     pub rotated_from: Option<Uuid>,
     /// The key that replaced this one by rotation.
     pub rotated_to: Option<Uuid>,
+    /// The organization's key, or a member's.
+    pub key_type: KeyType,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// Whether this is an operator key (an admin of the whole deployment, e.g. the bootstrap
+    /// key): only operator keys create organizations.
+    pub operator: bool,
 }
 
 /// A key's lifecycle state at some instant.

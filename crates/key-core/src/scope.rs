@@ -121,6 +121,32 @@ impl ScopeSet {
         required.iter().copied().find(|scope| !self.grants(*scope))
     }
 
+    /// The scopes both sets grant, spelled out: a key's scopes limited by what its owner may
+    /// hold. `admin` survives only if both grant it; each other scope if both grant it (so an
+    /// `admin` key of a `member` keeps exactly the member's scopes).
+    pub fn limited_to(self, limit: ScopeSet) -> ScopeSet {
+        Scope::ALL
+            .into_iter()
+            .filter(|scope| self.grants(*scope) && limit.grants(*scope))
+            .collect()
+    }
+
+    /// Whether every scope of `other` is granted by this set: a caller may only grant what it
+    /// holds.
+    pub fn covers(self, other: ScopeSet) -> bool {
+        other.iter().all(|scope| self.grants(scope))
+    }
+
+    /// The first scope of `other`, in the docs' order, that this set does not grant.
+    pub fn first_uncovered(self, other: ScopeSet) -> Option<Scope> {
+        other.iter().find(|scope| !self.grants(*scope))
+    }
+
+    /// Every scope.
+    pub fn all() -> ScopeSet {
+        Scope::ALL.into_iter().collect()
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -207,6 +233,19 @@ mod tests {
         assert!(err.to_string().contains("agents:fly"), "{err}");
         let none: [&str; 0] = [];
         assert!(ScopeSet::parse_list("scopes", &none).is_err());
+    }
+
+    #[test]
+    fn limiting_keeps_only_what_both_grant() {
+        let key = ScopeSet::parse_list("scopes", &["admin"]).unwrap();
+        let member = ScopeSet::parse_list("scopes", &["chat", "agents:read"]).unwrap();
+        assert_eq!(key.limited_to(member), member);
+        assert_eq!(member.limited_to(key), member);
+        let viewer = ScopeSet::parse_list("scopes", &["agents:read"]).unwrap();
+        assert_eq!(member.limited_to(viewer).names(), vec!["agents:read"]);
+        assert!(ScopeSet::all().covers(member));
+        assert!(!viewer.covers(member));
+        assert_eq!(viewer.first_uncovered(member), Some(Scope::Chat));
     }
 
     #[test]

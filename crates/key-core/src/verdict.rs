@@ -74,6 +74,9 @@ mod tests {
             last_used_at: None,
             rotated_from: None,
             rotated_to: None,
+            key_type: crate::KeyType::Organization,
+            member_id: None,
+            operator: false,
         }
     }
 

@@ -123,6 +123,7 @@ impl CreateKeyBody {
             scopes: self.scopes,
             expires_at: self.expires_at.unwrap_or_default(),
             environment: environment.into(),
+            ..Default::default()
         })
     }
 }

@@ -41,6 +41,13 @@ pub(crate) fn environment_from_proto(value: i32) -> Result<Environment, Error> {
     }
 }
 
+pub(crate) fn key_type_to_proto(key_type: key_core::KeyType) -> v1::KeyType {
+    match key_type {
+        key_core::KeyType::Organization => v1::KeyType::Organization,
+        key_core::KeyType::Personal => v1::KeyType::Personal,
+    }
+}
+
 pub(crate) fn state_to_proto(state: KeyState) -> v1::KeyState {
     match state {
         KeyState::Active => v1::KeyState::Active,
@@ -74,6 +81,12 @@ pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
             .unwrap_or_default(),
         // Per-organization policies come with the organizations work; until then, the default.
         rotation_due: record.rotation_due(now, DEFAULT_MAX_KEY_AGE),
+        key_type: key_type_to_proto(record.key_type).into(),
+        member_id: record
+            .member_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        operator: record.operator,
     }
 }
 

@@ -11,6 +11,7 @@ mod auth;
 mod convert;
 mod error;
 mod manager;
+mod organizations;
 mod rotation;
 mod server;
 mod service;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
-    Pepper, RandomSource, Scope, ScopeSet, Verdict, verify,
+    KeyType, Pepper, RandomSource, Scope, ScopeSet, Verdict, verify,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
@@ -34,6 +34,12 @@ pub struct NewKeyRequest {
     pub expires_at: Option<DateTime<Utc>>,
     /// live or test.
     pub environment: Environment,
+    /// The organization's key, or a member's.
+    pub key_type: KeyType,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// Whether it is an operator key.
+    pub operator: bool,
 }
 
 /// The outcome of a rotation.
@@ -154,6 +160,9 @@ impl KeyManager {
                     scopes: old.scopes,
                     expires_at: old.successor_expiry(now),
                     environment: old.environment,
+                    key_type: old.key_type,
+                    member_id: old.member_id,
+                    operator: old.operator,
                 };
                 let successor = self.new_key(organization_id, &key, request, created_by);
                 let audit = vec![
@@ -226,6 +235,10 @@ impl KeyManager {
             scopes: [Scope::Admin].into_iter().collect(),
             expires_at: None,
             environment: Environment::Live,
+            key_type: KeyType::Organization,
+            member_id: None,
+            // The deployment's first key administers the deployment: it creates organizations.
+            operator: true,
         };
         let created = self
             .store
@@ -256,6 +269,9 @@ impl KeyManager {
             created_at: self.now(),
             expires_at: request.expires_at,
             created_by,
+            key_type: request.key_type,
+            member_id: request.member_id,
+            operator: request.operator,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::{
     convert::{
         api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp,
     },
-    rotation, status_from_error,
+    organizations, rotation, status_from_error,
 };
 
 const DEFAULT_PAGE_SIZE: i32 = 50;
@@ -76,6 +76,9 @@ impl KeyService for KeyServiceImpl {
             scopes: ScopeSet::parse_list("scopes", &request.scopes).map_err(status_from_error)?,
             expires_at: parse_expiry(&request.expires_at, now).map_err(status_from_error)?,
             environment: environment_from_proto(request.environment).map_err(status_from_error)?,
+            key_type: key_core::KeyType::Organization,
+            member_id: None,
+            operator: false,
         };
         let (record, key) = self
             .manager
@@ -295,6 +298,77 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::ListAuditEventsResponse> {
         let caller = principal(&request)?;
         audit_log::list_audit_events(&self.manager, &caller, request.into_inner()).await
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<v1::CreateOrganizationRequest>,
+    ) -> Reply<v1::CreateOrganizationResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::create_organization(&self.manager, &caller, &context, request.into_inner())
+            .await
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<v1::GetOrganizationRequest>,
+    ) -> Reply<v1::GetOrganizationResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::get_organization(&self.manager, &caller, &context, request.into_inner())
+            .await
+    }
+
+    async fn update_organization_policy(
+        &self,
+        request: Request<v1::UpdateOrganizationPolicyRequest>,
+    ) -> Reply<v1::UpdateOrganizationPolicyResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::update_organization_policy(
+            &self.manager,
+            &caller,
+            &context,
+            request.into_inner(),
+        )
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<v1::AddMemberRequest>,
+    ) -> Reply<v1::AddMemberResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::add_member(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn update_member(
+        &self,
+        request: Request<v1::UpdateMemberRequest>,
+    ) -> Reply<v1::UpdateMemberResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::update_member(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn remove_member(
+        &self,
+        request: Request<v1::RemoveMemberRequest>,
+    ) -> Reply<v1::RemoveMemberResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::remove_member(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn list_members(
+        &self,
+        request: Request<v1::ListMembersRequest>,
+    ) -> Reply<v1::ListMembersResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        organizations::list_members(&self.manager, &caller, &context, request.into_inner()).await
     }
 
     async fn list_usage(

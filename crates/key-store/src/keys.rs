@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, RedactedKey, Scope, ScopeSet,
+    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, KeyType, RedactedKey, Scope, ScopeSet,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -35,6 +35,12 @@ pub struct NewKey {
     pub expires_at: Option<DateTime<Utc>>,
     /// The key that created this one, if a key did.
     pub created_by: Option<Uuid>,
+    /// The organization's key, or a member's.
+    pub key_type: KeyType,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// Whether it is an operator key.
+    pub operator: bool,
 }
 
 /// Which keys a listing returns.
@@ -357,6 +363,9 @@ pub(crate) async fn insert_key_in(
         created_by: Set(key.created_by),
         rotated_from: Set(None),
         rotated_to: Set(None),
+        key_type: Set(key.key_type.as_str().to_owned()),
+        member_id: Set(key.member_id),
+        operator: Set(key.operator),
     };
     let model = ApiKeys::insert(model).exec_with_returning(db).await?;
     record_from_model(model)
@@ -375,6 +384,12 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     let environment = Environment::parse(&model.environment)
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let key_type = KeyType::parse(&model.key_type).ok_or_else(|| {
+        corrupt(format!(
+            "key {}: unknown key type {:?}",
+            model.id, model.key_type
+        ))
+    })?;
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -392,5 +407,8 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         last_used_at: model.last_used_at,
         rotated_from: model.rotated_from,
         rotated_to: model.rotated_to,
+        key_type,
+        member_id: model.member_id,
+        operator: model.operator,
     })
 }

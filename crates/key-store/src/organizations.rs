@@ -1,4 +1,5 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use key_core::{OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
     sea_query::OnConflict,
@@ -21,15 +22,77 @@ pub struct Organization {
     pub name: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Its rules for keys.
+    pub policy: OrganizationPolicy,
 }
 
-impl From<organization::Model> for Organization {
-    fn from(model: organization::Model) -> Self {
-        Organization {
+impl TryFrom<organization::Model> for Organization {
+    type Error = Error;
+
+    fn try_from(model: organization::Model) -> Result<Self, Error> {
+        let corrupt = |detail: String| Error::Corrupt {
+            table: "organizations",
+            detail: format!("organization {}: {detail}", model.id),
+        };
+        let role_scopes =
+            parse_role_scopes(model.role_scopes.as_deref().unwrap_or_default()).map_err(corrupt)?;
+        Ok(Organization {
             id: model.id,
             name: model.name,
             created_at: model.created_at,
-        }
+            policy: OrganizationPolicy {
+                max_key_age: TimeDelta::days(i64::from(model.max_key_age_days)),
+                max_key_lifetime: model
+                    .max_key_lifetime_days
+                    .map(|days| TimeDelta::days(i64::from(days))),
+                role_scopes,
+            },
+        })
+    }
+}
+
+/// Role scope overrides as stored: `member=chat agents:read;viewer=data:read`. Roles not
+/// listed keep their defaults.
+pub(crate) fn format_role_scopes(role_scopes: &RoleScopes) -> Option<String> {
+    let overrides: Vec<String> = Role::ALL
+        .into_iter()
+        .filter(|role| !role_scopes.is_default(*role))
+        .map(|role| {
+            format!(
+                "{}={}",
+                role.as_str(),
+                role_scopes.scopes(role).names().join(" ")
+            )
+        })
+        .collect();
+    (!overrides.is_empty()).then(|| overrides.join(";"))
+}
+
+fn parse_role_scopes(text: &str) -> Result<RoleScopes, String> {
+    let mut role_scopes = RoleScopes::default();
+    for entry in text.split(';').filter(|entry| !entry.is_empty()) {
+        let (role, scopes) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("malformed role scopes {entry:?}"))?;
+        let role = Role::parse(role).map_err(|error| error.to_string())?;
+        let scopes = scopes
+            .split_whitespace()
+            .map(Scope::parse)
+            .collect::<Result<ScopeSet, _>>()
+            .map_err(|error| error.to_string())?;
+        role_scopes.set(role, scopes);
+    }
+    Ok(role_scopes)
+}
+
+impl Store {
+    /// The organization `id`, with its policy.
+    pub async fn get_organization(&self, id: Uuid) -> Result<Option<Organization>, Error> {
+        Organizations::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(Organization::try_from)
+            .transpose()
     }
 }
 
@@ -58,7 +121,8 @@ impl Store {
             .filter(organization::Column::Name.eq(name))
             .one(&self.db)
             .await?
-            .map(Organization::from))
+            .map(Organization::try_from)
+            .transpose()?)
     }
 
     /// First-start bootstrap: creates organization `name` and, in the same transaction, the key
@@ -95,6 +159,9 @@ async fn insert_organization_if_absent(
         id: Set(id),
         name: Set(name.to_owned()),
         created_at: Set(now),
+        max_key_age_days: Set(90),
+        max_key_lifetime_days: Set(None),
+        role_scopes: Set(None),
     };
     let inserted = Organizations::insert(model)
         .on_conflict(

@@ -2,7 +2,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use key_core::{Environment, KeyName, Scope, SystemClock};
+use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
 use key_gateway::Gateway;
 use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use ring::rand::SystemRandom;
@@ -91,6 +91,10 @@ enum AdminKeyCommand {
         /// The key's name.
         #[arg(long, default_value = "Recovery admin key")]
         name: String,
+        /// Make it an operator key (an admin of the whole deployment, which may create
+        /// organizations), like the bootstrap key.
+        #[arg(long)]
+        operator: bool,
         #[command(flatten)]
         database: DatabaseConfig,
     },
@@ -111,9 +115,10 @@ impl Cli {
                     AdminKeyCommand::Create {
                         organization,
                         name,
+                        operator,
                         database,
                     },
-            } => create_admin_key(&organization, &name, database).await,
+            } => create_admin_key(&organization, &name, operator, database).await,
         }
     }
 }
@@ -183,6 +188,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
 async fn create_admin_key(
     organization: &str,
     name: &str,
+    operator: bool,
     database: DatabaseConfig,
 ) -> anyhow::Result<()> {
     let manager = manager(&database).await?;
@@ -196,6 +202,9 @@ async fn create_admin_key(
         scopes: [Scope::Admin].into_iter().collect(),
         expires_at: None,
         environment: Environment::Live,
+        key_type: KeyType::Organization,
+        member_id: None,
+        operator,
     };
     let (record, key) = manager
         .issue(

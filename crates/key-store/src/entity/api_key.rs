@@ -25,6 +25,12 @@ pub struct Model {
     pub created_by: Option<Uuid>,
     pub rotated_from: Option<Uuid>,
     pub rotated_to: Option<Uuid>,
+    /// `organization` or `personal`.
+    pub key_type: String,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// An operator key: an admin of the whole deployment.
+    pub operator: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

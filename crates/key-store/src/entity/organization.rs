@@ -8,6 +8,10 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub created_at: DateTimeUtc,
+    pub max_key_age_days: i32,
+    pub max_key_lifetime_days: Option<i32>,
+    /// Overrides of the default role scopes, e.g. `member=chat agents:read;viewer=data:read`.
+    pub role_scopes: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_tables;
 mod m20261128_000002_rotation_and_audit;
+mod m20261128_000003_members_and_key_types;
 
 pub(crate) struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_rotation_and_audit::Migration),
+            Box::new(m20261128_000003_members_and_key_types::Migration),
         ]
     }
 }

@@ -1,0 +1,234 @@
+//! Who may do what: one table, read by every admin RPC.
+
+use uuid::Uuid;
+
+use crate::{Error, Scope, ScopeSet};
+
+/// The kind of a key: the organization's, or one member's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// Belongs to the organization; shared across a team. Creating one needs `admin`.
+    Organization,
+    /// Belongs to one member; its scopes are limited, at every verification, by the member's
+    /// current role.
+    Personal,
+}
+
+impl KeyType {
+    /// The type's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Organization => "organization",
+            KeyType::Personal => "personal",
+        }
+    }
+
+    /// Parses a stored type name.
+    pub fn parse(name: &str) -> Option<KeyType> {
+        [KeyType::Organization, KeyType::Personal]
+            .into_iter()
+            .find(|key_type| key_type.as_str() == name)
+    }
+}
+
+/// The verified caller of an admin RPC, with its effective scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's key.
+    pub key_id: Uuid,
+    /// The caller's organization.
+    pub organization_id: Uuid,
+    /// The caller's key type.
+    pub key_type: KeyType,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// What the key may do now (a personal key's scopes limited by its member's role).
+    pub scopes: ScopeSet,
+    /// Whether the key is an operator key (an admin of the whole deployment).
+    pub operator: bool,
+}
+
+/// Everything an admin RPC can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create an organization.
+    CreateOrganization,
+    /// Read the caller's organization and its policy.
+    ReadOrganization,
+    /// Change the organization's policy (key age, key lifetime, role scopes).
+    UpdateOrganizationPolicy,
+    /// Add, change or remove members.
+    ManageMembers,
+    /// List members.
+    ReadMembers,
+    /// Create an organization key.
+    CreateOrganizationKey,
+    /// Create a personal key for a member.
+    CreatePersonalKey,
+    /// Get or list keys.
+    ReadKeys,
+    /// Rotate, update or revoke a key.
+    ManageKeys,
+    /// Read usage.
+    ReadUsage,
+    /// Read the audit log.
+    ReadAuditLog,
+}
+
+/// What an action requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// An operator key.
+    Operator,
+    /// This scope (`admin` grants every scope).
+    Scope(Scope),
+    /// The caller's own member's keys, or this scope for anybody's.
+    OwnMemberOr(Scope),
+}
+
+/// The permission table. The README shows the same table; `tests/it/permissions.rs` tests
+/// every row, allowed and denied.
+pub const PERMISSIONS: [(Action, Requirement); 11] = [
+    (Action::CreateOrganization, Requirement::Operator),
+    (Action::ReadOrganization, Requirement::Scope(Scope::Admin)),
+    (
+        Action::UpdateOrganizationPolicy,
+        Requirement::Scope(Scope::Admin),
+    ),
+    (Action::ManageMembers, Requirement::Scope(Scope::Admin)),
+    (Action::ReadMembers, Requirement::Scope(Scope::Admin)),
+    (
+        Action::CreateOrganizationKey,
+        Requirement::Scope(Scope::Admin),
+    ),
+    (
+        Action::CreatePersonalKey,
+        Requirement::OwnMemberOr(Scope::Admin),
+    ),
+    (Action::ReadKeys, Requirement::OwnMemberOr(Scope::Admin)),
+    (Action::ManageKeys, Requirement::OwnMemberOr(Scope::Admin)),
+    (
+        Action::ReadUsage,
+        Requirement::OwnMemberOr(Scope::AnalyticsRead),
+    ),
+    (Action::ReadAuditLog, Requirement::Scope(Scope::Admin)),
+];
+
+impl Action {
+    /// What this action requires, from [`PERMISSIONS`].
+    pub fn requirement(self) -> Requirement {
+        PERMISSIONS
+            .into_iter()
+            .find(|(action, _)| *action == self)
+            .map_or(Requirement::Operator, |(_, requirement)| requirement)
+    }
+}
+
+impl Caller {
+    /// Whether the caller may perform `action` on something belonging to `owner` (a member,
+    /// for personal keys; `None` for the organization's things). Everything happens inside the
+    /// caller's organization: handlers never look outside it.
+    pub fn authorize(&self, action: Action, owner: Option<Uuid>) -> Result<(), Error> {
+        match action.requirement() {
+            Requirement::Operator if self.operator => Ok(()),
+            Requirement::Operator => Err(Error::Forbidden(
+                "this operation needs an operator key".to_owned(),
+            )),
+            Requirement::Scope(scope) => self.require(scope),
+            Requirement::OwnMemberOr(scope) => {
+                if owner.is_some() && owner == self.member_id {
+                    Ok(())
+                } else {
+                    self.require(scope)
+                }
+            }
+        }
+    }
+
+    /// Whether the caller holds `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), Error> {
+        if self.scopes.grants(scope) {
+            Ok(())
+        } else {
+            Err(Error::InsufficientScope(scope))
+        }
+    }
+
+    /// Never escalate: the caller may grant only scopes it holds itself.
+    pub fn may_grant(&self, scopes: ScopeSet) -> Result<(), Error> {
+        match self.scopes.first_uncovered(scopes) {
+            None => Ok(()),
+            Some(scope) => Err(Error::InsufficientScope(scope)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(scopes: &[&str], member: Option<Uuid>) -> Caller {
+        Caller {
+            key_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            key_type: if member.is_some() {
+                KeyType::Personal
+            } else {
+                KeyType::Organization
+            },
+            member_id: member,
+            scopes: ScopeSet::parse_list("scopes", scopes).unwrap(),
+            operator: false,
+        }
+    }
+
+    #[test]
+    fn every_action_has_exactly_one_row() {
+        for (action, _) in PERMISSIONS {
+            assert_eq!(PERMISSIONS.iter().filter(|(a, _)| *a == action).count(), 1);
+        }
+    }
+
+    #[test]
+    fn own_member_keys_need_no_admin() {
+        let me = Uuid::from_u128(1);
+        let other = Uuid::from_u128(2);
+        let personal = caller(&["chat"], Some(me));
+        assert!(personal.authorize(Action::ManageKeys, Some(me)).is_ok());
+        assert!(matches!(
+            personal.authorize(Action::ManageKeys, Some(other)),
+            Err(Error::InsufficientScope(Scope::Admin))
+        ));
+        assert!(personal.authorize(Action::ManageKeys, None).is_err());
+        assert!(
+            caller(&["admin"], None)
+                .authorize(Action::ManageKeys, Some(other))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn only_operators_create_organizations() {
+        let mut admin = caller(&["admin"], None);
+        assert!(matches!(
+            admin.authorize(Action::CreateOrganization, None),
+            Err(Error::Forbidden(_))
+        ));
+        admin.operator = true;
+        assert!(admin.authorize(Action::CreateOrganization, None).is_ok());
+    }
+
+    #[test]
+    fn callers_grant_only_what_they_hold() {
+        let member = caller(&["chat", "agents:read"], Some(Uuid::nil()));
+        assert!(
+            member
+                .may_grant(ScopeSet::parse_list("s", &["chat"]).unwrap())
+                .is_ok()
+        );
+        assert!(matches!(
+            member.may_grant(ScopeSet::parse_list("s", &["chat", "data:write"]).unwrap()),
+            Err(Error::InsufficientScope(Scope::DataWrite))
+        ));
+    }
+}

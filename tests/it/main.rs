@@ -14,6 +14,8 @@ mod examples;
 mod gateway;
 mod helpers;
 mod keys;
+mod organizations;
+mod permissions;
 mod process;
 mod proxy;
 mod rotation;

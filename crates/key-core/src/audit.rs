@@ -17,16 +17,31 @@ pub enum AuditAction {
     KeyRevoke,
     /// `auth.denied`: an admin call refused for its credential or its scope.
     AuthDenied,
+    /// `organization.create`
+    OrganizationCreate,
+    /// `organization.policy.update`
+    OrganizationPolicyUpdate,
+    /// `member.add`
+    MemberAdd,
+    /// `member.update`: a member's role changed.
+    MemberUpdate,
+    /// `member.remove`
+    MemberRemove,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 5] = [
+    pub const ALL: [AuditAction; 10] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
         AuditAction::KeyRevoke,
         AuditAction::AuthDenied,
+        AuditAction::OrganizationCreate,
+        AuditAction::OrganizationPolicyUpdate,
+        AuditAction::MemberAdd,
+        AuditAction::MemberUpdate,
+        AuditAction::MemberRemove,
     ];
 
     /// The action's name in the log.
@@ -37,6 +52,11 @@ impl AuditAction {
             AuditAction::KeyUpdate => "key.update",
             AuditAction::KeyRevoke => "key.revoke",
             AuditAction::AuthDenied => "auth.denied",
+            AuditAction::OrganizationCreate => "organization.create",
+            AuditAction::OrganizationPolicyUpdate => "organization.policy.update",
+            AuditAction::MemberAdd => "member.add",
+            AuditAction::MemberUpdate => "member.update",
+            AuditAction::MemberRemove => "member.remove",
         }
     }
 
@@ -118,7 +138,7 @@ pub struct AuditEvent {
     pub actor_type: ActorType,
     /// What was attempted.
     pub action: AuditAction,
-    /// What it was done to: a key id, or a refused RPC's method.
+    /// What it was done to: a key, organization or member id, or a refused RPC's method.
     pub target: String,
     /// Whether it happened.
     pub outcome: AuditOutcome,
@@ -142,5 +162,13 @@ mod tests {
         assert_eq!(ActorType::parse("operator"), Some(ActorType::Operator));
         assert_eq!(AuditOutcome::parse("denied"), Some(AuditOutcome::Denied));
         assert_eq!(AuditAction::parse("key.delete"), None);
+        assert_eq!(
+            AuditAction::parse("organization.policy.update"),
+            Some(AuditAction::OrganizationPolicyUpdate)
+        );
+        let mut names: Vec<_> = AuditAction::ALL.map(AuditAction::as_str).into();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditAction::ALL.len());
     }
 }

@@ -11,6 +11,7 @@ mod digest;
 mod error;
 mod expiry;
 mod name;
+mod organization;
 mod permission;
 mod random;
 mod record;
@@ -26,7 +27,10 @@ pub use digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use error::{Error, ErrorCode};
 pub use expiry::parse_expiry;
 pub use name::KeyName;
-pub use permission::{Action, Caller, KeyType, PERMISSIONS, Requirement};
+pub use organization::{
+    MAX_POLICY_DAYS, OrganizationName, UserId, max_key_age_from_days, max_key_lifetime_from_days,
+};
+pub use permission::{Action, Caller, KeyType, PERMISSIONS, Requirement, within_role};
 pub use random::RandomSource;
 pub use record::{KeyRecord, KeyState};
 pub use role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes};
@@ -35,4 +39,4 @@ pub use rotation::{
     RotatedOldKey, rotation_grace,
 };
 pub use scope::{Scope, ScopeSet};
-pub use verdict::{Verdict, verify};
+pub use verdict::{Verdict, effective_scopes, verify, verify_effective};

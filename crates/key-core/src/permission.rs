@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::{Error, Scope, ScopeSet};
+use crate::{Error, Role, Scope, ScopeSet};
 
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +160,18 @@ impl Caller {
             None => Ok(()),
             Some(scope) => Err(Error::InsufficientScope(scope)),
         }
+    }
+}
+
+/// A personal key's scopes must be within what its member's role may hold (`allowed`, from the
+/// organization's policy): at creation and at every change of its scopes.
+pub fn within_role(role: Role, allowed: ScopeSet, scopes: ScopeSet) -> Result<(), Error> {
+    match allowed.first_uncovered(scopes) {
+        None => Ok(()),
+        Some(scope) => Err(Error::Forbidden(format!(
+            "scope {scope} is outside the member's role {}",
+            role.as_str()
+        ))),
     }
 }
 

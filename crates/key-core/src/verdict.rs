@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 
-use crate::{Error, KeyRecord, KeyState, Scope, expiry::last_valid_day};
+use crate::{Error, KeyRecord, KeyState, KeyType, Scope, ScopeSet, expiry::last_valid_day};
 
 /// The answer to "may this key do an operation needing these scopes?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +31,40 @@ pub fn verify(record: Option<&KeyRecord>, required: &[Scope], now: DateTime<Utc>
     }
 }
 
+/// A key's effective scopes: an organization key's own; a personal key's limited by what its
+/// member's current role may hold (`member_limit`), or `None` when the member is gone, which
+/// makes the key invalid.
+pub fn effective_scopes(record: &KeyRecord, member_limit: Option<ScopeSet>) -> Option<ScopeSet> {
+    match record.key_type {
+        KeyType::Organization => Some(record.scopes),
+        KeyType::Personal => member_limit.map(|limit| record.scopes.limited_to(limit)),
+    }
+}
+
+/// [`verify`] with the key's effective scopes (see [`effective_scopes`]): `None` means the
+/// key's member was removed, which makes the key invalid like a revocation (and before expiry).
+pub fn verify_effective(
+    record: Option<&KeyRecord>,
+    effective: Option<ScopeSet>,
+    required: &[Scope],
+    now: DateTime<Utc>,
+) -> Verdict {
+    let Some(record) = record else {
+        return Verdict::Invalid;
+    };
+    let Some(scopes) = effective else {
+        return Verdict::Invalid;
+    };
+    match record.state(now) {
+        KeyState::Revoked => Verdict::Invalid,
+        KeyState::Expired => Verdict::Expired,
+        KeyState::Active => match scopes.first_missing(required) {
+            Some(missing) => Verdict::InsufficientScope(missing),
+            None => Verdict::Valid,
+        },
+    }
+}
+
 impl Verdict {
     /// The verdict as the error a caller reports, or `None` when valid. `record` supplies the
     /// expiry date for [`Verdict::Expired`].
@@ -54,7 +88,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::{Environment, RedactedKey, ScopeSet};
+    use crate::{Environment, RedactedKey};
 
     fn record(scopes: &[&str]) -> KeyRecord {
         KeyRecord {
@@ -126,5 +160,31 @@ mod tests {
             verify(Some(&record(&["admin"])), &[Scope::DataWrite], now()),
             Verdict::Valid
         );
+    }
+
+    #[test]
+    fn a_personal_key_is_limited_by_its_member_and_dies_with_it() {
+        let mut key = record(&["chat", "data:write"]);
+        key.key_type = KeyType::Personal;
+        key.member_id = Some(Uuid::from_u128(7));
+        let viewer = ScopeSet::parse_list("s", &["agents:read", "data:read"]).unwrap();
+        let member = ScopeSet::parse_list("s", &["chat", "data:read"]).unwrap();
+        let effective = effective_scopes(&key, Some(member));
+        assert_eq!(effective.unwrap().names(), vec!["chat"]);
+        assert_eq!(
+            verify_effective(Some(&key), effective, &[Scope::DataWrite], now()),
+            Verdict::InsufficientScope(Scope::DataWrite)
+        );
+        let demoted = effective_scopes(&key, Some(viewer));
+        assert_eq!(
+            verify_effective(Some(&key), demoted, &[Scope::Chat], now()),
+            Verdict::InsufficientScope(Scope::Chat)
+        );
+        assert_eq!(
+            verify_effective(Some(&key), effective_scopes(&key, None), &[], now()),
+            Verdict::Invalid
+        );
+        let org = record(&["chat"]);
+        assert_eq!(effective_scopes(&org, None), Some(org.scopes));
     }
 }

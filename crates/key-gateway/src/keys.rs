@@ -27,7 +27,8 @@ use crate::{
         (status = 201, description = "Created", body = CreatedKeyJson),
         (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "Not allowed: an organization key, or another member's personal key, needs `admin`; a personal key stays within the member's role and the caller's own scopes", body = ErrorBody),
+        (status = 404, description = "No such member in the caller's organization", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
@@ -49,7 +50,8 @@ pub(crate) async fn create_key(
     ))
 }
 
-/// Lists the organization's keys, newest first.
+/// Lists the organization's keys, newest first (with a non-admin personal key: its member's
+/// personal keys).
 #[utoipa::path(
     get, path = "/api/api-keys", tag = "keys",
     params(ListKeysQuery),
@@ -58,7 +60,7 @@ pub(crate) async fn create_key(
         (status = 200, description = "A page of keys", body = KeyPageJson),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "An organization key without `admin`", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]
@@ -97,7 +99,7 @@ pub(crate) async fn list_keys(
         (status = 200, description = "The key", body = ApiKeyJson),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "Not the caller's own personal key, and the caller lacks `admin`", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
@@ -125,7 +127,7 @@ pub(crate) async fn get_key(
         (status = 200, description = "The revoked key", body = ApiKeyJson),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "Not the caller's own personal key, and the caller lacks `admin`", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
@@ -160,7 +162,7 @@ pub(crate) async fn revoke_key(
         (status = 201, description = "The successor, and the old key as `rotatedKey`", body = RotatedKeyJson),
         (status = 400, description = "Malformed id or body, or a grace period out of range", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "Not the caller's own personal key, and the caller lacks `admin`", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 409, description = "The key is revoked, expired or already rotated", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
@@ -195,7 +197,7 @@ pub(crate) async fn rotate_key(
         (status = 200, description = "The updated key", body = ApiKeyJson),
         (status = 400, description = "Malformed id or body; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "Not the caller's own personal key, and the caller lacks `admin`", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 409, description = "The key is revoked or was rotated", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),

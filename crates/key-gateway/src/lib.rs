@@ -12,6 +12,7 @@ mod health;
 mod keys;
 mod model;
 mod openapi;
+mod organizations;
 mod server;
 mod upstream;
 mod usage;

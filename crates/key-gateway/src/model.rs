@@ -21,6 +21,17 @@ fn environment_name(value: i32) -> &'static str {
     }
 }
 
+fn key_type_name(value: i32) -> &'static str {
+    match v1::KeyType::try_from(value) {
+        Ok(v1::KeyType::Personal) => "personal",
+        _ => "organization",
+    }
+}
+
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
 fn state_name(value: i32) -> &'static str {
     match v1::KeyState::try_from(value) {
         Ok(v1::KeyState::Expired) => "expired",
@@ -64,6 +75,13 @@ pub(crate) struct ApiKeyJson {
     rotated_to_id: Option<String>,
     /// True when the key is active, not rotated yet, and 90 days old or older: time to rotate.
     rotation_due: bool,
+    /// `organization` (the organization's key) or `personal` (one member's).
+    #[schema(example = "organization")]
+    key_type: String,
+    /// For a personal key, its member; null otherwise.
+    member_id: Option<String>,
+    /// True for an operator key (an admin of the whole deployment, such as the bootstrap key).
+    operator: bool,
 }
 
 impl From<v1::ApiKey> for ApiKeyJson {
@@ -85,6 +103,9 @@ impl From<v1::ApiKey> for ApiKeyJson {
             rotated_from_id: (!key.rotated_from_id.is_empty()).then_some(key.rotated_from_id),
             rotated_to_id: (!key.rotated_to_id.is_empty()).then_some(key.rotated_to_id),
             rotation_due: key.rotation_due,
+            key_type: key_type_name(key.key_type).to_owned(),
+            member_id: non_empty(key.member_id),
+            operator: key.operator,
         }
     }
 }
@@ -110,6 +131,18 @@ pub(crate) struct CreateKeyBody {
     pub(crate) expires_at: Option<String>,
     /// Default `live`.
     pub(crate) environment: Option<EnvironmentParam>,
+    /// `organization` (needs `admin`) or `personal`; default: the caller's own kind.
+    pub(crate) key_type: Option<KeyTypeParam>,
+    /// For a personal key, its member; default: the caller's own member.
+    pub(crate) member_id: Option<String>,
+}
+
+/// A key's type.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KeyTypeParam {
+    Organization,
+    Personal,
 }
 
 impl CreateKeyBody {
@@ -123,7 +156,13 @@ impl CreateKeyBody {
             scopes: self.scopes,
             expires_at: self.expires_at.unwrap_or_default(),
             environment: environment.into(),
-            ..Default::default()
+            key_type: match self.key_type {
+                None => v1::KeyType::Unspecified,
+                Some(KeyTypeParam::Organization) => v1::KeyType::Organization,
+                Some(KeyTypeParam::Personal) => v1::KeyType::Personal,
+            }
+            .into(),
+            member_id: self.member_id.unwrap_or_default(),
         })
     }
 }
@@ -317,6 +356,11 @@ pub(crate) struct PrincipalJson {
     /// `live` or `test`.
     pub(crate) environment: String,
     pub(crate) expires_at: Option<String>,
+    /// `organization` or `personal`; a personal key's `scopes` are already limited by its
+    /// member's current role.
+    pub(crate) key_type: String,
+    /// For a personal key, its member; null otherwise.
+    pub(crate) member_id: Option<String>,
 }
 
 impl From<&v1::VerifyKeyResponse> for PrincipalJson {
@@ -328,6 +372,8 @@ impl From<&v1::VerifyKeyResponse> for PrincipalJson {
             scopes: verdict.scopes.clone(),
             environment: environment_name(verdict.environment).to_owned(),
             expires_at: time(verdict.expire_time.as_ref()),
+            key_type: key_type_name(verdict.key_type).to_owned(),
+            member_id: non_empty(verdict.member_id.clone()),
         }
     }
 }

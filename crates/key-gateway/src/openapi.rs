@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{audit, error, health, keys, model, usage, verify};
+use crate::{audit, error, health, keys, model, organizations, usage, verify};
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -16,6 +16,10 @@ use crate::{audit, error, health, keys, model, usage, verify};
         keys::rotate_key, keys::update_key,
         usage::key_usage, usage::organization_usage,
         audit::list_audit_events,
+        organizations::create_organization, organizations::get_organization,
+        organizations::update_policy,
+        organizations::list_members, organizations::add_member,
+        organizations::update_member, organizations::remove_member,
         verify::verify,
         health::healthz, health::readyz,
     ),

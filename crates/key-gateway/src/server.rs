@@ -17,7 +17,9 @@ use tower_http::{
 };
 use utoipa::OpenApi;
 
-use crate::{ApiDoc, ApiError, Error, health, keys, upstream::Upstream, usage, verify};
+use crate::{
+    ApiDoc, ApiError, Error, health, keys, organizations, upstream::Upstream, usage, verify,
+};
 
 /// Request bodies larger than this are refused with 413.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -39,6 +41,23 @@ pub fn router(upstream: Channel) -> Router {
         .route("/api/api-keys/{id}/usage", get(usage::key_usage))
         .route("/api/usage", get(usage::organization_usage))
         .route("/api/audit-events", get(crate::audit::list_audit_events))
+        .route(
+            "/api/organizations",
+            axum::routing::post(organizations::create_organization),
+        )
+        .route("/api/organization", get(organizations::get_organization))
+        .route(
+            "/api/organization/policy",
+            axum::routing::put(organizations::update_policy),
+        )
+        .route(
+            "/api/members",
+            get(organizations::list_members).post(organizations::add_member),
+        )
+        .route(
+            "/api/members/{id}",
+            axum::routing::patch(organizations::update_member).delete(organizations::remove_member),
+        )
         .route("/api/auth/verify", any(verify::verify))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -25,7 +25,7 @@ use crate::{
         (status = 200, description = "The key's usage", body = UsageJson),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `analytics:read` (and the key is not its own personal key)", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
@@ -48,7 +48,7 @@ pub(crate) async fn key_usage(
         (status = 200, description = "The organization's usage", body = UsageJson),
         (status = 400, description = "Malformed query", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `analytics:read`", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]

@@ -28,6 +28,9 @@ pub struct RequestContext {
     pub client_address: Option<String>,
     /// The caller's `x-request-id`.
     pub request_id: Option<String>,
+    /// The called gRPC method's path, e.g. `/keyrack.v1.KeyService/CreateKey`: the target of
+    /// an `auth.denied` event.
+    pub method: Option<String>,
 }
 
 /// How much of a caller-supplied header an event keeps.
@@ -63,6 +66,7 @@ impl RequestContext {
         RequestContext {
             client_address,
             request_id: header("x-request-id").map(|value| keep_head(&value)),
+            method: Some(request.uri().path().to_owned()),
         }
     }
 }

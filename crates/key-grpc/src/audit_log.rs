@@ -20,7 +20,7 @@ const MAX_PAGE_SIZE: i32 = 1000;
 const MAX_TARGET_CHARS: usize = 500;
 
 /// ListAuditEvents: see the proto. Any admin key of the organization may read its log; the
-/// authentication layer has already required `admin`.
+/// handler has already authorized `Action::ReadAuditLog`.
 pub(crate) async fn list_audit_events(
     manager: &KeyManager,
     caller: &Principal,

@@ -6,28 +6,124 @@ use std::{
     task::{Context, Poll},
 };
 
-use key_core::{AuditAction, AuditOutcome, Error, KeyRecord, Scope};
-use tonic::body::Body;
+use key_core::{Action, AuditAction, AuditOutcome, Caller, Error, KeyRecord, KeyType, ScopeSet};
+use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 use uuid::Uuid;
 
 use crate::{Actor, KeyManager, RequestContext, audit::audit_event, status_from_error};
 
-/// The verified caller of an admin RPC.
+/// The verified caller of an admin RPC: any valid key. What it may do is decided per handler
+/// by the permission table (`key_core::PERMISSIONS`), through [`Principal::caller`].
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The caller's key.
     pub key_id: Uuid,
     /// The caller's organization; every admin RPC acts inside it only.
     pub organization_id: Uuid,
+    /// The caller's key type.
+    pub key_type: KeyType,
+    /// For a personal key, its member.
+    pub member_id: Option<Uuid>,
+    /// The key's effective scopes: a personal key's limited by its member's current role.
+    pub scopes: ScopeSet,
+    /// Whether the key is an operator key.
+    pub operator: bool,
 }
 
-impl From<&KeyRecord> for Principal {
-    fn from(record: &KeyRecord) -> Self {
+impl Principal {
+    /// The principal of `record`, holding `scopes` (its effective scopes).
+    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Principal {
         Principal {
             key_id: record.id,
             organization_id: record.organization_id,
+            key_type: record.key_type,
+            member_id: record.member_id,
+            scopes,
+            operator: record.operator,
         }
+    }
+
+    /// The caller as the permission table sees it.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            key_id: self.key_id,
+            organization_id: self.organization_id,
+            key_type: self.key_type,
+            member_id: self.member_id,
+            scopes: self.scopes,
+            operator: self.operator,
+        }
+    }
+}
+
+/// Checks `action` on something of `owner` (a member; `None` for the organization's) against
+/// the permission table; a refusal is audited like the layer's, and returned as the status.
+pub(crate) async fn authorize(
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    action: Action,
+    owner: Option<Uuid>,
+) -> Result<(), Status> {
+    let decision = caller.caller().authorize(action, owner);
+    check(manager, caller, context, decision).await
+}
+
+/// Turns a permission decision (`authorize`, `may_grant`, `within_role`) into the handler's
+/// answer: a refusal (`insufficient_scope`) appends an `auth.denied` event naming the method.
+/// Any other error passes through unaudited.
+pub(crate) async fn check(
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    decision: Result<(), Error>,
+) -> Result<(), Status> {
+    match decision {
+        Ok(()) => Ok(()),
+        Err(error @ (Error::InsufficientScope(_) | Error::Forbidden(_))) => {
+            deny(
+                manager,
+                context.method.as_deref().unwrap_or_default(),
+                context,
+                &Actor::Key(caller.clone()),
+                Some(caller.organization_id),
+                &error,
+            )
+            .await;
+            Err(status_from_error(error))
+        }
+        Err(error) => Err(status_from_error(error)),
+    }
+}
+
+/// The key `id` of the caller's organization, if the caller may perform `action` on it (its
+/// owner is its member, for a personal key). Another organization's key is `NOT_FOUND`, like a
+/// key that does not exist; a key of the caller's organization that it may not touch is
+/// refused (and audited) as any refusal.
+pub(crate) async fn authorized_key(
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    id: Uuid,
+    action: Action,
+) -> Result<KeyRecord, Status> {
+    let record = manager
+        .store()
+        .get_key(caller.organization_id, id)
+        .await
+        .map_err(|e| status_from_error(e.into()))?
+        .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+    authorize(manager, caller, context, action, owner(&record)).await?;
+    Ok(record)
+}
+
+/// Whose a key is, for the permission table: its member's, for a personal key; the
+/// organization's (`None`) otherwise.
+pub(crate) fn owner(record: &KeyRecord) -> Option<Uuid> {
+    match record.key_type {
+        KeyType::Personal => record.member_id,
+        KeyType::Organization => None,
     }
 }
 
@@ -118,7 +214,8 @@ where
     }
 }
 
-/// Verifies the caller's key for an admin RPC. A refusal is appended to the audit log, with
+/// Verifies the caller's key for an admin RPC: any valid key passes (what it may do is the
+/// handler's decision, by the permission table). A refusal is appended to the audit log, with
 /// the key's id and organization when the key is known; if even that write fails, the caller
 /// is refused all the same.
 async fn authenticate(
@@ -128,21 +225,25 @@ async fn authenticate(
     context: &RequestContext,
 ) -> Result<Principal, Error> {
     let verification = match bearer_token(headers) {
-        Ok(token) => manager.verify(token, &[Scope::Admin]).await?,
+        Ok(token) => manager.verify(token, &[]).await?,
         Err(error) => {
-            deny(manager, path, context, None, &error).await;
+            deny(manager, path, context, &Actor::Anonymous, None, &error).await;
             return Err(error);
         }
     };
     match (verification.error(), &verification.record) {
-        (None, Some(record)) => Ok(Principal::from(record)),
+        (None, Some(record)) => Ok(Principal::new(record, verification.scopes)),
         (error, record) => {
             let error = error.unwrap_or(Error::InvalidApiKey);
             // An unknown or revoked key is anonymous: its id must not be confirmed to anyone.
             let known = record
                 .as_ref()
                 .filter(|_| !matches!(error, Error::InvalidApiKey));
-            deny(manager, path, context, known, &error).await;
+            let actor = known.map_or(Actor::Anonymous, |record| {
+                Actor::Key(Principal::new(record, ScopeSet::EMPTY))
+            });
+            let organization_id = known.map(|record| record.organization_id);
+            deny(manager, path, context, &actor, organization_id, &error).await;
             Err(error)
         }
     }
@@ -151,19 +252,19 @@ async fn authenticate(
 /// How much of a refused call's method path the audit event keeps.
 const MAX_TARGET_CHARS: usize = 200;
 
+/// Appends the `auth.denied` event of a refused call to `path`; if even that write fails, the
+/// caller is refused all the same.
 async fn deny(
     manager: &KeyManager,
     path: &str,
     context: &RequestContext,
-    record: Option<&KeyRecord>,
+    actor: &Actor,
+    organization_id: Option<Uuid>,
     error: &Error,
 ) {
-    let actor = record.map_or(Actor::Anonymous, |record| {
-        Actor::Key(Principal::from(record))
-    });
     let event = audit_event(
-        &actor,
-        record.map(|record| record.organization_id),
+        actor,
+        organization_id,
         AuditAction::AuthDenied,
         // The path is the caller's to choose (any `/keyrack.v1.…` method is refused here), so
         // the log keeps a bounded prefix of it.

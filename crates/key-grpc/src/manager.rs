@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
-    KeyType, Pepper, RandomSource, Scope, ScopeSet, Verdict, verify,
+    KeyState, KeyType, Pepper, RandomSource, Scope, ScopeSet, Verdict, effective_scopes,
+    verify_effective,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
@@ -60,6 +61,9 @@ pub struct Verification {
     pub verdict: Verdict,
     /// The key's record, when a stored key matched the presented one.
     pub record: Option<KeyRecord>,
+    /// What the key may do now: its scopes, limited for a personal key by its member's current
+    /// role. Empty when the key is unknown or its member is gone.
+    pub scopes: ScopeSet,
 }
 
 impl Verification {
@@ -278,13 +282,17 @@ impl KeyManager {
     /// Decides whether `presented` may act under every scope of `required`, and records the
     /// verification against the key when the key is known.
     ///
-    /// A malformed key is rejected without touching the database. A usage write that fails is
-    /// logged and does not change the verdict: the answer matters more than the count.
+    /// A malformed key is rejected without touching the database. An organization key takes
+    /// one lookup; a personal key two more (its member and the organization's role scopes), as
+    /// its effective scopes are its own limited by its member's current role, and a removed
+    /// member's keys are invalid. A usage write that fails is logged and does not change the
+    /// verdict: the answer matters more than the count.
     pub async fn verify(&self, presented: &str, required: &[Scope]) -> Result<Verification, Error> {
         let Ok(key) = ApiKey::parse(presented) else {
             return Ok(Verification {
                 verdict: Verdict::Invalid,
                 record: None,
+                scopes: ScopeSet::EMPTY,
             });
         };
         let found = self
@@ -295,7 +303,11 @@ impl KeyManager {
             .filter(|(_, stored)| self.pepper.matches(&key, stored))
             .map(|(record, _)| record);
         let now = self.now();
-        let verdict = verify(record.as_ref(), required, now);
+        let effective = match &record {
+            Some(record) => self.effective_scopes(record, now).await?,
+            None => None,
+        };
+        let verdict = verify_effective(record.as_ref(), effective, required, now);
         if let Some(record) = &record {
             let code = match verdict.into_error(Some(record)) {
                 None => "valid",
@@ -309,6 +321,65 @@ impl KeyManager {
                 tracing::warn!(key_id = %record.id, %error, "usage not recorded");
             }
         }
-        Ok(Verification { verdict, record })
+        Ok(Verification {
+            verdict,
+            record,
+            scopes: effective.unwrap_or(ScopeSet::EMPTY),
+        })
+    }
+
+    /// What `record` may do now: see `key_core::effective_scopes`. `None` for a personal key
+    /// whose member is gone. A revoked key needs no lookup: it is invalid anyway.
+    async fn effective_scopes(
+        &self,
+        record: &KeyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ScopeSet>, Error> {
+        let limit = match (record.key_type, record.member_id) {
+            (KeyType::Personal, _) if record.state(now) == KeyState::Revoked => None,
+            (KeyType::Personal, Some(member_id)) => self
+                .member_scopes(record.organization_id, member_id)
+                .await?
+                .map(|(_, scopes)| scopes),
+            (KeyType::Personal, None) | (KeyType::Organization, _) => None,
+        };
+        Ok(effective_scopes(record, limit))
+    }
+
+    /// The member `member_id` of `organization_id` and the scopes their role may hold under the
+    /// organization's policy; `None` if there is no such member.
+    pub async fn member_scopes(
+        &self,
+        organization_id: Uuid,
+        member_id: Uuid,
+    ) -> Result<Option<(key_store::Member, ScopeSet)>, Error> {
+        let Some(member) = self.store.get_member(organization_id, member_id).await? else {
+            return Ok(None);
+        };
+        let policy = self
+            .store
+            .get_organization(organization_id)
+            .await?
+            .map(|organization| organization.policy)
+            .unwrap_or_default();
+        let scopes = policy.role_scopes.scopes(member.role);
+        Ok(Some((member, scopes)))
+    }
+}
+
+/// Organizations: the first admin key of a new organization is drawn here and stored by
+/// `Store::create_organization`, in the organization's own transaction.
+impl KeyManager {
+    /// Draws a key and describes it for `organization_id`, created by the key `created_by`.
+    /// Nothing is stored; the plaintext is returned once, for the caller to show.
+    pub(crate) fn draw_key(
+        &self,
+        organization_id: Uuid,
+        request: NewKeyRequest,
+        created_by: Option<Uuid>,
+    ) -> Result<(NewKey, ApiKey), Error> {
+        let key = ApiKey::generate(request.environment, self.rng.as_ref())?;
+        let new_key = self.new_key(organization_id, &key, request, created_by);
+        Ok((new_key, key))
     }
 }

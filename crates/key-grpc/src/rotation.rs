@@ -2,13 +2,16 @@
 //! [`KeyManager`]'s (`rotate`, `update`) and key-core's (`KeyRecord::rotate`,
 //! `KeyRecord::check_updatable`, `rotation_grace`).
 
-use key_core::{KeyName, ScopeSet, parse_expiry, rotation_grace};
+use key_core::{
+    Action, Error, KeyName, KeyType, ScopeSet, parse_expiry, rotation_grace, within_role,
+};
 use key_proto::v1;
 use key_store::KeyChanges;
 use tonic::{Response, Status};
 
 use crate::{
     Actor, KeyManager, Principal, RequestContext,
+    auth::{authorized_key, check},
     convert::{api_key, from_duration, parse_id},
     status_from_error,
 };
@@ -23,6 +26,7 @@ pub(crate) async fn rotate_key(
     request: v1::RotateKeyRequest,
 ) -> Reply<v1::RotateKeyResponse> {
     let id = parse_id("id", &request.id).map_err(status_from_error)?;
+    authorized_key(manager, caller, context, id, Action::ManageKeys).await?;
     let requested = request
         .grace_period
         .as_ref()
@@ -82,6 +86,20 @@ pub(crate) async fn update_key(
             .transpose()
             .map_err(status_from_error)?,
     };
+    let current = authorized_key(manager, caller, context, id, Action::ManageKeys).await?;
+    if let Some(scopes) = changes.scopes {
+        // Never escalate; and a personal key stays within its member's current role.
+        check(manager, caller, context, caller.caller().may_grant(scopes)).await?;
+        if let (KeyType::Personal, Some(member_id)) = (current.key_type, current.member_id) {
+            let (member, allowed) = manager
+                .member_scopes(caller.organization_id, member_id)
+                .await
+                .map_err(status_from_error)?
+                .ok_or_else(|| status_from_error(Error::NotFound("member")))?;
+            let decision = within_role(member.role, allowed, scopes);
+            check(manager, caller, context, decision).await?;
+        }
+    }
     let record = manager
         .update(
             caller.organization_id,

@@ -1,12 +1,14 @@
 //! `keyrack.v1.KeyService`: validates each request, calls the [`KeyManager`] or the store, and
 //! translates the answer. Every admin handler acts inside the caller's organization, taken
-//! from the [`Principal`] the authentication layer attached.
+//! from the [`Principal`] the authentication layer attached, and first asks the permission
+//! table (`key_core::PERMISSIONS`, through `auth::authorize`) whether the caller may.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use key_core::{
-    AuditAction, AuditOutcome, Error, KeyName, KeyState, Scope, ScopeSet, Verdict, parse_expiry,
+    Action, AuditAction, AuditOutcome, Error, KeyName, KeyState, KeyType, Scope, ScopeSet, Verdict,
+    parse_expiry, within_role,
 };
 use key_proto::v1::{self, key_service_server::KeyService};
 use key_store::KeyFilter;
@@ -16,8 +18,10 @@ use crate::{
     Actor, KeyManager, NewKeyRequest, Principal, RequestContext,
     audit::audit_event,
     audit_log,
+    auth::{authorize, authorized_key, check},
     convert::{
-        api_key, environment_from_proto, environment_to_proto, from_timestamp, parse_id, timestamp,
+        api_key, environment_from_proto, environment_to_proto, from_timestamp, key_type_to_proto,
+        parse_id, timestamp,
     },
     organizations, rotation, status_from_error,
 };
@@ -52,6 +56,14 @@ fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
         .ok_or_else(|| status_from_error(Error::MissingApiKey))
 }
 
+/// A member id from a request.
+fn parse_member_id(value: &str) -> Result<uuid::Uuid, Error> {
+    uuid::Uuid::parse_str(value).map_err(|_| Error::InvalidArgument {
+        field: "member_id",
+        message: format!("{value:?} is not a member id"),
+    })
+}
+
 /// Where the request came from, as the authentication layer read it.
 fn context<T>(request: &Request<T>) -> RequestContext {
     request
@@ -70,16 +82,75 @@ impl KeyService for KeyServiceImpl {
         let caller = principal(&request)?;
         let context = context(&request);
         let request = request.into_inner();
-        let now = self.manager.now();
+        let manager = &self.manager;
+        let key_type = match v1::KeyType::try_from(request.key_type) {
+            Ok(v1::KeyType::Unspecified) => caller.key_type,
+            Ok(v1::KeyType::Organization) => KeyType::Organization,
+            Ok(v1::KeyType::Personal) => KeyType::Personal,
+            Err(_) => {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "key_type",
+                    message: format!("unknown key type {}", request.key_type),
+                }));
+            }
+        };
+        let named_member = match request.member_id.as_str() {
+            "" => None,
+            id => Some(parse_member_id(id).map_err(status_from_error)?),
+        };
+        // Who may: the permission table, before anything else is looked at.
+        let member_id = match key_type {
+            KeyType::Organization => {
+                authorize(
+                    manager,
+                    &caller,
+                    &context,
+                    Action::CreateOrganizationKey,
+                    None,
+                )
+                .await?;
+                if named_member.is_some() {
+                    return Err(status_from_error(Error::InvalidArgument {
+                        field: "member_id",
+                        message: "only a personal key belongs to a member".to_owned(),
+                    }));
+                }
+                None
+            }
+            KeyType::Personal => {
+                // Empty means the caller's own member; an organization key has none.
+                let owner = named_member.or(caller.member_id);
+                authorize(manager, &caller, &context, Action::CreatePersonalKey, owner).await?;
+                Some(owner.ok_or_else(|| {
+                    status_from_error(Error::InvalidArgument {
+                        field: "member_id",
+                        message: "a personal key belongs to a member: name one".to_owned(),
+                    })
+                })?)
+            }
+        };
+        let now = manager.now();
         let new_key = NewKeyRequest {
             name: KeyName::parse(&request.name).map_err(status_from_error)?,
             scopes: ScopeSet::parse_list("scopes", &request.scopes).map_err(status_from_error)?,
             expires_at: parse_expiry(&request.expires_at, now).map_err(status_from_error)?,
             environment: environment_from_proto(request.environment).map_err(status_from_error)?,
-            key_type: key_core::KeyType::Organization,
-            member_id: None,
+            key_type,
+            member_id,
             operator: false,
         };
+        // A personal key stays within its member's role; and nobody grants what it lacks.
+        if let Some(member_id) = member_id {
+            let (member, allowed) = manager
+                .member_scopes(caller.organization_id, member_id)
+                .await
+                .map_err(status_from_error)?
+                .ok_or_else(|| status_from_error(Error::NotFound("member")))?;
+            let decision = within_role(member.role, allowed, new_key.scopes);
+            check(manager, &caller, &context, decision).await?;
+        }
+        let decision = caller.caller().may_grant(new_key.scopes);
+        check(manager, &caller, &context, decision).await?;
         let (record, key) = self
             .manager
             .issue(
@@ -143,7 +214,13 @@ impl KeyService for KeyServiceImpl {
             response.key_id = record.id.to_string();
             response.organization_id = record.organization_id.to_string();
             response.name = record.name.clone();
-            response.scopes = record.scopes.names();
+            // A personal key's scopes as limited by its member's current role.
+            response.scopes = verification.scopes.names();
+            response.key_type = key_type_to_proto(record.key_type).into();
+            response.member_id = record
+                .member_id
+                .map(|id| id.to_string())
+                .unwrap_or_default();
             response.environment = environment_to_proto(record.environment).into();
             response.expire_time = record.expires_at.map(timestamp);
         }
@@ -152,14 +229,9 @@ impl KeyService for KeyServiceImpl {
 
     async fn get_key(&self, request: Request<v1::GetKeyRequest>) -> Reply<v1::GetKeyResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
         let id = parse_id("id", &request.get_ref().id).map_err(status_from_error)?;
-        let record = self
-            .manager
-            .store()
-            .get_key(caller.organization_id, id)
-            .await
-            .map_err(|e| status_from_error(e.into()))?
-            .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+        let record = authorized_key(&self.manager, &caller, &context, id, Action::ReadKeys).await?;
         Ok(Response::new(v1::GetKeyResponse {
             api_key: Some(api_key(&record, self.manager.now())),
         }))
@@ -170,7 +242,18 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::ListKeysRequest>,
     ) -> Reply<v1::ListKeysResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
         let request = request.into_inner();
+        // Every key of the organization for `admin`; a personal key's own member's keys
+        // otherwise; nothing for an organization key without `admin`.
+        let member_id = match caller.caller().authorize(Action::ReadKeys, None) {
+            Ok(()) => None,
+            Err(_) => {
+                let own = caller.member_id;
+                authorize(&self.manager, &caller, &context, Action::ReadKeys, own).await?;
+                own
+            }
+        };
         let page_size = match request.page_size {
             size if size < 0 => {
                 return Err(status_from_error(Error::InvalidArgument {
@@ -215,7 +298,14 @@ impl KeyService for KeyServiceImpl {
         let mut records = self
             .manager
             .store()
-            .list_keys(caller.organization_id, filter, now, after, page_size + 1)
+            .list_keys(
+                caller.organization_id,
+                member_id,
+                filter,
+                now,
+                after,
+                page_size + 1,
+            )
             .await
             .map_err(|e| status_from_error(e.into()))?;
         let next_page_token = if records.len() as u64 > page_size {
@@ -249,6 +339,7 @@ impl KeyService for KeyServiceImpl {
                 message: "at most 500 characters, without control characters".to_owned(),
             }));
         }
+        authorized_key(&self.manager, &caller, &context, id, Action::ManageKeys).await?;
         let reason = (!request.reason.is_empty()).then_some(request.reason);
         let now = self.manager.now();
         let audit = audit_event(
@@ -297,6 +388,8 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::ListAuditEventsRequest>,
     ) -> Reply<v1::ListAuditEventsResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
+        authorize(&self.manager, &caller, &context, Action::ReadAuditLog, None).await?;
         audit_log::list_audit_events(&self.manager, &caller, request.into_inner()).await
     }
 
@@ -376,18 +469,20 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::ListUsageRequest>,
     ) -> Reply<v1::ListUsageResponse> {
         let caller = principal(&request)?;
+        let context = context(&request);
         let request = request.into_inner();
-        let store = self.manager.store();
+        let manager = &self.manager;
+        let store = manager.store();
+        // One key's usage: its member's, or `analytics:read`; the whole organization's:
+        // `analytics:read`. Another organization's key is as unknown as one that never existed.
         let key_id = match request.key_id.as_str() {
-            "" => None,
+            "" => {
+                authorize(manager, &caller, &context, Action::ReadUsage, None).await?;
+                None
+            }
             id => {
                 let id = parse_id("key_id", id).map_err(status_from_error)?;
-                // Another organization's key is as unknown as a key that never existed.
-                store
-                    .get_key(caller.organization_id, id)
-                    .await
-                    .map_err(|e| status_from_error(e.into()))?
-                    .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+                authorized_key(manager, &caller, &context, id, Action::ReadUsage).await?;
                 Some(id)
             }
         };

@@ -131,16 +131,23 @@ impl Store {
         get_key_in(&self.db, organization_id, id).await
     }
 
-    /// Up to `limit` keys of `organization_id`, newest first, starting after the key `after`.
+    /// Up to `limit` keys of `organization_id`, newest first, starting after the key `after`;
+    /// with `member_id`, only that member's personal keys.
     pub async fn list_keys(
         &self,
         organization_id: Uuid,
+        member_id: Option<Uuid>,
         filter: KeyFilter,
         now: DateTime<Utc>,
         after: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<KeyRecord>, Error> {
         let mut query = ApiKeys::find().filter(Column::OrganizationId.eq(organization_id));
+        if let Some(member_id) = member_id {
+            query = query
+                .filter(Column::MemberId.eq(member_id))
+                .filter(Column::KeyType.eq(KeyType::Personal.as_str()));
+        }
         if let Some(after) = after {
             query = query.filter(Column::Id.lt(after));
         }

@@ -1,8 +1,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-    sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
 
@@ -88,11 +89,90 @@ fn parse_role_scopes(text: &str) -> Result<RoleScopes, String> {
 impl Store {
     /// The organization `id`, with its policy.
     pub async fn get_organization(&self, id: Uuid) -> Result<Option<Organization>, Error> {
-        Organizations::find_by_id(id)
-            .one(&self.db)
+        get_organization_in(&self.db, id).await
+    }
+
+    /// Creates the organization `name` and, in the same transaction, its first key and the
+    /// audit events that `make_key` describes from the new organization's id (or refuses with
+    /// its own error). `None` (and nothing written) when an organization of that name exists.
+    pub async fn create_organization<E: From<Error>>(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        make_key: impl FnOnce(Uuid) -> Result<(NewKey, Vec<key_core::AuditEvent>), E>,
+    ) -> Result<Option<(Organization, key_core::KeyRecord)>, E> {
+        let txn = self.db.begin().await.map_err(Error::from)?;
+        let Some(id) = insert_organization_if_absent(&txn, name, now).await? else {
+            txn.rollback().await.map_err(Error::from)?;
+            return Ok(None);
+        };
+        let (key, audit) = make_key(id)?;
+        let record = insert_key_in(&txn, key).await?;
+        for event in &audit {
+            insert_audit_event_in(&txn, event).await?;
+        }
+        let organization = get_organization_in(&txn, id)
             .await?
-            .map(Organization::try_from)
-            .transpose()
+            .ok_or_else(|| vanished(id))?;
+        txn.commit().await.map_err(Error::from)?;
+        Ok(Some((organization, record)))
+    }
+
+    /// Replaces the policy of organization `id`, with its audit event, in one transaction.
+    /// Role scopes equal to the defaults are stored as no override. `None` (and no event) if
+    /// there is no such organization.
+    pub async fn update_organization_policy(
+        &self,
+        id: Uuid,
+        policy: &OrganizationPolicy,
+        audit: &key_core::AuditEvent,
+    ) -> Result<Option<Organization>, Error> {
+        let days = |delta: TimeDelta| i32::try_from(delta.num_days()).unwrap_or(i32::MAX);
+        let txn = self.db.begin().await?;
+        let updated = Organizations::update_many()
+            .col_expr(
+                organization::Column::MaxKeyAgeDays,
+                Expr::value(days(policy.max_key_age)),
+            )
+            .col_expr(
+                organization::Column::MaxKeyLifetimeDays,
+                Expr::value(policy.max_key_lifetime.map(days)),
+            )
+            .col_expr(
+                organization::Column::RoleScopes,
+                Expr::value(format_role_scopes(&policy.role_scopes)),
+            )
+            .filter(organization::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        insert_audit_event_in(&txn, audit).await?;
+        let organization = get_organization_in(&txn, id)
+            .await?
+            .ok_or_else(|| vanished(id))?;
+        txn.commit().await?;
+        Ok(Some(organization))
+    }
+}
+
+async fn get_organization_in(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<Organization>, Error> {
+    Organizations::find_by_id(id)
+        .one(db)
+        .await?
+        .map(Organization::try_from)
+        .transpose()
+}
+
+fn vanished(id: Uuid) -> Error {
+    Error::Corrupt {
+        table: "organizations",
+        detail: format!("organization {id} vanished inside its own transaction"),
     }
 }
 
@@ -117,12 +197,12 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<Organization>, Error> {
-        Ok(Organizations::find()
+        Organizations::find()
             .filter(organization::Column::Name.eq(name))
             .one(&self.db)
             .await?
             .map(Organization::try_from)
-            .transpose()?)
+            .transpose()
     }
 
     /// First-start bootstrap: creates organization `name` and, in the same transaction, the key

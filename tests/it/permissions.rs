@@ -1,0 +1,883 @@
+//! The permission table (`key_core::PERMISSIONS`), row by row, allowed and denied, through the
+//! gRPC API; and personal keys: self-generated within the member's role, limited at every
+//! verification by the member's current role, dead once the member is removed.
+
+use key_core::{Action, PERMISSIONS, Role};
+use key_proto::v1;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tonic::{Code, Status};
+
+use crate::helpers::{TestApp, assert_status, authed, backends, spawn_app};
+
+const ADMIN_MESSAGE: &str = "API key lacks required scope: admin";
+
+/// A tenant with keys of every kind, for the rows below.
+struct World {
+    app: TestApp,
+    /// An organization key with `admin`, not an operator key.
+    admin: String,
+    /// An organization key without `admin`: `chat`, `analytics:read`.
+    scoped: String,
+    /// An organization key with `chat` only.
+    chat: String,
+    /// Members, by role `member`.
+    alice: String,
+    bob: String,
+    /// Alice's personal key (`chat`, `agents:read`, `analytics:read`), made by an admin.
+    alice_key: String,
+    alice_key_id: String,
+    /// Bob's personal key (`chat`).
+    bob_key_id: String,
+    /// The scoped organization key's id.
+    scoped_id: String,
+}
+
+async fn world(app: TestApp) -> World {
+    let admin = app.create_key("admin", &["admin"], "").await.key;
+    let scoped = app
+        .create_key("scoped", &["chat", "analytics:read"], "")
+        .await;
+    let chat = app.create_key("chat", &["chat"], "").await.key;
+    let alice = add_member(&app, "alice@example.com", Role::Member).await;
+    let bob = add_member(&app, "bob@example.com", Role::Member).await;
+    let alice_key = create(
+        &app,
+        &app.admin_key,
+        personal(&alice, &["chat", "agents:read", "analytics:read"]),
+    )
+    .await
+    .unwrap();
+    let bob_key = create(&app, &app.admin_key, personal(&bob, &["chat"]))
+        .await
+        .unwrap();
+    World {
+        admin,
+        scoped: scoped.key,
+        scoped_id: scoped.api_key.unwrap().id,
+        chat,
+        alice,
+        bob,
+        alice_key_id: alice_key.api_key.unwrap().id,
+        alice_key: alice_key.key,
+        bob_key_id: bob_key.api_key.unwrap().id,
+        app,
+    }
+}
+
+/// Adds a member through AddMember.
+async fn add_member(app: &TestApp, user_id: &str, role: Role) -> String {
+    let request = v1::AddMemberRequest {
+        user_id: user_id.into(),
+        role: role_to_proto(role).into(),
+    };
+    app.client
+        .clone()
+        .add_member(authed(&app.admin_key, request))
+        .await
+        .unwrap()
+        .into_inner()
+        .member
+        .unwrap()
+        .id
+}
+
+/// Changes a member's role through UpdateMember.
+async fn set_role(app: &TestApp, member: &str, role: Role) {
+    let request = v1::UpdateMemberRequest {
+        id: member.into(),
+        role: role_to_proto(role).into(),
+    };
+    app.client
+        .clone()
+        .update_member(authed(&app.admin_key, request))
+        .await
+        .unwrap();
+}
+
+/// Removes a member through RemoveMember.
+async fn remove_member(app: &TestApp, member: &str) {
+    let request = v1::RemoveMemberRequest { id: member.into() };
+    app.client
+        .clone()
+        .remove_member(authed(&app.admin_key, request))
+        .await
+        .unwrap();
+}
+
+fn role_to_proto(role: Role) -> v1::Role {
+    match role {
+        Role::Owner => v1::Role::Owner,
+        Role::Admin => v1::Role::Admin,
+        Role::Member => v1::Role::Member,
+        Role::Viewer => v1::Role::Viewer,
+    }
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
+}
+
+/// A personal key for `member` (empty: the caller's own).
+fn personal(member: &str, scopes: &[&str]) -> v1::CreateKeyRequest {
+    v1::CreateKeyRequest {
+        name: "personal".into(),
+        scopes: strings(scopes),
+        key_type: v1::KeyType::Personal.into(),
+        member_id: member.into(),
+        ..Default::default()
+    }
+}
+
+fn organization_key(scopes: &[&str]) -> v1::CreateKeyRequest {
+    v1::CreateKeyRequest {
+        name: "team".into(),
+        scopes: strings(scopes),
+        key_type: v1::KeyType::Organization.into(),
+        ..Default::default()
+    }
+}
+
+async fn create(
+    app: &TestApp,
+    key: &str,
+    request: v1::CreateKeyRequest,
+) -> Result<v1::CreateKeyResponse, Status> {
+    app.client
+        .clone()
+        .create_key(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn get(app: &TestApp, key: &str, id: &str) -> Result<v1::ApiKey, Status> {
+    app.client
+        .clone()
+        .get_key(authed(key, v1::GetKeyRequest { id: id.into() }))
+        .await
+        .map(|response| response.into_inner().api_key.unwrap())
+}
+
+async fn list(app: &TestApp, key: &str) -> Result<Vec<v1::ApiKey>, Status> {
+    app.client
+        .clone()
+        .list_keys(authed(key, v1::ListKeysRequest::default()))
+        .await
+        .map(|response| response.into_inner().api_keys)
+}
+
+async fn revoke(app: &TestApp, key: &str, id: &str) -> Result<v1::ApiKey, Status> {
+    let request = v1::RevokeKeyRequest {
+        id: id.into(),
+        reason: String::new(),
+    };
+    app.client
+        .clone()
+        .revoke_key(authed(key, request))
+        .await
+        .map(|response| response.into_inner().api_key.unwrap())
+}
+
+async fn usage(app: &TestApp, key: &str, key_id: &str) -> Result<v1::ListUsageResponse, Status> {
+    let request = v1::ListUsageRequest {
+        key_id: key_id.into(),
+        ..Default::default()
+    };
+    app.client
+        .clone()
+        .list_usage(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn assert_denied(result: Result<impl std::fmt::Debug, Status>, message: &str) {
+    let status = result.unwrap_err();
+    assert_status(
+        &status,
+        Code::PermissionDenied,
+        "insufficient_scope",
+        Some(message),
+    );
+}
+
+fn assert_not_found(result: Result<impl std::fmt::Debug, Status>) {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+/// Every row has its test; the match breaks the build when a row is added without one.
+#[test]
+fn every_row_has_a_test() {
+    for (action, _) in PERMISSIONS {
+        let test = match action {
+            Action::CreateOrganization => "row_create_organization",
+            Action::ReadOrganization => "row_read_organization",
+            Action::UpdateOrganizationPolicy => "row_update_organization_policy",
+            Action::ManageMembers => "row_manage_members",
+            Action::ReadMembers => "row_read_members",
+            Action::CreateOrganizationKey => "row_create_organization_key",
+            Action::CreatePersonalKey => "row_create_personal_key",
+            Action::ReadKeys => "row_read_keys",
+            Action::ManageKeys => "row_manage_keys",
+            Action::ReadUsage => "row_read_usage",
+            Action::ReadAuditLog => "row_read_audit_log",
+        };
+        assert!(!test.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn row_create_organization() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        let request = || v1::CreateOrganizationRequest {
+            name: "acme".into(),
+        };
+        // Operator keys only: an organization's admin key is not enough.
+        for key in [&w.admin, &w.alice_key, &w.scoped] {
+            let status = client
+                .create_organization(authed(key, request()))
+                .await
+                .unwrap_err();
+            assert_status(&status, Code::PermissionDenied, "insufficient_scope", None);
+        }
+        let created = client
+            .create_organization(authed(&w.app.admin_key, request()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(created.organization.unwrap().name, "acme");
+        assert!(!created.key.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn row_read_organization() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client
+                    .get_organization(authed(key, v1::GetOrganizationRequest {}))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let organization = client
+            .get_organization(authed(&w.admin, v1::GetOrganizationRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap();
+        assert_eq!(organization.name, "default");
+    }
+}
+
+#[tokio::test]
+async fn row_update_organization_policy() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        let request = || v1::UpdateOrganizationPolicyRequest {
+            policy: Some(v1::OrganizationPolicy {
+                max_key_age_days: 30,
+                ..Default::default()
+            }),
+        };
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client
+                    .update_organization_policy(authed(key, request()))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let organization = client
+            .update_organization_policy(authed(&w.admin, request()))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap();
+        assert_eq!(organization.policy.unwrap().max_key_age_days, 30);
+    }
+}
+
+#[tokio::test]
+async fn row_manage_members() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        for key in [&w.scoped, &w.alice_key] {
+            let add = v1::AddMemberRequest {
+                user_id: "mallory@example.com".into(),
+                role: v1::Role::Admin.into(),
+            };
+            assert_denied(client.add_member(authed(key, add)).await, ADMIN_MESSAGE);
+            // Not even on oneself: a member cannot promote themself.
+            let update = v1::UpdateMemberRequest {
+                id: w.alice.clone(),
+                role: v1::Role::Admin.into(),
+            };
+            assert_denied(
+                client.update_member(authed(key, update)).await,
+                ADMIN_MESSAGE,
+            );
+            let remove = v1::RemoveMemberRequest { id: w.bob.clone() };
+            assert_denied(
+                client.remove_member(authed(key, remove)).await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let added = client
+            .add_member(authed(
+                &w.admin,
+                v1::AddMemberRequest {
+                    user_id: "carol@example.com".into(),
+                    role: v1::Role::Viewer.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap();
+        let updated = client
+            .update_member(authed(
+                &w.admin,
+                v1::UpdateMemberRequest {
+                    id: added.id.clone(),
+                    role: v1::Role::Member.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap();
+        assert_eq!(updated.role(), v1::Role::Member);
+        client
+            .remove_member(authed(&w.admin, v1::RemoveMemberRequest { id: added.id }))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn row_read_members() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client
+                    .list_members(authed(key, v1::ListMembersRequest::default()))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let members = client
+            .list_members(authed(&w.admin, v1::ListMembersRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .members;
+        let ids: Vec<_> = members.iter().map(|member| member.id.as_str()).collect();
+        assert!(ids.contains(&w.alice.as_str()) && ids.contains(&w.bob.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn row_create_organization_key() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // Without `admin`: refused, whether asked for explicitly or by the caller's own kind.
+        assert_denied(
+            create(app, &w.scoped, organization_key(&["chat"])).await,
+            ADMIN_MESSAGE,
+        );
+        let mut unspecified = organization_key(&["chat"]);
+        unspecified.key_type = v1::KeyType::Unspecified.into();
+        assert_denied(create(app, &w.chat, unspecified).await, ADMIN_MESSAGE);
+        // A member's personal key, even one with every scope of its role, is no admin.
+        assert_denied(
+            create(app, &w.alice_key, organization_key(&["chat"])).await,
+            ADMIN_MESSAGE,
+        );
+        let created = create(app, &w.admin, organization_key(&["chat", "data:write"]))
+            .await
+            .unwrap()
+            .api_key
+            .unwrap();
+        assert_eq!(created.key_type(), v1::KeyType::Organization);
+        assert_eq!(created.member_id, "");
+        assert!(created.scoped);
+        assert!(!created.operator);
+        // An organization key has no member.
+        let mut with_member = organization_key(&["chat"]);
+        with_member.member_id = w.alice.clone();
+        let status = create(app, &w.admin, with_member).await.unwrap_err();
+        assert_status(&status, Code::InvalidArgument, "invalid_request", None);
+    }
+}
+
+#[tokio::test]
+async fn row_create_personal_key() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // Own member: allowed without `admin` (self-generated).
+        let own = create(app, &w.alice_key, personal("", &["chat"]))
+            .await
+            .unwrap()
+            .api_key
+            .unwrap();
+        assert_eq!(own.member_id, w.alice);
+        // Another member: needs `admin`.
+        assert_denied(
+            create(app, &w.alice_key, personal(&w.bob, &["chat"])).await,
+            ADMIN_MESSAGE,
+        );
+        // An organization key without `admin` has no member of its own.
+        assert_denied(
+            create(app, &w.scoped, personal(&w.alice, &["chat"])).await,
+            ADMIN_MESSAGE,
+        );
+        // An admin creates one for any member.
+        let for_bob = create(app, &w.admin, personal(&w.bob, &["chat"]))
+            .await
+            .unwrap()
+            .api_key
+            .unwrap();
+        assert_eq!(for_bob.key_type(), v1::KeyType::Personal);
+        assert_eq!(for_bob.member_id, w.bob);
+    }
+}
+
+#[tokio::test]
+async fn row_read_keys() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // Own personal key: allowed.
+        let own = get(app, &w.alice_key, &w.alice_key_id).await.unwrap();
+        assert_eq!(own.member_id, w.alice);
+        // Another member's key, or an organization key: `admin`.
+        assert_denied(get(app, &w.alice_key, &w.bob_key_id).await, ADMIN_MESSAGE);
+        assert_denied(get(app, &w.alice_key, &w.scoped_id).await, ADMIN_MESSAGE);
+        assert_denied(get(app, &w.scoped, &w.alice_key_id).await, ADMIN_MESSAGE);
+        assert_denied(get(app, &w.scoped, &w.scoped_id).await, ADMIN_MESSAGE);
+        get(app, &w.admin, &w.bob_key_id).await.unwrap();
+
+        // Listing: a member sees only their own personal keys; an admin sees everything; an
+        // organization key without `admin` nothing.
+        create(app, &w.alice_key, personal("", &["chat"]))
+            .await
+            .unwrap();
+        let mine = list(app, &w.alice_key).await.unwrap();
+        assert_eq!(mine.len(), 2, "{mine:#?}");
+        assert!(mine.iter().all(|key| key.member_id == w.alice));
+        let all = list(app, &w.admin).await.unwrap();
+        assert!(all.len() > mine.len());
+        assert!(all.iter().any(|key| key.id == w.bob_key_id));
+        assert_denied(list(app, &w.scoped).await, ADMIN_MESSAGE);
+        // Paging works on the member's keys as on the organization's.
+        let page = app
+            .client
+            .clone()
+            .list_keys(authed(
+                &w.alice_key,
+                v1::ListKeysRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.api_keys.len(), 1);
+        let next = app
+            .client
+            .clone()
+            .list_keys(authed(
+                &w.alice_key,
+                v1::ListKeysRequest {
+                    page_size: 1,
+                    page_token: page.next_page_token,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(next.api_keys.len(), 1);
+        assert_eq!(next.api_keys[0].id, w.alice_key_id);
+        assert_eq!(next.next_page_token, "");
+    }
+}
+
+#[tokio::test]
+async fn row_manage_keys() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let mut client = app.client.clone();
+        let spare = create(app, &w.alice_key, personal("", &["chat"]))
+            .await
+            .unwrap()
+            .api_key
+            .unwrap()
+            .id;
+
+        // Another member's key, an organization key: `admin`, for every change.
+        for (caller, target) in [
+            (&w.alice_key, &w.bob_key_id),
+            (&w.alice_key, &w.scoped_id),
+            (&w.scoped, &w.scoped_id),
+            (&w.scoped, &spare),
+        ] {
+            assert_denied(revoke(app, caller, target).await, ADMIN_MESSAGE);
+            let rotate = v1::RotateKeyRequest {
+                id: target.clone(),
+                grace_period: None,
+            };
+            assert_denied(
+                client.rotate_key(authed(caller, rotate)).await,
+                ADMIN_MESSAGE,
+            );
+            let update = v1::UpdateKeyRequest {
+                id: target.clone(),
+                name: Some("mine now".into()),
+                ..Default::default()
+            };
+            assert_denied(
+                client.update_key(authed(caller, update)).await,
+                ADMIN_MESSAGE,
+            );
+        }
+
+        // Own keys: update, rotate, revoke.
+        let updated = client
+            .update_key(authed(
+                &w.alice_key,
+                v1::UpdateKeyRequest {
+                    id: spare.clone(),
+                    name: Some("renamed".into()),
+                    scopes: strings(&["agents:read"]),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_key
+            .unwrap();
+        assert_eq!(updated.scopes, vec!["agents:read"]);
+        let rotated = client
+            .rotate_key(authed(
+                &w.alice_key,
+                v1::RotateKeyRequest {
+                    id: spare.clone(),
+                    grace_period: None,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let successor = rotated.api_key.unwrap();
+        assert_eq!(successor.key_type(), v1::KeyType::Personal);
+        assert_eq!(successor.member_id, w.alice);
+        let revoked = revoke(app, &w.alice_key, &successor.id).await.unwrap();
+        assert_eq!(revoked.state(), v1::KeyState::Revoked);
+        // An admin manages anybody's.
+        revoke(app, &w.admin, &w.bob_key_id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn row_read_usage() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // A personal key without `analytics:read` reads its own keys' usage only.
+        let chat_only = create(app, &w.alice_key, personal("", &["chat"]))
+            .await
+            .unwrap();
+        let chat_only_id = chat_only.api_key.unwrap().id;
+        usage(app, &chat_only.key, &chat_only_id).await.unwrap();
+        usage(app, &chat_only.key, &w.alice_key_id).await.unwrap();
+        let analytics = "API key lacks required scope: analytics:read";
+        assert_denied(usage(app, &chat_only.key, "").await, analytics);
+        assert_denied(usage(app, &chat_only.key, &w.bob_key_id).await, analytics);
+        assert_denied(usage(app, &w.chat, "").await, analytics);
+        assert_denied(usage(app, &w.chat, &chat_only_id).await, analytics);
+        // `analytics:read` reads the organization's usage, of any key.
+        usage(app, &w.scoped, "").await.unwrap();
+        usage(app, &w.scoped, &w.bob_key_id).await.unwrap();
+        usage(app, &w.alice_key, "").await.unwrap();
+        usage(app, &w.admin, &w.bob_key_id).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn row_read_audit_log() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client
+                    .list_audit_events(authed(key, v1::ListAuditEventsRequest::default()))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let events = client
+            .list_audit_events(authed(&w.admin, v1::ListAuditEventsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        assert!(!events.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_member_creates_personal_keys_within_their_role_and_their_own_scopes() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // The caller's own kind and member when unspecified.
+        let mut implicit = personal("", &["agents:read"]);
+        implicit.key_type = v1::KeyType::Unspecified.into();
+        let created = create(app, &w.alice_key, implicit).await.unwrap();
+        let record = created.api_key.unwrap();
+        assert_eq!(record.key_type(), v1::KeyType::Personal);
+        assert_eq!(record.member_id, w.alice);
+        assert!(record.scoped);
+        let verdict = app.verify(&created.key, &["agents:read"]).await;
+        assert!(verdict.valid);
+
+        // Outside the role `member`: data:write, admin.
+        for scope in ["data:write", "admin"] {
+            assert_denied(
+                create(app, &w.alice_key, personal("", &["chat", scope])).await,
+                &format!("scope {scope} is outside the member's role member"),
+            );
+        }
+        // Within the role, but beyond the caller's own key: never escalate.
+        assert_denied(
+            create(app, &w.alice_key, personal("", &["agents:write"])).await,
+            "API key lacks required scope: agents:write",
+        );
+        // Even an admin stays within the member's role.
+        assert_denied(
+            create(app, &w.admin, personal(&w.bob, &["admin"])).await,
+            "scope admin is outside the member's role member",
+        );
+        // An update cannot leave the role, nor the caller's own scopes.
+        let update = |scopes: &[&str]| v1::UpdateKeyRequest {
+            id: w.alice_key_id.clone(),
+            scopes: strings(scopes),
+            ..Default::default()
+        };
+        let mut client = app.client.clone();
+        assert_denied(
+            client
+                .update_key(authed(&w.admin, update(&["data:write"])))
+                .await,
+            "scope data:write is outside the member's role member",
+        );
+        assert_denied(
+            client
+                .update_key(authed(&w.alice_key, update(&["agents:write"])))
+                .await,
+            "API key lacks required scope: agents:write",
+        );
+
+        // Every refusal is in the audit log, with the caller and the method.
+        let denied = client
+            .list_audit_events(authed(
+                &w.admin,
+                v1::ListAuditEventsRequest {
+                    action: "auth.denied".into(),
+                    actor_key_id: w.alice_key_id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        assert_eq!(denied.len(), 4, "{denied:#?}");
+        assert_eq!(denied[0].target, "/keyrack.v1.KeyService/UpdateKey");
+        assert_eq!(denied[3].target, "/keyrack.v1.KeyService/CreateKey");
+        assert!(
+            denied
+                .iter()
+                .all(|event| event.reason == "insufficient_scope")
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_personal_key_for_an_existing_member_only() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let created = create(app, &w.admin, personal(&w.bob, &["chat", "data:read"]))
+            .await
+            .unwrap();
+        let record = created.api_key.unwrap();
+        assert_eq!(record.key_type(), v1::KeyType::Personal);
+        assert_eq!(record.member_id, w.bob);
+        assert!(record.scoped);
+        let verdict = app.verify(&created.key, &["data:read"]).await;
+        assert!(verdict.valid);
+        assert_eq!(verdict.member_id, w.bob);
+
+        // No such member, a member of another organization, no member at all.
+        let unknown = uuid::Uuid::now_v7().to_string();
+        assert_not_found(create(app, &w.admin, personal(&unknown, &["chat"])).await);
+        let other = app.other_organization_admin("acme").await;
+        assert_not_found(create(app, &other, personal(&w.bob, &["chat"])).await);
+        let status = create(app, &w.admin, personal("", &["chat"]))
+            .await
+            .unwrap_err();
+        assert_status(&status, Code::InvalidArgument, "invalid_request", None);
+        let status = create(app, &w.admin, personal("bob", &["chat"]))
+            .await
+            .unwrap_err();
+        assert_status(&status, Code::InvalidArgument, "invalid_request", None);
+    }
+}
+
+#[tokio::test]
+async fn a_personal_key_follows_its_members_role_and_dies_with_the_member() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let before = app.verify(&w.alice_key, &["chat"]).await;
+        assert!(before.valid, "{before:?}");
+        assert_eq!(before.scopes, vec!["chat", "agents:read", "analytics:read"]);
+        assert_eq!(before.key_type(), v1::KeyType::Personal);
+        assert_eq!(before.member_id, w.alice);
+
+        // Demoted to viewer: `chat` is gone at once, the rest stays.
+        set_role(app, &w.alice, Role::Viewer).await;
+        let after = app.verify(&w.alice_key, &["chat"]).await;
+        assert!(!after.valid);
+        assert_eq!(after.code(), v1::VerifyCode::InsufficientScope);
+        assert_eq!(after.message, "API key lacks required scope: chat");
+        assert_eq!(after.scopes, vec!["agents:read", "analytics:read"]);
+        assert!(app.verify(&w.alice_key, &["agents:read"]).await.valid);
+        // The stored record keeps what was granted; verification limits it.
+        let record = get(app, &w.admin, &w.alice_key_id).await.unwrap();
+        assert_eq!(record.scopes, vec!["chat", "agents:read", "analytics:read"]);
+        // Promoted back: it returns.
+        set_role(app, &w.alice, Role::Member).await;
+        assert!(app.verify(&w.alice_key, &["chat"]).await.valid);
+
+        // Removed: invalid at once, for verification and as a credential.
+        remove_member(app, &w.alice).await;
+        let gone = app.verify(&w.alice_key, &[]).await;
+        assert!(!gone.valid);
+        assert_eq!(gone.code(), v1::VerifyCode::InvalidApiKey);
+        assert_eq!(gone.message, "The API key provided is invalid");
+        assert_eq!(gone.key_id, "");
+        let status = list(app, &w.alice_key).await.unwrap_err();
+        assert_status(&status, Code::Unauthenticated, "invalid_api_key", None);
+        // An organization key does not depend on any member.
+        assert!(app.verify(&w.chat, &["chat"]).await.valid);
+    }
+}
+
+#[tokio::test]
+async fn a_personal_caller_sees_nothing_of_others_and_nothing_of_other_organizations() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let other = app.other_organization_admin("acme").await;
+        let theirs = list(app, &other).await.unwrap()[0].id.clone();
+        // Another organization's key does not exist, for a member as for an admin.
+        assert_not_found(get(app, &w.alice_key, &theirs).await);
+        assert_not_found(revoke(app, &w.alice_key, &theirs).await);
+        assert_not_found(usage(app, &w.alice_key, &theirs).await);
+        // Another member's key, or the organization's, in the same organization: refused.
+        assert_denied(
+            revoke(app, &w.alice_key, &w.bob_key_id).await,
+            ADMIN_MESSAGE,
+        );
+        assert_denied(revoke(app, &w.alice_key, &w.scoped_id).await, ADMIN_MESSAGE);
+        assert!(app.verify(&w.scoped, &["chat"]).await.valid);
+        let listed = list(app, &w.alice_key).await.unwrap();
+        assert!(listed.iter().all(|key| key.member_id == w.alice));
+        assert!(listed.iter().all(|key| key.scoped));
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_creates_and_shows_personal_keys() {
+    let w = world(spawn_app(&crate::helpers::Backend::Sqlite).await).await;
+    let app = &w.app;
+    let http = reqwest::Client::new();
+    let response = http
+        .request(Method::POST, format!("{}/api/api-keys", app.http))
+        .bearer_auth(&w.admin)
+        .json(&json!({
+            "name": "Bob's laptop",
+            "scopes": ["chat"],
+            "keyType": "personal",
+            "memberId": w.bob,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["keyType"], "personal");
+    assert_eq!(created["memberId"], w.bob.as_str());
+    assert_eq!(created["operator"], false);
+    assert_eq!(created["scoped"], true);
+
+    let response = http
+        .request(Method::GET, format!("{}/api/api-keys", app.http))
+        .bearer_auth(&w.alice_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{page}");
+    assert_eq!(data[0]["id"], w.alice_key_id.as_str());
+    assert_eq!(data[0]["keyType"], "personal");
+
+    let response = http
+        .request(
+            Method::GET,
+            format!("{}/api/api-keys/{}", app.http, w.scoped_id),
+        )
+        .bearer_auth(&w.admin)
+        .send()
+        .await
+        .unwrap();
+    let record: Value = response.json().await.unwrap();
+    assert_eq!(record["keyType"], "organization");
+    assert_eq!(record["memberId"], Value::Null);
+
+    let response = http
+        .request(Method::GET, format!("{}/api/auth/verify", app.http))
+        .bearer_auth(&w.alice_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let principal: Value = response.json().await.unwrap();
+    assert_eq!(principal["keyType"], "personal");
+    assert_eq!(principal["memberId"], w.alice.as_str());
+}

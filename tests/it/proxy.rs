@@ -281,7 +281,13 @@ async fn nginx_refuses_revoked_expired_and_missing_keys_with_401_json() {
         let expiring = app.create_key("expiring", &["chat"], "2026-01-31").await;
         // Both work first, so the refusals below are about revocation and expiry.
         for key in [&revoked.key, &expiring.key] {
-            assert_eq!(chat(&nginx, Some(key)).await.status(), StatusCode::OK);
+            let status = chat(&nginx, Some(key)).await.status();
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "nginx error log:\n{}",
+                nginx.error_log()
+            );
         }
 
         app.client
@@ -328,7 +334,13 @@ async fn nginx_fails_closed_when_the_key_service_is_down() {
     for backend in backends() {
         let (mut app, nginx) = app_and_nginx(&backend).await;
         let key = app.create_key("chat", &["chat"], "").await.key;
-        assert_eq!(chat(&nginx, Some(&key)).await.status(), StatusCode::OK);
+        let status = chat(&nginx, Some(&key)).await.status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "nginx error log:\n{}",
+            nginx.error_log()
+        );
 
         app.stop_grpc().await;
         let response = chat(&nginx, Some(&key)).await;

@@ -1,6 +1,6 @@
 //! Organizations' members, their roles, and the scopes each role may hold.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use crate::{DEFAULT_MAX_KEY_AGE, Error, Scope, ScopeSet};
 
@@ -120,9 +120,132 @@ impl Default for OrganizationPolicy {
     }
 }
 
+impl OrganizationPolicy {
+    /// The latest expiry a key created or changed at `now` may have, when the organization
+    /// sets a maximum lifetime.
+    pub fn latest_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.max_key_lifetime.map(|lifetime| now + lifetime)
+    }
+
+    /// Checks the expiry a client gives a new key, or a key's new expiry, at `now` (`None`:
+    /// never expires). With a maximum lifetime, the key must expire, at `now + lifetime` at
+    /// the latest; refused on field `expires_at` otherwise.
+    pub fn check_expiry(
+        &self,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let (Some(lifetime), Some(latest)) = (self.max_key_lifetime, self.latest_expiry(now))
+        else {
+            return Ok(());
+        };
+        let rule = format!(
+            "this organization requires keys to expire within {} days",
+            lifetime.num_days()
+        );
+        let message = match expires_at {
+            None => format!("{rule}: set an expiry"),
+            Some(at) if at > latest => format!(
+                "{rule}: {} is after the latest allowed expiry {}",
+                at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                latest.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            ),
+            Some(_) => return Ok(()),
+        };
+        Err(Error::InvalidArgument {
+            field: "expires_at",
+            message,
+        })
+    }
+
+    /// The expiry a key issued at `now` without a client's say (a rotation's successor) gets:
+    /// `expires_at`, brought forward to `now + lifetime` when the organization sets a maximum
+    /// lifetime (and set to it when `expires_at` is `None`).
+    pub fn cap_expiry(
+        &self,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        match self.latest_expiry(now) {
+            Some(latest) => Some(expires_at.map_or(latest, |at| at.min(latest))),
+            None => expires_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+    }
+
+    fn with_lifetime(days: i64) -> OrganizationPolicy {
+        OrganizationPolicy {
+            max_key_lifetime: Some(TimeDelta::days(days)),
+            ..OrganizationPolicy::default()
+        }
+    }
+
+    #[test]
+    fn without_a_lifetime_any_expiry_is_allowed_and_kept() {
+        let policy = OrganizationPolicy::default();
+        assert_eq!(policy.latest_expiry(now()), None);
+        assert!(policy.check_expiry(None, now()).is_ok());
+        let far = Some(now() + TimeDelta::days(10_000));
+        assert!(policy.check_expiry(far, now()).is_ok());
+        assert_eq!(policy.cap_expiry(None, now()), None);
+        assert_eq!(policy.cap_expiry(far, now()), far);
+    }
+
+    #[test]
+    fn a_lifetime_requires_an_expiry_within_it() {
+        let policy = with_lifetime(7);
+        let latest = now() + TimeDelta::days(7);
+        assert_eq!(policy.latest_expiry(now()), Some(latest));
+        assert!(policy.check_expiry(Some(latest), now()).is_ok());
+        assert!(
+            policy
+                .check_expiry(Some(now() + TimeDelta::hours(1)), now())
+                .is_ok()
+        );
+        let late = Some(latest + TimeDelta::seconds(1));
+        for bad in [None, late] {
+            let err = policy.check_expiry(bad, now()).unwrap_err();
+            let Error::InvalidArgument { field, message } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(*field, "expires_at");
+            assert!(
+                message.starts_with("this organization requires keys to expire within 7 days"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            policy.check_expiry(late, now()).unwrap_err().to_string(),
+            "invalid expires_at: this organization requires keys to expire within 7 days: \
+             2026-03-08T12:00:01Z is after the latest allowed expiry 2026-03-08T12:00:00Z"
+        );
+        assert_eq!(
+            policy.check_expiry(None, now()).unwrap_err().to_string(),
+            "invalid expires_at: this organization requires keys to expire within 7 days: \
+             set an expiry"
+        );
+    }
+
+    #[test]
+    fn a_lifetime_caps_a_successors_expiry() {
+        let policy = with_lifetime(7);
+        let latest = now() + TimeDelta::days(7);
+        assert_eq!(policy.cap_expiry(None, now()), Some(latest));
+        let later = Some(now() + TimeDelta::days(30));
+        assert_eq!(policy.cap_expiry(later, now()), Some(latest));
+        let sooner = Some(now() + TimeDelta::days(3));
+        assert_eq!(policy.cap_expiry(sooner, now()), sooner);
+    }
 
     #[test]
     fn the_defaults_match_the_issue() {

@@ -1,7 +1,7 @@
 //! Conversions between protobuf messages and domain types.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{DEFAULT_MAX_KEY_AGE, Environment, Error, KeyRecord, KeyState};
+use key_core::{Environment, Error, KeyRecord, KeyState, OrganizationPolicy};
 use key_proto::v1;
 use prost_types::Timestamp;
 
@@ -56,7 +56,13 @@ pub(crate) fn state_to_proto(state: KeyState) -> v1::KeyState {
     }
 }
 
-pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
+/// A key as the API shows it at `now`; `policy` is its organization's, which decides when it is
+/// due for rotation.
+pub(crate) fn api_key(
+    record: &KeyRecord,
+    now: DateTime<Utc>,
+    policy: &OrganizationPolicy,
+) -> v1::ApiKey {
     v1::ApiKey {
         id: record.id.to_string(),
         organization_id: record.organization_id.to_string(),
@@ -79,8 +85,7 @@ pub(crate) fn api_key(record: &KeyRecord, now: DateTime<Utc>) -> v1::ApiKey {
             .rotated_to
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        // Per-organization policies come with the organizations work; until then, the default.
-        rotation_due: record.rotation_due(now, DEFAULT_MAX_KEY_AGE),
+        rotation_due: record.rotation_due(now, policy.max_key_age),
         key_type: key_type_to_proto(record.key_type).into(),
         member_id: record
             .member_id

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
-    KeyState, KeyType, Pepper, RandomSource, Scope, ScopeSet, Verdict, effective_scopes,
-    verify_effective,
+    KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, Scope, ScopeSet, Verdict,
+    effective_scopes, verify_effective,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
@@ -137,12 +137,14 @@ impl KeyManager {
     /// scopes, environment and lifetime, created by `actor`, and lets the old key work for
     /// `grace` more (validated by `key_core::rotation_grace`; zero revokes it now). The old
     /// key's change, the successor and both audit events (`key.rotate` on the old key,
-    /// `key.create` on the new one) are written in one transaction.
+    /// `key.create` on the new one) are written in one transaction. The successor's expiry
+    /// obeys `policy` (the organization's): capped at its maximum key lifetime, if any.
     pub async fn rotate(
         &self,
         organization_id: Uuid,
         id: Uuid,
         grace: TimeDelta,
+        policy: &OrganizationPolicy,
         actor: &Actor,
         context: &RequestContext,
     ) -> Result<Rotation, Error> {
@@ -162,7 +164,7 @@ impl KeyManager {
                 let request = NewKeyRequest {
                     name: KeyName::parse(&old.name)?,
                     scopes: old.scopes,
-                    expires_at: old.successor_expiry(now),
+                    expires_at: policy.cap_expiry(old.successor_expiry(now), now),
                     environment: old.environment,
                     key_type: old.key_type,
                     member_id: old.member_id,
@@ -344,6 +346,20 @@ impl KeyManager {
             (KeyType::Personal, None) | (KeyType::Organization, _) => None,
         };
         Ok(effective_scopes(record, limit))
+    }
+
+    /// The policy of `organization_id`. The organization of an authenticated caller exists;
+    /// its absence is an internal error.
+    pub async fn policy(&self, organization_id: Uuid) -> Result<OrganizationPolicy, Error> {
+        self.store
+            .get_organization(organization_id)
+            .await?
+            .map(|organization| organization.policy)
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "the caller's organization {organization_id} does not exist"
+                ))
+            })
     }
 
     /// The member `member_id` of `organization_id` and the scopes their role may hold under the

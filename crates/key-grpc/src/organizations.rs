@@ -118,7 +118,8 @@ pub(crate) async fn create_organization(
     );
     Ok(Response::new(v1::CreateOrganizationResponse {
         organization: Some(organization_to_proto(&organization)),
-        admin_key: Some(api_key(&record, now)),
+        // The key belongs to the new organization, so its (default) policy applies.
+        admin_key: Some(api_key(&record, now, &organization.policy)),
         key: key.expose().to_owned(),
     }))
 }

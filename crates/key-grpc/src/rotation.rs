@@ -1,6 +1,7 @@
 //! RotateKey and UpdateKey: request parsing and translation. The decisions are the
 //! [`KeyManager`]'s (`rotate`, `update`) and key-core's (`KeyRecord::rotate`,
-//! `KeyRecord::check_updatable`, `rotation_grace`).
+//! `KeyRecord::check_updatable`, `rotation_grace`, and the organization's
+//! `OrganizationPolicy::check_expiry` / `cap_expiry`).
 
 use key_core::{
     Action, Error, KeyName, KeyType, ScopeSet, parse_expiry, rotation_grace, within_role,
@@ -34,11 +35,16 @@ pub(crate) async fn rotate_key(
         .transpose()
         .map_err(status_from_error)?;
     let grace = rotation_grace(requested).map_err(status_from_error)?;
+    let policy = manager
+        .policy(caller.organization_id)
+        .await
+        .map_err(status_from_error)?;
     let rotation = manager
         .rotate(
             caller.organization_id,
             id,
             grace,
+            &policy,
             &Actor::Key(caller.clone()),
             context,
         )
@@ -53,9 +59,9 @@ pub(crate) async fn rotate_key(
     );
     let now = manager.now();
     Ok(Response::new(v1::RotateKeyResponse {
-        api_key: Some(api_key(&rotation.new, now)),
+        api_key: Some(api_key(&rotation.new, now, &policy)),
         key: rotation.key.expose().to_owned(),
-        rotated_key: Some(api_key(&rotation.old, now)),
+        rotated_key: Some(api_key(&rotation.old, now, &policy)),
     }))
 }
 
@@ -87,6 +93,16 @@ pub(crate) async fn update_key(
             .map_err(status_from_error)?,
     };
     let current = authorized_key(manager, caller, context, id, Action::ManageKeys).await?;
+    let policy = manager
+        .policy(caller.organization_id)
+        .await
+        .map_err(status_from_error)?;
+    // A new expiry obeys the organization's maximum lifetime; so does removing it.
+    if let Some(expires_at) = changes.expires_at {
+        policy
+            .check_expiry(expires_at, now)
+            .map_err(status_from_error)?;
+    }
     if let Some(scopes) = changes.scopes {
         // Never escalate; and a personal key stays within its member's current role.
         check(manager, caller, context, caller.caller().may_grant(scopes)).await?;
@@ -112,6 +128,6 @@ pub(crate) async fn update_key(
         .map_err(status_from_error)?;
     tracing::info!(key_id = %record.id, updated_by = %caller.key_id, "key updated");
     Ok(Response::new(v1::UpdateKeyResponse {
-        api_key: Some(api_key(&record, manager.now())),
+        api_key: Some(api_key(&record, manager.now(), &policy)),
     }))
 }

@@ -139,6 +139,14 @@ impl KeyService for KeyServiceImpl {
             member_id,
             operator: false,
         };
+        // The organization's policy may require every new key to expire, and soon enough.
+        let policy = manager
+            .policy(caller.organization_id)
+            .await
+            .map_err(status_from_error)?;
+        policy
+            .check_expiry(new_key.expires_at, now)
+            .map_err(status_from_error)?;
         // A personal key stays within its member's role; and nobody grants what it lacks.
         if let Some(member_id) = member_id {
             let (member, allowed) = manager
@@ -163,7 +171,7 @@ impl KeyService for KeyServiceImpl {
             .map_err(status_from_error)?;
         tracing::info!(key_id = %record.id, organization_id = %record.organization_id, created_by = %caller.key_id, "key created");
         Ok(Response::new(v1::CreateKeyResponse {
-            api_key: Some(api_key(&record, now)),
+            api_key: Some(api_key(&record, now, &policy)),
             key: key.expose().to_owned(),
         }))
     }
@@ -232,8 +240,13 @@ impl KeyService for KeyServiceImpl {
         let context = context(&request);
         let id = parse_id("id", &request.get_ref().id).map_err(status_from_error)?;
         let record = authorized_key(&self.manager, &caller, &context, id, Action::ReadKeys).await?;
+        let policy = self
+            .manager
+            .policy(caller.organization_id)
+            .await
+            .map_err(status_from_error)?;
         Ok(Response::new(v1::GetKeyResponse {
-            api_key: Some(api_key(&record, self.manager.now())),
+            api_key: Some(api_key(&record, self.manager.now(), &policy)),
         }))
     }
 
@@ -280,11 +293,16 @@ impl KeyService for KeyServiceImpl {
                 }));
             }
         };
+        let policy = self
+            .manager
+            .policy(caller.organization_id)
+            .await
+            .map_err(status_from_error)?;
         let now = self.manager.now();
         let filter = match (request.rotation_due, filter) {
             (false, filter) => filter,
             (true, KeyFilter::All | KeyFilter::State(KeyState::Active)) => KeyFilter::RotationDue {
-                created_at_or_before: now - key_core::DEFAULT_MAX_KEY_AGE,
+                created_at_or_before: now - policy.max_key_age,
             },
             (true, _) => {
                 return Err(status_from_error(Error::InvalidArgument {
@@ -318,7 +336,10 @@ impl KeyService for KeyServiceImpl {
             String::new()
         };
         Ok(Response::new(v1::ListKeysResponse {
-            api_keys: records.iter().map(|record| api_key(record, now)).collect(),
+            api_keys: records
+                .iter()
+                .map(|record| api_key(record, now, &policy))
+                .collect(),
             next_page_token,
         }))
     }
@@ -341,6 +362,11 @@ impl KeyService for KeyServiceImpl {
         }
         authorized_key(&self.manager, &caller, &context, id, Action::ManageKeys).await?;
         let reason = (!request.reason.is_empty()).then_some(request.reason);
+        let policy = self
+            .manager
+            .policy(caller.organization_id)
+            .await
+            .map_err(status_from_error)?;
         let now = self.manager.now();
         let audit = audit_event(
             &Actor::Key(caller.clone()),
@@ -361,7 +387,7 @@ impl KeyService for KeyServiceImpl {
             .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
         tracing::info!(key_id = %record.id, revoked_by = %caller.key_id, "key revoked");
         Ok(Response::new(v1::RevokeKeyResponse {
-            api_key: Some(api_key(&record, now)),
+            api_key: Some(api_key(&record, now, &policy)),
         }))
     }
 

@@ -9,13 +9,12 @@ use uuid::Uuid;
 use crate::{
     KeyManager, Principal,
     convert::{from_timestamp, timestamp},
+    paging::Page,
     status_from_error,
 };
 
 type Reply<T> = Result<Response<T>, Status>;
 
-const DEFAULT_PAGE_SIZE: i32 = 50;
-const MAX_PAGE_SIZE: i32 = 1000;
 /// A target is a key id or an RPC method; anything longer matches nothing anyway.
 const MAX_TARGET_CHARS: usize = 500;
 
@@ -27,26 +26,17 @@ pub(crate) async fn list_audit_events(
     request: v1::ListAuditEventsRequest,
 ) -> Reply<v1::ListAuditEventsResponse> {
     let query = Query::parse(request).map_err(status_from_error)?;
-    // One extra row tells whether another page follows.
     let mut events = manager
         .store()
         .list_audit_events(
             caller.organization_id,
             &query.filter,
-            query.after,
-            query.page_size + 1,
+            query.page.after,
+            query.page.fetch_limit(),
         )
         .await
         .map_err(|e| status_from_error(e.into()))?;
-    let next_page_token = if events.len() as u64 > query.page_size {
-        events.truncate(query.page_size as usize);
-        events
-            .last()
-            .map(|event| event.id.to_string())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = query.page.finish(&mut events, |event| event.id);
     Ok(Response::new(v1::ListAuditEventsResponse {
         audit_events: events.iter().map(audit_event_to_proto).collect(),
         next_page_token,
@@ -56,8 +46,7 @@ pub(crate) async fn list_audit_events(
 /// A validated ListAuditEvents request.
 #[derive(Debug)]
 struct Query {
-    page_size: u64,
-    after: Option<Uuid>,
+    page: Page,
     filter: AuditFilter,
 }
 
@@ -65,22 +54,7 @@ impl Query {
     fn parse(request: v1::ListAuditEventsRequest) -> Result<Query, Error> {
         let invalid =
             |field: &'static str, message: String| Error::InvalidArgument { field, message };
-        let page_size = match request.page_size {
-            size if size < 0 => {
-                return Err(invalid("page_size", "must not be negative".to_owned()));
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            size => size.min(MAX_PAGE_SIZE),
-        };
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => Some(Uuid::parse_str(token).map_err(|_| {
-                invalid(
-                    "page_token",
-                    format!("{token:?} is not a page token of ListAuditEvents"),
-                )
-            })?),
-        };
+        let page = Page::parse(request.page_size, &request.page_token)?;
         let target = match request.target.as_str() {
             "" => None,
             target if target.chars().count() > MAX_TARGET_CHARS => {
@@ -124,8 +98,7 @@ impl Query {
             return Err(invalid("start_time", "must be before end_time".to_owned()));
         }
         Ok(Query {
-            page_size: u64::from(page_size.unsigned_abs()),
-            after,
+            page,
             filter: AuditFilter {
                 target,
                 actor_key_id,

@@ -12,6 +12,7 @@ mod convert;
 mod error;
 mod manager;
 mod organizations;
+mod paging;
 mod rotation;
 mod server;
 mod service;

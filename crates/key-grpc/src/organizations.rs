@@ -22,13 +22,12 @@ use crate::{
     audit::audit_event,
     auth::{authorize, check},
     convert::{api_key, timestamp},
+    paging::Page,
     status_from_error,
 };
 
 type Reply<T> = Result<Response<T>, Status>;
 
-const DEFAULT_PAGE_SIZE: i32 = 50;
-const MAX_PAGE_SIZE: i32 = 1000;
 /// The name of a new organization's first admin key.
 const FIRST_ADMIN_KEY_NAME: &str = "Organization admin key";
 
@@ -382,41 +381,13 @@ pub(crate) async fn list_members(
     request: v1::ListMembersRequest,
 ) -> Reply<v1::ListMembersResponse> {
     authorize(manager, caller, context, Action::ReadMembers, None).await?;
-    let page_size = match request.page_size {
-        size if size < 0 => {
-            return Err(status_from_error(Error::InvalidArgument {
-                field: "page_size",
-                message: "must not be negative".to_owned(),
-            }));
-        }
-        0 => DEFAULT_PAGE_SIZE,
-        size => size.min(MAX_PAGE_SIZE),
-    };
-    let after = match request.page_token.as_str() {
-        "" => None,
-        token => Some(Uuid::parse_str(token).map_err(|_| {
-            status_from_error(Error::InvalidArgument {
-                field: "page_token",
-                message: format!("{token:?} is not a page token of ListMembers"),
-            })
-        })?),
-    };
-    let page_size = u64::from(page_size.unsigned_abs());
-    // One extra row tells whether another page follows.
+    let page = Page::parse(request.page_size, &request.page_token).map_err(status_from_error)?;
     let mut members = manager
         .store()
-        .list_members(caller.organization_id, after, page_size + 1)
+        .list_members(caller.organization_id, page.after, page.fetch_limit())
         .await
         .map_err(|e| status_from_error(e.into()))?;
-    let next_page_token = if members.len() as u64 > page_size {
-        members.truncate(page_size as usize);
-        members
-            .last()
-            .map(|member| member.id.to_string())
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let next_page_token = page.finish(&mut members, |member| member.id);
     Ok(Response::new(v1::ListMembersResponse {
         members: members.iter().map(member_to_proto).collect(),
         next_page_token,

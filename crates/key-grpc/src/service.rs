@@ -23,11 +23,11 @@ use crate::{
         api_key, environment_from_proto, environment_to_proto, from_timestamp, key_type_to_proto,
         parse_id, timestamp,
     },
-    organizations, rotation, status_from_error,
+    organizations,
+    paging::Page,
+    rotation, status_from_error,
 };
 
-const DEFAULT_PAGE_SIZE: i32 = 50;
-const MAX_PAGE_SIZE: i32 = 1000;
 const MAX_REVOKE_REASON_CHARS: usize = 500;
 const MAX_HOURLY_RANGE: TimeDelta = TimeDelta::days(31);
 const MAX_DAILY_RANGE: TimeDelta = TimeDelta::days(400);
@@ -267,20 +267,8 @@ impl KeyService for KeyServiceImpl {
                 own
             }
         };
-        let page_size = match request.page_size {
-            size if size < 0 => {
-                return Err(status_from_error(Error::InvalidArgument {
-                    field: "page_size",
-                    message: "must not be negative".to_owned(),
-                }));
-            }
-            0 => DEFAULT_PAGE_SIZE,
-            size => size.min(MAX_PAGE_SIZE),
-        };
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => Some(parse_id("page_token", token).map_err(status_from_error)?),
-        };
+        let page =
+            Page::parse(request.page_size, &request.page_token).map_err(status_from_error)?;
         let filter = match v1::KeyState::try_from(request.state) {
             Ok(v1::KeyState::Unspecified) => KeyFilter::All,
             Ok(v1::KeyState::Active) => KeyFilter::State(KeyState::Active),
@@ -311,8 +299,6 @@ impl KeyService for KeyServiceImpl {
                 }));
             }
         };
-        let page_size = u64::from(page_size.unsigned_abs());
-        // One extra row tells whether another page follows.
         let mut records = self
             .manager
             .store()
@@ -321,20 +307,12 @@ impl KeyService for KeyServiceImpl {
                 member_id,
                 filter,
                 now,
-                after,
-                page_size + 1,
+                page.after,
+                page.fetch_limit(),
             )
             .await
             .map_err(|e| status_from_error(e.into()))?;
-        let next_page_token = if records.len() as u64 > page_size {
-            records.truncate(page_size as usize);
-            records
-                .last()
-                .map(|record| record.id.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = page.finish(&mut records, |record| record.id);
         Ok(Response::new(v1::ListKeysResponse {
             api_keys: records
                 .iter()

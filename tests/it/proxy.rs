@@ -9,6 +9,7 @@
 
 use std::{
     fs,
+    io::{Read, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -123,6 +124,22 @@ impl Nginx {
                 return Err(format!("nginx exited with {status}: {}", logs()));
             }
             if accepts(port) && accepts(upstream_port) {
+                // Accepting proves only that *something* listens on the ports: another test's
+                // server may have taken one between `free_port` and nginx's bind. The
+                // upstream's own answer proves it is this nginx, serving.
+                if !answers(
+                    upstream_port,
+                    "HTTP/1.1 200",
+                    "Hello from the protected upstream",
+                ) || !answers(port, "HTTP/1.1 401", "invalid_api_key")
+                {
+                    child.kill();
+                    return Err(format!(
+                        "Address already in use: ports {port} and {upstream_port} answer, but \
+                         not as this nginx: {}",
+                        logs()
+                    ));
+                }
                 return Ok(Nginx {
                     url: format!("http://127.0.0.1:{port}"),
                     dir,
@@ -155,6 +172,26 @@ fn template_path() -> PathBuf {
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Whether 127.0.0.1:`port` answers a credential-less `GET /api/chat` with `status` and a body
+/// containing `needle`: the protected upstream answers 200, the public server (through the
+/// gateway) 401.
+fn answers(port: u16, status: &str, needle: &str) -> bool {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /api/chat HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with(status) && response.contains(needle)
 }
 
 fn accepts(port: u16) -> bool {

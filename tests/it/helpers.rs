@@ -1,7 +1,7 @@
 //! `spawn_app`: a real gRPC server on 127.0.0.1:0 over a fresh database, with a clock the test
 //! controls, and typed helpers to talk to it.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
@@ -48,6 +48,8 @@ pub(crate) struct TestApp {
     pub(crate) manager: KeyManager,
     /// The SQLite file (SQLite only).
     pub(crate) sqlite_path: Option<PathBuf>,
+    /// The database's URL, for a second server on the same database.
+    pub(crate) database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     gateway_shutdown: Option<oneshot::Sender<()>>,
@@ -55,9 +57,20 @@ pub(crate) struct TestApp {
     _dir: TempDir,
 }
 
+/// The pepper every test server hashes with.
+const TEST_PEPPER: &[u8] = b"integration-test-pepper-0123456789abcdef";
+
 /// Starts a server on `backend` with a fresh database and a bootstrapped `default`
 /// organization.
 pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
+    spawn_app_with_flush_interval(backend, key_grpc::FLUSH_INTERVAL).await
+}
+
+/// `spawn_app`, with the usage flusher running every `flush_interval`.
+pub(crate) async fn spawn_app_with_flush_interval(
+    backend: &Backend,
+    flush_interval: Duration,
+) -> TestApp {
     eprintln!("--- backend: {backend:?}");
     let dir = tempfile::tempdir().unwrap();
     let (url, sqlite_path) = match backend {
@@ -70,13 +83,14 @@ pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let clock = FixedClock::new(start_time());
-    let pepper = Pepper::new(b"integration-test-pepper-0123456789abcdef").unwrap();
+    let pepper = Pepper::new(TEST_PEPPER).unwrap();
     let manager = KeyManager::new(
         store,
         pepper,
         Arc::new(clock.clone()),
         Arc::new(SystemRandom::new()),
-    );
+    )
+    .with_flush_interval(flush_interval);
     let (_, admin_key) = manager
         .bootstrap("default")
         .await
@@ -86,17 +100,9 @@ pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = GrpcServer::new(manager.clone(), listener)
         .unwrap()
-        .with_drain_timeout(std::time::Duration::from_millis(500));
+        .with_drain_timeout(Duration::from_millis(500));
     let addr = server.local_addr();
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        server
-            .run_until(async {
-                let _ = stop.await;
-            })
-            .await
-            .unwrap();
-    });
+    let (shutdown, server) = run_server(server);
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -122,11 +128,70 @@ pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
         clock,
         manager,
         sqlite_path,
+        database_url: url,
         shutdown: Some(shutdown),
         server: Some(server),
         gateway_shutdown: Some(gateway_shutdown),
         gateway: Some(gateway),
         _dir: dir,
+    }
+}
+
+/// Runs `server` in a task until the returned sender sends (or is dropped).
+fn run_server(server: GrpcServer) -> (oneshot::Sender<()>, JoinHandle<()>) {
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        server
+            .run_until(async {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+    });
+    (shutdown, server)
+}
+
+/// A second gRPC server, with a manager (and usage meter) of its own, on the database of a
+/// `TestApp`: another replica.
+pub(crate) struct SecondServer {
+    pub(crate) client: KeyServiceClient<Channel>,
+    pub(crate) manager: KeyManager,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+}
+
+/// Starts a second server on `app`'s database, with the same pepper and clock.
+pub(crate) async fn spawn_second_server(app: &TestApp) -> SecondServer {
+    let store = Store::connect(&app.database_url).await.unwrap();
+    let manager = KeyManager::new(
+        store,
+        Pepper::new(TEST_PEPPER).unwrap(),
+        Arc::new(app.clock.clone()),
+        Arc::new(SystemRandom::new()),
+    )
+    .with_flush_interval(app.manager.flush_interval());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = GrpcServer::new(manager.clone(), listener)
+        .unwrap()
+        .with_drain_timeout(Duration::from_millis(500));
+    let addr = server.local_addr();
+    let (shutdown, server) = run_server(server);
+    let client = KeyServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    SecondServer {
+        client,
+        manager,
+        shutdown,
+        server,
+    }
+}
+
+impl SecondServer {
+    /// Stops the server gracefully and waits until it has stopped.
+    pub(crate) async fn stop(self) {
+        let _ = self.shutdown.send(());
+        self.server.await.unwrap();
     }
 }
 

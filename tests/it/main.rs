@@ -14,6 +14,7 @@ mod examples;
 mod gateway;
 mod helpers;
 mod keys;
+mod metering;
 mod organizations;
 mod permissions;
 mod policy;

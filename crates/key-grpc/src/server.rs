@@ -4,7 +4,10 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use key_proto::v1::key_service_server::KeyServiceServer;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, oneshot},
+};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -51,7 +54,9 @@ impl GrpcServer {
     }
 
     /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
-    /// flight finish (for at most the drain timeout), then this returns.
+    /// flight finish (for at most the drain timeout), then the usage counted in memory is
+    /// flushed, then this returns. While serving, a flusher task writes the usage counted in
+    /// memory every `KeyManager::flush_interval`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // The store was migrated before the server was built, so the key service can serve.
@@ -83,6 +88,9 @@ impl GrpcServer {
                 draining.notify_one();
             }
         };
+        let (stop_flusher, flusher_stopped) = oneshot::channel::<()>();
+        let flusher = tokio::spawn(flush_periodically(self.manager.clone(), flusher_stopped));
+        let manager = self.manager.clone();
         let serve = tonic::transport::Server::builder()
             .layer(AuthLayer::new(self.manager.clone()))
             .add_service(health_service)
@@ -90,17 +98,47 @@ impl GrpcServer {
             .add_service(reflection_v1alpha.build_v1alpha()?)
             .add_service(KeyServiceServer::new(KeyServiceImpl::new(self.manager)))
             .serve_with_incoming_shutdown(incoming, signal);
-        tokio::select! {
-            served = serve => served?,
+        let served = tokio::select! {
+            served = serve => served,
             () = async {
                 draining.notified().await;
                 tokio::time::sleep(self.drain_timeout).await;
             } => {
                 tracing::warn!(timeout = ?self.drain_timeout, "requests still in flight after the drain timeout; closing them");
+                Ok(())
+            }
+        };
+        // No more verifications are answered: stop the flusher (after the flush it may be
+        // doing) and write whatever is left, even if serving failed.
+        let _ = stop_flusher.send(());
+        if let Err(error) = flusher.await {
+            tracing::warn!(%error, "usage flusher task failed");
+        }
+        match manager.flush_usage().await {
+            Ok(buckets) => tracing::info!(buckets, "usage flushed"),
+            Err(error) => {
+                tracing::warn!(%error, "usage not flushed at shutdown; these counts are lost")
             }
         }
+        served?;
         tracing::info!("gRPC server stopped");
         Ok(())
+    }
+}
+
+/// Flushes the manager's usage counts every flush interval until `stop` resolves. A flush
+/// under way when `stop` resolves finishes first.
+async fn flush_periodically(manager: KeyManager, mut stop: oneshot::Receiver<()>) {
+    let mut ticker = tokio::time::interval(manager.flush_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticker.tick() => {
+                // A failed flush has logged itself and kept its counts for the next one.
+                let _ = manager.flush_usage().await;
+            }
+        }
     }
 }
 

@@ -239,6 +239,11 @@ impl KeyService for KeyServiceImpl {
         let caller = principal(&request)?;
         let context = context(&request);
         let id = parse_id("id", &request.get_ref().id).map_err(status_from_error)?;
+        // Its last use as this process counted it, too.
+        self.manager
+            .flush_usage()
+            .await
+            .map_err(status_from_error)?;
         let record = authorized_key(&self.manager, &caller, &context, id, Action::ReadKeys).await?;
         let policy = self
             .manager
@@ -299,6 +304,11 @@ impl KeyService for KeyServiceImpl {
                 }));
             }
         };
+        // Their last uses as this process counted them, too.
+        self.manager
+            .flush_usage()
+            .await
+            .map_err(status_from_error)?;
         let mut records = self
             .manager
             .store()
@@ -340,6 +350,11 @@ impl KeyService for KeyServiceImpl {
         }
         authorized_key(&self.manager, &caller, &context, id, Action::ManageKeys).await?;
         let reason = (!request.reason.is_empty()).then_some(request.reason);
+        // The key's last use as this process counted it, too.
+        self.manager
+            .flush_usage()
+            .await
+            .map_err(status_from_error)?;
         let policy = self
             .manager
             .policy(caller.organization_id)
@@ -375,6 +390,11 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::RotateKeyResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
+        // The old key's last use as this process counted it, too.
+        self.manager
+            .flush_usage()
+            .await
+            .map_err(status_from_error)?;
         rotation::rotate_key(&self.manager, &caller, &context, request.into_inner()).await
     }
 
@@ -384,6 +404,11 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::UpdateKeyResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
+        // The key's last use as this process counted it, too.
+        self.manager
+            .flush_usage()
+            .await
+            .map_err(status_from_error)?;
         rotation::update_key(&self.manager, &caller, &context, request.into_inner()).await
     }
 
@@ -504,6 +529,8 @@ impl KeyService for KeyServiceImpl {
         };
         let (start, end) = usage_range(&request, bucket, max_range, self.manager.now())
             .map_err(status_from_error)?;
+        // The counts this process holds in memory, this request's own authentication included.
+        manager.flush_usage().await.map_err(status_from_error)?;
         let rows = store
             .usage(caller.organization_id, key_id, start, end)
             .await

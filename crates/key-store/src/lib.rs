@@ -21,4 +21,4 @@ pub use error::Error;
 pub use keys::{KeyChanges, KeyFilter, KeyRotation, NewKey};
 pub use members::Member;
 pub use organizations::Organization;
-pub use usage::UsageRow;
+pub use usage::{UsageCount, UsageRow, hour_start};

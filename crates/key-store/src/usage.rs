@@ -27,48 +27,83 @@ pub struct UsageRow {
     pub count: i64,
 }
 
+/// Verifications of one key with one outcome in one hour, to be added to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCount {
+    /// The key.
+    pub key_id: Uuid,
+    /// Its organization.
+    pub organization_id: Uuid,
+    /// Start of the hour, seconds since the Unix epoch.
+    pub hour_start: i64,
+    /// `valid` or a platform error code.
+    pub code: String,
+    /// How many verifications to add.
+    pub count: i64,
+}
+
+/// Rows per `INSERT`: 5 parameters each, well under SQLite's oldest limit of 999 parameters.
+const ROWS_PER_INSERT: usize = 150;
+
+/// The start of the hour `at` falls in, in seconds since the Unix epoch.
+pub fn hour_start(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(SECONDS_PER_HOUR) * SECONDS_PER_HOUR
+}
+
 impl Store {
-    /// Records `count` verifications of key `key_id` with outcome `code` at `at`, and moves the
-    /// key's `last_used_at` forward to `at`. The count is added to what is stored, so writers
-    /// never overwrite each other.
-    pub async fn record_verifications(
+    /// Adds `counts` to the hourly usage rows and moves each key of `last_used` forward to its
+    /// time (never backward), all in one transaction. Counts are added to what is stored
+    /// (`count = count + n`), so several writers (replicas) sum correctly. Rows are written in
+    /// key order, so two writers flushing at once take their row locks in the same order.
+    pub async fn record_usage_batch(
         &self,
-        key_id: Uuid,
-        organization_id: Uuid,
-        code: &str,
-        count: i64,
-        at: DateTime<Utc>,
+        counts: &[UsageCount],
+        last_used: &[(Uuid, DateTime<Utc>)],
     ) -> Result<(), Error> {
-        let hour_start = at.timestamp().div_euclid(SECONDS_PER_HOUR) * SECONDS_PER_HOUR;
-        let row = usage_hourly::ActiveModel {
-            key_id: Set(key_id),
-            bucket_start: Set(hour_start),
-            code: Set(code.to_owned()),
-            organization_id: Set(organization_id),
-            count: Set(count),
-        };
-        let add_to_stored = OnConflict::columns([Column::KeyId, Column::BucketStart, Column::Code])
-            .value(
-                Column::Count,
-                Expr::col((UsageHourly, Column::Count))
-                    .add(Expr::col((Alias::new("excluded"), Column::Count))),
-            )
-            .to_owned();
+        if counts.is_empty() && last_used.is_empty() {
+            return Ok(());
+        }
+        let mut counts: Vec<&UsageCount> = counts.iter().collect();
+        counts.sort_by(|a, b| {
+            (a.key_id, a.hour_start, &a.code).cmp(&(b.key_id, b.hour_start, &b.code))
+        });
+        let mut last_used: Vec<&(Uuid, DateTime<Utc>)> = last_used.iter().collect();
+        last_used.sort_by_key(|(key_id, _)| *key_id);
+
         let txn = self.db.begin().await?;
-        UsageHourly::insert(row)
-            .on_conflict(add_to_stored)
-            .exec_without_returning(&txn)
-            .await?;
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
-            .filter(api_key::Column::Id.eq(key_id))
-            .filter(
-                sea_orm::Condition::any()
-                    .add(api_key::Column::LastUsedAt.is_null())
-                    .add(api_key::Column::LastUsedAt.lt(at)),
-            )
-            .exec(&txn)
-            .await?;
+        for chunk in counts.chunks(ROWS_PER_INSERT) {
+            let rows = chunk.iter().map(|usage| usage_hourly::ActiveModel {
+                key_id: Set(usage.key_id),
+                bucket_start: Set(usage.hour_start),
+                code: Set(usage.code.clone()),
+                organization_id: Set(usage.organization_id),
+                count: Set(usage.count),
+            });
+            let add_to_stored =
+                OnConflict::columns([Column::KeyId, Column::BucketStart, Column::Code])
+                    .value(
+                        Column::Count,
+                        Expr::col((UsageHourly, Column::Count))
+                            .add(Expr::col((Alias::new("excluded"), Column::Count))),
+                    )
+                    .to_owned();
+            UsageHourly::insert_many(rows)
+                .on_conflict(add_to_stored)
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        for (key_id, at) in last_used {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(*at))
+                .filter(api_key::Column::Id.eq(*key_id))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(api_key::Column::LastUsedAt.is_null())
+                        .add(api_key::Column::LastUsedAt.lt(*at)),
+                )
+                .exec(&txn)
+                .await?;
+        }
         txn.commit().await?;
         Ok(())
     }

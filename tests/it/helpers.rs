@@ -261,6 +261,7 @@ impl TestApp {
         self.client
             .clone()
             .verify_key(v1::VerifyKeyRequest {
+                client_ip: String::new(),
                 key: key.into(),
                 required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
             })
@@ -278,6 +279,7 @@ impl TestApp {
             .await
             .unwrap();
         let request = NewKeyRequest {
+            rate_limits: key_core::RateLimits::NONE,
             name: KeyName::parse("other admin").unwrap(),
             scopes: [Scope::Admin].into_iter().collect(),
             expires_at: None,

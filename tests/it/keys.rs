@@ -483,6 +483,7 @@ async fn bad_create_requests_name_the_offending_field() {
             .client
             .clone()
             .verify_key(v1::VerifyKeyRequest {
+                client_ip: String::new(),
                 key: app.admin_key.clone(),
                 required_scopes: vec!["Chat".into()],
             })

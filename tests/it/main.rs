@@ -20,6 +20,7 @@ mod permissions;
 mod policy;
 mod process;
 mod proxy;
+mod ratelimit;
 mod rotation;
 mod schema;
 mod scripts;

@@ -101,6 +101,7 @@ async fn counts_add_up_exactly_across_concurrent_verifications() {
                     let verdict = client
                         .clone()
                         .verify_key(v1::VerifyKeyRequest {
+                            client_ip: String::new(),
                             key: plaintexts[which].clone(),
                             required_scopes: vec![scope.to_owned()],
                         })
@@ -241,6 +242,7 @@ async fn two_servers_on_one_database_sum_their_counts() {
                     .client
                     .clone()
                     .verify_key(v1::VerifyKeyRequest {
+                        client_ip: String::new(),
                         key: key.clone(),
                         required_scopes: vec!["chat".to_owned()],
                     })
@@ -262,6 +264,7 @@ async fn two_servers_on_one_database_sum_their_counts() {
             .client
             .clone()
             .verify_key(v1::VerifyKeyRequest {
+                client_ip: String::new(),
                 key: key.clone(),
                 required_scopes: vec![],
             })

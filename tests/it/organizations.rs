@@ -366,6 +366,7 @@ async fn the_policy_round_trips_with_role_overrides_and_defaults() {
             &app,
             &app.admin_key,
             v1::OrganizationPolicy {
+                default_rate_limits: Vec::new(),
                 max_key_age_days: 30,
                 max_key_lifetime_days: 365,
                 role_scopes: vec![v1::RoleScopes {
@@ -420,6 +421,7 @@ async fn invalid_policies_are_refused_naming_the_field_and_non_admins_are_denied
         let before = get_organization(&app, &app.admin_key).await.unwrap();
         let policy =
             |age: i32, lifetime: i32, role_scopes: Vec<v1::RoleScopes>| v1::OrganizationPolicy {
+                default_rate_limits: Vec::new(),
                 max_key_age_days: age,
                 max_key_lifetime_days: lifetime,
                 role_scopes,

@@ -22,6 +22,7 @@ async fn set_policy(app: &TestApp, max_key_age_days: i32, max_key_lifetime_days:
             &app.admin_key,
             v1::UpdateOrganizationPolicyRequest {
                 policy: Some(v1::OrganizationPolicy {
+                    default_rate_limits: Vec::new(),
                     max_key_age_days,
                     max_key_lifetime_days,
                     role_scopes: vec![],

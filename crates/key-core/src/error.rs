@@ -39,6 +39,12 @@ pub enum Error {
     /// The request is well formed but the key's state forbids it, e.g. rotating a revoked key.
     #[error("{0}")]
     Conflict(String),
+    /// A rate limit of the key is exhausted (`Rate limit exceeded: 100 requests per minute`).
+    #[error("Rate limit exceeded: {0}")]
+    RateLimited(crate::RateLimit),
+    /// The client's address failed too many verifications in a row and is cooling off.
+    #[error("Rate limit exceeded: too many failed verifications, try again later")]
+    TooManyFailures,
     /// A dependency (the database) cannot be reached.
     #[error("the service is unavailable, try again")]
     Unavailable,
@@ -57,6 +63,7 @@ impl Error {
             Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::RateLimited(_) | Error::TooManyFailures => ErrorCode::RateLimited,
             Error::Unavailable => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }

@@ -14,6 +14,7 @@ mod name;
 mod organization;
 mod permission;
 mod random;
+mod ratelimit;
 mod record;
 mod role;
 mod rotation;
@@ -32,6 +33,9 @@ pub use organization::{
 };
 pub use permission::{Action, Caller, KeyType, PERMISSIONS, Requirement, within_role};
 pub use random::RandomSource;
+pub use ratelimit::{
+    MAX_RATE_LIMIT_REQUESTS, Period, RateDecision, RateLimit, RateLimits, RateWindows,
+};
 pub use record::{KeyRecord, KeyState};
 pub use role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes};
 pub use rotation::{

@@ -39,6 +39,8 @@ pub struct KeyRecord {
     /// Whether this is an operator key (an admin of the whole deployment, e.g. the bootstrap
     /// key): only operator keys create organizations.
     pub operator: bool,
+    /// The key's own rate limits; none means its organization's default applies.
+    pub rate_limits: crate::RateLimits,
 }
 
 /// A key's lifecycle state at some instant.

@@ -108,6 +108,8 @@ pub struct OrganizationPolicy {
     pub max_key_lifetime: Option<TimeDelta>,
     /// The scopes each role may hold.
     pub role_scopes: RoleScopes,
+    /// The rate limits of the organization's keys that have none of their own.
+    pub default_rate_limits: crate::RateLimits,
 }
 
 impl Default for OrganizationPolicy {
@@ -116,6 +118,7 @@ impl Default for OrganizationPolicy {
             max_key_age: DEFAULT_MAX_KEY_AGE,
             max_key_lifetime: None,
             role_scopes: RoleScopes::default(),
+            default_rate_limits: crate::RateLimits::NONE,
         }
     }
 }

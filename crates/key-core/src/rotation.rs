@@ -151,6 +151,7 @@ mod tests {
             key_type: crate::KeyType::Organization,
             member_id: None,
             operator: false,
+            rate_limits: crate::RateLimits::NONE,
         }
     }
 

@@ -1,6 +1,8 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{Error, KeyRecord, KeyState, KeyType, Scope, ScopeSet, expiry::last_valid_day};
+use crate::{
+    Error, KeyRecord, KeyState, KeyType, RateLimit, Scope, ScopeSet, expiry::last_valid_day,
+};
 
 /// The answer to "may this key do an operation needing these scopes?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +15,26 @@ pub enum Verdict {
     Expired,
     /// The key lacks this scope (the first missing one, in request order).
     InsufficientScope(Scope),
+    /// The key is valid but one of its rate limits is exhausted; nothing was counted against
+    /// its other limits.
+    RateLimited {
+        /// The exhausted limit.
+        limit: RateLimit,
+        /// How long until it allows a request again.
+        retry_after: TimeDelta,
+        /// Requests left in its window: always 0 when limited.
+        remaining: u32,
+        /// When its window ends.
+        reset: DateTime<Utc>,
+    },
+    /// The client's address failed too many verifications in a row; it is refused, without a
+    /// lookup, until `reset`.
+    TooManyFailures {
+        /// How long until it may try again.
+        retry_after: TimeDelta,
+        /// When the cooling period ends.
+        reset: DateTime<Utc>,
+    },
 }
 
 /// Decides the verdict for a looked-up key. `record` is `None` when no key has the presented
@@ -78,6 +100,8 @@ impl Verdict {
                 None => Error::InvalidApiKey,
             }),
             Verdict::InsufficientScope(scope) => Some(Error::InsufficientScope(scope)),
+            Verdict::RateLimited { limit, .. } => Some(Error::RateLimited(limit)),
+            Verdict::TooManyFailures { .. } => Some(Error::TooManyFailures),
         }
     }
 }
@@ -111,6 +135,7 @@ mod tests {
             key_type: crate::KeyType::Organization,
             member_id: None,
             operator: false,
+            rate_limits: crate::RateLimits::NONE,
         }
     }
 

@@ -28,6 +28,8 @@ pub enum Error {
 pub struct ApiError {
     code: ErrorCode,
     message: String,
+    /// Extra response headers, e.g. `Retry-After` on a 429.
+    headers: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 /// The JSON body of every error.
@@ -56,7 +58,17 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The error with extra response headers.
+    pub(crate) fn with_headers(
+        mut self,
+        headers: Vec<(axum::http::HeaderName, HeaderValue)>,
+    ) -> ApiError {
+        self.headers = headers;
+        self
     }
 
     /// A malformed request; `message` names the field.
@@ -117,6 +129,7 @@ impl From<tonic::Status> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
+        response.headers_mut().extend(self.headers.iter().cloned());
         if self.status() == StatusCode::UNAUTHORIZED {
             // RFC 6750: tell HTTP clients which scheme is expected.
             response.headers_mut().insert(

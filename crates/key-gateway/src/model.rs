@@ -82,6 +82,56 @@ pub(crate) struct ApiKeyJson {
     member_id: Option<String>,
     /// True for an operator key (an admin of the whole deployment, such as the bootstrap key).
     operator: bool,
+    /// The key's own rate limits; empty: its organization's default applies.
+    rate_limits: Vec<RateLimitJson>,
+}
+
+/// A rate limit: `requests` per `per` (`second`, `minute` or `hour`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RateLimitJson {
+    /// 1 to 1,000,000.
+    #[schema(example = 100)]
+    pub(crate) requests: u32,
+    /// `second`, `minute` or `hour`.
+    #[schema(example = "minute")]
+    pub(crate) per: String,
+}
+
+impl RateLimitJson {
+    pub(crate) fn from_proto(limits: Vec<v1::RateLimit>) -> Vec<RateLimitJson> {
+        limits
+            .into_iter()
+            .map(|limit| RateLimitJson {
+                requests: limit.requests,
+                per: match v1::RatePeriod::try_from(limit.per) {
+                    Ok(v1::RatePeriod::Second) => "second",
+                    Ok(v1::RatePeriod::Minute) => "minute",
+                    Ok(v1::RatePeriod::Hour) => "hour",
+                    _ => "unspecified",
+                }
+                .to_owned(),
+            })
+            .collect()
+    }
+
+    /// The limits for a request; an unknown period travels as unspecified, which the service
+    /// refuses with the field's name.
+    pub(crate) fn into_proto(limits: Vec<RateLimitJson>) -> Vec<v1::RateLimit> {
+        limits
+            .into_iter()
+            .map(|limit| v1::RateLimit {
+                requests: limit.requests,
+                per: match limit.per.as_str() {
+                    "second" => v1::RatePeriod::Second,
+                    "minute" => v1::RatePeriod::Minute,
+                    "hour" => v1::RatePeriod::Hour,
+                    _ => v1::RatePeriod::Unspecified,
+                }
+                .into(),
+            })
+            .collect()
+    }
 }
 
 impl From<v1::ApiKey> for ApiKeyJson {
@@ -106,6 +156,7 @@ impl From<v1::ApiKey> for ApiKeyJson {
             key_type: key_type_name(key.key_type).to_owned(),
             member_id: non_empty(key.member_id),
             operator: key.operator,
+            rate_limits: RateLimitJson::from_proto(key.rate_limits),
         }
     }
 }
@@ -135,6 +186,8 @@ pub(crate) struct CreateKeyBody {
     pub(crate) key_type: Option<KeyTypeParam>,
     /// For a personal key, its member; default: the caller's own member.
     pub(crate) member_id: Option<String>,
+    /// Rate limits, at most one per period; absent: the organization's default.
+    pub(crate) rate_limits: Option<Vec<RateLimitJson>>,
 }
 
 /// A key's type.
@@ -163,6 +216,7 @@ impl CreateKeyBody {
             }
             .into(),
             member_id: self.member_id.unwrap_or_default(),
+            rate_limits: RateLimitJson::into_proto(self.rate_limits.unwrap_or_default()),
         })
     }
 }
@@ -444,6 +498,10 @@ pub(crate) struct UpdateKeyBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "2027-06-30")]
     pub(crate) expires_at: Option<Option<String>>,
+    /// New rate limits, replacing the old ones; `[]` or `null` removes the key's own (the
+    /// organization's default then applies); absent leaves them.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) rate_limits: Option<Option<Vec<RateLimitJson>>>,
 }
 
 /// Tells a field that is present (even as `null`: `Some(None)`) from an absent one (`None`,
@@ -464,6 +522,9 @@ impl UpdateKeyBody {
             scopes: self.scopes.unwrap_or_default(),
             // The service reads the empty string as "no expiry".
             expires_at: self.expires_at.map(Option::unwrap_or_default),
+            clear_rate_limits: matches!(&self.rate_limits, Some(None))
+                || matches!(&self.rate_limits, Some(Some(limits)) if limits.is_empty()),
+            rate_limits: RateLimitJson::into_proto(self.rate_limits.flatten().unwrap_or_default()),
         }
     }
 }

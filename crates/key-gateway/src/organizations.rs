@@ -334,6 +334,8 @@ pub(crate) struct PolicyJson {
     /// When set, every new key must expire within this many days; null: no limit.
     max_key_lifetime_days: Option<i32>,
     role_scopes: Vec<RoleScopesJson>,
+    /// Rate limits of the keys that have none of their own.
+    default_rate_limits: Vec<crate::model::RateLimitJson>,
 }
 
 /// The scopes one role may hold.
@@ -366,6 +368,9 @@ fn organization(organization: Option<v1::Organization>) -> Result<OrganizationJs
                     scopes: entry.scopes,
                 })
                 .collect(),
+            default_rate_limits: crate::model::RateLimitJson::from_proto(
+                policy.default_rate_limits,
+            ),
         },
     })
 }
@@ -383,6 +388,8 @@ pub(crate) struct PolicyBody {
     max_key_lifetime_days: Option<i32>,
     /// Scopes per role, overriding the defaults of the roles listed (each at most once).
     role_scopes: Option<Vec<RoleScopesBody>>,
+    /// Rate limits of the keys that have none of their own; absent or empty: none.
+    default_rate_limits: Option<Vec<crate::model::RateLimitJson>>,
 }
 
 /// The scopes one role may hold, as set in a policy.
@@ -398,6 +405,9 @@ pub(crate) struct RoleScopesBody {
 impl PolicyBody {
     fn into_proto(self) -> v1::OrganizationPolicy {
         v1::OrganizationPolicy {
+            default_rate_limits: crate::model::RateLimitJson::into_proto(
+                self.default_rate_limits.unwrap_or_default(),
+            ),
             max_key_age_days: self.max_key_age_days.unwrap_or_default(),
             max_key_lifetime_days: self.max_key_lifetime_days.unwrap_or_default(),
             role_scopes: self

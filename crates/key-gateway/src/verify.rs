@@ -62,6 +62,7 @@ async fn decide(
     let request = v1::VerifyKeyRequest {
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
+        client_ip: client_ip(headers),
     };
     let verdict = upstream
         .keys
@@ -73,7 +74,47 @@ async fn decide(
         return Ok(PrincipalJson::from(&verdict));
     }
     let code = ErrorCode::from_reason(&verdict.reason).unwrap_or(ErrorCode::InvalidApiKey);
-    Err(ApiError::new(code, verdict.message))
+    let mut error = ApiError::new(code, verdict.message.clone());
+    if code == ErrorCode::RateLimited {
+        error = error.with_headers(rate_limit_headers(&verdict));
+    }
+    Err(error)
+}
+
+/// The client's address: the first `X-Forwarded-For` entry (the gateway has appended its TCP
+/// peer, so without a proxy in front this is the peer). Empty if none.
+fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .map(|first| first.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `Retry-After` (whole seconds, rounded up), `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+/// `X-RateLimit-Reset` (Unix seconds) of a RATE_LIMITED verdict.
+fn rate_limit_headers(verdict: &v1::VerifyKeyResponse) -> Vec<(HeaderName, HeaderValue)> {
+    let retry_after = verdict.retry_after.as_ref().map_or(0, |d| {
+        d.seconds.max(0) + i64::from(d.nanos > 0 && d.seconds >= 0)
+    });
+    let reset = verdict.reset.as_ref().map_or(0, |t| t.seconds);
+    let mut headers = vec![(header::RETRY_AFTER, HeaderValue::from(retry_after))];
+    if verdict.limit > 0 {
+        headers.push((
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(verdict.limit),
+        ));
+    }
+    headers.push((
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(verdict.remaining),
+    ));
+    headers.push((
+        HeaderName::from_static("x-ratelimit-reset"),
+        HeaderValue::from(reset),
+    ));
+    headers
 }
 
 /// The token after `Bearer ` (the scheme is case-insensitive). The token itself is passed on

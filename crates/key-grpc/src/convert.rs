@@ -1,7 +1,9 @@
 //! Conversions between protobuf messages and domain types.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{Environment, Error, KeyRecord, KeyState, OrganizationPolicy};
+use key_core::{
+    Environment, Error, KeyRecord, KeyState, OrganizationPolicy, Period, RateLimit, RateLimits,
+};
 use key_proto::v1;
 use prost_types::Timestamp;
 
@@ -92,6 +94,56 @@ pub(crate) fn api_key(
             .map(|id| id.to_string())
             .unwrap_or_default(),
         operator: record.operator,
+        rate_limits: rate_limits_to_proto(&record.rate_limits),
+    }
+}
+
+/// Rate limits as the API shows them.
+pub(crate) fn rate_limits_to_proto(limits: &RateLimits) -> Vec<v1::RateLimit> {
+    limits
+        .iter()
+        .map(|limit| v1::RateLimit {
+            requests: limit.requests,
+            per: match limit.per {
+                Period::Second => v1::RatePeriod::Second,
+                Period::Minute => v1::RatePeriod::Minute,
+                Period::Hour => v1::RatePeriod::Hour,
+            }
+            .into(),
+        })
+        .collect()
+}
+
+/// Requested rate limits, validated; `field` names the request field on error.
+pub(crate) fn rate_limits_from_proto(
+    field: &'static str,
+    limits: &[v1::RateLimit],
+) -> Result<RateLimits, Error> {
+    let list = limits
+        .iter()
+        .map(|limit| {
+            let per = match v1::RatePeriod::try_from(limit.per) {
+                Ok(v1::RatePeriod::Second) => Period::Second,
+                Ok(v1::RatePeriod::Minute) => Period::Minute,
+                Ok(v1::RatePeriod::Hour) => Period::Hour,
+                Ok(v1::RatePeriod::Unspecified) | Err(_) => {
+                    return Err(Error::InvalidArgument {
+                        field,
+                        message: "per must be second, minute or hour".to_owned(),
+                    });
+                }
+            };
+            RateLimit::new(field, limit.requests, per)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RateLimits::from_list(field, list)
+}
+
+/// A time delta as a protobuf duration (whole and fractional seconds of one sign).
+pub(crate) fn duration(delta: TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: delta.num_seconds(),
+        nanos: delta.subsec_nanos(),
     }
 }
 

@@ -10,6 +10,7 @@ mod audit_log;
 mod auth;
 mod convert;
 mod error;
+mod limiter;
 mod manager;
 mod meter;
 mod organizations;
@@ -22,6 +23,9 @@ mod status;
 pub use audit::{Actor, RequestContext};
 pub use auth::Principal;
 pub use error::Error;
+pub use limiter::{
+    BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD, Limiter, LocalLimiter,
+};
 pub use manager::{FLUSH_INTERVAL, KeyManager, NewKeyRequest, Rotation, Verification};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
 pub use status::{ERROR_DOMAIN, status_from_error};

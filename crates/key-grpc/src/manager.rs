@@ -2,6 +2,7 @@
 //! hold no rules of their own.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -9,13 +10,18 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
-    KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, Scope, ScopeSet, Verdict,
-    effective_scopes, verify_effective,
+    KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, RateDecision, RateLimits, Scope,
+    ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
 
-use crate::{Actor, RequestContext, audit::audit_event, meter::Meter};
+use crate::{
+    Actor, RequestContext,
+    audit::audit_event,
+    limiter::{BruteForceGuard, Limiter, LocalLimiter},
+    meter::Meter,
+};
 
 /// How often, by default, the usage counted in memory is written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,6 +36,8 @@ pub struct KeyManager {
     rng: Arc<dyn RandomSource>,
     meter: Meter,
     flush_interval: Duration,
+    limiter: Arc<dyn Limiter>,
+    guard: Arc<BruteForceGuard>,
 }
 
 /// A validated request for a new key.
@@ -49,6 +57,8 @@ pub struct NewKeyRequest {
     pub member_id: Option<Uuid>,
     /// Whether it is an operator key.
     pub operator: bool,
+    /// Its own rate limits (none: the organization's default applies).
+    pub rate_limits: RateLimits,
 }
 
 /// The outcome of a rotation.
@@ -97,7 +107,27 @@ impl KeyManager {
             clock,
             rng,
             flush_interval: FLUSH_INTERVAL,
+            limiter: Arc::new(LocalLimiter::default()),
+            guard: Arc::new(BruteForceGuard::default()),
         }
+    }
+
+    /// Keeps rate limit counters in `limiter` (a [`LocalLimiter`] by default).
+    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>) -> KeyManager {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Refuses a client address for `cooling` after `threshold` consecutive failed
+    /// verifications (100 and 60 s by default).
+    pub fn with_brute_force_guard(mut self, threshold: u32, cooling: TimeDelta) -> KeyManager {
+        self.guard = Arc::new(BruteForceGuard::new(threshold, cooling));
+        self
+    }
+
+    /// How many times the brute-force guard blocked a client address since start.
+    pub fn brute_force_blocks(&self) -> u64 {
+        self.guard.blocks()
     }
 
     /// Writes the usage counted in memory to the store every `interval` while a server runs
@@ -199,6 +229,8 @@ impl KeyManager {
                     key_type: old.key_type,
                     member_id: old.member_id,
                     operator: old.operator,
+                    // A successor keeps its predecessor's limits.
+                    rate_limits: old.rate_limits,
                 };
                 let successor = self.new_key(organization_id, &key, request, created_by);
                 let audit = vec![
@@ -275,6 +307,7 @@ impl KeyManager {
             member_id: None,
             // The deployment's first key administers the deployment: it creates organizations.
             operator: true,
+            rate_limits: RateLimits::NONE,
         };
         let created = self
             .store
@@ -308,6 +341,7 @@ impl KeyManager {
             key_type: request.key_type,
             member_id: request.member_id,
             operator: request.operator,
+            rate_limits: request.rate_limits,
         }
     }
 
@@ -319,7 +353,58 @@ impl KeyManager {
     /// its effective scopes are its own limited by its member's current role, and a removed
     /// member's keys are invalid. Nothing is written: the count is kept in memory until the next
     /// flush (`flush_usage`).
+    ///
+    /// No rate limit applies here: this is how admin RPCs authenticate their caller (an
+    /// operator must not be locked out of revoking a key by that key's traffic). VerifyKey
+    /// uses [`KeyManager::verify_request`].
     pub async fn verify(&self, presented: &str, required: &[Scope]) -> Result<Verification, Error> {
+        self.verify_inner(presented, required, false).await
+    }
+
+    /// [`KeyManager::verify`] for VerifyKey, with rate limits and the brute-force guard.
+    ///
+    /// A `client_ip` cooling off after too many failures is refused (`TooManyFailures`)
+    /// without any lookup. Otherwise only a VALID verdict is rate limited and consumes budget
+    /// (an invalid, expired or under-scoped request does not): the key's limits (or its
+    /// organization's default) are checked all-or-nothing, and an exhausted one turns the
+    /// verdict into `RateLimited`, metered under `rate_limited`.
+    pub async fn verify_request(
+        &self,
+        presented: &str,
+        required: &[Scope],
+        client_ip: Option<IpAddr>,
+    ) -> Result<Verification, Error> {
+        if let Some(ip) = client_ip {
+            let now = self.now();
+            if let Some(reset) = self.guard.blocked_until(ip, now) {
+                return Ok(Verification {
+                    verdict: Verdict::TooManyFailures {
+                        retry_after: reset - now,
+                        reset,
+                    },
+                    record: None,
+                    scopes: ScopeSet::EMPTY,
+                });
+            }
+        }
+        let verification = self.verify_inner(presented, required, true).await?;
+        if let Some(ip) = client_ip {
+            let failed = match verification.verdict {
+                Verdict::Valid => Some(false),
+                Verdict::Invalid => Some(true),
+                _ => None,
+            };
+            self.guard.record(ip, failed, self.now());
+        }
+        Ok(verification)
+    }
+
+    async fn verify_inner(
+        &self,
+        presented: &str,
+        required: &[Scope],
+        limited: bool,
+    ) -> Result<Verification, Error> {
         let Ok(key) = ApiKey::parse(presented) else {
             return Ok(Verification {
                 verdict: Verdict::Invalid,
@@ -331,15 +416,31 @@ impl KeyManager {
             .store
             .find_key_by_digest(&self.pepper.digest(&key))
             .await?;
-        let record = found
-            .filter(|(_, stored)| self.pepper.matches(&key, stored))
-            .map(|(record, _)| record);
+        let (record, limits) =
+            match found.filter(|(_, stored, _)| self.pepper.matches(&key, stored)) {
+                Some((record, _, limits)) => (Some(record), limits),
+                None => (None, RateLimits::NONE),
+            };
         let now = self.now();
         let effective = match &record {
             Some(record) => self.effective_scopes(record, now).await?,
             None => None,
         };
-        let verdict = verify_effective(record.as_ref(), effective, required, now);
+        let mut verdict = verify_effective(record.as_ref(), effective, required, now);
+        if let (true, Verdict::Valid, Some(record)) = (limited, verdict, &record)
+            && let RateDecision::Limited {
+                limit,
+                retry_after,
+                reset,
+            } = self.limiter.acquire(record.id, &limits, now)
+        {
+            verdict = Verdict::RateLimited {
+                limit,
+                retry_after,
+                remaining: 0,
+                reset,
+            };
+        }
         if let Some(record) = &record {
             let code = match verdict.into_error(Some(record)) {
                 None => "valid",

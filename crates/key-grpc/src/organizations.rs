@@ -71,6 +71,7 @@ pub(crate) async fn create_organization(
                 key_type: KeyType::Organization,
                 member_id: None,
                 operator: false,
+                rate_limits: key_core::RateLimits::NONE,
             };
             let (new_key, key) =
                 manager.draw_key(organization_id, first_key, Some(caller.key_id))?;
@@ -227,6 +228,10 @@ fn policy_from_proto(
         max_key_age: max_key_age_from_days(policy.max_key_age_days)?,
         max_key_lifetime: max_key_lifetime_from_days(policy.max_key_lifetime_days)?,
         role_scopes,
+        default_rate_limits: crate::convert::rate_limits_from_proto(
+            "default_rate_limits",
+            &policy.default_rate_limits,
+        )?,
     };
     Ok((policy, overridden))
 }
@@ -249,6 +254,7 @@ fn organization_to_proto(organization: &Organization) -> v1::Organization {
                     scopes: policy.role_scopes.scopes(role).names(),
                 })
                 .collect(),
+            default_rate_limits: crate::convert::rate_limits_to_proto(&policy.default_rate_limits),
         }),
     }
 }

@@ -91,6 +91,22 @@ pub(crate) async fn update_key(
             .map(|expiry| parse_expiry(expiry, now))
             .transpose()
             .map_err(status_from_error)?,
+        rate_limits: if request.clear_rate_limits {
+            if !request.rate_limits.is_empty() {
+                return Err(status_from_error(Error::InvalidArgument {
+                    field: "rate_limits",
+                    message: "give rate_limits or clear_rate_limits, not both".to_owned(),
+                }));
+            }
+            Some(key_core::RateLimits::NONE)
+        } else if request.rate_limits.is_empty() {
+            None
+        } else {
+            Some(
+                crate::convert::rate_limits_from_proto("rate_limits", &request.rate_limits)
+                    .map_err(status_from_error)?,
+            )
+        },
     };
     let current = authorized_key(manager, caller, context, id, Action::ManageKeys).await?;
     let policy = manager

@@ -138,6 +138,11 @@ impl KeyService for KeyServiceImpl {
             key_type,
             member_id,
             operator: false,
+            rate_limits: crate::convert::rate_limits_from_proto(
+                "rate_limits",
+                &request.rate_limits,
+            )
+            .map_err(status_from_error)?,
         };
         // The organization's policy may require every new key to expire, and soon enough.
         let policy = manager
@@ -194,7 +199,12 @@ impl KeyService for KeyServiceImpl {
             .map_err(status_from_error)?;
         let verification = self
             .manager
-            .verify(&request.key, &required)
+            // An invalid address is ignored, as if none were given.
+            .verify_request(
+                &request.key,
+                &required,
+                request.client_ip.trim().parse().ok(),
+            )
             .await
             .map_err(status_from_error)?;
         let code = match verification.verdict {
@@ -202,6 +212,9 @@ impl KeyService for KeyServiceImpl {
             Verdict::Invalid => v1::VerifyCode::InvalidApiKey,
             Verdict::Expired => v1::VerifyCode::ExpiredApiKey,
             Verdict::InsufficientScope(_) => v1::VerifyCode::InsufficientScope,
+            Verdict::RateLimited { .. } | Verdict::TooManyFailures { .. } => {
+                v1::VerifyCode::RateLimited
+            }
         };
         let error = verification.error();
         let mut response = v1::VerifyKeyResponse {
@@ -214,6 +227,24 @@ impl KeyService for KeyServiceImpl {
             message: error.as_ref().map(ToString::to_string).unwrap_or_default(),
             ..Default::default()
         };
+        match verification.verdict {
+            Verdict::RateLimited {
+                limit,
+                retry_after,
+                remaining,
+                reset,
+            } => {
+                response.retry_after = Some(crate::convert::duration(retry_after));
+                response.limit = limit.requests;
+                response.remaining = remaining;
+                response.reset = Some(timestamp(reset));
+            }
+            Verdict::TooManyFailures { retry_after, reset } => {
+                response.retry_after = Some(crate::convert::duration(retry_after));
+                response.reset = Some(timestamp(reset));
+            }
+            _ => {}
+        }
         // The principal is told only for keys that are alive: valid, or valid but lacking a
         // scope. An expired or revoked key reveals nothing beyond its verdict.
         if let (Verdict::Valid | Verdict::InsufficientScope(_), Some(record)) =

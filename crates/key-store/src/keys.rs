@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, KeyType, RedactedKey, Scope, ScopeSet,
+    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, KeyType, RateLimits, RedactedKey,
+    Scope, ScopeSet,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -41,6 +42,8 @@ pub struct NewKey {
     pub member_id: Option<Uuid>,
     /// Whether it is an operator key.
     pub operator: bool,
+    /// Its own rate limits (none: the organization's default applies).
+    pub rate_limits: RateLimits,
 }
 
 /// Which keys a listing returns.
@@ -81,6 +84,8 @@ pub struct KeyChanges {
     pub scopes: Option<ScopeSet>,
     /// A new expiry; `Some(None)` removes it.
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New rate limits; `Some(RateLimits::NONE)` removes the key's own.
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// How often a rotation or update is decided again when the key changed between the decision
@@ -98,13 +103,16 @@ impl Store {
         Ok(record)
     }
 
-    /// The key stored under `digest`, with the stored digest for the final constant-time check.
+    /// The key stored under `digest`, with the stored digest for the final constant-time check
+    /// and its effective rate limits (its own, or else its organization's default), in one
+    /// query.
     pub async fn find_key_by_digest(
         &self,
         digest: &KeyDigest,
-    ) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
-        let Some(model) = ApiKeys::find()
+    ) -> Result<Option<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+        let Some((model, organization)) = ApiKeys::find()
             .filter(Column::Digest.eq(digest.as_bytes().to_vec()))
+            .find_also_related(crate::entity::organization::Entity)
             .one(&self.db)
             .await?
         else {
@@ -118,7 +126,20 @@ impl Store {
                 model.digest.len()
             ),
         })?;
-        Ok(Some((record_from_model(model)?, stored)))
+        let default = RateLimits::parse(
+            "default_rate_limits",
+            organization
+                .and_then(|organization| organization.default_rate_limits)
+                .as_deref()
+                .unwrap_or_default(),
+        )
+        .map_err(|err| Error::Corrupt {
+            table: "organizations",
+            detail: err.to_string(),
+        })?;
+        let record = record_from_model(model)?;
+        let limits = record.rate_limits.or(default);
+        Ok(Some((record, stored, limits)))
     }
 
     /// The key `id` of `organization_id`; `None` if it does not exist or belongs to another
@@ -299,6 +320,9 @@ impl Store {
             if let Some(scopes) = changes.scopes {
                 update = update.col_expr(Column::Scopes, Expr::value(scopes.names().join(" ")));
             }
+            if let Some(limits) = changes.rate_limits {
+                update = update.col_expr(Column::RateLimits, Expr::value(limits.format()));
+            }
             if let Some(expires_at) = changes.expires_at {
                 update = update.col_expr(Column::ExpiresAt, Expr::value(expires_at));
             }
@@ -373,6 +397,7 @@ pub(crate) async fn insert_key_in(
         key_type: Set(key.key_type.as_str().to_owned()),
         member_id: Set(key.member_id),
         operator: Set(key.operator),
+        rate_limits: Set(key.rate_limits.format()),
     };
     let model = ApiKeys::insert(model).exec_with_returning(db).await?;
     record_from_model(model)
@@ -397,6 +422,8 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
             model.id, model.key_type
         ))
     })?;
+    let rate_limits = RateLimits::parse("rate_limits", model.rate_limits.as_deref().unwrap_or(""))
+        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -417,5 +444,6 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         key_type,
         member_id: model.member_id,
         operator: model.operator,
+        rate_limits,
     })
 }

@@ -37,6 +37,11 @@ impl TryFrom<organization::Model> for Organization {
         };
         let role_scopes =
             parse_role_scopes(model.role_scopes.as_deref().unwrap_or_default()).map_err(corrupt)?;
+        let default_rate_limits = key_core::RateLimits::parse(
+            "default_rate_limits",
+            model.default_rate_limits.as_deref().unwrap_or_default(),
+        )
+        .map_err(|err| corrupt(err.to_string()))?;
         Ok(Organization {
             id: model.id,
             name: model.name,
@@ -47,6 +52,7 @@ impl TryFrom<organization::Model> for Organization {
                     .max_key_lifetime_days
                     .map(|days| TimeDelta::days(i64::from(days))),
                 role_scopes,
+                default_rate_limits,
             },
         })
     }
@@ -141,6 +147,10 @@ impl Store {
             .col_expr(
                 organization::Column::RoleScopes,
                 Expr::value(format_role_scopes(&policy.role_scopes)),
+            )
+            .col_expr(
+                organization::Column::DefaultRateLimits,
+                Expr::value(policy.default_rate_limits.format()),
             )
             .filter(organization::Column::Id.eq(id))
             .exec(&txn)
@@ -241,6 +251,7 @@ async fn insert_organization_if_absent(
         created_at: Set(now),
         max_key_age_days: Set(90),
         max_key_lifetime_days: Set(None),
+        default_rate_limits: Set(None),
         role_scopes: Set(None),
     };
     let inserted = Organizations::insert(model)

@@ -205,6 +205,7 @@ async fn create_admin_key(
         key_type: KeyType::Organization,
         member_id: None,
         operator,
+        rate_limits: key_core::RateLimits::NONE,
     };
     let (record, key) = manager
         .issue(

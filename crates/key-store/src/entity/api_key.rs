@@ -31,9 +31,26 @@ pub struct Model {
     pub member_id: Option<Uuid>,
     /// An operator key: an admin of the whole deployment.
     pub operator: bool,
+    /// Its own rate limits, e.g. `100/minute 5000/hour`.
+    pub rate_limits: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The owning organization (joined by the verification lookup for its default rate
+    /// limits).
+    #[sea_orm(
+        belongs_to = "super::organization::Entity",
+        from = "Column::OrganizationId",
+        to = "super::organization::Column::Id"
+    )]
+    Organization,
+}
+
+impl Related<super::organization::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Organization.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

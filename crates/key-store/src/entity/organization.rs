@@ -12,6 +12,8 @@ pub struct Model {
     pub max_key_lifetime_days: Option<i32>,
     /// Overrides of the default role scopes, e.g. `member=chat agents:read;viewer=data:read`.
     pub role_scopes: Option<String>,
+    /// Default rate limits of its keys, e.g. `100/minute 5000/hour`.
+    pub default_rate_limits: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_tables;
 mod m20261128_000002_rotation_and_audit;
 mod m20261128_000003_members_and_key_types;
+mod m20261128_000004_rate_limits;
 
 pub(crate) struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_tables::Migration),
             Box::new(m20261128_000002_rotation_and_audit::Migration),
             Box::new(m20261128_000003_members_and_key_types::Migration),
+            Box::new(m20261128_000004_rate_limits::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::{Error, Role, Scope, ScopeSet};
+use crate::{Error, KeyRecord, Role, Scope, ScopeSet};
 
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +125,19 @@ impl Action {
 }
 
 impl Caller {
+    /// The caller holding key `record`, with `scopes` its effective scopes (a personal key's
+    /// limited by its member's role).
+    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Caller {
+        Caller {
+            key_id: record.id,
+            organization_id: record.organization_id,
+            key_type: record.key_type,
+            member_id: record.member_id,
+            scopes,
+            operator: record.operator,
+        }
+    }
+
     /// Whether the caller may perform `action` on something belonging to `owner` (a member,
     /// for personal keys; `None` for the organization's things). Everything happens inside the
     /// caller's organization: handlers never look outside it.

@@ -13,49 +13,10 @@ use uuid::Uuid;
 
 use crate::{Actor, KeyManager, RequestContext, audit::audit_event, status_from_error};
 
-/// The verified caller of an admin RPC: any valid key. What it may do is decided per handler
-/// by the permission table (`key_core::PERMISSIONS`), through [`Principal::caller`].
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// The caller's key.
-    pub key_id: Uuid,
-    /// The caller's organization; every admin RPC acts inside it only.
-    pub organization_id: Uuid,
-    /// The caller's key type.
-    pub key_type: KeyType,
-    /// For a personal key, its member.
-    pub member_id: Option<Uuid>,
-    /// The key's effective scopes: a personal key's limited by its member's current role.
-    pub scopes: ScopeSet,
-    /// Whether the key is an operator key.
-    pub operator: bool,
-}
-
-impl Principal {
-    /// The principal of `record`, holding `scopes` (its effective scopes).
-    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Principal {
-        Principal {
-            key_id: record.id,
-            organization_id: record.organization_id,
-            key_type: record.key_type,
-            member_id: record.member_id,
-            scopes,
-            operator: record.operator,
-        }
-    }
-
-    /// The caller as the permission table sees it.
-    pub fn caller(&self) -> Caller {
-        Caller {
-            key_id: self.key_id,
-            organization_id: self.organization_id,
-            key_type: self.key_type,
-            member_id: self.member_id,
-            scopes: self.scopes,
-            operator: self.operator,
-        }
-    }
-}
+/// The verified caller of an admin RPC: any valid key, as key-core's `Caller` (its effective
+/// scopes included). What it may do is decided per handler by the permission table
+/// (`key_core::PERMISSIONS`) through `Caller::authorize`.
+pub type Principal = Caller;
 
 /// Checks `action` on something of `owner` (a member; `None` for the organization's) against
 /// the permission table; a refusal is audited like the layer's, and returned as the status.
@@ -66,7 +27,7 @@ pub(crate) async fn authorize(
     action: Action,
     owner: Option<Uuid>,
 ) -> Result<(), Status> {
-    let decision = caller.caller().authorize(action, owner);
+    let decision = caller.authorize(action, owner);
     check(manager, caller, context, decision).await
 }
 

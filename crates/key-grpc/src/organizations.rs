@@ -163,7 +163,7 @@ pub(crate) async fn update_organization_policy(
     let (policy, overridden) = policy_from_proto(&requested).map_err(status_from_error)?;
     // Never escalate: a role may be given only scopes the caller holds itself.
     for scopes in overridden {
-        check(manager, caller, context, caller.caller().may_grant(scopes)).await?;
+        check(manager, caller, context, caller.may_grant(scopes)).await?;
     }
     let now = manager.now();
     let audit = audit_event(
@@ -278,7 +278,7 @@ pub(crate) async fn add_member(
         manager,
         caller,
         context,
-        caller.caller().may_grant(policy.role_scopes.scopes(role)),
+        caller.may_grant(policy.role_scopes.scopes(role)),
     )
     .await?;
     let now = manager.now();
@@ -320,12 +320,11 @@ pub(crate) async fn update_member(
     let role = role_from_proto("role", request.role).map_err(status_from_error)?;
     let policy = own_organization(manager, caller).await?.policy;
     let now = manager.now();
-    let principal = caller.caller();
     let updated = manager
         .store()
         .update_member(caller.organization_id, id, role, |current| {
-            principal.may_grant(policy.role_scopes.scopes(current.role))?;
-            principal.may_grant(policy.role_scopes.scopes(role))?;
+            caller.may_grant(policy.role_scopes.scopes(current.role))?;
+            caller.may_grant(policy.role_scopes.scopes(role))?;
             Ok::<_, Error>(member_event(
                 caller,
                 context,
@@ -356,11 +355,10 @@ pub(crate) async fn remove_member(
     let id = member_id("id", &request.id).map_err(status_from_error)?;
     let policy = own_organization(manager, caller).await?.policy;
     let now = manager.now();
-    let principal = caller.caller();
     let removed = manager
         .store()
         .remove_member(caller.organization_id, id, |current| {
-            principal.may_grant(policy.role_scopes.scopes(current.role))?;
+            caller.may_grant(policy.role_scopes.scopes(current.role))?;
             Ok::<_, Error>(member_event(
                 caller,
                 context,

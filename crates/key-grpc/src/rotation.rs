@@ -121,7 +121,7 @@ pub(crate) async fn update_key(
     }
     if let Some(scopes) = changes.scopes {
         // Never escalate; and a personal key stays within its member's current role.
-        check(manager, caller, context, caller.caller().may_grant(scopes)).await?;
+        check(manager, caller, context, caller.may_grant(scopes)).await?;
         if let (KeyType::Personal, Some(member_id)) = (current.key_type, current.member_id) {
             let (member, allowed) = manager
                 .member_scopes(caller.organization_id, member_id)

@@ -162,7 +162,7 @@ impl KeyService for KeyServiceImpl {
             let decision = within_role(member.role, allowed, new_key.scopes);
             check(manager, &caller, &context, decision).await?;
         }
-        let decision = caller.caller().may_grant(new_key.scopes);
+        let decision = caller.may_grant(new_key.scopes);
         check(manager, &caller, &context, decision).await?;
         let (record, key) = self
             .manager
@@ -295,7 +295,7 @@ impl KeyService for KeyServiceImpl {
         let request = request.into_inner();
         // Every key of the organization for `admin`; a personal key's own member's keys
         // otherwise; nothing for an organization key without `admin`.
-        let member_id = match caller.caller().authorize(Action::ReadKeys, None) {
+        let member_id = match caller.authorize(Action::ReadKeys, None) {
             Ok(()) => None,
             Err(_) => {
                 let own = caller.member_id;

@@ -264,6 +264,7 @@ impl TestApp {
                 client_ip: String::new(),
                 key: key.into(),
                 required_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -486,6 +486,7 @@ async fn bad_create_requests_name_the_offending_field() {
                 client_ip: String::new(),
                 key: app.admin_key.clone(),
                 required_scopes: vec!["Chat".into()],
+                ..Default::default()
             })
             .await
             .unwrap_err();

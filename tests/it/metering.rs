@@ -104,6 +104,7 @@ async fn counts_add_up_exactly_across_concurrent_verifications() {
                             client_ip: String::new(),
                             key: plaintexts[which].clone(),
                             required_scopes: vec![scope.to_owned()],
+                            ..Default::default()
                         })
                         .await
                         .unwrap()
@@ -245,6 +246,7 @@ async fn two_servers_on_one_database_sum_their_counts() {
                         client_ip: String::new(),
                         key: key.clone(),
                         required_scopes: vec!["chat".to_owned()],
+                        ..Default::default()
                     })
                     .await
                     .unwrap()
@@ -267,6 +269,7 @@ async fn two_servers_on_one_database_sum_their_counts() {
                 client_ip: String::new(),
                 key: key.clone(),
                 required_scopes: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()

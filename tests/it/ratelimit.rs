@@ -37,6 +37,7 @@ async fn verify_from(app: &TestApp, key: &str, ip: &str) -> v1::VerifyKeyRespons
             key: key.into(),
             required_scopes: vec![],
             client_ip: ip.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

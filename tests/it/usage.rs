@@ -54,6 +54,7 @@ async fn usage_counts_every_verification_of_a_key_by_outcome_and_hour() {
                 start_time: ts(Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0).unwrap()),
                 end_time: ts(Utc.with_ymd_and_hms(2026, 1, 18, 0, 0, 0).unwrap()),
                 granularity: v1::Granularity::Hour.into(),
+                ..Default::default()
             },
         )
         .await;
@@ -114,6 +115,7 @@ async fn usage_counts_every_verification_of_a_key_by_outcome_and_hour() {
                 start_time: ts(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
                 end_time: ts(Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()),
                 granularity: v1::Granularity::Day.into(),
+                ..Default::default()
             },
         )
         .await;

@@ -74,6 +74,7 @@ async fn usage(
             .granularity
             .map_or(v1::Granularity::Hour, v1::Granularity::from)
             .into(),
+        ..Default::default()
     };
     let response = upstream
         .keys

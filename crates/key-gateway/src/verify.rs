@@ -63,6 +63,7 @@ async fn decide(
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
         client_ip: client_ip(headers),
+        ..Default::default()
     };
     let verdict = upstream
         .keys

@@ -5,6 +5,7 @@
 //! Handlers translate between protobuf and the domain; decisions live in [`KeyManager`] and
 //! `key-core`.
 
+mod alerts;
 mod audit;
 mod audit_log;
 mod auth;
@@ -13,6 +14,7 @@ mod error;
 mod limiter;
 mod manager;
 mod meter;
+mod metrics;
 mod organizations;
 mod paging;
 mod rotation;
@@ -27,5 +29,6 @@ pub use limiter::{
     BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD, Limiter, LocalLimiter,
 };
 pub use manager::{FLUSH_INTERVAL, KeyManager, NewKeyRequest, Rotation, Verification};
+pub use metrics::{ContextField, Metrics, UnknownKeyReason};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
 pub use status::{ERROR_DOMAIN, status_from_error};

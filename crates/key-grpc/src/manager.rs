@@ -21,6 +21,7 @@ use crate::{
     audit::audit_event,
     limiter::{BruteForceGuard, Limiter, LocalLimiter},
     meter::Meter,
+    metrics::Metrics,
 };
 
 /// How often, by default, the usage counted in memory is written to the store.
@@ -38,6 +39,7 @@ pub struct KeyManager {
     flush_interval: Duration,
     limiter: Arc<dyn Limiter>,
     guard: Arc<BruteForceGuard>,
+    metrics: Metrics,
 }
 
 /// A validated request for a new key.
@@ -109,7 +111,20 @@ impl KeyManager {
             flush_interval: FLUSH_INTERVAL,
             limiter: Arc::new(LocalLimiter::default()),
             guard: Arc::new(BruteForceGuard::default()),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts into `metrics` (a fresh set by default), e.g. to share them with a metrics
+    /// endpoint created before the manager.
+    pub fn with_metrics(mut self, metrics: Metrics) -> KeyManager {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The deployment's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Keeps rate limit counters in `limiter` (a [`LocalLimiter`] by default).

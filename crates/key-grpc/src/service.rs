@@ -15,7 +15,7 @@ use key_store::KeyFilter;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Actor, KeyManager, NewKeyRequest, Principal, RequestContext,
+    Actor, KeyManager, NewKeyRequest, Principal, RequestContext, alerts,
     audit::audit_event,
     audit_log,
     auth::{authorize, authorized_key, check},
@@ -524,6 +524,90 @@ impl KeyService for KeyServiceImpl {
         organizations::list_members(&self.manager, &caller, &context, request.into_inner()).await
     }
 
+    async fn get_alert_rules(
+        &self,
+        request: Request<v1::GetAlertRulesRequest>,
+    ) -> Reply<v1::GetAlertRulesResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::get_alert_rules(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn set_alert_rules(
+        &self,
+        request: Request<v1::SetAlertRulesRequest>,
+    ) -> Reply<v1::SetAlertRulesResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::set_alert_rules(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn test_alert_rules(
+        &self,
+        request: Request<v1::TestAlertRulesRequest>,
+    ) -> Reply<v1::TestAlertRulesResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::test_alert_rules(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn list_alert_events(
+        &self,
+        request: Request<v1::ListAlertEventsRequest>,
+    ) -> Reply<v1::ListAlertEventsResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::list_alert_events(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<v1::CreateWebhookEndpointRequest>,
+    ) -> Reply<v1::CreateWebhookEndpointResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::create_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
+            .await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<v1::ListWebhookEndpointsRequest>,
+    ) -> Reply<v1::ListWebhookEndpointsResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::list_webhook_endpoints(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<v1::DeleteWebhookEndpointRequest>,
+    ) -> Reply<v1::DeleteWebhookEndpointResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::delete_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
+            .await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<v1::RotateWebhookSecretRequest>,
+    ) -> Reply<v1::RotateWebhookSecretResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::rotate_webhook_secret(&self.manager, &caller, &context, request.into_inner()).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<v1::ListWebhookDeliveriesRequest>,
+    ) -> Reply<v1::ListWebhookDeliveriesResponse> {
+        let caller = principal(&request)?;
+        let context = context(&request);
+        alerts::list_webhook_deliveries(&self.manager, &caller, &context, request.into_inner())
+            .await
+    }
+
     async fn list_usage(
         &self,
         request: Request<v1::ListUsageRequest>,
@@ -551,7 +635,7 @@ impl KeyService for KeyServiceImpl {
                 (TimeDelta::hours(1), MAX_HOURLY_RANGE)
             }
             Ok(v1::Granularity::Day) => (TimeDelta::days(1), MAX_DAILY_RANGE),
-            Err(_) => {
+            Ok(v1::Granularity::Minute) | Err(_) => {
                 return Err(status_from_error(Error::InvalidArgument {
                     field: "granularity",
                     message: format!("unknown granularity {}", request.granularity),
@@ -597,6 +681,7 @@ impl KeyService for KeyServiceImpl {
             total_failed: buckets.iter().map(|b| b.failed).sum(),
             buckets,
             last_used_time: last_used.map(timestamp),
+            summary: None,
         }))
     }
 }

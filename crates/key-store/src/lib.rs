@@ -3,6 +3,7 @@
 //! Only this crate knows SQL. The same code runs on SQLite (the embedded default) and on
 //! PostgreSQL (production); the backend is picked by the database URL.
 
+mod activity;
 mod audit;
 mod connect;
 // sea-orm's derives generate `pub` items inside these crate-private modules.
@@ -15,6 +16,7 @@ mod migration;
 mod organizations;
 mod usage;
 
+pub use activity::{FlushReport, KeyActivity};
 pub use audit::AuditFilter;
 pub use connect::Store;
 pub use error::Error;

@@ -6,6 +6,8 @@ mod m20261128_000001_create_tables;
 mod m20261128_000002_rotation_and_audit;
 mod m20261128_000003_members_and_key_types;
 mod m20261128_000004_rate_limits;
+mod m20261128_000005_usage_buckets;
+mod m20261128_000006_alerts_and_webhooks;
 
 pub(crate) struct Migrator;
 
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_rotation_and_audit::Migration),
             Box::new(m20261128_000003_members_and_key_types::Migration),
             Box::new(m20261128_000004_rate_limits::Migration),
+            Box::new(m20261128_000005_usage_buckets::Migration),
+            Box::new(m20261128_000006_alerts_and_webhooks::Migration),
         ]
     }
 }

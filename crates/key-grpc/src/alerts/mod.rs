@@ -1,0 +1,100 @@
+//! Alerts: rules, their evaluation after each usage flush, alert events, and their delivery to
+//! webhook endpoints. (Being built: the handlers below answer UNIMPLEMENTED until then.)
+
+use key_proto::v1;
+use tonic::{Response, Status};
+
+use crate::{KeyManager, Principal, RequestContext};
+
+type Reply<T> = Result<Response<T>, Status>;
+
+pub(crate) async fn get_alert_rules(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::GetAlertRulesRequest,
+) -> Reply<v1::GetAlertRulesResponse> {
+    Err(Status::unimplemented("GetAlertRules is not built yet"))
+}
+
+pub(crate) async fn set_alert_rules(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::SetAlertRulesRequest,
+) -> Reply<v1::SetAlertRulesResponse> {
+    Err(Status::unimplemented("SetAlertRules is not built yet"))
+}
+
+pub(crate) async fn test_alert_rules(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::TestAlertRulesRequest,
+) -> Reply<v1::TestAlertRulesResponse> {
+    Err(Status::unimplemented("TestAlertRules is not built yet"))
+}
+
+pub(crate) async fn list_alert_events(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::ListAlertEventsRequest,
+) -> Reply<v1::ListAlertEventsResponse> {
+    Err(Status::unimplemented("ListAlertEvents is not built yet"))
+}
+
+pub(crate) async fn create_webhook_endpoint(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::CreateWebhookEndpointRequest,
+) -> Reply<v1::CreateWebhookEndpointResponse> {
+    Err(Status::unimplemented(
+        "CreateWebhookEndpoint is not built yet",
+    ))
+}
+
+pub(crate) async fn list_webhook_endpoints(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::ListWebhookEndpointsRequest,
+) -> Reply<v1::ListWebhookEndpointsResponse> {
+    Err(Status::unimplemented(
+        "ListWebhookEndpoints is not built yet",
+    ))
+}
+
+pub(crate) async fn delete_webhook_endpoint(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::DeleteWebhookEndpointRequest,
+) -> Reply<v1::DeleteWebhookEndpointResponse> {
+    Err(Status::unimplemented(
+        "DeleteWebhookEndpoint is not built yet",
+    ))
+}
+
+pub(crate) async fn rotate_webhook_secret(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::RotateWebhookSecretRequest,
+) -> Reply<v1::RotateWebhookSecretResponse> {
+    Err(Status::unimplemented(
+        "RotateWebhookSecret is not built yet",
+    ))
+}
+
+pub(crate) async fn list_webhook_deliveries(
+    _manager: &KeyManager,
+    _caller: &Principal,
+    _context: &RequestContext,
+    _request: v1::ListWebhookDeliveriesRequest,
+) -> Reply<v1::ListWebhookDeliveriesResponse> {
+    Err(Status::unimplemented(
+        "ListWebhookDeliveries is not built yet",
+    ))
+}

@@ -1,0 +1,263 @@
+//! The deployment's counters, exposed in the Prometheus text format (`Metrics::render`), served
+//! by the binary on its metrics listener.
+//!
+//! These are about the deployment, not about keys: per-key usage lives in the store. Counters
+//! are atomics, so incrementing one on the verification path takes no lock.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// Why a verification of an unknown key failed.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum UnknownKeyReason {
+    /// Rejected by the format check, before any lookup.
+    Malformed,
+    /// Well-formed, but no stored key has its digest.
+    NotFound,
+    /// Refused by the brute-force guard without a lookup.
+    Blocked,
+}
+
+/// Which field of a verification's context was ignored.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub enum ContextField {
+    /// `client_ip` was not an IP address.
+    ClientIp,
+    /// `country` was not an ISO 3166-1 alpha-2 code.
+    Country,
+    /// `tag` was too long or not printable ASCII.
+    Tag,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabel {
+    field: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: &'static str,
+}
+
+/// Every counter of the deployment. Cheap to clone; clones share the counters.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    unknown_key_verifications: Family<ReasonLabel, Counter>,
+    invalid_context: Family<FieldLabel, Counter>,
+    brute_force_blocks: Counter,
+    limiter_fallbacks: Counter,
+    limiter_remote_up: Gauge,
+    usage_flush_failures: Counter,
+    alert_events: Family<TypeLabel, Counter>,
+    webhook_attempts: Family<OutcomeLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of counters, all zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("keyrack");
+        let unknown_key_verifications = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "unknown_key_verifications",
+            "Verifications of keys that match no stored key (malformed, not found, or refused by the brute-force guard)",
+            unknown_key_verifications.clone(),
+        );
+        let invalid_context = Family::<FieldLabel, Counter>::default();
+        registry.register(
+            "verify_context_invalid",
+            "VerifyKey context values (client_ip, country, tag) ignored because they were invalid",
+            invalid_context.clone(),
+        );
+        let brute_force_blocks = Counter::default();
+        registry.register(
+            "brute_force_blocks",
+            "Client addresses blocked after too many consecutive failed verifications",
+            brute_force_blocks.clone(),
+        );
+        let limiter_fallbacks = Counter::default();
+        registry.register(
+            "rate_limiter_fallbacks",
+            "Rate limit decisions taken by the local limiter because the shared (Redis) limiter was unreachable",
+            limiter_fallbacks.clone(),
+        );
+        let limiter_remote_up = Gauge::default();
+        registry.register(
+            "rate_limiter_remote_up",
+            "1 when the shared (Redis) limiter answered its last request, 0 when it did not or none is configured",
+            limiter_remote_up.clone(),
+        );
+        let usage_flush_failures = Counter::default();
+        registry.register(
+            "usage_flush_failures",
+            "Usage flushes that failed; their counts were kept for the next flush",
+            usage_flush_failures.clone(),
+        );
+        let alert_events = Family::<TypeLabel, Counter>::default();
+        registry.register(
+            "alert_events",
+            "Alert events created, by type",
+            alert_events.clone(),
+        );
+        let webhook_attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "webhook_delivery_attempts",
+            "Webhook delivery attempts, by outcome (succeeded, failed)",
+            webhook_attempts.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                unknown_key_verifications,
+                invalid_context,
+                brute_force_blocks,
+                limiter_fallbacks,
+                limiter_remote_up,
+                usage_flush_failures,
+                alert_events,
+                webhook_attempts,
+            }),
+        }
+    }
+
+    /// Counts a verification of an unknown key.
+    pub fn unknown_key(&self, reason: UnknownKeyReason) {
+        let reason = match reason {
+            UnknownKeyReason::Malformed => "malformed",
+            UnknownKeyReason::NotFound => "not_found",
+            UnknownKeyReason::Blocked => "blocked",
+        };
+        self.inner
+            .unknown_key_verifications
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Counts a context value that was ignored.
+    pub fn invalid_context(&self, field: ContextField) {
+        let field = match field {
+            ContextField::ClientIp => "client_ip",
+            ContextField::Country => "country",
+            ContextField::Tag => "tag",
+        };
+        self.inner
+            .invalid_context
+            .get_or_create(&FieldLabel { field })
+            .inc();
+    }
+
+    /// Counts an address blocked by the brute-force guard.
+    pub fn brute_force_block(&self) {
+        self.inner.brute_force_blocks.inc();
+    }
+
+    /// Counts a decision the local limiter took because the shared one was unreachable.
+    pub fn limiter_fallback(&self) {
+        self.inner.limiter_fallbacks.inc();
+    }
+
+    /// Records whether the shared limiter answered its last request.
+    pub fn set_limiter_remote_up(&self, up: bool) {
+        self.inner.limiter_remote_up.set(i64::from(up));
+    }
+
+    /// Counts a failed usage flush.
+    pub fn usage_flush_failure(&self) {
+        self.inner.usage_flush_failures.inc();
+    }
+
+    /// Counts an alert event of `alert_type` (e.g. `high_usage`).
+    pub fn alert_event(&self, alert_type: &'static str) {
+        self.inner
+            .alert_events
+            .get_or_create(&TypeLabel { r#type: alert_type })
+            .inc();
+    }
+
+    /// Counts a webhook delivery attempt.
+    pub fn webhook_attempt(&self, succeeded: bool) {
+        let outcome = if succeeded { "succeeded" } else { "failed" };
+        self.inner
+            .webhook_attempts
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// How many decisions the local limiter took in place of the shared one.
+    pub fn limiter_fallbacks(&self) -> u64 {
+        self.inner.limiter_fallbacks.get()
+    }
+
+    /// How many verifications of unknown keys were counted for `reason`.
+    pub fn unknown_keys(&self, reason: UnknownKeyReason) -> u64 {
+        let reason = match reason {
+            UnknownKeyReason::Malformed => "malformed",
+            UnknownKeyReason::NotFound => "not_found",
+            UnknownKeyReason::Blocked => "blocked",
+        };
+        self.inner
+            .unknown_key_verifications
+            .get_or_create(&ReasonLabel { reason })
+            .get()
+    }
+
+    /// Every counter in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; an error here would be an encoder bug, and the
+        // scrape then simply gets what was written so far.
+        if encode(&mut text, &self.inner.registry).is_err() {
+            tracing::warn!("encoding the metrics failed");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_counters_carry_their_labels_and_values() {
+        let metrics = Metrics::new();
+        metrics.unknown_key(UnknownKeyReason::NotFound);
+        metrics.unknown_key(UnknownKeyReason::NotFound);
+        metrics.invalid_context(ContextField::Country);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"keyrack_unknown_key_verifications_total{reason="not_found"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"keyrack_verify_context_invalid_total{field="country"} 1"#),
+            "{text}"
+        );
+        assert_eq!(metrics.unknown_keys(UnknownKeyReason::NotFound), 2);
+    }
+}

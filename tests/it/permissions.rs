@@ -221,6 +221,9 @@ fn every_row_has_a_test() {
             Action::ManageKeys => "row_manage_keys",
             Action::ReadUsage => "row_read_usage",
             Action::ReadAuditLog => "row_read_audit_log",
+            Action::ReadAlerts => "row_read_alerts",
+            Action::ManageAlerts => "row_manage_alerts",
+            Action::ManageWebhooks => "row_manage_webhooks",
         };
         assert!(!test.is_empty());
     }

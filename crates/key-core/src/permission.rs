@@ -73,6 +73,14 @@ pub enum Action {
     ReadUsage,
     /// Read the audit log.
     ReadAuditLog,
+    /// Read alert rules and alert events: of the caller's own personal keys, or with
+    /// `analytics:read` of any key and of the organization.
+    ReadAlerts,
+    /// Set or test alert rules: a member's own personal key's override, or with `admin` any
+    /// key's and the organization's.
+    ManageAlerts,
+    /// Create, list, delete webhook endpoints, rotate their secrets, read their deliveries.
+    ManageWebhooks,
 }
 
 /// What an action requires of its caller.
@@ -88,7 +96,7 @@ pub enum Requirement {
 
 /// The permission table. The README shows the same table; `tests/it/permissions.rs` tests
 /// every row, allowed and denied.
-pub const PERMISSIONS: [(Action, Requirement); 11] = [
+pub const PERMISSIONS: [(Action, Requirement); 14] = [
     (Action::CreateOrganization, Requirement::Operator),
     (Action::ReadOrganization, Requirement::Scope(Scope::Admin)),
     (
@@ -112,6 +120,12 @@ pub const PERMISSIONS: [(Action, Requirement); 11] = [
         Requirement::OwnMemberOr(Scope::AnalyticsRead),
     ),
     (Action::ReadAuditLog, Requirement::Scope(Scope::Admin)),
+    (
+        Action::ReadAlerts,
+        Requirement::OwnMemberOr(Scope::AnalyticsRead),
+    ),
+    (Action::ManageAlerts, Requirement::OwnMemberOr(Scope::Admin)),
+    (Action::ManageWebhooks, Requirement::Scope(Scope::Admin)),
 ];
 
 impl Action {

@@ -21,6 +21,7 @@ mod rotation;
 mod server;
 mod service;
 mod status;
+mod webhooks;
 
 pub use audit::{Actor, RequestContext};
 pub use auth::Principal;

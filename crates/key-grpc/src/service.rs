@@ -25,7 +25,7 @@ use crate::{
     },
     organizations,
     paging::Page,
-    rotation, status_from_error,
+    rotation, status_from_error, webhooks,
 };
 
 const MAX_REVOKE_REASON_CHARS: usize = 500;
@@ -566,7 +566,7 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::CreateWebhookEndpointResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        alerts::create_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
+        webhooks::create_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
             .await
     }
 
@@ -576,7 +576,8 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::ListWebhookEndpointsResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        alerts::list_webhook_endpoints(&self.manager, &caller, &context, request.into_inner()).await
+        webhooks::list_webhook_endpoints(&self.manager, &caller, &context, request.into_inner())
+            .await
     }
 
     async fn delete_webhook_endpoint(
@@ -585,7 +586,7 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::DeleteWebhookEndpointResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        alerts::delete_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
+        webhooks::delete_webhook_endpoint(&self.manager, &caller, &context, request.into_inner())
             .await
     }
 
@@ -595,7 +596,8 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::RotateWebhookSecretResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        alerts::rotate_webhook_secret(&self.manager, &caller, &context, request.into_inner()).await
+        webhooks::rotate_webhook_secret(&self.manager, &caller, &context, request.into_inner())
+            .await
     }
 
     async fn list_webhook_deliveries(
@@ -604,7 +606,7 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::ListWebhookDeliveriesResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        alerts::list_webhook_deliveries(&self.manager, &caller, &context, request.into_inner())
+        webhooks::list_webhook_deliveries(&self.manager, &caller, &context, request.into_inner())
             .await
     }
 

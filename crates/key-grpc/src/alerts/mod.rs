@@ -1,5 +1,5 @@
-//! Alerts: rules, their evaluation after each usage flush, alert events, and their delivery to
-//! webhook endpoints. (Being built: the handlers below answer UNIMPLEMENTED until then.)
+//! Alerts: rules, their evaluation after each usage flush and by a periodic sweep, and alert
+//! events (queued for the webhook endpoints in the event's own transaction). (Being built: the handlers below answer UNIMPLEMENTED until then.)
 
 use key_proto::v1;
 use tonic::{Response, Status};
@@ -44,57 +44,10 @@ pub(crate) async fn list_alert_events(
     Err(Status::unimplemented("ListAlertEvents is not built yet"))
 }
 
-pub(crate) async fn create_webhook_endpoint(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::CreateWebhookEndpointRequest,
-) -> Reply<v1::CreateWebhookEndpointResponse> {
-    Err(Status::unimplemented(
-        "CreateWebhookEndpoint is not built yet",
-    ))
-}
-
-pub(crate) async fn list_webhook_endpoints(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::ListWebhookEndpointsRequest,
-) -> Reply<v1::ListWebhookEndpointsResponse> {
-    Err(Status::unimplemented(
-        "ListWebhookEndpoints is not built yet",
-    ))
-}
-
-pub(crate) async fn delete_webhook_endpoint(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::DeleteWebhookEndpointRequest,
-) -> Reply<v1::DeleteWebhookEndpointResponse> {
-    Err(Status::unimplemented(
-        "DeleteWebhookEndpoint is not built yet",
-    ))
-}
-
-pub(crate) async fn rotate_webhook_secret(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::RotateWebhookSecretRequest,
-) -> Reply<v1::RotateWebhookSecretResponse> {
-    Err(Status::unimplemented(
-        "RotateWebhookSecret is not built yet",
-    ))
-}
-
-pub(crate) async fn list_webhook_deliveries(
-    _manager: &KeyManager,
-    _caller: &Principal,
-    _context: &RequestContext,
-    _request: v1::ListWebhookDeliveriesRequest,
-) -> Reply<v1::ListWebhookDeliveriesResponse> {
-    Err(Status::unimplemented(
-        "ListWebhookDeliveries is not built yet",
-    ))
-}
+/// Called after every successful usage flush with what it wrote; evaluates the alert rules of
+/// the keys used. Must not block the flush: it hands the work to a task.
+#[allow(
+    dead_code,
+    reason = "the usage flush calls it once it reports what it wrote"
+)]
+pub(crate) fn usage_flushed(_manager: &KeyManager, _report: key_store::FlushReport) {}

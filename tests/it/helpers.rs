@@ -71,6 +71,18 @@ pub(crate) async fn spawn_app_with_flush_interval(
     backend: &Backend,
     flush_interval: Duration,
 ) -> TestApp {
+    spawn_app_configured(backend, |manager| {
+        manager.with_flush_interval(flush_interval)
+    })
+    .await
+}
+
+/// `spawn_app`, with the manager changed by `configure` before the server starts (a limiter,
+/// a flush interval, alert or webhook settings...).
+pub(crate) async fn spawn_app_configured(
+    backend: &Backend,
+    configure: impl FnOnce(KeyManager) -> KeyManager,
+) -> TestApp {
     eprintln!("--- backend: {backend:?}");
     let dir = tempfile::tempdir().unwrap();
     let (url, sqlite_path) = match backend {
@@ -89,8 +101,8 @@ pub(crate) async fn spawn_app_with_flush_interval(
         pepper,
         Arc::new(clock.clone()),
         Arc::new(SystemRandom::new()),
-    )
-    .with_flush_interval(flush_interval);
+    );
+    let manager = configure(manager);
     let (_, admin_key) = manager
         .bootstrap("default")
         .await

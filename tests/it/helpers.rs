@@ -174,6 +174,15 @@ pub(crate) struct SecondServer {
 
 /// Starts a second server on `app`'s database, with the same pepper and clock.
 pub(crate) async fn spawn_second_server(app: &TestApp) -> SecondServer {
+    spawn_second_server_configured(app, |manager| manager).await
+}
+
+/// `spawn_second_server`, with the manager changed by `configure` before the server starts (a
+/// limiter shared with the first server, say).
+pub(crate) async fn spawn_second_server_configured(
+    app: &TestApp,
+    configure: impl FnOnce(KeyManager) -> KeyManager,
+) -> SecondServer {
     let store = Store::connect(&app.database_url).await.unwrap();
     let manager = KeyManager::new(
         store,
@@ -182,6 +191,7 @@ pub(crate) async fn spawn_second_server(app: &TestApp) -> SecondServer {
         Arc::new(SystemRandom::new()),
     )
     .with_flush_interval(app.manager.flush_interval());
+    let manager = configure(manager);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = GrpcServer::new(manager.clone(), listener)
         .unwrap()

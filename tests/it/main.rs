@@ -7,9 +7,11 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod alerts;
 mod audit;
 mod auth;
 mod cli;
+mod context;
 mod examples;
 mod gateway;
 mod helpers;
@@ -21,9 +23,11 @@ mod policy;
 mod process;
 mod proxy;
 mod ratelimit;
+mod redis_limiter;
 mod rotation;
 mod schema;
 mod scripts;
 mod server;
 mod storage;
 mod usage;
+mod webhooks;

@@ -649,6 +649,260 @@ async fn row_read_audit_log() {
     }
 }
 
+/// GetAlertRules of a key (empty: the organization's).
+async fn get_alert_rules(
+    app: &TestApp,
+    key: &str,
+    key_id: &str,
+) -> Result<v1::GetAlertRulesResponse, Status> {
+    let request = v1::GetAlertRulesRequest {
+        key_id: key_id.into(),
+    };
+    app.client
+        .clone()
+        .get_alert_rules(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// ListAlertEvents of a key (empty: the organization's).
+async fn list_alert_events(
+    app: &TestApp,
+    key: &str,
+    key_id: &str,
+) -> Result<v1::ListAlertEventsResponse, Status> {
+    let request = v1::ListAlertEventsRequest {
+        key_id: key_id.into(),
+        ..Default::default()
+    };
+    app.client
+        .clone()
+        .list_alert_events(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// SetAlertRules of a key (empty: the organization's): unusual activity only.
+async fn set_alert_rules(
+    app: &TestApp,
+    key: &str,
+    key_id: &str,
+) -> Result<v1::SetAlertRulesResponse, Status> {
+    let request = v1::SetAlertRulesRequest {
+        key_id: key_id.into(),
+        rules: Some(v1::AlertRules {
+            unusual_activity: true,
+            ..Default::default()
+        }),
+        clear: false,
+    };
+    app.client
+        .clone()
+        .set_alert_rules(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// TestAlertRules of a key.
+async fn test_alert_rules(
+    app: &TestApp,
+    key: &str,
+    key_id: &str,
+) -> Result<v1::TestAlertRulesResponse, Status> {
+    let request = v1::TestAlertRulesRequest {
+        key_id: key_id.into(),
+        rules: None,
+    };
+    app.client
+        .clone()
+        .test_alert_rules(authed(key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn row_read_alerts() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // A personal key without `analytics:read` reads its own member's keys' alerts only.
+        let chat_only = create(app, &w.alice_key, personal("", &["chat"]))
+            .await
+            .unwrap();
+        let chat_only_id = chat_only.api_key.unwrap().id;
+        for key_id in [&chat_only_id, &w.alice_key_id] {
+            get_alert_rules(app, &chat_only.key, key_id).await.unwrap();
+            list_alert_events(app, &chat_only.key, key_id)
+                .await
+                .unwrap();
+        }
+        let analytics = "API key lacks required scope: analytics:read";
+        assert_denied(get_alert_rules(app, &chat_only.key, "").await, analytics);
+        assert_denied(list_alert_events(app, &chat_only.key, "").await, analytics);
+        assert_denied(
+            get_alert_rules(app, &chat_only.key, &w.bob_key_id).await,
+            analytics,
+        );
+        assert_denied(
+            list_alert_events(app, &chat_only.key, &w.bob_key_id).await,
+            analytics,
+        );
+        assert_denied(get_alert_rules(app, &w.chat, "").await, analytics);
+        assert_denied(
+            list_alert_events(app, &w.chat, &chat_only_id).await,
+            analytics,
+        );
+        // `analytics:read` reads the organization's rules and events, and any key's.
+        get_alert_rules(app, &w.scoped, "").await.unwrap();
+        get_alert_rules(app, &w.scoped, &w.bob_key_id)
+            .await
+            .unwrap();
+        list_alert_events(app, &w.scoped, "").await.unwrap();
+        list_alert_events(app, &w.alice_key, &w.bob_key_id)
+            .await
+            .unwrap();
+        get_alert_rules(app, &w.admin, &w.bob_key_id).await.unwrap();
+        // Another organization's key is unknown, whatever the caller's scopes.
+        let other = app.other_organization_admin("other").await;
+        assert_not_found(get_alert_rules(app, &other, &w.bob_key_id).await);
+        assert_not_found(list_alert_events(app, &other, &w.bob_key_id).await);
+    }
+}
+
+#[tokio::test]
+async fn row_manage_alerts() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // A member sets and tests the rules of their own personal keys only.
+        set_alert_rules(app, &w.alice_key, &w.alice_key_id)
+            .await
+            .unwrap();
+        test_alert_rules(app, &w.alice_key, &w.alice_key_id)
+            .await
+            .unwrap();
+        assert_denied(set_alert_rules(app, &w.alice_key, "").await, ADMIN_MESSAGE);
+        assert_denied(
+            set_alert_rules(app, &w.alice_key, &w.bob_key_id).await,
+            ADMIN_MESSAGE,
+        );
+        assert_denied(
+            test_alert_rules(app, &w.alice_key, &w.bob_key_id).await,
+            ADMIN_MESSAGE,
+        );
+        // An organization key without `admin` sets nothing, not even its own rules.
+        assert_denied(set_alert_rules(app, &w.scoped, "").await, ADMIN_MESSAGE);
+        assert_denied(
+            set_alert_rules(app, &w.scoped, &w.scoped_id).await,
+            ADMIN_MESSAGE,
+        );
+        assert_denied(
+            test_alert_rules(app, &w.scoped, &w.scoped_id).await,
+            ADMIN_MESSAGE,
+        );
+        // `admin` sets the organization's rules and any key's, and tests any key.
+        set_alert_rules(app, &w.admin, "").await.unwrap();
+        set_alert_rules(app, &w.admin, &w.bob_key_id).await.unwrap();
+        test_alert_rules(app, &w.admin, &w.scoped_id).await.unwrap();
+        let other = app.other_organization_admin("other").await;
+        assert_not_found(set_alert_rules(app, &other, &w.bob_key_id).await);
+        assert_not_found(test_alert_rules(app, &other, &w.bob_key_id).await);
+    }
+}
+
+#[tokio::test]
+async fn row_manage_webhooks() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        let create = |url: &str| v1::CreateWebhookEndpointRequest {
+            url: url.into(),
+            description: "alerts".into(),
+        };
+        let endpoint = client
+            .create_webhook_endpoint(authed(&w.admin, create("https://hooks.example.com/a")))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhook_endpoint
+            .unwrap();
+        // Neither an organization key without `admin` nor a member's personal key may touch
+        // webhooks, not even to read them: they carry the organization's alerts elsewhere.
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client
+                    .create_webhook_endpoint(authed(key, create("https://hooks.example.com/b")))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+            assert_denied(
+                client
+                    .list_webhook_endpoints(authed(key, v1::ListWebhookEndpointsRequest::default()))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+            let id = || endpoint.id.clone();
+            assert_denied(
+                client
+                    .rotate_webhook_secret(authed(key, v1::RotateWebhookSecretRequest { id: id() }))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+            assert_denied(
+                client
+                    .list_webhook_deliveries(authed(
+                        key,
+                        v1::ListWebhookDeliveriesRequest::default(),
+                    ))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+            assert_denied(
+                client
+                    .delete_webhook_endpoint(authed(
+                        key,
+                        v1::DeleteWebhookEndpointRequest { id: id() },
+                    ))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        // `admin` does all five.
+        let listed = client
+            .list_webhook_endpoints(authed(&w.admin, v1::ListWebhookEndpointsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .webhook_endpoints;
+        assert_eq!(listed, vec![endpoint.clone()]);
+        client
+            .rotate_webhook_secret(authed(
+                &w.admin,
+                v1::RotateWebhookSecretRequest {
+                    id: endpoint.id.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+        client
+            .list_webhook_deliveries(authed(
+                &w.admin,
+                v1::ListWebhookDeliveriesRequest::default(),
+            ))
+            .await
+            .unwrap();
+        client
+            .delete_webhook_endpoint(authed(
+                &w.admin,
+                v1::DeleteWebhookEndpointRequest {
+                    id: endpoint.id.clone(),
+                },
+            ))
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_member_creates_personal_keys_within_their_role_and_their_own_scopes() {
     for backend in backends() {

@@ -3,16 +3,22 @@
 use chrono::TimeDelta;
 use key_proto::v1;
 
-use crate::helpers::{TestApp, authed, backends, spawn_app};
+use std::time::{Duration, Instant};
 
-fn limit(requests: u32, per: v1::RatePeriod) -> v1::RateLimit {
+use crate::helpers::{TestApp, authed, backends, spawn_app, spawn_app_with_flush_interval};
+
+pub(crate) fn limit(requests: u32, per: v1::RatePeriod) -> v1::RateLimit {
     v1::RateLimit {
         requests,
         per: per.into(),
     }
 }
 
-async fn create_limited(app: &TestApp, name: &str, limits: Vec<v1::RateLimit>) -> String {
+pub(crate) async fn create_limited(
+    app: &TestApp,
+    name: &str,
+    limits: Vec<v1::RateLimit>,
+) -> String {
     app.client
         .clone()
         .create_key(authed(
@@ -30,7 +36,7 @@ async fn create_limited(app: &TestApp, name: &str, limits: Vec<v1::RateLimit>) -
         .key
 }
 
-async fn verify_from(app: &TestApp, key: &str, ip: &str) -> v1::VerifyKeyResponse {
+pub(crate) async fn verify_from(app: &TestApp, key: &str, ip: &str) -> v1::VerifyKeyResponse {
     app.client
         .clone()
         .verify_key(v1::VerifyKeyRequest {
@@ -180,6 +186,13 @@ async fn the_brute_force_guard_refuses_without_a_lookup_and_cools_off() {
             assert_eq!(verdict.reason, "invalid_api_key");
         }
         assert_eq!(app.manager.brute_force_blocks(), 1);
+        let scrape = app.manager.metrics().render();
+        assert!(
+            scrape
+                .lines()
+                .any(|line| line == "keyrack_brute_force_blocks_total 1"),
+            "{scrape}"
+        );
         let good = app.create_key("good", &["chat"], "").await.key;
         let before = app.manager.store().query_count();
         let refused = verify_from(&app, &good, ip).await;
@@ -224,5 +237,53 @@ async fn the_gateway_answers_429_with_rate_limit_headers() {
             serde_json::json!({"error": {"code": "rate_limited",
                 "message": "Rate limit exceeded: 1 request per minute"}, "status": 429})
         );
+    }
+}
+
+/// Polls `done` every 20 ms for at most 30 s: the server's flusher prunes on its own schedule.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_server_forgets_ended_windows_and_idle_addresses() {
+    for backend in backends() {
+        let app = spawn_app_with_flush_interval(&backend, Duration::from_millis(20)).await;
+        let key = create_limited(&app, "pruned", vec![limit(5, v1::RatePeriod::Minute)]).await;
+        let wrong = "sk_live_0000000000000000000000000000000000000000000000000000";
+        assert!(verify_from(&app, &key, "198.51.100.7").await.valid);
+        for _ in 0..3 {
+            verify_from(&app, wrong, "203.0.113.7").await;
+        }
+        assert_eq!(app.manager.limiter_entries(), 1);
+        assert_eq!(app.manager.guard_entries(), 1);
+
+        // Within the minute, and before the streak goes idle, both are kept.
+        app.manager.prune_rate_limit_state();
+        assert_eq!(app.manager.limiter_entries(), 1);
+        assert_eq!(app.manager.guard_entries(), 1);
+
+        // The minute ended: the key's counters go. The streak is idle after 15 minutes.
+        app.clock.advance(TimeDelta::minutes(1));
+        eventually("the key's counters are pruned", || {
+            app.manager.limiter_entries() == 0
+        })
+        .await;
+        assert_eq!(app.manager.guard_entries(), 1);
+        app.clock.advance(key_grpc::STREAK_IDLE_TIMEOUT);
+        eventually("the idle streak is pruned", || {
+            app.manager.guard_entries() == 0
+        })
+        .await;
+
+        // Forgotten state decides like fresh state: the key has its full minute again.
+        for _ in 0..5 {
+            assert!(verify_from(&app, &key, "198.51.100.7").await.valid);
+        }
+        assert!(!verify_from(&app, &key, "198.51.100.7").await.valid);
     }
 }

@@ -3,15 +3,19 @@
 
 use std::fmt;
 
-use ring::hmac;
+use ring::{hkdf, hmac};
 
 use crate::{ApiKey, Error};
 
 /// The shortest pepper accepted, in bytes.
 pub const MIN_PEPPER_BYTES: usize = 32;
 
-/// The server's HMAC key for key digests.
-pub struct Pepper(hmac::Key);
+/// The server's HMAC key for key digests, and the root of the keys derived from the pepper
+/// for other purposes (each with its own HKDF label).
+pub struct Pepper(hmac::Key, hkdf::Prk);
+
+/// The HKDF salt of keys derived from the pepper; it only separates them from the digest key.
+const SUBKEY_SALT: &[u8] = b"keyrack pepper subkeys";
 
 impl Pepper {
     /// Accepts pepper material of at least [`MIN_PEPPER_BYTES`] bytes.
@@ -25,7 +29,21 @@ impl Pepper {
                 ),
             });
         }
-        Ok(Pepper(hmac::Key::new(hmac::HMAC_SHA256, material)))
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SUBKEY_SALT).extract(material);
+        Ok(Pepper(hmac::Key::new(hmac::HMAC_SHA256, material), prk))
+    }
+
+    /// A 256-bit key derived from the pepper with HKDF-SHA-256 under the label `info`, for a
+    /// purpose other than key digests (e.g. sealing webhook secrets). The pepper's own bytes
+    /// never leave this type, and one purpose's key tells nothing about another's.
+    pub(crate) fn derive_subkey(&self, info: &[u8]) -> Result<[u8; 32], Error> {
+        let info = [info];
+        let mut key = [0_u8; 32];
+        self.1
+            .expand(&info, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut key))
+            .map_err(|_| Error::Internal("cannot derive a key from the pepper".to_owned()))?;
+        Ok(key)
     }
 
     /// The digest under which `key` is stored and looked up.

@@ -4,6 +4,7 @@
 //! [`RandomSource`], so every rule here can be tested with a fixed clock and fixed
 //! bytes.
 
+mod alert;
 mod api_key;
 mod audit;
 mod clock;
@@ -20,7 +21,13 @@ mod role;
 mod rotation;
 mod scope;
 mod verdict;
+mod webhook;
 
+pub use alert::{
+    Alert, AlertPeriod, AlertRules, AlertRulesSource, AlertThreshold, AlertType, DORMANCY,
+    EXPIRY_NOTICE, SPIKE_FACTOR, SPIKE_MIN_REQUESTS, SPIKE_TRAILING_HOURS, ThresholdFields,
+    expires_soon, is_dormant_use, is_usage_spike,
+};
 pub use api_key::{ApiKey, Environment, KEY_MAX_INPUT_BYTES, RedactedKey};
 pub use audit::{ActorType, AuditAction, AuditEvent, AuditOutcome};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -44,3 +51,9 @@ pub use rotation::{
 };
 pub use scope::{Scope, ScopeSet};
 pub use verdict::{Verdict, effective_scopes, verify, verify_effective};
+pub use webhook::{
+    ATTEMPT_HEADER, DEFAULT_SIGNATURE_TOLERANCE, DELIVERY_ID_HEADER, DeliveryState,
+    EVENT_ID_HEADER, MAX_WEBHOOK_DESCRIPTION_CHARS, MAX_WEBHOOK_URL_CHARS, RetrySchedule,
+    SIGNATURE_HEADER, SignatureCheck, SigningSecret, USER_AGENT, WebhookSecretCipher, WebhookUrl,
+    parse_webhook_description,
+};

@@ -5,6 +5,7 @@
 //! request becomes one gRPC call, and the answer is translated back, errors through key-core's
 //! `ErrorCode` table.
 
+mod alerts;
 mod audit;
 mod body;
 mod error;
@@ -17,6 +18,7 @@ mod server;
 mod upstream;
 mod usage;
 mod verify;
+mod webhooks;
 
 pub use error::{ApiError, Error};
 pub use openapi::ApiDoc;

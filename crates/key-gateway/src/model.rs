@@ -1,8 +1,6 @@
 //! The JSON shapes of the REST API (camelCase, as in the product docs), and their translation
 //! from the protobuf messages.
 
-use std::collections::BTreeMap;
-
 use key_proto::v1;
 use prost_types::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -286,23 +284,6 @@ impl From<KeyStateParam> for v1::KeyState {
     }
 }
 
-/// The width of a usage bucket.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum GranularityParam {
-    Hour,
-    Day,
-}
-
-impl From<GranularityParam> for v1::Granularity {
-    fn from(granularity: GranularityParam) -> Self {
-        match granularity {
-            GranularityParam::Hour => v1::Granularity::Hour,
-            GranularityParam::Day => v1::Granularity::Day,
-        }
-    }
-}
-
 /// A key's environment.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -333,70 +314,6 @@ impl ToSchema for ScopeName {}
 pub(crate) struct RevokeBody {
     /// Why the key is revoked, for the record.
     pub(crate) reason: Option<String>,
-}
-
-/// Query of the usage endpoints.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct UsageQuery {
-    /// Start, RFC 3339, inclusive.
-    pub(crate) from: Option<String>,
-    /// End, RFC 3339, exclusive; default now.
-    pub(crate) to: Option<String>,
-    /// Default `hour`.
-    pub(crate) granularity: Option<GranularityParam>,
-}
-
-/// Verifications in one time bucket.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct UsageBucketJson {
-    start_time: String,
-    requests: i64,
-    succeeded: i64,
-    failed: i64,
-    /// Failures by error code, e.g. `{"insufficient_scope": 3}`.
-    failed_by_code: BTreeMap<String, i64>,
-}
-
-/// Usage of a key or of the organization.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct UsageJson {
-    buckets: Vec<UsageBucketJson>,
-    requests: i64,
-    succeeded: i64,
-    failed: i64,
-    /// Succeeded / requests; null without requests.
-    success_rate: Option<f64>,
-    last_used_at: Option<String>,
-}
-
-impl From<v1::ListUsageResponse> for UsageJson {
-    fn from(usage: v1::ListUsageResponse) -> Self {
-        let requests = usage.total_succeeded + usage.total_failed;
-        UsageJson {
-            buckets: usage
-                .buckets
-                .into_iter()
-                .map(|bucket| UsageBucketJson {
-                    start_time: time(bucket.start_time.as_ref()).unwrap_or_default(),
-                    requests: bucket.succeeded + bucket.failed,
-                    succeeded: bucket.succeeded,
-                    failed: bucket.failed,
-                    failed_by_code: bucket.failed_by_code.into_iter().collect(),
-                })
-                .collect(),
-            requests,
-            succeeded: usage.total_succeeded,
-            failed: usage.total_failed,
-            // Counts far below 2^52 convert exactly.
-            #[allow(clippy::cast_precision_loss)]
-            success_rate: (requests > 0).then(|| usage.total_succeeded as f64 / requests as f64),
-            last_used_at: time(usage.last_used_time.as_ref()),
-        }
-    }
 }
 
 /// The principal behind a key that passed forward-auth.

@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{audit, error, health, keys, model, organizations, usage, verify};
+use crate::{alerts, audit, error, health, keys, model, organizations, usage, verify, webhooks};
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -20,6 +20,12 @@ use crate::{audit, error, health, keys, model, organizations, usage, verify};
         organizations::update_policy,
         organizations::list_members, organizations::add_member,
         organizations::update_member, organizations::remove_member,
+        webhooks::create_webhook_endpoint, webhooks::list_webhook_endpoints,
+        webhooks::delete_webhook_endpoint, webhooks::rotate_webhook_secret,
+        webhooks::list_webhook_deliveries,
+        alerts::get_organization_alerts, alerts::put_organization_alerts,
+        alerts::reset_organization_alerts, alerts::get_key_alerts, alerts::put_key_alerts,
+        alerts::reset_key_alerts, alerts::test_alerts, alerts::list_alert_events,
         verify::verify,
         health::healthz, health::readyz,
     ),

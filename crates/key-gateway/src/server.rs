@@ -18,7 +18,8 @@ use tower_http::{
 use utoipa::OpenApi;
 
 use crate::{
-    ApiDoc, ApiError, Error, health, keys, organizations, upstream::Upstream, usage, verify,
+    ApiDoc, ApiError, Error, alerts, health, keys, organizations, upstream::Upstream, usage,
+    verify, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -58,6 +59,36 @@ pub fn router(upstream: Channel) -> Router {
             "/api/members/{id}",
             axum::routing::patch(organizations::update_member).delete(organizations::remove_member),
         )
+        .route(
+            "/api/webhook-endpoints",
+            get(webhooks::list_webhook_endpoints).post(webhooks::create_webhook_endpoint),
+        )
+        .route(
+            "/api/webhook-endpoints/{id}",
+            axum::routing::delete(webhooks::delete_webhook_endpoint),
+        )
+        .route(
+            "/api/webhook-endpoints/{id}/rotate-secret",
+            axum::routing::post(webhooks::rotate_webhook_secret),
+        )
+        .route(
+            "/api/webhook-deliveries",
+            get(webhooks::list_webhook_deliveries),
+        )
+        .route(
+            "/api/alerts",
+            get(alerts::get_organization_alerts)
+                .put(alerts::put_organization_alerts)
+                .delete(alerts::reset_organization_alerts),
+        )
+        .route(
+            "/api/api-keys/{id}/alerts",
+            get(alerts::get_key_alerts)
+                .put(alerts::put_key_alerts)
+                .delete(alerts::reset_key_alerts),
+        )
+        .route("/api/alerts/test", axum::routing::post(alerts::test_alerts))
+        .route("/api/alert-events", get(alerts::list_alert_events))
         .route("/api/auth/verify", any(verify::verify))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -19,6 +19,12 @@ use crate::{
 
 /// Scopes a proxy asks for in a header instead of the query, comma- or space-separated.
 const REQUIRED_SCOPES_HEADER: &str = "x-keyrack-required-scopes";
+/// The end client's country (ISO 3166-1 alpha-2), set by the proxy or the edge.
+const COUNTRY_HEADER: &str = "x-keyrack-country";
+/// Cloudflare's geo header, used when `X-Keyrack-Country` is absent.
+const CLOUDFLARE_COUNTRY_HEADER: &str = "cf-ipcountry";
+/// The route or operation, for usage by tag.
+const TAG_HEADER: &str = "x-keyrack-tag";
 /// The error body, repeated as a header: nginx `auth_request` drops the body of a 401/403 but
 /// can copy a header into its own error page (`auth_request_set`).
 const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
@@ -27,11 +33,16 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
 /// parameters (repeatable) or in the `X-Keyrack-Required-Scopes` header. 200 carries the
 /// principal, also as `X-Keyrack-Key-Id`, `X-Keyrack-Org-Id` and `X-Keyrack-Scopes` headers for
 /// the proxy to pass upstream. Any method is accepted, since proxies send the original one.
+///
+/// For usage statistics, the client's country comes from `X-Keyrack-Country` (or the edge's
+/// `CF-IPCountry`) and a tag for the route from `X-Keyrack-Tag`; invalid values are ignored.
 #[utoipa::path(
     get, path = "/api/auth/verify", tag = "auth",
     params(
         ("scope" = Option<Vec<String>>, Query, description = "A required scope; repeat for several"),
         ("X-Keyrack-Required-Scopes" = Option<String>, Header, description = "Required scopes, comma-separated"),
+        ("X-Keyrack-Country" = Option<String>, Header, description = "The end client's country, ISO 3166-1 alpha-2, for usage statistics; `CF-IPCountry` is read when absent"),
+        ("X-Keyrack-Tag" = Option<String>, Header, description = "The route or operation, for usage by tag (at most 64 printable ASCII characters)"),
     ),
     security(("bearer" = [])),
     responses(
@@ -63,7 +74,8 @@ async fn decide(
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
         client_ip: client_ip(headers),
-        ..Default::default()
+        country: country(headers),
+        tag: header_text(headers, TAG_HEADER),
     };
     let verdict = upstream
         .keys
@@ -90,6 +102,29 @@ fn client_ip(headers: &HeaderMap) -> String {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(',').next())
         .map(|first| first.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The client's country: `X-Keyrack-Country`, else `CF-IPCountry` without Cloudflare's
+/// placeholders for "unknown" (`XX`) and Tor (`T1`), which name no country. Judging the value
+/// is the key service's job.
+fn country(headers: &HeaderMap) -> String {
+    let given = header_text(headers, COUNTRY_HEADER);
+    if !given.is_empty() {
+        return given;
+    }
+    match header_text(headers, CLOUDFLARE_COUNTRY_HEADER) {
+        placeholder if placeholder == "XX" || placeholder == "T1" => String::new(),
+        country => country,
+    }
+}
+
+/// A header's value, trimmed; empty if absent or not visible ASCII.
+fn header_text(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
         .unwrap_or_default()
 }
 

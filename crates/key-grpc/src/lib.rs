@@ -9,27 +9,39 @@ mod alerts;
 mod audit;
 mod audit_log;
 mod auth;
+mod context;
 mod convert;
 mod error;
+mod geoip;
 mod limiter;
 mod manager;
 mod meter;
 mod metrics;
 mod organizations;
 mod paging;
+mod redis_limiter;
+mod retention;
 mod rotation;
 mod server;
 mod service;
 mod status;
+mod usage;
 mod webhooks;
 
+pub use alerts::DEFAULT_ALERT_SWEEP_INTERVAL;
 pub use audit::{Actor, RequestContext};
 pub use auth::Principal;
+pub use context::{Country, MAX_TAG_LEN, VerifyContext};
 pub use error::Error;
+pub use geoip::CountryDb;
 pub use limiter::{
-    BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD, Limiter, LocalLimiter,
+    BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_MAX_TRACKED_ADDRESSES, LocalLimiter, RateLimiter, STREAK_IDLE_TIMEOUT,
 };
 pub use manager::{FLUSH_INTERVAL, KeyManager, NewKeyRequest, Rotation, Verification};
 pub use metrics::{ContextField, Metrics, UnknownKeyReason};
+pub use redis_limiter::{DEFAULT_REDIS_RETRY_INTERVAL, DEFAULT_REDIS_TIMEOUT, RedisLimiter};
+pub use retention::{RETENTION_INTERVAL, UsageRetention};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
 pub use status::{ERROR_DOMAIN, status_from_error};
+pub use webhooks::WebhookSettings;

@@ -2,7 +2,6 @@
 //! hold no rules of their own.
 
 use std::{
-    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -18,10 +17,15 @@ use uuid::Uuid;
 
 use crate::{
     Actor, RequestContext,
+    alerts::AlertRuntime,
     audit::audit_event,
-    limiter::{BruteForceGuard, Limiter, LocalLimiter},
-    meter::Meter,
-    metrics::Metrics,
+    context::VerifyContext,
+    geoip::CountryDb,
+    limiter::{BruteForceGuard, RateLimiter},
+    meter::{Counted, Meter},
+    metrics::{Metrics, UnknownKeyReason},
+    retention::{self, UsageRetention},
+    webhooks::{WebhookRuntime, WebhookSettings},
 };
 
 /// How often, by default, the usage counted in memory is written to the store.
@@ -36,10 +40,16 @@ pub struct KeyManager {
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     meter: Meter,
+    /// Whether verifications are counted (on unless a benchmark turns it off).
+    metering: bool,
     flush_interval: Duration,
-    limiter: Arc<dyn Limiter>,
+    usage_retention: UsageRetention,
+    country_db: Option<CountryDb>,
+    limiter: Arc<RateLimiter>,
     guard: Arc<BruteForceGuard>,
     metrics: Metrics,
+    webhooks: WebhookRuntime,
+    alerts: AlertRuntime,
 }
 
 /// A validated request for a new key.
@@ -104,15 +114,67 @@ impl KeyManager {
     ) -> KeyManager {
         KeyManager {
             meter: Meter::new(store.clone()),
+            metering: true,
             store,
             pepper: Arc::new(pepper),
             clock,
             rng,
             flush_interval: FLUSH_INTERVAL,
-            limiter: Arc::new(LocalLimiter::default()),
+            usage_retention: UsageRetention::default(),
+            country_db: None,
+            limiter: Arc::new(RateLimiter::default()),
             guard: Arc::new(BruteForceGuard::default()),
             metrics: Metrics::new(),
+            webhooks: WebhookRuntime::default(),
+            alerts: AlertRuntime::default(),
         }
+    }
+
+    /// Sweeps for keys about to expire or due for rotation every `interval` while a server
+    /// runs (every 5 minutes by default).
+    pub fn with_alert_sweep_interval(mut self, interval: Duration) -> KeyManager {
+        self.alerts = self.alerts.with_sweep_interval(interval);
+        self
+    }
+
+    /// The alert sweep interval and the evaluations in flight.
+    pub(crate) fn alert_runtime(&self) -> &AlertRuntime {
+        &self.alerts
+    }
+
+    /// Delivers webhooks as `settings` say (`WebhookSettings::default()` otherwise: https only,
+    /// retries for 25 h, a poll every second).
+    pub fn with_webhook_settings(mut self, settings: WebhookSettings) -> KeyManager {
+        self.webhooks = WebhookRuntime::new(settings);
+        self
+    }
+
+    /// How webhooks are delivered.
+    pub fn webhook_settings(&self) -> WebhookSettings {
+        self.webhooks.settings
+    }
+
+    /// The webhook settings and HTTP client.
+    pub(crate) fn webhook_runtime(&self) -> &WebhookRuntime {
+        &self.webhooks
+    }
+
+    /// The pepper, for keys derived from it (it never leaves key-core as bytes).
+    pub(crate) fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+
+    /// The random source, for secrets other than keys.
+    pub(crate) fn random(&self) -> &dyn RandomSource {
+        self.rng.as_ref()
+    }
+
+    /// With `false`, verifications are not counted: no usage, no `last_used_at`, no usage
+    /// alerts. Only for measuring what metering costs (`bench/metering.sh`) or for deployments
+    /// that must not record usage; on by default.
+    pub fn with_metering(mut self, metering: bool) -> KeyManager {
+        self.metering = metering;
+        self
     }
 
     /// Counts into `metrics` (a fresh set by default), e.g. to share them with a metrics
@@ -127,9 +189,10 @@ impl KeyManager {
         &self.metrics
     }
 
-    /// Keeps rate limit counters in `limiter` (a [`LocalLimiter`] by default).
-    pub fn with_limiter(mut self, limiter: Arc<dyn Limiter>) -> KeyManager {
-        self.limiter = limiter;
+    /// Keeps rate limit counters in `limiter` (in this process's memory by default; a
+    /// `RedisLimiter` shares them between replicas).
+    pub fn with_limiter(mut self, limiter: impl Into<RateLimiter>) -> KeyManager {
+        self.limiter = Arc::new(limiter.into());
         self
     }
 
@@ -145,6 +208,25 @@ impl KeyManager {
         self.guard.blocks()
     }
 
+    /// Forgets rate limit counters of ended windows and brute-force streaks that went idle or
+    /// cooled off, as of now. The server calls it every flush interval, so this memory follows
+    /// current traffic instead of growing with every key and address ever seen.
+    pub fn prune_rate_limit_state(&self) {
+        let now = self.now();
+        self.limiter.prune(now);
+        self.guard.prune(now);
+    }
+
+    /// How many keys have rate limit counters in this process's memory.
+    pub fn limiter_entries(&self) -> usize {
+        self.limiter.entries()
+    }
+
+    /// How many client addresses the brute-force guard tracks.
+    pub fn guard_entries(&self) -> usize {
+        self.guard.entries()
+    }
+
     /// Writes the usage counted in memory to the store every `interval` while a server runs
     /// (`FLUSH_INTERVAL` by default). A crash loses at most one interval of counts.
     pub fn with_flush_interval(mut self, interval: Duration) -> KeyManager {
@@ -158,11 +240,42 @@ impl KeyManager {
     }
 
     /// Adds every verification counted in memory so far to the store, in one transaction, and
-    /// returns how many hourly buckets it wrote. Waits for a flush already under way, so usage
-    /// read from the store afterwards includes every verification answered before the call.
-    /// Cheap when nothing was counted. On failure the counts stay in memory for the next flush.
+    /// returns how many per-minute counts it wrote (each into its minute, hour and day rows).
+    /// Waits for a flush already under way, so usage read from the store afterwards includes
+    /// every verification answered before the call. Cheap when nothing was counted. On failure
+    /// the counts stay in memory for the next flush. What was written goes to the alert rules.
     pub async fn flush_usage(&self) -> Result<usize, Error> {
-        self.meter.flush().await
+        let manager = self.clone();
+        self.meter
+            .flush(self.metrics.clone(), move |report| {
+                crate::alerts::usage_flushed(&manager, report);
+            })
+            .await
+    }
+
+    /// Keeps usage for `retention` at each resolution (48 hours of minutes, 90 days of hours and
+    /// 400 days of days by default).
+    pub fn with_usage_retention(mut self, retention: UsageRetention) -> KeyManager {
+        self.usage_retention = retention;
+        self
+    }
+
+    /// How long usage is kept at each resolution.
+    pub fn usage_retention(&self) -> UsageRetention {
+        self.usage_retention
+    }
+
+    /// Deletes usage older than its retention, by the manager's clock, in bounded batches; the
+    /// server calls it every `RETENTION_INTERVAL`. Returns how many rows it deleted.
+    pub async fn prune_usage(&self) -> Result<u64, Error> {
+        retention::prune(&self.store, &self.usage_retention, self.now()).await
+    }
+
+    /// Derives a verification's country from its client address with `country_db` when the
+    /// request names no country.
+    pub fn with_country_db(mut self, country_db: CountryDb) -> KeyManager {
+        self.country_db = Some(country_db);
+        self
     }
 
     /// The store, for reads that need no decision.
@@ -373,7 +486,8 @@ impl KeyManager {
     /// operator must not be locked out of revoking a key by that key's traffic). VerifyKey
     /// uses [`KeyManager::verify_request`].
     pub async fn verify(&self, presented: &str, required: &[Scope]) -> Result<Verification, Error> {
-        self.verify_inner(presented, required, false).await
+        self.verify_inner(presented, required, false, &VerifyContext::default())
+            .await
     }
 
     /// [`KeyManager::verify`] for VerifyKey, with rate limits and the brute-force guard.
@@ -383,15 +497,20 @@ impl KeyManager {
     /// (an invalid, expired or under-scoped request does not): the key's limits (or its
     /// organization's default) are checked all-or-nothing, and an exhausted one turns the
     /// verdict into `RateLimited`, metered under `rate_limited`.
+    ///
+    /// `context` (validated by `VerifyContext::parse`) adds the country and the tag to the
+    /// key's usage; verifications of unknown keys are counted in the deployment's metrics only.
     pub async fn verify_request(
         &self,
         presented: &str,
         required: &[Scope],
-        client_ip: Option<IpAddr>,
+        context: &VerifyContext,
     ) -> Result<Verification, Error> {
+        let client_ip = context.client_ip;
         if let Some(ip) = client_ip {
             let now = self.now();
             if let Some(reset) = self.guard.blocked_until(ip, now) {
+                self.metrics.unknown_key(UnknownKeyReason::Blocked);
                 return Ok(Verification {
                     verdict: Verdict::TooManyFailures {
                         retry_after: reset - now,
@@ -402,14 +521,16 @@ impl KeyManager {
                 });
             }
         }
-        let verification = self.verify_inner(presented, required, true).await?;
+        let verification = self
+            .verify_inner(presented, required, true, context)
+            .await?;
         if let Some(ip) = client_ip {
             let failed = match verification.verdict {
                 Verdict::Valid => Some(false),
                 Verdict::Invalid => Some(true),
                 _ => None,
             };
-            self.guard.record(ip, failed, self.now());
+            self.guard.record(ip, failed, self.now(), &self.metrics);
         }
         Ok(verification)
     }
@@ -419,8 +540,10 @@ impl KeyManager {
         presented: &str,
         required: &[Scope],
         limited: bool,
+        context: &VerifyContext,
     ) -> Result<Verification, Error> {
         let Ok(key) = ApiKey::parse(presented) else {
+            self.metrics.unknown_key(UnknownKeyReason::Malformed);
             return Ok(Verification {
                 verdict: Verdict::Invalid,
                 record: None,
@@ -434,7 +557,10 @@ impl KeyManager {
         let (record, limits) =
             match found.filter(|(_, stored, _)| self.pepper.matches(&key, stored)) {
                 Some((record, _, limits)) => (Some(record), limits),
-                None => (None, RateLimits::NONE),
+                None => {
+                    self.metrics.unknown_key(UnknownKeyReason::NotFound);
+                    (None, RateLimits::NONE)
+                }
             };
         let now = self.now();
         let effective = match &record {
@@ -447,7 +573,10 @@ impl KeyManager {
                 limit,
                 retry_after,
                 reset,
-            } = self.limiter.acquire(record.id, &limits, now)
+            } = self
+                .limiter
+                .acquire(record.id, &limits, now, &self.metrics)
+                .await
         {
             verdict = Verdict::RateLimited {
                 limit,
@@ -456,13 +585,23 @@ impl KeyManager {
                 reset,
             };
         }
-        if let Some(record) = &record {
+        if let (true, Some(record)) = (self.metering, &record) {
             let code = match verdict.into_error(Some(record)) {
                 None => "valid",
                 Some(error) => error.code().reason(),
             };
+            // The database is consulted only when the caller named no country.
+            let country = context.country.or_else(|| {
+                let ip = context.client_ip?;
+                self.country_db.as_ref()?.country(ip)
+            });
+            let counted = Counted {
+                code,
+                country,
+                tag: context.tag.as_ref(),
+            };
             self.meter
-                .record(record.id, record.organization_id, code, now);
+                .record(record.id, record.organization_id, counted, now);
         }
         Ok(Verification {
             verdict,

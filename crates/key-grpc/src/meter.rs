@@ -9,36 +9,86 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use key_core::Error;
-use key_store::{Store, UsageCount};
+use key_store::{Dimension, FlushReport, KeyUse, Resolution, Store, UsageCount};
 use tokio::sync::Mutex as AsyncMutex;
 use uuid::Uuid;
+
+use crate::{context::Country, metrics::Metrics};
 
 /// How many independently locked shards the counts are spread over.
 const SHARDS: usize = 16;
 
-/// One hourly bucket: key, organization, hour start (seconds since the epoch), outcome code.
-type CountKey = (Uuid, Uuid, i64, &'static str);
+/// What one count is counted by. Copying one allocates nothing: a code is static, a country
+/// two bytes, and a tag a shared pointer to the request's text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Value {
+    Code(&'static str),
+    Country(Country),
+    Tag(Arc<str>),
+}
+
+/// One per-minute bucket: key, minute start (seconds since the epoch), counted value.
+type CountKey = (Uuid, i64, Value);
+
+/// One key's use since the last flush.
+#[derive(Debug, Clone)]
+struct KeyUseSoFar {
+    organization_id: Uuid,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    /// Few per key and batch: a linear search beats hashing.
+    countries: Vec<Country>,
+}
+
+impl KeyUseSoFar {
+    fn add_country(&mut self, country: Country) {
+        if !self.countries.contains(&country) {
+            self.countries.push(country);
+        }
+    }
+
+    fn absorb(&mut self, other: KeyUseSoFar) {
+        self.first = self.first.min(other.first);
+        self.last = self.last.max(other.last);
+        for country in other.countries {
+            self.add_country(country);
+        }
+    }
+}
+
+/// The usage context of one verification, as the meter counts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counted<'a> {
+    /// `valid` or the platform error code.
+    pub(crate) code: &'static str,
+    /// The client's country, given or looked up.
+    pub(crate) country: Option<Country>,
+    /// The route or operation.
+    pub(crate) tag: Option<&'a Arc<str>>,
+}
 
 #[derive(Debug, Default)]
 struct Shard {
     counts: HashMap<CountKey, i64>,
-    last_used: HashMap<Uuid, DateTime<Utc>>,
+    keys: HashMap<Uuid, KeyUseSoFar>,
 }
 
 impl Shard {
     fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.last_used.is_empty()
+        self.counts.is_empty() && self.keys.is_empty()
     }
 
     fn add(&mut self, key: CountKey, count: i64) {
         *self.counts.entry(key).or_insert(0) += count;
     }
 
-    fn touch(&mut self, key_id: Uuid, at: DateTime<Utc>) {
-        self.last_used
-            .entry(key_id)
-            .and_modify(|latest| *latest = (*latest).max(at))
-            .or_insert(at);
+    fn touch(&mut self, key_id: Uuid, key_use: KeyUseSoFar) {
+        match self.keys.get_mut(&key_id) {
+            Some(existing) => existing.absorb(key_use),
+            None => {
+                self.keys.insert(key_id, key_use);
+            }
+        }
     }
 }
 
@@ -51,8 +101,9 @@ struct Inner {
     flushing: Arc<AsyncMutex<()>>,
 }
 
-/// Verification counts in memory: per key, hour and outcome a count, and per key the latest
-/// use. Cheap to clone; clones share the counts. [`Meter::flush`] adds them to the store.
+/// Verification counts in memory: per key, minute and outcome (and country, and tag) a count,
+/// and per key its first and latest use and its countries. Cheap to clone; clones share the
+/// counts. [`Meter::flush`] adds them to the store.
 #[derive(Debug, Clone)]
 pub(crate) struct Meter {
     inner: Arc<Inner>,
@@ -80,30 +131,59 @@ impl Meter {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one verification of `key_id` (of `organization_id`) with outcome `code` at `at`.
-    /// Takes one shard lock briefly; allocates only when a new bucket appears.
+    /// Counts one verification of `key_id` (of `organization_id`) at `at`: its outcome, and
+    /// its country and tag when it had them. Takes one shard lock briefly; allocates only when
+    /// a new bucket or a new key appears.
     pub(crate) fn record(
         &self,
         key_id: Uuid,
         organization_id: Uuid,
-        code: &'static str,
+        counted: Counted<'_>,
         at: DateTime<Utc>,
     ) {
+        let minute = Resolution::Minute.bucket_start(at.timestamp());
         let mut shard = self.shard(key_id);
-        shard.add(
-            (key_id, organization_id, key_store::hour_start(at), code),
-            1,
-        );
-        shard.touch(key_id, at);
+        shard.add((key_id, minute, Value::Code(counted.code)), 1);
+        if let Some(country) = counted.country {
+            shard.add((key_id, minute, Value::Country(country)), 1);
+        }
+        if let Some(tag) = counted.tag {
+            shard.add((key_id, minute, Value::Tag(Arc::clone(tag))), 1);
+        }
+        match shard.keys.get_mut(&key_id) {
+            Some(key_use) => {
+                key_use.first = key_use.first.min(at);
+                key_use.last = key_use.last.max(at);
+                if let Some(country) = counted.country {
+                    key_use.add_country(country);
+                }
+            }
+            None => {
+                shard.keys.insert(
+                    key_id,
+                    KeyUseSoFar {
+                        organization_id,
+                        first: at,
+                        last: at,
+                        countries: counted.country.into_iter().collect(),
+                    },
+                );
+            }
+        }
     }
 
-    /// Takes every count out of memory and adds it to the store in one transaction. If the
-    /// write fails, the counts go back into memory for the next flush, and the error is
-    /// returned. Returns how many buckets were written.
+    /// Takes every count out of memory and adds it to the store in one transaction, then hands
+    /// what was written to `on_flushed` (the alert rules). If the write fails, the counts go
+    /// back into memory for the next flush, the failure is counted in `metrics`, and the error
+    /// is returned. Returns how many per-minute counts were written.
     ///
     /// The write runs in a task of its own: a caller that gives up waiting (a cancelled
     /// request) neither loses the counts nor interrupts the transaction.
-    pub(crate) async fn flush(&self) -> Result<usize, Error> {
+    pub(crate) async fn flush(
+        &self,
+        metrics: Metrics,
+        on_flushed: impl FnOnce(FlushReport) + Send + 'static,
+    ) -> Result<usize, Error> {
         let guard = Arc::clone(&self.inner.flushing).lock_owned().await;
         let taken = self.take();
         if taken.is_empty() {
@@ -112,34 +192,19 @@ impl Meter {
         let meter = self.clone();
         let write = tokio::spawn(async move {
             let _guard = guard;
-            let counts: Vec<UsageCount> = taken
-                .counts
-                .iter()
-                .map(
-                    |(&(key_id, organization_id, hour_start, code), &count)| UsageCount {
-                        key_id,
-                        organization_id,
-                        hour_start,
-                        code: code.to_owned(),
-                        count,
-                    },
-                )
-                .collect();
-            let last_used: Vec<(Uuid, DateTime<Utc>)> =
-                taken.last_used.iter().map(|(&k, &v)| (k, v)).collect();
-            match meter
-                .inner
-                .store
-                .record_usage_batch(&counts, &last_used)
-                .await
-            {
-                Ok(()) => Ok(counts.len()),
+            let (counts, uses) = to_store(&taken);
+            match meter.inner.store.record_usage_batch(&counts, &uses).await {
+                Ok(report) => {
+                    on_flushed(report);
+                    Ok(counts.len())
+                }
                 Err(error) => {
                     tracing::warn!(
-                        buckets = counts.len(),
+                        counts = counts.len(),
                         %error,
                         "usage flush failed; the counts are kept for the next flush"
                     );
+                    metrics.usage_flush_failure();
                     meter.merge(taken);
                     Err(Error::from(error))
                 }
@@ -161,13 +226,14 @@ impl Meter {
             if shard.is_empty() {
                 continue;
             }
-            let Shard { counts, last_used } = mem::take(&mut *shard);
+            let Shard { counts, keys } = mem::take(&mut *shard);
             drop(shard);
+            // Each key lives in one shard only, so the maps of two shards never overlap.
             if taken.is_empty() {
-                taken = Shard { counts, last_used };
+                taken = Shard { counts, keys };
             } else {
                 taken.counts.extend(counts);
-                taken.last_used.extend(last_used);
+                taken.keys.extend(keys);
             }
         }
         taken
@@ -178,8 +244,51 @@ impl Meter {
         for (key, count) in taken.counts {
             self.shard(key.0).add(key, count);
         }
-        for (key_id, at) in taken.last_used {
-            self.shard(key_id).touch(key_id, at);
+        for (key_id, key_use) in taken.keys {
+            self.shard(key_id).touch(key_id, key_use);
         }
     }
+}
+
+/// The store's form of a batch: per-minute counts with their values as text, and each key's
+/// use.
+fn to_store(taken: &Shard) -> (Vec<UsageCount>, Vec<KeyUse>) {
+    let counts = taken
+        .counts
+        .iter()
+        .filter_map(|((key_id, minute_start, value), &count)| {
+            // `record` and `merge` always keep a key's use next to its counts, in the same
+            // shard, so the lookup cannot miss.
+            let organization_id = taken.keys.get(key_id)?.organization_id;
+            let (dimension, value) = match value {
+                Value::Code(code) => (Dimension::Code, (*code).to_owned()),
+                Value::Country(country) => (Dimension::Country, country.as_str().to_owned()),
+                Value::Tag(tag) => (Dimension::Tag, tag.to_string()),
+            };
+            Some(UsageCount {
+                key_id: *key_id,
+                organization_id,
+                minute_start: *minute_start,
+                dimension,
+                value,
+                count,
+            })
+        })
+        .collect();
+    let uses = taken
+        .keys
+        .iter()
+        .map(|(&key_id, key_use)| KeyUse {
+            key_id,
+            organization_id: key_use.organization_id,
+            first_used_at: key_use.first,
+            last_used_at: key_use.last,
+            countries: key_use
+                .countries
+                .iter()
+                .map(|country| country.as_str().to_owned())
+                .collect(),
+        })
+        .collect();
+    (counts, uses)
 }

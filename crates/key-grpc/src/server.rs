@@ -11,7 +11,10 @@ use tokio::{
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{Error, KeyManager, auth::AuthLayer, service::KeyServiceImpl};
+use crate::{
+    Error, KeyManager, alerts::sweep_periodically, auth::AuthLayer, service::KeyServiceImpl,
+    webhooks::deliver_periodically,
+};
 
 /// The name health checks use for the key service.
 const KEY_SERVICE_NAME: &str = "keyrack.v1.KeyService";
@@ -55,8 +58,9 @@ impl GrpcServer {
 
     /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
     /// flight finish (for at most the drain timeout), then the usage counted in memory is
-    /// flushed, then this returns. While serving, a flusher task writes the usage counted in
-    /// memory every `KeyManager::flush_interval`.
+    /// flushed (and its alerts evaluated), then this returns. While serving, a flusher task
+    /// writes the usage counted in memory every `KeyManager::flush_interval`, and a sweeper
+    /// fires expiry and rotation alerts every `KeyManager::alert_sweep_interval`.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // The store was migrated before the server was built, so the key service can serve.
@@ -90,6 +94,10 @@ impl GrpcServer {
         };
         let (stop_flusher, flusher_stopped) = oneshot::channel::<()>();
         let flusher = tokio::spawn(flush_periodically(self.manager.clone(), flusher_stopped));
+        let (stop_webhooks, webhooks_stopped) = oneshot::channel::<()>();
+        let webhooks = tokio::spawn(deliver_periodically(self.manager.clone(), webhooks_stopped));
+        let (stop_sweeper, sweeper_stopped) = oneshot::channel::<()>();
+        let sweeper = tokio::spawn(sweep_periodically(self.manager.clone(), sweeper_stopped));
         let manager = self.manager.clone();
         let serve = tonic::transport::Server::builder()
             .layer(AuthLayer::new(self.manager.clone()))
@@ -110,6 +118,16 @@ impl GrpcServer {
         };
         // No more verifications are answered: stop the flusher (after the flush it may be
         // doing) and write whatever is left, even if serving failed.
+        // The webhook worker finishes (and records) the attempts it is making, then stops;
+        // deliveries not yet attempted stay pending in the store for the next start.
+        let _ = stop_webhooks.send(());
+        if let Err(error) = webhooks.await {
+            tracing::warn!(%error, "webhook worker task failed");
+        }
+        let _ = stop_sweeper.send(());
+        if let Err(error) = sweeper.await {
+            tracing::warn!(%error, "alert sweeper task failed");
+        }
         let _ = stop_flusher.send(());
         if let Err(error) = flusher.await {
             tracing::warn!(%error, "usage flusher task failed");
@@ -120,23 +138,41 @@ impl GrpcServer {
                 tracing::warn!(%error, "usage not flushed at shutdown; these counts are lost")
             }
         }
+        // The alerts of the last flushes are stored (and their deliveries queued) before
+        // this returns.
+        manager.alerts_idle().await;
         served?;
         tracing::info!("gRPC server stopped");
         Ok(())
     }
 }
 
-/// Flushes the manager's usage counts every flush interval until `stop` resolves. A flush
-/// under way when `stop` resolves finishes first.
+/// Flushes the manager's usage counts, and prunes its rate limit state, every flush interval
+/// until `stop` resolves. A flush under way when `stop` resolves finishes first.
 async fn flush_periodically(manager: KeyManager, mut stop: oneshot::Receiver<()>) {
     let mut ticker = tokio::time::interval(manager.flush_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Usage past its retention is pruned from the same loop every few minutes (not at once: a
+    // server that starts must answer first), in bounded batches.
+    let mut retention_ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + crate::RETENTION_INTERVAL,
+        crate::RETENTION_INTERVAL,
+    );
+    retention_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = retention_ticker.tick() => {
+                match manager.prune_usage().await {
+                    Ok(0) => {}
+                    Ok(rows) => tracing::info!(rows, "usage past its retention pruned"),
+                    Err(error) => tracing::warn!(%error, "pruning old usage failed"),
+                }
+            }
             _ = ticker.tick() => {
                 // A failed flush has logged itself and kept its counts for the next one.
                 let _ = manager.flush_usage().await;
+                manager.prune_rate_limit_state();
             }
         }
     }

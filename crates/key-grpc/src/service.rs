@@ -3,9 +3,6 @@
 //! from the [`Principal`] the authentication layer attached, and first asks the permission
 //! table (`key_core::PERMISSIONS`, through `auth::authorize`) whether the caller may.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use key_core::{
     Action, AuditAction, AuditOutcome, Error, KeyName, KeyState, KeyType, Scope, ScopeSet, Verdict,
     parse_expiry, within_role,
@@ -15,22 +12,20 @@ use key_store::KeyFilter;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    Actor, KeyManager, NewKeyRequest, Principal, RequestContext, alerts,
+    Actor, KeyManager, NewKeyRequest, Principal, RequestContext, VerifyContext, alerts,
     audit::audit_event,
     audit_log,
     auth::{authorize, authorized_key, check},
     convert::{
-        api_key, environment_from_proto, environment_to_proto, from_timestamp, key_type_to_proto,
-        parse_id, timestamp,
+        api_key, environment_from_proto, environment_to_proto, key_type_to_proto, parse_id,
+        timestamp,
     },
     organizations,
     paging::Page,
-    rotation, status_from_error, webhooks,
+    rotation, status_from_error, usage, webhooks,
 };
 
 const MAX_REVOKE_REASON_CHARS: usize = 500;
-const MAX_HOURLY_RANGE: TimeDelta = TimeDelta::days(31);
-const MAX_DAILY_RANGE: TimeDelta = TimeDelta::days(400);
 
 /// The KeyService implementation.
 #[derive(Debug, Clone)]
@@ -197,14 +192,16 @@ impl KeyService for KeyServiceImpl {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(status_from_error)?;
+        // Invalid context values are ignored (and counted), as if none were given.
+        let verify_context = VerifyContext::parse(
+            &request.client_ip,
+            &request.country,
+            &request.tag,
+            self.manager.metrics(),
+        );
         let verification = self
             .manager
-            // An invalid address is ignored, as if none were given.
-            .verify_request(
-                &request.key,
-                &required,
-                request.client_ip.trim().parse().ok(),
-            )
+            .verify_request(&request.key, &required, &verify_context)
             .await
             .map_err(status_from_error)?;
         let code = match verification.verdict {
@@ -616,123 +613,6 @@ impl KeyService for KeyServiceImpl {
     ) -> Reply<v1::ListUsageResponse> {
         let caller = principal(&request)?;
         let context = context(&request);
-        let request = request.into_inner();
-        let manager = &self.manager;
-        let store = manager.store();
-        // One key's usage: its member's, or `analytics:read`; the whole organization's:
-        // `analytics:read`. Another organization's key is as unknown as one that never existed.
-        let key_id = match request.key_id.as_str() {
-            "" => {
-                authorize(manager, &caller, &context, Action::ReadUsage, None).await?;
-                None
-            }
-            id => {
-                let id = parse_id("key_id", id).map_err(status_from_error)?;
-                authorized_key(manager, &caller, &context, id, Action::ReadUsage).await?;
-                Some(id)
-            }
-        };
-        let (bucket, max_range) = match v1::Granularity::try_from(request.granularity) {
-            Ok(v1::Granularity::Unspecified | v1::Granularity::Hour) => {
-                (TimeDelta::hours(1), MAX_HOURLY_RANGE)
-            }
-            Ok(v1::Granularity::Day) => (TimeDelta::days(1), MAX_DAILY_RANGE),
-            Ok(v1::Granularity::Minute) | Err(_) => {
-                return Err(status_from_error(Error::InvalidArgument {
-                    field: "granularity",
-                    message: format!("unknown granularity {}", request.granularity),
-                }));
-            }
-        };
-        let (start, end) = usage_range(&request, bucket, max_range, self.manager.now())
-            .map_err(status_from_error)?;
-        // The counts this process holds in memory, this request's own authentication included.
-        manager.flush_usage().await.map_err(status_from_error)?;
-        let rows = store
-            .usage(caller.organization_id, key_id, start, end)
-            .await
-            .map_err(|e| status_from_error(e.into()))?;
-        let last_used = store
-            .last_used(caller.organization_id, key_id)
-            .await
-            .map_err(|e| status_from_error(e.into()))?;
-
-        let mut buckets: BTreeMap<i64, v1::UsageBucket> = BTreeMap::new();
-        let bucket_seconds = bucket.num_seconds();
-        for row in rows {
-            let bucket_start = row.hour_start.div_euclid(bucket_seconds) * bucket_seconds;
-            let entry = buckets
-                .entry(bucket_start)
-                .or_insert_with(|| v1::UsageBucket {
-                    start_time: Some(prost_types::Timestamp {
-                        seconds: bucket_start,
-                        nanos: 0,
-                    }),
-                    ..Default::default()
-                });
-            if row.code == "valid" {
-                entry.succeeded += row.count;
-            } else {
-                entry.failed += row.count;
-                *entry.failed_by_code.entry(row.code).or_default() += row.count;
-            }
-        }
-        let buckets: Vec<_> = buckets.into_values().collect();
-        Ok(Response::new(v1::ListUsageResponse {
-            total_succeeded: buckets.iter().map(|b| b.succeeded).sum(),
-            total_failed: buckets.iter().map(|b| b.failed).sum(),
-            buckets,
-            last_used_time: last_used.map(timestamp),
-            summary: None,
-        }))
+        usage::list_usage(&self.manager, &caller, &context, request.into_inner()).await
     }
-}
-
-/// The validated `[start, end)` of a usage request. Defaults: end now, start one day (hourly)
-/// or 30 days (daily) earlier, both widened to whole buckets.
-fn usage_range(
-    request: &v1::ListUsageRequest,
-    bucket: TimeDelta,
-    max_range: TimeDelta,
-    now: DateTime<Utc>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), Error> {
-    let end = match &request.end_time {
-        Some(ts) => from_timestamp("end_time", ts)?,
-        None => now,
-    };
-    let default_span = if bucket == TimeDelta::hours(1) {
-        TimeDelta::days(1)
-    } else {
-        TimeDelta::days(30)
-    };
-    let start = match &request.start_time {
-        Some(ts) => from_timestamp("start_time", ts)?,
-        None => end - default_span,
-    };
-    let invalid = |message: &str| Error::InvalidArgument {
-        field: "start_time",
-        message: message.to_owned(),
-    };
-    if start >= end {
-        return Err(invalid("must be before end_time"));
-    }
-    if end - start > max_range {
-        return Err(invalid(if bucket == TimeDelta::hours(1) {
-            "hourly usage covers at most 31 days"
-        } else {
-            "daily usage covers at most 400 days"
-        }));
-    }
-    let start = start
-        .duration_trunc(bucket)
-        .map_err(|_| invalid("out of range"))?;
-    let end_floor = end
-        .duration_trunc(bucket)
-        .map_err(|_| invalid("out of range"))?;
-    let end = if end_floor == end {
-        end
-    } else {
-        end_floor + bucket
-    };
-    Ok((start, end))
 }

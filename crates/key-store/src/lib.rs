@@ -4,6 +4,7 @@
 //! PostgreSQL (production); the backend is picked by the database URL.
 
 mod activity;
+mod alerts;
 mod audit;
 mod connect;
 // sea-orm's derives generate `pub` items inside these crate-private modules.
@@ -15,12 +16,21 @@ mod members;
 mod migration;
 mod organizations;
 mod usage;
+mod usage_query;
+mod usage_retention;
+mod webhooks;
 
 pub use activity::{FlushReport, KeyActivity};
+pub use alerts::{AlertEvent, AlertEventFilter, AlertKey, PeriodCount};
 pub use audit::AuditFilter;
 pub use connect::Store;
 pub use error::Error;
 pub use keys::{KeyChanges, KeyFilter, KeyRotation, NewKey};
 pub use members::Member;
 pub use organizations::Organization;
-pub use usage::{UsageCount, UsageRow, hour_start};
+pub use usage::{Dimension, KeyUse, Resolution, UsageCount};
+pub use usage_query::{KeyOwner, UsageKeys, UsageRow};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryAttempt, DeliveryFilter, NewWebhookEndpoint, WebhookDelivery,
+    WebhookEndpoint, enqueue_webhook_deliveries,
+};

@@ -8,7 +8,12 @@ use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
-use crate::setup::{DatabaseConfig, Shutdown};
+use crate::{
+    limiter_args::LimiterArgs,
+    metrics_endpoint::MetricsArgs,
+    setup::{DatabaseConfig, Shutdown},
+    usage_args::UsageArgs,
+};
 
 /// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
 /// request needs.
@@ -48,6 +53,16 @@ struct ServeArgs {
     /// Seconds that requests in flight may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     drain_timeout_secs: u64,
+    /// Accept plain `http://` webhook endpoint URLs. For local development only: events would
+    /// cross the network unencrypted.
+    #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_HTTP")]
+    webhook_allow_http: bool,
+    #[command(flatten)]
+    usage: UsageArgs,
+    #[command(flatten)]
+    limiter: LimiterArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     #[command(flatten)]
     database: DatabaseConfig,
 }
@@ -136,7 +151,12 @@ async fn manager(database: &DatabaseConfig) -> anyhow::Result<KeyManager> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
-    let manager = manager(&args.database).await?;
+    let manager = args.usage.apply(manager(&args.database).await?)?;
+    let manager = args.limiter.apply(manager).await?;
+    let manager = manager.with_webhook_settings(key_grpc::WebhookSettings {
+        allow_http: args.webhook_allow_http,
+        ..key_grpc::WebhookSettings::default()
+    });
     if let Some((record, key)) = manager.bootstrap("default").await? {
         // Printed on stderr, once: the operator needs it to create every other key.
         eprintln!(
@@ -150,7 +170,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let server = GrpcServer::new(manager, listener)?
+    let server = GrpcServer::new(manager.clone(), listener)?
         .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
 
     // The gateway of this process reaches the gRPC service over loopback, like any client.
@@ -167,9 +187,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };
+    let metrics = args
+        .metrics
+        .bind(manager.metrics().clone())
+        .await?
+        .map(|endpoint| tokio::spawn(endpoint.run_until(shutdown.wait())));
     server.run_until(shutdown.wait()).await?;
     if let Some(gateway) = gateway {
         gateway.await??;
+    }
+    if let Some(metrics) = metrics {
+        metrics.await??;
     }
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! opens the store, and runs the server or a maintenance command.
 
 mod cli;
+mod limiter_args;
+mod metrics_endpoint;
 mod setup;
+mod usage_args;
 
 use clap::Parser;
 

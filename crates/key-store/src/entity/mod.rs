@@ -1,8 +1,13 @@
 //! One module per table. Column types are portable between SQLite and PostgreSQL.
 
+pub(crate) mod alert_event;
+pub(crate) mod alerting_key;
+pub(crate) mod alerting_organization;
 pub(crate) mod api_key;
 pub(crate) mod audit_event;
 pub(crate) mod member;
 pub(crate) mod organization;
 pub(crate) mod usage_bucket;
-pub(crate) mod usage_hourly;
+pub(crate) mod webhook_delivery;
+pub(crate) mod webhook_delivery_attempt;
+pub(crate) mod webhook_endpoint;

@@ -8,6 +8,7 @@ mod m20261128_000003_members_and_key_types;
 mod m20261128_000004_rate_limits;
 mod m20261128_000005_usage_buckets;
 mod m20261128_000006_alerts_and_webhooks;
+mod m20261128_000007_webhooks;
 
 pub(crate) struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_rate_limits::Migration),
             Box::new(m20261128_000005_usage_buckets::Migration),
             Box::new(m20261128_000006_alerts_and_webhooks::Migration),
+            Box::new(m20261128_000007_webhooks::Migration),
         ]
     }
 }

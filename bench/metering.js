@@ -45,7 +45,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
 }
 for (const name of ['bare', 'metered']) {
   // Thresholds on tagged metrics make k6 keep per-target figures for the summary below.
-  thresholds[`grpc_reqs{target:${name}}`] = ['count>0'];
+  thresholds[`iterations{target:${name}}`] = ['count>0'];
   thresholds[`grpc_req_duration{target:${name}}`] = ['p(99)>=0'];
 }
 
@@ -89,7 +89,7 @@ export function metered() {
 
 export function handleSummary(data) {
   const figures = (name) => {
-    const count = data.metrics[`grpc_reqs{target:${name}}`].values.count;
+    const count = data.metrics[`iterations{target:${name}}`].values.count;
     const duration = data.metrics[`grpc_req_duration{target:${name}}`].values;
     return { rps: count / (SECONDS * ROUNDS), p50: duration.med, p99: duration['p(99)'] };
   };

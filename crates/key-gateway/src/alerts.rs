@@ -5,7 +5,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::HeaderMap,
 };
 use key_proto::v1;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     ApiError,
-    body::{JsonBody, QueryParams},
+    body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
     upstream::{Upstream, forward},
 };
@@ -99,7 +99,7 @@ pub(crate) async fn reset_organization_alerts(
 pub(crate) async fn get_key_alerts(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<AlertsJson>, ApiError> {
     get(upstream, headers, id).await
 }
@@ -124,7 +124,7 @@ pub(crate) async fn get_key_alerts(
 pub(crate) async fn put_key_alerts(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(body): JsonBody<AlertsBody>,
 ) -> Result<Json<AlertsJson>, ApiError> {
     set(upstream, headers, id, body.alerts).await
@@ -147,7 +147,7 @@ pub(crate) async fn put_key_alerts(
 pub(crate) async fn reset_key_alerts(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<AlertsJson>, ApiError> {
     set(upstream, headers, id, None).await
 }

@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Query, Request},
+    extract::{FromRequest, FromRequestParts, Path, Query, Request},
     http::request::Parts,
 };
 use key_core::ErrorCode;
@@ -93,6 +93,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
             .map(|Query(value)| QueryParams(value))
             .map_err(|rejection| {
                 ApiError::invalid_request(format!("invalid query: {}", rejection.body_text()))
+            })
+    }
+}
+
+/// The `{id}` segment of a route. A segment that is not valid UTF-8 after percent-decoding
+/// (`%FF`) is answered in the platform's error shape, like every other malformed input.
+#[derive(Debug)]
+pub(crate) struct IdPath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdPath(id))
+            .map_err(|rejection| {
+                ApiError::invalid_request(format!("invalid id: {}", rejection.body_text()))
             })
     }
 }

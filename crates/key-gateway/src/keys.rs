@@ -2,14 +2,14 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
 use key_proto::v1;
 
 use crate::{
     ApiError,
-    body::{JsonBody, OptionalJsonBody, QueryParams},
+    body::{IdPath, JsonBody, OptionalJsonBody, QueryParams},
     error::ErrorBody,
     model::{
         ApiKeyJson, CreateKeyBody, CreatedKeyJson, KeyPageJson, ListKeysQuery, RevokeBody,
@@ -107,7 +107,7 @@ pub(crate) async fn list_keys(
 pub(crate) async fn get_key(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<ApiKeyJson>, ApiError> {
     let response = upstream
         .keys
@@ -136,7 +136,7 @@ pub(crate) async fn get_key(
 pub(crate) async fn revoke_key(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     OptionalJsonBody(body): OptionalJsonBody<RevokeBody>,
 ) -> Result<Json<ApiKeyJson>, ApiError> {
     let request = v1::RevokeKeyRequest {
@@ -172,7 +172,7 @@ pub(crate) async fn revoke_key(
 pub(crate) async fn rotate_key(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     OptionalJsonBody(body): OptionalJsonBody<RotateBody>,
 ) -> Result<(StatusCode, Json<RotatedKeyJson>), ApiError> {
     let response = upstream
@@ -207,7 +207,7 @@ pub(crate) async fn rotate_key(
 pub(crate) async fn update_key(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(body): JsonBody<UpdateKeyBody>,
 ) -> Result<Json<ApiKeyJson>, ApiError> {
     let response = upstream

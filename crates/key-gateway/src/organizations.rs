@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
 use key_proto::v1;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     ApiError,
-    body::{JsonBody, QueryParams},
+    body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
     model::{ApiKeyJson, ScopeName, required},
     upstream::{Upstream, forward},
@@ -204,7 +204,7 @@ pub(crate) async fn add_member(
 pub(crate) async fn update_member(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     JsonBody(body): JsonBody<UpdateMemberBody>,
 ) -> Result<Json<MemberJson>, ApiError> {
     let request = v1::UpdateMemberRequest {
@@ -237,7 +237,7 @@ pub(crate) async fn update_member(
 pub(crate) async fn remove_member(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<MemberJson>, ApiError> {
     let response = upstream
         .keys

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::{
     Json,
-    extract::{Path, RawQuery, State},
+    extract::{RawQuery, State},
     http::HeaderMap,
 };
 use key_proto::v1;
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::{
     ApiError,
+    body::IdPath,
     error::ErrorBody,
     upstream::{Upstream, forward},
 };
@@ -42,7 +43,7 @@ use crate::{
 pub(crate) async fn key_usage(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<UsageJson>, ApiError> {
     let query = UsageParams::parse(query.as_deref(), false)?;

@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderMap, StatusCode},
 };
 use key_proto::v1;
@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     ApiError,
-    body::{JsonBody, QueryParams},
+    body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
     upstream::{Upstream, forward},
 };
@@ -116,7 +116,7 @@ pub(crate) async fn list_webhook_endpoints(
 pub(crate) async fn delete_webhook_endpoint(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
     upstream
         .keys
@@ -144,7 +144,7 @@ pub(crate) async fn delete_webhook_endpoint(
 pub(crate) async fn rotate_webhook_secret(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<CreatedWebhookEndpointJson>, ApiError> {
     let response = upstream
         .keys

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{AlertPeriod, AlertRules, AlertType};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict, Query},
 };
 use uuid::Uuid;
@@ -395,7 +395,7 @@ impl Store {
             country: Set(event.country.clone()),
             dedup_key: Set(dedup_key.to_owned()),
         };
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let inserted = AlertEvents::insert(model)
             .on_conflict(
                 OnConflict::column(alert_event::Column::DedupKey)

@@ -6,7 +6,10 @@ use std::{
     time::Duration,
 };
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::{Error, migration::Migrator};
@@ -46,6 +49,20 @@ impl Store {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         Ok(Store { db, queries })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`), waiting for it under the busy timeout: a deferred transaction that
+    /// has read cannot become a writer once another connection has committed (SQLITE_BUSY, with
+    /// no wait), which would turn a busy moment into an internal error. PostgreSQL ignores the
+    /// mode. Every write transaction of the store starts here.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
     }
 
     /// Applies every pending migration.

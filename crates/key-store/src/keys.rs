@@ -5,7 +5,7 @@ use key_core::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -96,7 +96,7 @@ const ATTEMPTS: usize = 3;
 impl Store {
     /// Stores a new key and its audit event, in one transaction, and returns its record.
     pub async fn insert_key(&self, key: NewKey, audit: &AuditEvent) -> Result<KeyRecord, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let record = insert_key_in(&txn, key).await?;
         insert_audit_event_in(&txn, audit).await?;
         txn.commit().await?;
@@ -216,7 +216,7 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditEvent,
     ) -> Result<Option<KeyRecord>, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         ApiKeys::update_many()
             .col_expr(Column::RevokedAt, Expr::value(now))
             .col_expr(Column::RevokeReason, Expr::value(reason))
@@ -248,7 +248,7 @@ impl Store {
         plan: impl Fn(&KeyRecord) -> Result<KeyRotation, E>,
     ) -> Result<Option<(KeyRecord, KeyRecord)>, E> {
         for _ in 0..ATTEMPTS {
-            let txn = self.db.begin().await.map_err(Error::from)?;
+            let txn = self.begin_write().await.map_err(Error::from)?;
             let Some(old) = get_key_in(&txn, organization_id, id).await? else {
                 return Ok(None);
             };
@@ -307,7 +307,7 @@ impl Store {
         plan: impl Fn(&KeyRecord) -> Result<(KeyChanges, AuditEvent), E>,
     ) -> Result<Option<KeyRecord>, E> {
         for _ in 0..ATTEMPTS {
-            let txn = self.db.begin().await.map_err(Error::from)?;
+            let txn = self.begin_write().await.map_err(Error::from)?;
             let Some(current) = get_key_in(&txn, organization_id, id).await? else {
                 return Ok(None);
             };

@@ -3,7 +3,6 @@ use key_core::{AuditEvent, Role};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -65,7 +64,7 @@ impl Store {
         member: &Member,
         audit: &AuditEvent,
     ) -> Result<Option<Member>, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let model = member::ActiveModel {
             id: Set(member.id),
             organization_id: Set(member.organization_id),
@@ -105,7 +104,7 @@ impl Store {
         role: Role,
         plan: impl FnOnce(&Member) -> Result<AuditEvent, E>,
     ) -> Result<Option<Member>, E> {
-        let txn = self.db.begin().await.map_err(Error::from)?;
+        let txn = self.begin_write().await.map_err(Error::from)?;
         let Some(current) = get_member_in(&txn, organization_id, id).await? else {
             return Ok(None);
         };
@@ -135,7 +134,7 @@ impl Store {
         id: Uuid,
         plan: impl FnOnce(&Member) -> Result<AuditEvent, E>,
     ) -> Result<Option<Member>, E> {
-        let txn = self.db.begin().await.map_err(Error::from)?;
+        let txn = self.begin_write().await.map_err(Error::from)?;
         let Some(current) = get_member_in(&txn, organization_id, id).await? else {
             return Ok(None);
         };

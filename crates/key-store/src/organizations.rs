@@ -2,7 +2,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -107,7 +107,7 @@ impl Store {
         now: DateTime<Utc>,
         make_key: impl FnOnce(Uuid) -> Result<(NewKey, Vec<key_core::AuditEvent>), E>,
     ) -> Result<Option<(Organization, key_core::KeyRecord)>, E> {
-        let txn = self.db.begin().await.map_err(Error::from)?;
+        let txn = self.begin_write().await.map_err(Error::from)?;
         let Some(id) = insert_organization_if_absent(&txn, name, now).await? else {
             txn.rollback().await.map_err(Error::from)?;
             return Ok(None);
@@ -134,7 +134,7 @@ impl Store {
         audit: &key_core::AuditEvent,
     ) -> Result<Option<Organization>, Error> {
         let days = |delta: TimeDelta| i32::try_from(delta.num_days()).unwrap_or(i32::MAX);
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let updated = Organizations::update_many()
             .col_expr(
                 organization::Column::MaxKeyAgeDays,
@@ -224,7 +224,7 @@ impl Store {
         now: DateTime<Utc>,
         make_key: impl FnOnce(Uuid) -> (NewKey, key_core::AuditEvent),
     ) -> Result<Option<key_core::KeyRecord>, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let created = insert_organization_if_absent(&txn, name, now).await?;
         let Some(organization_id) = created else {
             txn.rollback().await?;

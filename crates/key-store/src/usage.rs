@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, OnConflict},
 };
 use uuid::Uuid;
@@ -156,17 +155,9 @@ impl Store {
         let mut uses: Vec<&KeyUse> = uses.iter().collect();
         uses.sort_by_key(|key_use| key_use.key_id);
 
-        // The transaction reads before it writes. On SQLite a deferred transaction that read
-        // cannot become a writer once another connection has committed (SQLITE_BUSY, with no
-        // wait); IMMEDIATE takes the write lock at BEGIN, waiting for it under the busy timeout.
-        // PostgreSQL ignores the mode.
-        let txn = self
-            .db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await?;
+        // The transaction reads before it writes: `begin_write` says why that needs the write
+        // lock from the start on SQLite.
+        let txn = self.begin_write().await?;
         let previous = previous_last_used(&txn, &uses).await?;
         let known_countries = known_countries(&txn, &uses).await?;
         write_rows(&txn, &rows).await?;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use key_core::DeliveryState;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -231,7 +231,7 @@ impl Store {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let deleted = Endpoints::update_many()
             .col_expr(EndpointColumn::DeletedAt, Expr::value(now))
             .filter(EndpointColumn::Id.eq(id))
@@ -396,7 +396,7 @@ impl Store {
         state: DeliveryState,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<bool, Error> {
-        let txn = self.db.begin().await?;
+        let txn = self.begin_write().await?;
         let model = webhook_delivery_attempt::ActiveModel {
             id: Set(Uuid::now_v7()),
             delivery_id: Set(delivery.id),

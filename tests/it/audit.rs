@@ -1,9 +1,12 @@
 //! The audit log through the public APIs: what each change and each refused admin call
 //! records, who may read it (ListAuditEvents and `GET /api/audit-events`), its filters and
-//! paging, and that no event ever holds key material.
+//! paging, and that no event ever holds key material or a webhook signing secret.
+
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{ApiKey, Pepper};
+use key_grpc::WebhookSettings;
 use key_proto::v1::{self, AuditOutcome};
 use key_store::AuditFilter;
 use prost_types::Timestamp;
@@ -12,7 +15,9 @@ use serde_json::Value;
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
-use crate::helpers::{Backend, TestApp, assert_status, authed, backends, spawn_app, start_time};
+use crate::helpers::{
+    Backend, TestApp, assert_status, authed, backends, spawn_app, spawn_app_configured, start_time,
+};
 
 const LIST_KEYS: &str = "/keyrack.v1.KeyService/ListKeys";
 const CREATE_KEY: &str = "/keyrack.v1.KeyService/CreateKey";
@@ -657,6 +662,380 @@ async fn invalid_filters_are_refused_naming_the_field() {
             status.message().contains("key.create") && status.message().contains("auth.denied"),
             "the message lists the actions: {}",
             status.message()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alert rules and webhook endpoints
+// ---------------------------------------------------------------------------------------------
+
+/// A server that accepts `http://` webhook URLs (the tests name a loopback address that never
+/// receives anything) and whose worker never polls during a test.
+async fn spawn_webhook_app(backend: &Backend) -> TestApp {
+    spawn_app_configured(backend, |manager| {
+        manager.with_webhook_settings(WebhookSettings {
+            allow_http: true,
+            poll_interval: Duration::from_secs(3600),
+            ..WebhookSettings::default()
+        })
+    })
+    .await
+}
+
+/// Runs `change` and returns the one event it added to the admin's log; fails if it added
+/// none or more than one.
+async fn the_event_of<F: Future>(app: &TestApp, change: F) -> (F::Output, v1::AuditEvent) {
+    let before = log(app, &app.admin_key).await;
+    let output = change.await;
+    let mut after = log(app, &app.admin_key).await;
+    assert_eq!(after.len(), before.len() + 1, "{after:#?}");
+    assert_eq!(after[1..], before[..], "only one event is new");
+    (output, after.remove(0))
+}
+
+/// Checks a successful change's event: by the admin key, in its organization, now.
+fn assert_change(
+    app: &TestApp,
+    event: &v1::AuditEvent,
+    action: &str,
+    (admin_id, organization): (&str, &str),
+    target: &str,
+) {
+    assert_eq!(event.action, action, "{event:#?}");
+    assert_eq!(event.actor_type, "key");
+    assert_eq!(event.actor_key_id, admin_id);
+    assert_eq!(event.organization_id, organization);
+    assert_eq!(event.target, target);
+    assert_eq!(event.outcome(), AuditOutcome::Success);
+    assert_eq!(event.reason, "");
+    assert_eq!(event.time, Some(ts(app.clock_now())));
+    assert!(
+        event.client_address.starts_with("127.0.0.1:"),
+        "{}",
+        event.client_address
+    );
+}
+
+async fn set_alert_rules(
+    app: &TestApp,
+    key_id: &str,
+    rules: Option<v1::AlertRules>,
+) -> Result<v1::SetAlertRulesResponse, Status> {
+    let request = v1::SetAlertRulesRequest {
+        key_id: key_id.into(),
+        clear: rules.is_none(),
+        rules,
+    };
+    app.client
+        .clone()
+        .set_alert_rules(authed(&app.admin_key, request))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn daily_usage_rules(threshold: i64) -> v1::AlertRules {
+    v1::AlertRules {
+        unusual_activity: false,
+        high_usage: Some(v1::AlertThreshold {
+            threshold,
+            period: v1::AlertPeriod::Daily.into(),
+        }),
+        failures: None,
+    }
+}
+
+#[tokio::test]
+async fn setting_and_clearing_alert_rules_records_one_event_each() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let admin_id = key_id(&app, &app.admin_key).await;
+        let organization = organization_of(&app, &app.admin_key).await;
+        let who = (admin_id.as_str(), organization.as_str());
+        let key = app
+            .create_key("chat", &["chat"], "")
+            .await
+            .api_key
+            .unwrap()
+            .id;
+
+        // The organization's rules: the target is the organization.
+        app.clock.advance(TimeDelta::minutes(1));
+        let (set, event) = the_event_of(
+            &app,
+            set_alert_rules(&app, "", Some(daily_usage_rules(10_000))),
+        )
+        .await;
+        set.unwrap();
+        assert_change(&app, &event, "alert_rules.update", who, &organization);
+
+        // A key's own rules, then clearing them: the target is the key, each time.
+        app.clock.advance(TimeDelta::minutes(1));
+        let (set, event) = the_event_of(
+            &app,
+            set_alert_rules(&app, &key, Some(daily_usage_rules(5))),
+        )
+        .await;
+        set.unwrap();
+        assert_change(&app, &event, "alert_rules.update", who, &key);
+        app.clock.advance(TimeDelta::minutes(1));
+        let (cleared, event) = the_event_of(&app, set_alert_rules(&app, &key, None)).await;
+        assert_eq!(
+            cleared.unwrap().source(),
+            v1::AlertRulesSource::Organization
+        );
+        assert_change(&app, &event, "alert_rules.update", who, &key);
+
+        // Resetting the organization to the defaults is a change too.
+        app.clock.advance(TimeDelta::minutes(1));
+        let (cleared, event) = the_event_of(&app, set_alert_rules(&app, "", None)).await;
+        assert_eq!(cleared.unwrap().source(), v1::AlertRulesSource::Default);
+        assert_change(&app, &event, "alert_rules.update", who, &organization);
+
+        // The action filter finds exactly these four, newest first.
+        let updates = list_all(
+            &app,
+            &app.admin_key,
+            v1::ListAuditEventsRequest {
+                action: "alert_rules.update".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let targets: Vec<&str> = updates.iter().map(|event| event.target.as_str()).collect();
+        assert_eq!(targets, [&organization, &key, &key, &organization]);
+        let by_target = list_all(
+            &app,
+            &app.admin_key,
+            v1::ListAuditEventsRequest {
+                target: key.clone(),
+                action: "alert_rules.update".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(by_target.len(), 2, "{by_target:#?}");
+    }
+}
+
+#[tokio::test]
+async fn alert_rules_set_on_an_unknown_key_record_nothing() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let organization = organization_of(&app, &app.admin_key).await;
+        let other = app.other_organization_admin("acme").await;
+        let theirs = app
+            .client
+            .clone()
+            .create_key(authed(
+                &other,
+                v1::CreateKeyRequest {
+                    name: "theirs".into(),
+                    scopes: vec!["chat".into()],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_key
+            .unwrap()
+            .id;
+        let before = stored(&app, &organization).await;
+
+        // A key that does not exist, and another organization's: both NOT_FOUND, no event.
+        for id in [uuid::Uuid::now_v7().to_string(), theirs] {
+            for rules in [Some(daily_usage_rules(1)), None] {
+                let status = set_alert_rules(&app, &id, rules).await.unwrap_err();
+                assert_status(&status, Code::NotFound, "not_found", None);
+            }
+        }
+        assert_eq!(stored(&app, &organization).await, before);
+
+        // The store itself: a key gone by the time of the write leaves neither the rules nor
+        // the event that would have described them.
+        let organization_id: uuid::Uuid = organization.parse().unwrap();
+        let missing = uuid::Uuid::now_v7();
+        let event = key_core::AuditEvent {
+            id: uuid::Uuid::now_v7(),
+            time: app.clock_now(),
+            organization_id: Some(organization_id),
+            actor_key_id: None,
+            actor_type: key_core::ActorType::Operator,
+            action: key_core::AuditAction::AlertRulesUpdate,
+            target: missing.to_string(),
+            outcome: key_core::AuditOutcome::Success,
+            reason: None,
+            client_address: None,
+            request_id: None,
+        };
+        let found = app
+            .manager
+            .store()
+            .set_key_alert_rules(
+                organization_id,
+                missing,
+                Some(&key_core::AlertRules::DEFAULT),
+                &event,
+            )
+            .await
+            .unwrap();
+        assert!(!found);
+        assert_eq!(stored(&app, &organization).await, before);
+    }
+}
+
+async fn create_endpoint(app: &TestApp, url: &str) -> v1::CreateWebhookEndpointResponse {
+    app.client
+        .clone()
+        .create_webhook_endpoint(authed(
+            &app.admin_key,
+            v1::CreateWebhookEndpointRequest {
+                url: url.into(),
+                description: "alerts to ops".into(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn rotate_secret(app: &TestApp, id: &str) -> Result<v1::RotateWebhookSecretResponse, Status> {
+    app.client
+        .clone()
+        .rotate_webhook_secret(authed(
+            &app.admin_key,
+            v1::RotateWebhookSecretRequest { id: id.into() },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn delete_endpoint(app: &TestApp, id: &str) -> Result<(), Status> {
+    app.client
+        .clone()
+        .delete_webhook_endpoint(authed(
+            &app.admin_key,
+            v1::DeleteWebhookEndpointRequest { id: id.into() },
+        ))
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn webhook_endpoint_changes_record_one_event_each() {
+    for backend in backends() {
+        let app = spawn_webhook_app(&backend).await;
+        let admin_id = key_id(&app, &app.admin_key).await;
+        let organization = organization_of(&app, &app.admin_key).await;
+        let who = (admin_id.as_str(), organization.as_str());
+
+        app.clock.advance(TimeDelta::minutes(1));
+        let (created, event) =
+            the_event_of(&app, create_endpoint(&app, "http://127.0.0.1:9/hooks")).await;
+        let id = created.webhook_endpoint.unwrap().id;
+        assert_change(&app, &event, "webhook_endpoint.create", who, &id);
+
+        app.clock.advance(TimeDelta::minutes(1));
+        let (rotated, event) = the_event_of(&app, rotate_secret(&app, &id)).await;
+        rotated.unwrap();
+        assert_change(&app, &event, "webhook_endpoint.rotate_secret", who, &id);
+
+        app.clock.advance(TimeDelta::minutes(1));
+        let (deleted, event) = the_event_of(&app, delete_endpoint(&app, &id)).await;
+        deleted.unwrap();
+        assert_change(&app, &event, "webhook_endpoint.delete", who, &id);
+
+        // What does not happen is not recorded: the deleted endpoint can be neither rotated
+        // nor deleted again, and an endpoint that never existed neither.
+        let before = stored(&app, &organization).await;
+        for id in [id.clone(), uuid::Uuid::now_v7().to_string()] {
+            let status = rotate_secret(&app, &id).await.unwrap_err();
+            assert_status(&status, Code::NotFound, "not_found", None);
+            let status = delete_endpoint(&app, &id).await.unwrap_err();
+            assert_status(&status, Code::NotFound, "not_found", None);
+        }
+        assert_eq!(stored(&app, &organization).await, before);
+
+        // The endpoint's history, through the target filter, newest first.
+        let history = list_all(
+            &app,
+            &app.admin_key,
+            v1::ListAuditEventsRequest {
+                target: id.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let actions: Vec<&str> = history.iter().map(|event| event.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "webhook_endpoint.delete",
+                "webhook_endpoint.rotate_secret",
+                "webhook_endpoint.create"
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_events_never_contain_a_webhook_signing_secret() {
+    for backend in backends() {
+        let app = spawn_webhook_app(&backend).await;
+        let organization = organization_of(&app, &app.admin_key).await;
+
+        // Every secret there has been: two creations, three rotations.
+        let mut secrets = Vec::new();
+        let mut ids = Vec::new();
+        for url in ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"] {
+            let created = create_endpoint(&app, url).await;
+            secrets.push(created.signing_secret);
+            ids.push(created.webhook_endpoint.unwrap().id);
+        }
+        for id in [&ids[0], &ids[0], &ids[1]] {
+            secrets.push(rotate_secret(&app, id).await.unwrap().signing_secret);
+        }
+        delete_endpoint(&app, &ids[1]).await.unwrap();
+        assert!(
+            secrets.iter().all(|secret| secret.starts_with("whsec_")),
+            "{} secrets",
+            secrets.len()
+        );
+        // The whole secret, and its random part alone.
+        let needles: Vec<&str> = secrets
+            .iter()
+            .flat_map(|secret| [secret.as_str(), &secret["whsec_".len()..]])
+            .collect();
+        let assert_clean = |what: &str, text: &str| {
+            assert!(!text.contains("whsec_"), "{what} holds a secret: {text}");
+            for needle in &needles {
+                assert!(!text.contains(needle), "{what} holds a secret: {text}");
+            }
+        };
+
+        let events = log(&app, &app.admin_key).await;
+        let webhook_events = events
+            .iter()
+            .filter(|event| event.action.starts_with("webhook_endpoint."))
+            .count();
+        assert_eq!(webhook_events, 6, "{events:#?}");
+        assert_clean("the gRPC audit events", &format!("{events:?}"));
+
+        let response = http()
+            .get(format!("{}/api/audit-events?pageSize=1000", app.http))
+            .bearer_auth(&app.admin_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let text = response.text().await.unwrap();
+        assert!(text.contains("webhook_endpoint.rotate_secret"), "{text}");
+        assert_clean("the REST audit JSON", &text);
+
+        assert_clean(
+            "the stored audit rows",
+            &format!("{:?}", stored(&app, &organization).await),
         );
     }
 }

@@ -27,11 +27,21 @@ pub enum AuditAction {
     MemberUpdate,
     /// `member.remove`
     MemberRemove,
+    /// `alert_rules.update`: an organization's or a key's alert rules set or cleared. The
+    /// target is the key id, or the organization id for the organization's own rules.
+    AlertRulesUpdate,
+    /// `webhook_endpoint.create`
+    WebhookEndpointCreate,
+    /// `webhook_endpoint.delete`
+    WebhookEndpointDelete,
+    /// `webhook_endpoint.rotate_secret`: an endpoint's signing secret replaced. The event
+    /// names the endpoint, never the secret.
+    WebhookSecretRotate,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 14] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
@@ -42,6 +52,10 @@ impl AuditAction {
         AuditAction::MemberAdd,
         AuditAction::MemberUpdate,
         AuditAction::MemberRemove,
+        AuditAction::AlertRulesUpdate,
+        AuditAction::WebhookEndpointCreate,
+        AuditAction::WebhookEndpointDelete,
+        AuditAction::WebhookSecretRotate,
     ];
 
     /// The action's name in the log.
@@ -57,6 +71,10 @@ impl AuditAction {
             AuditAction::MemberAdd => "member.add",
             AuditAction::MemberUpdate => "member.update",
             AuditAction::MemberRemove => "member.remove",
+            AuditAction::AlertRulesUpdate => "alert_rules.update",
+            AuditAction::WebhookEndpointCreate => "webhook_endpoint.create",
+            AuditAction::WebhookEndpointDelete => "webhook_endpoint.delete",
+            AuditAction::WebhookSecretRotate => "webhook_endpoint.rotate_secret",
         }
     }
 
@@ -138,7 +156,8 @@ pub struct AuditEvent {
     pub actor_type: ActorType,
     /// What was attempted.
     pub action: AuditAction,
-    /// What it was done to: a key, organization or member id, or a refused RPC's method.
+    /// What it was done to: a key, organization, member or webhook endpoint id, or a refused
+    /// RPC's method.
     pub target: String,
     /// Whether it happened.
     pub outcome: AuditOutcome,
@@ -165,6 +184,10 @@ mod tests {
         assert_eq!(
             AuditAction::parse("organization.policy.update"),
             Some(AuditAction::OrganizationPolicyUpdate)
+        );
+        assert_eq!(
+            AuditAction::parse("webhook_endpoint.rotate_secret"),
+            Some(AuditAction::WebhookSecretRotate)
         );
         let mut names: Vec<_> = AuditAction::ALL.map(AuditAction::as_str).into();
         names.sort_unstable();

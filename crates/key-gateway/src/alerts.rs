@@ -3,11 +3,7 @@
 //! {"threshold": 10000, "period": "daily"}, "failures": {...}}}`), their test, and the alert
 //! events.
 
-use axum::{
-    Json,
-    extract::State,
-    http::HeaderMap,
-};
+use axum::{Json, extract::State, http::HeaderMap};
 use key_proto::v1;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

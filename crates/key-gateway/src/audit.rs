@@ -67,7 +67,8 @@ pub(crate) struct AuditQuery {
     page_size: Option<i32>,
     /// `nextPageToken` of the previous page.
     page_token: Option<String>,
-    /// Only events about this target: a key id, or a refused call's gRPC method.
+    /// Only events about this target: a key, organization, member or webhook endpoint id, or a
+    /// refused call's gRPC method.
     target: Option<String>,
     /// Only events by this key.
     actor_key_id: Option<String>,
@@ -121,10 +122,11 @@ pub(crate) struct AuditEventJson {
     /// `key`, `operator` or `anonymous`.
     #[schema(example = "key")]
     actor_type: String,
-    /// `key.create`, `key.rotate`, `key.update`, `key.revoke` or `auth.denied`.
+    /// One of the actions the `action` filter accepts, e.g. `key.create`, `alert_rules.update`,
+    /// `webhook_endpoint.rotate_secret` or `auth.denied`.
     #[schema(example = "key.create")]
     action: String,
-    /// A key id, or a refused call's gRPC method.
+    /// A key, organization, member or webhook endpoint id, or a refused call's gRPC method.
     target: String,
     /// `success` or `denied`.
     #[schema(example = "success")]

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{AlertPeriod, AlertRules, AlertType};
+use key_core::{AlertPeriod, AlertRules, AlertType, AuditEvent};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     Dimension, Error, Resolution, Store,
+    audit::insert_audit_event_in,
     entity::{
         alert_event::{self, Entity as AlertEvents},
         alerting_key::{self, Entity as AlertingKeys},
@@ -166,19 +167,24 @@ impl Store {
     }
 
     /// Replaces the alert rules of `organization_id`; `None` returns it to Keyrack's defaults.
+    /// The change and `audit` are written in one transaction.
     pub async fn set_organization_alert_rules(
         &self,
         organization_id: Uuid,
         rules: Option<&AlertRules>,
+        audit: &AuditEvent,
     ) -> Result<(), Error> {
+        let txn = self.begin_write().await?;
         AlertingOrganizations::update_many()
             .col_expr(
                 alerting_organization::Column::AlertRules,
                 Expr::value(rules.map(AlertRules::format)),
             )
             .filter(alerting_organization::Column::Id.eq(organization_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        insert_audit_event_in(&txn, audit).await?;
+        txn.commit().await?;
         Ok(())
     }
 
@@ -198,13 +204,16 @@ impl Store {
     }
 
     /// Sets (or, with `None`, removes) the own alert rules of the key `id` of
-    /// `organization_id`. Returns whether there is such a key.
+    /// `organization_id`, and writes `audit` in the same transaction. Returns whether there is
+    /// such a key; when there is none, nothing is written, not even the event.
     pub async fn set_key_alert_rules(
         &self,
         organization_id: Uuid,
         id: Uuid,
         rules: Option<&AlertRules>,
+        audit: &AuditEvent,
     ) -> Result<bool, Error> {
+        let txn = self.begin_write().await?;
         let updated = AlertingKeys::update_many()
             .col_expr(
                 alerting_key::Column::AlertRules,
@@ -212,9 +221,15 @@ impl Store {
             )
             .filter(alerting_key::Column::Id.eq(id))
             .filter(alerting_key::Column::OrganizationId.eq(organization_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        Ok(updated.rows_affected > 0)
+        if updated.rows_affected == 0 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        insert_audit_event_in(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(true)
     }
 
     /// The keys `ids` (of any organization) as alerting sees them, in one query per 500.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use key_core::DeliveryState;
+use key_core::{AuditEvent, DeliveryState};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, sea_query::Expr,
@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     Error, Store,
+    audit::insert_audit_event_in,
     entity::{
         webhook_delivery::{self, Column as DeliveryColumn, Entity as Deliveries},
         webhook_delivery_attempt::{self, Column as AttemptColumn, Entity as Attempts},
@@ -171,10 +172,11 @@ pub async fn enqueue_webhook_deliveries<C: ConnectionTrait>(
 }
 
 impl Store {
-    /// Stores a new endpoint and returns it.
+    /// Stores a new endpoint and `audit`, in one transaction, and returns the endpoint.
     pub async fn insert_webhook_endpoint(
         &self,
         endpoint: NewWebhookEndpoint,
+        audit: &AuditEvent,
     ) -> Result<WebhookEndpoint, Error> {
         let model = webhook_endpoint::ActiveModel {
             id: Set(endpoint.id),
@@ -186,9 +188,12 @@ impl Store {
             secret_rotated_at: Set(endpoint.created_at),
             deleted_at: Set(None),
         };
+        let txn = self.begin_write().await?;
         Endpoints::insert(model)
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
+        insert_audit_event_in(&txn, audit).await?;
+        txn.commit().await?;
         Ok(WebhookEndpoint {
             id: endpoint.id,
             organization_id: endpoint.organization_id,
@@ -223,13 +228,15 @@ impl Store {
             .collect())
     }
 
-    /// Deletes the live endpoint `id` of `organization_id` at `now` and marks its pending
-    /// deliveries failed, in one transaction. `false` if there is no such endpoint.
+    /// Deletes the live endpoint `id` of `organization_id` at `now`, marks its pending
+    /// deliveries failed and writes `audit`, in one transaction. `false` (and nothing written)
+    /// if there is no such endpoint.
     pub async fn delete_webhook_endpoint(
         &self,
         organization_id: Uuid,
         id: Uuid,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<bool, Error> {
         let txn = self.begin_write().await?;
         let deleted = Endpoints::update_many()
@@ -244,35 +251,43 @@ impl Store {
             return Ok(false);
         }
         abandon_pending_in(&txn, id).await?;
+        insert_audit_event_in(&txn, audit).await?;
         txn.commit().await?;
         Ok(true)
     }
 
     /// Replaces the signing secret of the live endpoint `id` of `organization_id` with
-    /// `sealed_secret`, set at `now`. `None` if there is no such endpoint.
+    /// `sealed_secret`, set at `now`, and writes `audit`, in one transaction. `None` (and
+    /// nothing written) if there is no such endpoint.
     pub async fn rotate_webhook_secret(
         &self,
         organization_id: Uuid,
         id: Uuid,
         sealed_secret: Vec<u8>,
         now: DateTime<Utc>,
+        audit: &AuditEvent,
     ) -> Result<Option<WebhookEndpoint>, Error> {
+        let txn = self.begin_write().await?;
         let updated = Endpoints::update_many()
             .col_expr(EndpointColumn::SealedSecret, Expr::value(sealed_secret))
             .col_expr(EndpointColumn::SecretRotatedAt, Expr::value(now))
             .filter(EndpointColumn::Id.eq(id))
             .filter(EndpointColumn::OrganizationId.eq(organization_id))
             .filter(EndpointColumn::DeletedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if updated.rows_affected == 0 {
+            txn.rollback().await?;
             return Ok(None);
         }
-        Ok(Endpoints::find_by_id(id)
+        let endpoint = Endpoints::find_by_id(id)
             .filter(EndpointColumn::OrganizationId.eq(organization_id))
-            .one(&self.db)
+            .one(&txn)
             .await?
-            .map(endpoint_from_model))
+            .map(endpoint_from_model);
+        insert_audit_event_in(&txn, audit).await?;
+        txn.commit().await?;
+        Ok(endpoint)
     }
 
     /// Up to `limit` deliveries of `organization_id`, newest first, after the delivery `after`,

@@ -1,8 +1,11 @@
 //! GetAlertRules, SetAlertRules, TestAlertRules and ListAlertEvents. A request naming a key acts
 //! on that key of the caller's organization (another organization's is `NOT_FOUND`), with the
 //! permission of the key's owner (`OwnMemberOr`); one naming none acts on the organization.
+//! SetAlertRules writes its `alert_rules.update` audit event in the change's own transaction.
 
-use key_core::{Action, Alert, AlertRules, AlertRulesSource, Error};
+use key_core::{
+    Action, Alert, AlertRules, AlertRulesSource, AuditAction, AuditEvent, AuditOutcome, Error,
+};
 use key_proto::v1;
 use key_store::{AlertEventFilter, AlertKey};
 use tonic::{Response, Status};
@@ -17,7 +20,8 @@ use super::{
     fire::{Firing, fire},
 };
 use crate::{
-    KeyManager, Principal, RequestContext,
+    Actor, KeyManager, Principal, RequestContext,
+    audit::audit_event,
     auth::{authorize, authorized_key},
     convert::{parse_id, timestamp},
     paging::Page,
@@ -119,8 +123,9 @@ pub(crate) async fn set_alert_rules(
     let key = match named {
         None => {
             authorize(manager, caller, context, Action::ManageAlerts, None).await?;
+            let audit = rules_event(manager, caller, context, caller.organization_id);
             store
-                .set_organization_alert_rules(caller.organization_id, rules.as_ref())
+                .set_organization_alert_rules(caller.organization_id, rules.as_ref(), &audit)
                 .await
                 .map_err(internal)?;
             tracing::info!(organization_id = %caller.organization_id, set_by = %caller.key_id, cleared = rules.is_none(), "organization alert rules set");
@@ -128,8 +133,9 @@ pub(crate) async fn set_alert_rules(
         }
         Some(id) => {
             let mut key = permitted_key(manager, caller, context, id, Action::ManageAlerts).await?;
+            let audit = rules_event(manager, caller, context, id);
             let found = store
-                .set_key_alert_rules(caller.organization_id, id, rules.as_ref())
+                .set_key_alert_rules(caller.organization_id, id, rules.as_ref(), &audit)
                 .await
                 .map_err(internal)?;
             if !found {
@@ -145,6 +151,26 @@ pub(crate) async fn set_alert_rules(
         rules: Some(rules_to_proto(&rules)),
         source: source_to_proto(source).into(),
     }))
+}
+
+/// The `alert_rules.update` event of a set or clear by `caller`: `target` is the key, or the
+/// organization for its own rules. The store writes it in the change's transaction.
+fn rules_event(
+    manager: &KeyManager,
+    caller: &Principal,
+    context: &RequestContext,
+    target: Uuid,
+) -> AuditEvent {
+    audit_event(
+        &Actor::Key(caller.clone()),
+        Some(caller.organization_id),
+        AuditAction::AlertRulesUpdate,
+        target.to_string(),
+        AuditOutcome::Success,
+        None,
+        context,
+        manager.now(),
+    )
 }
 
 pub(crate) async fn test_alert_rules(

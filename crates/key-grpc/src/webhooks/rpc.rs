@@ -5,10 +5,14 @@
 //! A signing secret's plaintext exists once, in the create or rotate response: it is drawn here,
 //! sealed for the store, and dropped. Another organization's endpoint is `NOT_FOUND`, exactly
 //! like one that does not exist.
+//!
+//! Create, delete and rotate write their audit event in the change's own transaction. The event
+//! names the endpoint by id only, so the log never holds a secret.
 
+use chrono::{DateTime, Utc};
 use key_core::{
-    Action, DeliveryState, Error, SigningSecret, WebhookSecretCipher, WebhookUrl,
-    parse_webhook_description,
+    Action, AuditAction, AuditEvent, AuditOutcome, DeliveryState, Error, SigningSecret,
+    WebhookSecretCipher, WebhookUrl, parse_webhook_description,
 };
 use key_proto::v1;
 use key_store::{DeliveryFilter, NewWebhookEndpoint, WebhookDelivery, WebhookEndpoint};
@@ -16,7 +20,8 @@ use tonic::{Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    KeyManager, Principal, RequestContext,
+    Actor, KeyManager, Principal, RequestContext,
+    audit::audit_event,
     auth::authorize,
     convert::{duration, timestamp},
     paging::Page,
@@ -38,16 +43,21 @@ pub(crate) async fn create_webhook_endpoint(
     let description = parse_webhook_description(&request.description).map_err(status_from_error)?;
     let id = Uuid::now_v7();
     let (secret, sealed_secret) = draw_secret(manager, id).map_err(status_from_error)?;
+    let now = manager.now();
+    let audit = endpoint_event(caller, context, AuditAction::WebhookEndpointCreate, id, now);
     let endpoint = manager
         .store()
-        .insert_webhook_endpoint(NewWebhookEndpoint {
-            id,
-            organization_id: caller.organization_id,
-            url: url.as_str().to_owned(),
-            description,
-            sealed_secret,
-            created_at: manager.now(),
-        })
+        .insert_webhook_endpoint(
+            NewWebhookEndpoint {
+                id,
+                organization_id: caller.organization_id,
+                url: url.as_str().to_owned(),
+                description,
+                sealed_secret,
+                created_at: now,
+            },
+            &audit,
+        )
         .await
         .map_err(|e| status_from_error(e.into()))?;
     tracing::info!(webhook_endpoint_id = %id, organization_id = %caller.organization_id, "webhook endpoint created");
@@ -88,9 +98,11 @@ pub(crate) async fn delete_webhook_endpoint(
 ) -> Reply<v1::DeleteWebhookEndpointResponse> {
     authorize(manager, caller, context, Action::ManageWebhooks, None).await?;
     let id = endpoint_id("id", &request.id).map_err(status_from_error)?;
+    let now = manager.now();
+    let audit = endpoint_event(caller, context, AuditAction::WebhookEndpointDelete, id, now);
     let deleted = manager
         .store()
-        .delete_webhook_endpoint(caller.organization_id, id, manager.now())
+        .delete_webhook_endpoint(caller.organization_id, id, now, &audit)
         .await
         .map_err(|e| status_from_error(e.into()))?;
     if !deleted {
@@ -111,9 +123,11 @@ pub(crate) async fn rotate_webhook_secret(
     authorize(manager, caller, context, Action::ManageWebhooks, None).await?;
     let id = endpoint_id("id", &request.id).map_err(status_from_error)?;
     let (secret, sealed_secret) = draw_secret(manager, id).map_err(status_from_error)?;
+    let now = manager.now();
+    let audit = endpoint_event(caller, context, AuditAction::WebhookSecretRotate, id, now);
     let endpoint = manager
         .store()
-        .rotate_webhook_secret(caller.organization_id, id, sealed_secret, manager.now())
+        .rotate_webhook_secret(caller.organization_id, id, sealed_secret, now, &audit)
         .await
         .map_err(|e| status_from_error(e.into()))?
         .ok_or_else(|| status_from_error(Error::NotFound("webhook endpoint")))?;
@@ -185,6 +199,27 @@ fn parse_delivery_query(
             state,
         },
     ))
+}
+
+/// The audit event of a change by `caller` to the endpoint `id`. It names the endpoint and
+/// nothing else about it: never its secret (plaintext or sealed), nor its URL.
+fn endpoint_event(
+    caller: &Principal,
+    context: &RequestContext,
+    action: AuditAction,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> AuditEvent {
+    audit_event(
+        &Actor::Key(caller.clone()),
+        Some(caller.organization_id),
+        action,
+        id.to_string(),
+        AuditOutcome::Success,
+        None,
+        context,
+        now,
+    )
 }
 
 /// A new signing secret for the endpoint `id`, and its sealed form for the store.

@@ -10,6 +10,8 @@
 mod alerts;
 mod audit;
 mod auth;
+mod bench;
+mod cache;
 mod cli;
 mod context;
 mod examples;

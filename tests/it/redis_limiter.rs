@@ -72,7 +72,7 @@ fn remote_up(manager: &KeyManager) -> bool {
 }
 
 /// The value of the sample `name` (without labels) in a scrape's `text`.
-fn sample(text: &str, name: &str) -> Option<String> {
+pub(crate) fn sample(text: &str, name: &str) -> Option<String> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .map(str::to_owned)
@@ -422,14 +422,14 @@ async fn serve_starts_without_redis_and_moves_to_it_once_it_answers() {
 }
 
 /// The address in a `… <what> address=…` log line, if `line` is that line.
-fn logged_address(line: &str, what: &str) -> Option<String> {
+pub(crate) fn logged_address(line: &str, what: &str) -> Option<String> {
     let after = &line[line.find(what)? + what.len()..];
     let value = &after[after.find("address=")? + "address=".len()..];
     Some(value.split_whitespace().next()?.to_owned())
 }
 
 /// `served`'s stderr once it contains `text`.
-async fn wait_for_log(served: &LoggedChild, text: &str) -> String {
+pub(crate) async fn wait_for_log(served: &LoggedChild, text: &str) -> String {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let stderr = served.stderr();
@@ -442,7 +442,7 @@ async fn wait_for_log(served: &LoggedChild, text: &str) -> String {
 }
 
 /// `GET /metrics` at `address`, checked for its status and content type.
-async fn scrape_metrics(address: &str) -> String {
+pub(crate) async fn scrape_metrics(address: &str) -> String {
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let response = client
         .get(format!("http://{address}/metrics"))

@@ -148,7 +148,15 @@ mod tests {
             VerifyContext::parse("", "", "", &metrics),
             VerifyContext::default()
         );
-        assert!(!metrics.render().contains("verify_context_invalid_total{"));
+        let text = metrics.render();
+        for field in ["client_ip", "country", "tag"] {
+            assert!(
+                text.contains(&format!(
+                    "keyrack_verify_context_invalid_total{{field=\"{field}\"}} 0"
+                )),
+                "{text}"
+            );
+        }
         let longest = "x".repeat(MAX_TAG_LEN);
         assert!(is_valid_tag(&longest));
         assert!(!is_valid_tag(&format!("{longest}x")));

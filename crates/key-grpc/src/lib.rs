@@ -13,6 +13,7 @@ mod context;
 mod convert;
 mod error;
 mod geoip;
+mod key_cache;
 mod limiter;
 mod manager;
 mod meter;
@@ -34,6 +35,10 @@ pub use auth::Principal;
 pub use context::{Country, MAX_TAG_LEN, VerifyContext};
 pub use error::Error;
 pub use geoip::CountryDb;
+pub use key_cache::{
+    DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,
+    DEFAULT_NEGATIVE_CACHE_TTL, KeyCacheSettings,
+};
 pub use limiter::{
     BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_MAX_TRACKED_ADDRESSES, LocalLimiter, RateLimiter, STREAK_IDLE_TIMEOUT,

@@ -8,9 +8,9 @@ use std::{
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
-    ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyName, KeyRecord,
-    KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, RateDecision, RateLimits, Scope,
-    ScopeSet, Verdict, effective_scopes, verify_effective,
+    ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyDigest, KeyName,
+    KeyRecord, KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, RateDecision,
+    RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::{
     audit::audit_event,
     context::VerifyContext,
     geoip::CountryDb,
+    key_cache::{CachedKey, KeyCache, KeyCacheSettings, Lookup},
     limiter::{BruteForceGuard, RateLimiter},
     meter::{Counted, Meter},
     metrics::{Metrics, UnknownKeyReason},
@@ -50,6 +51,7 @@ pub struct KeyManager {
     metrics: Metrics,
     webhooks: WebhookRuntime,
     alerts: AlertRuntime,
+    key_cache: Arc<KeyCache>,
 }
 
 /// A validated request for a new key.
@@ -89,8 +91,9 @@ pub struct Rotation {
 pub struct Verification {
     /// The verdict.
     pub verdict: Verdict,
-    /// The key's record, when a stored key matched the presented one.
-    pub record: Option<KeyRecord>,
+    /// The key's record, when a stored key matched the presented one (shared with the key
+    /// cache, so a cached verification copies no record).
+    pub record: Option<Arc<KeyRecord>>,
     /// What the key may do now: its scopes, limited for a personal key by its member's current
     /// role. Empty when the key is unknown or its member is gone.
     pub scopes: ScopeSet,
@@ -99,7 +102,7 @@ pub struct Verification {
 impl Verification {
     /// The verdict as a domain error, or `None` when valid.
     pub fn error(&self) -> Option<Error> {
-        self.verdict.into_error(self.record.as_ref())
+        self.verdict.into_error(self.record.as_deref())
     }
 }
 
@@ -127,7 +130,45 @@ impl KeyManager {
             metrics: Metrics::new(),
             webhooks: WebhookRuntime::default(),
             alerts: AlertRuntime::default(),
+            key_cache: Arc::new(KeyCache::default()),
         }
+    }
+
+    /// Caches key records for verification as `settings` say (`KeyCacheSettings::default()`
+    /// otherwise: a million keys for 5 s, a hundred thousand unknown digests for 60 s).
+    /// `KeyCacheSettings::DISABLED`, or a zero `ttl`, reads the store at every verification.
+    pub fn with_key_cache(mut self, settings: KeyCacheSettings) -> KeyManager {
+        self.key_cache = Arc::new(KeyCache::new(settings));
+        self
+    }
+
+    /// Draws keys and secrets from `rng` instead of the source given to `new`. Tests use it to
+    /// know a key before it is issued.
+    pub fn with_random_source(mut self, rng: Arc<dyn RandomSource>) -> KeyManager {
+        self.rng = rng;
+        self
+    }
+
+    /// How many keys, and how many unknown digests, this process has cached.
+    pub fn cached_keys(&self) -> (usize, usize) {
+        (self.key_cache.len(), self.key_cache.unknown_len())
+    }
+
+    /// Drops the key stored under `digest` from the key cache. Called after every change to a
+    /// key that may alter its verdict (revoke, rotate, update) was written.
+    pub(crate) fn forget_key(&self, digest: &KeyDigest) {
+        self.key_cache.forget(digest);
+    }
+
+    /// Drops every cached key. Called after a change that may alter the verdict of many keys
+    /// (a member's role or removal, an organization's policy) was written.
+    pub(crate) fn forget_all_keys(&self) {
+        self.key_cache.forget_all();
+    }
+
+    /// Forgets that `digest` matched no key, once a key with that digest was stored.
+    pub(crate) fn key_created(&self, digest: &KeyDigest) {
+        self.key_cache.key_created(digest);
     }
 
     /// Sweeps for keys about to expire or due for rotation every `interval` while a server
@@ -303,8 +344,10 @@ impl KeyManager {
             Actor::Operator | Actor::Anonymous => None,
         };
         let new_key = self.new_key(organization_id, &key, request, created_by);
+        let digest = new_key.digest;
         let audit = self.created_event(&new_key, actor, context);
         let record = self.store.insert_key(new_key, &audit).await?;
+        self.key_created(&digest);
         Ok((record, key))
     }
 
@@ -388,7 +431,10 @@ impl KeyManager {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner())
             .ok_or_else(|| Error::Internal("a rotation stored no successor key".to_owned()))?;
-        let (old, new) = rotated;
+        let ((old, old_digest), new) = rotated;
+        // The old key's expiry (or revocation) changed.
+        self.forget_key(&old_digest);
+        self.key_created(&self.pepper.digest(&key));
         Ok(Rotation { old, new, key })
     }
 
@@ -403,7 +449,8 @@ impl KeyManager {
         context: &RequestContext,
     ) -> Result<KeyRecord, Error> {
         let now = self.now();
-        self.store
+        let (record, digest) = self
+            .store
             .update_key(organization_id, id, |current| {
                 current.check_updatable()?;
                 let audit = audit_event(
@@ -419,7 +466,9 @@ impl KeyManager {
                 Ok::<_, Error>((changes.clone(), audit))
             })
             .await?
-            .ok_or(Error::NotFound("key"))
+            .ok_or(Error::NotFound("key"))?;
+        self.forget_key(&digest);
+        Ok(record)
     }
 
     /// Creates organization `name` with one admin key, unless the organization exists. Returns
@@ -446,6 +495,9 @@ impl KeyManager {
                 (new_key, audit)
             })
             .await?;
+        if created.is_some() {
+            self.key_created(&self.pepper.digest(&key));
+        }
         Ok(created.map(|record| (record, key)))
     }
 
@@ -476,11 +528,12 @@ impl KeyManager {
     /// Decides whether `presented` may act under every scope of `required`, and counts the
     /// verification against the key, in memory, when the key is known.
     ///
-    /// A malformed key is rejected without touching the database. An organization key takes
-    /// one lookup; a personal key two more (its member and the organization's role scopes), as
-    /// its effective scopes are its own limited by its member's current role, and a removed
-    /// member's keys are invalid. Nothing is written: the count is kept in memory until the next
-    /// flush (`flush_usage`).
+    /// A malformed key is rejected without touching the database. A key in the key cache (or a
+    /// digest in its negative cache) takes no lookup either. Otherwise an organization key
+    /// takes one lookup; a personal key two more (its member and the organization's role
+    /// scopes), as its effective scopes are its own limited by its member's current role, and
+    /// a removed member's keys are invalid; what was read is cached. Nothing is written: the
+    /// count is kept in memory until the next flush (`flush_usage`).
     ///
     /// No rate limit applies here: this is how admin RPCs authenticate their caller (an
     /// operator must not be locked out of revoking a key by that key's traffic). VerifyKey
@@ -550,24 +603,31 @@ impl KeyManager {
                 scopes: ScopeSet::EMPTY,
             });
         };
-        let found = self
-            .store
-            .find_key_by_digest(&self.pepper.digest(&key))
-            .await?;
-        let (record, limits) =
-            match found.filter(|(_, stored, _)| self.pepper.matches(&key, stored)) {
-                Some((record, _, limits)) => (Some(record), limits),
-                None => {
-                    self.metrics.unknown_key(UnknownKeyReason::NotFound);
-                    (None, RateLimits::NONE)
-                }
-            };
+        let digest = self.pepper.digest(&key);
         let now = self.now();
-        let effective = match &record {
-            Some(record) => self.effective_scopes(record, now).await?,
-            None => None,
+        let known = match self.key_cache.lookup(&digest, now) {
+            Lookup::Known(cached) => {
+                self.metrics.key_cache_hit();
+                Some(cached)
+            }
+            Lookup::Unknown => {
+                self.metrics.key_cache_negative_hit();
+                None
+            }
+            Lookup::Miss => {
+                self.metrics.key_cache_miss();
+                self.read_key(&key, digest, now).await?
+            }
         };
-        let mut verdict = verify_effective(record.as_ref(), effective, required, now);
+        let (record, limits, effective) = match known {
+            Some(cached) => (Some(cached.record), cached.limits, cached.effective),
+            None => {
+                self.metrics.unknown_key(UnknownKeyReason::NotFound);
+                (None, RateLimits::NONE, None)
+            }
+        };
+        // Judged now, from the record: a cached key expires at its expiry instant.
+        let mut verdict = verify_effective(record.as_deref(), effective, required, now);
         if let (true, Verdict::Valid, Some(record)) = (limited, verdict, &record)
             && let RateDecision::Limited {
                 limit,
@@ -586,7 +646,7 @@ impl KeyManager {
             };
         }
         if let (true, Some(record)) = (self.metering, &record) {
-            let code = match verdict.into_error(Some(record)) {
+            let code = match verdict.into_error(Some(record.as_ref())) {
                 None => "valid",
                 Some(error) => error.code().reason(),
             };
@@ -608,6 +668,33 @@ impl KeyManager {
             record,
             scopes: effective.unwrap_or(ScopeSet::EMPTY),
         })
+    }
+
+    /// Reads the key `key` (whose digest is `digest`) from the store and caches what was read,
+    /// or that no key has this digest. `None` for an unknown key.
+    async fn read_key(
+        &self,
+        key: &ApiKey,
+        digest: KeyDigest,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CachedKey>, Error> {
+        // Noted before the read: a change written meanwhile keeps this read out of the cache.
+        let epoch = self.key_cache.epoch();
+        let found = self.store.find_key_by_digest(&digest).await?;
+        let Some((record, _, limits)) =
+            found.filter(|(_, stored, _)| self.pepper.matches(key, stored))
+        else {
+            self.key_cache.remember_unknown(digest, epoch, now);
+            return Ok(None);
+        };
+        let effective = self.effective_scopes(&record, now).await?;
+        let cached = CachedKey {
+            record: Arc::new(record),
+            limits,
+            effective,
+        };
+        self.key_cache.remember(digest, cached.clone(), epoch, now);
+        Ok(Some(cached))
     }
 
     /// What `record` may do now: see `key_core::effective_scopes`. `None` for a personal key

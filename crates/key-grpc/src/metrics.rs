@@ -23,6 +23,22 @@ pub enum UnknownKeyReason {
     Blocked,
 }
 
+const fn reason_name(reason: UnknownKeyReason) -> &'static str {
+    match reason {
+        UnknownKeyReason::Malformed => "malformed",
+        UnknownKeyReason::NotFound => "not_found",
+        UnknownKeyReason::Blocked => "blocked",
+    }
+}
+
+const fn field_name(field: ContextField) -> &'static str {
+    match field {
+        ContextField::ClientIp => "client_ip",
+        ContextField::Country => "country",
+        ContextField::Tag => "tag",
+    }
+}
+
 /// Which field of a verification's context was ignored.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum ContextField {
@@ -63,14 +79,21 @@ pub struct Metrics {
 #[derive(Debug)]
 struct Inner {
     registry: Registry,
-    unknown_key_verifications: Family<ReasonLabel, Counter>,
-    invalid_context: Family<FieldLabel, Counter>,
+    /// One counter per `UnknownKeyReason`, taken out of their family once: incrementing one is
+    /// a single atomic add, without the family's lock (a flood of random keys increments these
+    /// at full rate).
+    unknown_key_verifications: [Counter; 3],
+    /// One counter per `ContextField`, for the same reason.
+    invalid_context: [Counter; 3],
     brute_force_blocks: Counter,
     limiter_fallbacks: Counter,
     limiter_remote_up: Gauge,
     usage_flush_failures: Counter,
     alert_events: Family<TypeLabel, Counter>,
     webhook_attempts: Family<OutcomeLabel, Counter>,
+    key_cache_hits: Counter,
+    key_cache_misses: Counter,
+    key_cache_negative_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -89,12 +112,36 @@ impl Metrics {
             "Verifications of keys that match no stored key (malformed, not found, or refused by the brute-force guard)",
             unknown_key_verifications.clone(),
         );
+        let unknown_key_verifications = [
+            UnknownKeyReason::Malformed,
+            UnknownKeyReason::NotFound,
+            UnknownKeyReason::Blocked,
+        ]
+        .map(|reason| {
+            unknown_key_verifications
+                .get_or_create(&ReasonLabel {
+                    reason: reason_name(reason),
+                })
+                .clone()
+        });
         let invalid_context = Family::<FieldLabel, Counter>::default();
         registry.register(
             "verify_context_invalid",
             "VerifyKey context values (client_ip, country, tag) ignored because they were invalid",
             invalid_context.clone(),
         );
+        let invalid_context = [
+            ContextField::ClientIp,
+            ContextField::Country,
+            ContextField::Tag,
+        ]
+        .map(|field| {
+            invalid_context
+                .get_or_create(&FieldLabel {
+                    field: field_name(field),
+                })
+                .clone()
+        });
         let brute_force_blocks = Counter::default();
         registry.register(
             "brute_force_blocks",
@@ -131,6 +178,24 @@ impl Metrics {
             "Webhook delivery attempts, by outcome (succeeded, failed)",
             webhook_attempts.clone(),
         );
+        let key_cache_hits = Counter::default();
+        registry.register(
+            "key_cache_hits",
+            "Verifications of well-formed keys answered from the in-process key cache, without a database read",
+            key_cache_hits.clone(),
+        );
+        let key_cache_misses = Counter::default();
+        registry.register(
+            "key_cache_misses",
+            "Verifications of well-formed keys that read the database (not cached, or cached too long ago)",
+            key_cache_misses.clone(),
+        );
+        let key_cache_negative_hits = Counter::default();
+        registry.register(
+            "key_cache_negative_hits",
+            "Verifications of well-formed keys refused as unknown from the negative cache, without a database read",
+            key_cache_negative_hits.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -142,34 +207,21 @@ impl Metrics {
                 usage_flush_failures,
                 alert_events,
                 webhook_attempts,
+                key_cache_hits,
+                key_cache_misses,
+                key_cache_negative_hits,
             }),
         }
     }
 
     /// Counts a verification of an unknown key.
     pub fn unknown_key(&self, reason: UnknownKeyReason) {
-        let reason = match reason {
-            UnknownKeyReason::Malformed => "malformed",
-            UnknownKeyReason::NotFound => "not_found",
-            UnknownKeyReason::Blocked => "blocked",
-        };
-        self.inner
-            .unknown_key_verifications
-            .get_or_create(&ReasonLabel { reason })
-            .inc();
+        self.inner.unknown_key_verifications[reason as usize].inc();
     }
 
     /// Counts a context value that was ignored.
     pub fn invalid_context(&self, field: ContextField) {
-        let field = match field {
-            ContextField::ClientIp => "client_ip",
-            ContextField::Country => "country",
-            ContextField::Tag => "tag",
-        };
-        self.inner
-            .invalid_context
-            .get_or_create(&FieldLabel { field })
-            .inc();
+        self.inner.invalid_context[field as usize].inc();
     }
 
     /// Counts an address blocked by the brute-force guard.
@@ -209,6 +261,30 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a verification answered from the key cache.
+    pub fn key_cache_hit(&self) {
+        self.inner.key_cache_hits.inc();
+    }
+
+    /// Counts a verification that read the store for its key.
+    pub fn key_cache_miss(&self) {
+        self.inner.key_cache_misses.inc();
+    }
+
+    /// Counts a verification refused from the negative cache.
+    pub fn key_cache_negative_hit(&self) {
+        self.inner.key_cache_negative_hits.inc();
+    }
+
+    /// The key cache's hits, misses and negative hits so far.
+    pub fn key_cache_counts(&self) -> (u64, u64, u64) {
+        (
+            self.inner.key_cache_hits.get(),
+            self.inner.key_cache_misses.get(),
+            self.inner.key_cache_negative_hits.get(),
+        )
+    }
+
     /// How many decisions the local limiter took in place of the shared one.
     pub fn limiter_fallbacks(&self) -> u64 {
         self.inner.limiter_fallbacks.get()
@@ -216,15 +292,7 @@ impl Metrics {
 
     /// How many verifications of unknown keys were counted for `reason`.
     pub fn unknown_keys(&self, reason: UnknownKeyReason) -> u64 {
-        let reason = match reason {
-            UnknownKeyReason::Malformed => "malformed",
-            UnknownKeyReason::NotFound => "not_found",
-            UnknownKeyReason::Blocked => "blocked",
-        };
-        self.inner
-            .unknown_key_verifications
-            .get_or_create(&ReasonLabel { reason })
-            .get()
+        self.inner.unknown_key_verifications[reason as usize].get()
     }
 
     /// Every counter in the Prometheus text exposition format.

@@ -60,6 +60,7 @@ pub(crate) async fn create_organization(
         )
     };
     let mut issued = None;
+    let mut issued_digest = None;
     let created = manager
         .store()
         .create_organization(name.as_str(), now, |organization_id| {
@@ -95,6 +96,7 @@ pub(crate) async fn create_organization(
                 ),
             ];
             issued = Some(key);
+            issued_digest = Some(new_key.digest);
             Ok::<_, Error>((new_key, events))
         })
         .await
@@ -105,6 +107,9 @@ pub(crate) async fn create_organization(
             name.as_str()
         ))));
     };
+    if let Some(digest) = &issued_digest {
+        manager.key_created(digest);
+    }
     let key = issued.ok_or_else(|| {
         status_from_error(Error::Internal(
             "an organization was created without its first key".to_owned(),
@@ -182,6 +187,8 @@ pub(crate) async fn update_organization_policy(
         .await
         .map_err(|e| status_from_error(e.into()))?
         .ok_or_else(|| status_from_error(Error::NotFound("organization")))?;
+    // Role scopes and default rate limits feed the verdicts of the organization's keys.
+    manager.forget_all_keys();
     tracing::info!(
         organization_id = %organization.id,
         updated_by = %caller.key_id,
@@ -337,6 +344,8 @@ pub(crate) async fn update_member(
     let member = judged(manager, caller, context, updated)
         .await?
         .ok_or_else(|| status_from_error(Error::NotFound("member")))?;
+    // The member's personal keys are limited by the new role from their next verification.
+    manager.forget_all_keys();
     tracing::info!(member_id = %member.id, role = member.role.as_str(), updated_by = %caller.key_id, "member updated");
     Ok(Response::new(v1::UpdateMemberResponse {
         member: Some(member_to_proto(&member)),
@@ -371,6 +380,8 @@ pub(crate) async fn remove_member(
     let member = judged(manager, caller, context, removed)
         .await?
         .ok_or_else(|| status_from_error(Error::NotFound("member")))?;
+    // The member's personal keys fail from their next verification.
+    manager.forget_all_keys();
     tracing::info!(member_id = %member.id, removed_by = %caller.key_id, "member removed");
     Ok(Response::new(v1::RemoveMemberResponse {
         member: Some(member_to_proto(&member)),

@@ -399,13 +399,15 @@ impl KeyService for KeyServiceImpl {
             &context,
             now,
         );
-        let record = self
+        let (record, digest) = self
             .manager
             .store()
             .revoke_key(caller.organization_id, id, reason, now, &audit)
             .await
             .map_err(|e| status_from_error(e.into()))?
             .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
+        // The next verification of this key in this process must see the revocation.
+        self.manager.forget_key(&digest);
         tracing::info!(key_id = %record.id, revoked_by = %caller.key_id, "key revoked");
         Ok(Response::new(v1::RevokeKeyResponse {
             api_key: Some(api_key(&record, now, &policy)),

@@ -118,14 +118,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let stored = KeyDigest::from_slice(&model.digest).ok_or_else(|| Error::Corrupt {
-            table: "api_keys",
-            detail: format!(
-                "key {} has a digest of {} bytes",
-                model.id,
-                model.digest.len()
-            ),
-        })?;
+        let stored = stored_digest(&model)?;
         let default = RateLimits::parse(
             "default_rate_limits",
             organization
@@ -207,7 +200,8 @@ impl Store {
 
     /// Revokes the key `id` of `organization_id` at `now`, with its audit event, in one
     /// transaction. Revoking a revoked key keeps its first revocation time and reason. `None`
-    /// (and no event) if there is no such key.
+    /// (and no event) if there is no such key. The key's digest comes back with its record, so
+    /// the caller can drop the key from a cache of verifications without another read.
     pub async fn revoke_key(
         &self,
         organization_id: Uuid,
@@ -215,7 +209,7 @@ impl Store {
         reason: Option<String>,
         now: DateTime<Utc>,
         audit: &AuditEvent,
-    ) -> Result<Option<KeyRecord>, Error> {
+    ) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
         let txn = self.begin_write().await?;
         ApiKeys::update_many()
             .col_expr(Column::RevokedAt, Expr::value(now))
@@ -225,7 +219,7 @@ impl Store {
             .filter(Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
-        let record = get_key_in(&txn, organization_id, id).await?;
+        let record = get_key_with_digest_in(&txn, organization_id, id).await?;
         if record.is_some() {
             insert_audit_event_in(&txn, audit).await?;
         }
@@ -238,15 +232,16 @@ impl Store {
     /// Rotates the key `id` of `organization_id` in one transaction: `plan` decides, from the
     /// old key's record, the successor, the old key's new expiry (or its revocation) and the
     /// audit events, or refuses with its own error; the store inserts the successor, links the
-    /// two keys and appends the events. Returns the old and the new record, or `None` if there
-    /// is no such key.
+    /// two keys and appends the events. Returns the old record with its digest (its expiry
+    /// changed, so a cache of verifications must drop it) and the new record, or `None` if
+    /// there is no such key.
     pub async fn rotate_key<E: From<Error>>(
         &self,
         organization_id: Uuid,
         id: Uuid,
         now: DateTime<Utc>,
         plan: impl Fn(&KeyRecord) -> Result<KeyRotation, E>,
-    ) -> Result<Option<(KeyRecord, KeyRecord)>, E> {
+    ) -> Result<Option<((KeyRecord, KeyDigest), KeyRecord)>, E> {
         for _ in 0..ATTEMPTS {
             let txn = self.begin_write().await.map_err(Error::from)?;
             let Some(old) = get_key_in(&txn, organization_id, id).await? else {
@@ -285,7 +280,7 @@ impl Store {
             for event in &rotation.audit {
                 insert_audit_event_in(&txn, event).await?;
             }
-            let old = get_key_in(&txn, organization_id, id).await?;
+            let old = get_key_with_digest_in(&txn, organization_id, id).await?;
             let new = get_key_in(&txn, organization_id, successor_id).await?;
             txn.commit().await.map_err(Error::from)?;
             return match (old, new) {
@@ -298,14 +293,14 @@ impl Store {
 
     /// Changes the key `id` of `organization_id` in one transaction: `plan` decides, from its
     /// record, the changes and the audit event, or refuses with its own error. Returns the
-    /// updated record, or `None` if there is no such key. A revoked or rotated key is never
-    /// changed, whatever `plan` says.
+    /// updated record with its digest (for a cache of verifications to drop it), or `None` if
+    /// there is no such key. A revoked or rotated key is never changed, whatever `plan` says.
     pub async fn update_key<E: From<Error>>(
         &self,
         organization_id: Uuid,
         id: Uuid,
         plan: impl Fn(&KeyRecord) -> Result<(KeyChanges, AuditEvent), E>,
-    ) -> Result<Option<KeyRecord>, E> {
+    ) -> Result<Option<(KeyRecord, KeyDigest)>, E> {
         for _ in 0..ATTEMPTS {
             let txn = self.begin_write().await.map_err(Error::from)?;
             let Some(current) = get_key_in(&txn, organization_id, id).await? else {
@@ -339,7 +334,7 @@ impl Store {
                 continue;
             }
             insert_audit_event_in(&txn, &audit).await?;
-            let record = get_key_in(&txn, organization_id, id).await?;
+            let record = get_key_with_digest_in(&txn, organization_id, id).await?;
             txn.commit().await.map_err(Error::from)?;
             return record.map(Some).ok_or_else(|| vanished(id).into());
         }
@@ -372,6 +367,34 @@ pub(crate) async fn get_key_in(
         .await?
         .map(record_from_model)
         .transpose()
+}
+
+/// [`get_key_in`], with the key's stored digest.
+async fn get_key_with_digest_in(
+    db: &impl ConnectionTrait,
+    organization_id: Uuid,
+    id: Uuid,
+) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
+    let Some(model) = ApiKeys::find_by_id(id)
+        .filter(Column::OrganizationId.eq(organization_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let digest = stored_digest(&model)?;
+    Ok(Some((record_from_model(model)?, digest)))
+}
+
+fn stored_digest(model: &api_key::Model) -> Result<KeyDigest, Error> {
+    KeyDigest::from_slice(&model.digest).ok_or_else(|| Error::Corrupt {
+        table: "api_keys",
+        detail: format!(
+            "key {} has a digest of {} bytes",
+            model.id,
+            model.digest.len()
+        ),
+    })
 }
 
 pub(crate) async fn insert_key_in(

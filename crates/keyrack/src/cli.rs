@@ -9,6 +9,7 @@ use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
 use crate::{
+    cache_args::CacheArgs,
     limiter_args::LimiterArgs,
     metrics_endpoint::MetricsArgs,
     setup::{DatabaseConfig, Shutdown},
@@ -30,7 +31,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the service: applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
-    Serve(ServeArgs),
+    // Boxed: its options outweigh the other commands' many times over.
+    Serve(Box<ServeArgs>),
     /// Runs the REST gateway alone, in front of a KeyService elsewhere.
     Gateway(GatewayArgs),
     /// Applies pending database migrations and exits.
@@ -59,6 +61,8 @@ struct ServeArgs {
     webhook_allow_http: bool,
     #[command(flatten)]
     usage: UsageArgs,
+    #[command(flatten)]
+    key_cache: CacheArgs,
     #[command(flatten)]
     limiter: LimiterArgs,
     #[command(flatten)]
@@ -118,7 +122,7 @@ enum AdminKeyCommand {
 impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Gateway(args) => gateway(args).await,
             Command::Migrate(database) => {
                 database.open_store().await?;
@@ -153,6 +157,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
     let manager = args.usage.apply(manager(&args.database).await?)?;
     let manager = args.limiter.apply(manager).await?;
+    let manager = args.key_cache.apply(manager);
     let manager = manager.with_webhook_settings(key_grpc::WebhookSettings {
         allow_http: args.webhook_allow_http,
         ..key_grpc::WebhookSettings::default()

@@ -1,6 +1,7 @@
 //! `keyrack`: the API-key service. A thin shell over the libraries: it reads configuration,
 //! opens the store, and runs the server or a maintenance command.
 
+mod cache_args;
 mod cli;
 mod limiter_args;
 mod metrics_endpoint;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Measures gRPC VerifyKey against the Health/Check of the same server with key-bench
+# (crates/key-bench): the same client, the same HTTP/2 connections, alternating rounds.
+# Builds keyrack and key-bench in release mode, starts `keyrack serve` on a fresh SQLite data
+# directory on loopback ports (metrics off), creates a chat key through the REST API, then runs
+# key-bench twice: closed loop (maximum throughput), then open loop at half the VerifyKey
+# throughput the closed loop measured. With FLOOD set (a fraction, e.g. 0.5), both runs add a
+# phase where that fraction of VerifyKey requests carry random well-formed keys.
+# Figures go to stdout and, as JSON, to bench/results/verify-{closed,open}.json.
+# Usage: bench/verify.sh [SECONDS] [ROUNDS] [CONCURRENCY] [CONNECTIONS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+seconds=${1:-5}
+rounds=${2:-3}
+concurrency=${3:-16}
+connections=${4:-4}
+
+cargo build --release -q -p keyrack -p key-bench
+mkdir -p bench/results
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+data=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+"$bin/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --metrics-listen off \
+  --data-dir "$data" --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
+pid=$!
+for _ in $(seq 1 100); do
+  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
+  sleep 0.1
+done
+grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
+http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
+admin=$(grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
+  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+export KEYRACK_BENCH_KEY
+
+flood=()
+if [ -n "${FLOOD:-}" ]; then
+  flood=(--flood "$FLOOD")
+fi
+common=(--addr "http://$grpc" --duration "${seconds}s" --rounds "$rounds" --connections "$connections" "${flood[@]}")
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+"$bin/key-bench" "${common[@]}" --mode closed --concurrency "$concurrency" \
+  --json bench/results/verify-closed.json
+rate=$(python3 -c '
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+verify = next(row for row in rows if row["name"] == "keyrack.v1.KeyService/VerifyKey")
+print(max(1, int(verify["throughput"] / 2)))' bench/results/verify-closed.json)
+echo
+"$bin/key-bench" "${common[@]}" --mode open --rate "$rate" --json bench/results/verify-open.json

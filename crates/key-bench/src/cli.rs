@@ -1,0 +1,87 @@
+//! The command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Drives a running Keyrack server over gRPC and compares VerifyKey with the server's own
+/// Health/Check, in the same run, with the same client and connections.
+#[derive(Debug, Parser)]
+#[command(name = "key-bench", version)]
+pub(crate) struct Args {
+    /// The gRPC server, e.g. http://127.0.0.1:50051.
+    #[arg(
+        long,
+        env = "KEYRACK_BENCH_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub(crate) addr: String,
+
+    /// A valid key holding the required scope. Never printed.
+    #[arg(long, env = "KEYRACK_BENCH_KEY", hide_env_values = true)]
+    pub(crate) key: String,
+
+    /// The scope every VerifyKey request requires.
+    #[arg(long, default_value = "chat")]
+    pub(crate) scope: String,
+
+    /// `closed`: workers send back to back (maximum throughput); `open`: a fixed --rate, with
+    /// latency measured from each request's intended send time.
+    #[arg(long, value_enum, default_value_t = Mode::Closed)]
+    pub(crate) mode: Mode,
+
+    /// HTTP/2 connections, shared round robin by the workers (closed) or requests (open).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) connections: u16,
+
+    /// Concurrent workers in closed-loop mode.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) concurrency: u16,
+
+    /// Requests per second in open-loop mode (every target is driven at this rate).
+    #[arg(long)]
+    pub(crate) rate: Option<f64>,
+
+    /// How long each target runs in each round, e.g. `5s` or `500ms`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+
+    /// Rounds; each runs every target once, in turn, so drift on the machine hits them alike.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) rounds: u16,
+
+    /// Unrecorded traffic to every target before the first round (connections, caches).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub(crate) warmup: Duration,
+
+    /// Adds a target where this fraction of requests (0 to 1) carry random well-formed keys,
+    /// mixed with the valid key, and reports the valid key's latency under that flood.
+    #[arg(long)]
+    pub(crate) flood: Option<f64>,
+
+    /// The end client's address sent with the valid key (flood requests use distinct ones).
+    #[arg(long, default_value = "203.0.113.7")]
+    pub(crate) client_ip: String,
+
+    /// The end client's country sent with every VerifyKey request.
+    #[arg(long, default_value = "DE")]
+    pub(crate) country: String,
+
+    /// The tag sent with every VerifyKey request.
+    #[arg(long, default_value = "POST /api/chat")]
+    pub(crate) tag: String,
+
+    /// Also writes the figures to this file as JSON.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Fixed concurrency, as fast as the server answers.
+    Closed,
+    /// Fixed arrival rate, whatever the server does.
+    Open,
+}

@@ -1,0 +1,160 @@
+//! `key-bench`: a load generator for Keyrack. It drives a running server over real gRPC, with
+//! several HTTP/2 connections, and measures `keyrack.v1.KeyService/VerifyKey` against the
+//! server's own `grpc.health.v1.Health/Check` in the same run, alternating rounds, so that the
+//! ratio of the two is what a shared machine's noise affects least. See BENCHMARKS.md.
+
+mod cli;
+mod error;
+mod load;
+mod record;
+mod report;
+mod target;
+
+use std::{process::ExitCode, sync::Arc, time::Duration};
+
+use clap::Parser;
+use key_core::ApiKey;
+use key_proto::v1::VerifyKeyRequest;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::{
+    cli::{Args, Mode},
+    error::Error,
+    load::Phase,
+    record::Recorder,
+    report::{Report, Setup},
+    target::{Client, Target},
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(report) => {
+            if report.has_errors() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("key-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<Report, Error> {
+    let flood = match args.flood {
+        Some(fraction) if !(0.0..=1.0).contains(&fraction) => {
+            return Err(Error::FloodFraction(fraction));
+        }
+        flood => flood,
+    };
+    let rate = match (args.mode, args.rate) {
+        (Mode::Open, Some(rate)) if rate > 0.0 && rate.is_finite() => Some(rate),
+        (Mode::Open, _) => return Err(Error::MissingRate),
+        (Mode::Closed, _) => None,
+    };
+    ApiKey::parse(&args.key).map_err(|_| Error::MalformedKey)?;
+
+    let channels = connect(&args.addr, args.connections).await?;
+    let valid = VerifyKeyRequest {
+        key: args.key.clone(),
+        required_scopes: vec![args.scope.clone()],
+        client_ip: args.client_ip.clone(),
+        country: args.country.clone(),
+        tag: args.tag.clone(),
+    };
+    let client = Arc::new(Client::new(&channels, valid, flood.unwrap_or(0.0)));
+    preflight(&client, &args.scope).await?;
+
+    let mut targets = vec![Target::Health, Target::Verify];
+    if flood.is_some() {
+        targets.push(Target::Flood);
+    }
+    let empty = Recorder::new()?;
+    let run_phase = |target: Target, duration: Duration| {
+        let client = Arc::clone(&client);
+        let empty = &empty;
+        async move {
+            match rate {
+                Some(rate) => load::open_loop(empty, &client, target, rate, duration).await,
+                None => load::closed_loop(empty, &client, target, args.concurrency, duration).await,
+            }
+        }
+    };
+
+    if !args.warmup.is_zero() {
+        for &target in &targets {
+            run_phase(target, args.warmup).await;
+        }
+    }
+    let mut recorder = empty.clone();
+    let mut elapsed = [Duration::ZERO; 3];
+    for _ in 0..args.rounds {
+        for &target in &targets {
+            let Phase {
+                recorder: phase,
+                elapsed: took,
+            } = run_phase(target, args.duration).await;
+            recorder.merge(&phase);
+            elapsed[target as usize] += took;
+        }
+    }
+
+    let setup = Setup {
+        mode: args.mode,
+        connections: args.connections,
+        concurrency: args.concurrency,
+        rate,
+        duration: args.duration,
+        rounds: args.rounds,
+        flood,
+    };
+    let report = Report::new(setup, &recorder, |target| elapsed[target as usize]);
+    print!("{}", report.table(&args.addr));
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").map_err(|source| Error::WriteJson {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(report)
+}
+
+/// Opens `count` separate HTTP/2 connections to `address`.
+async fn connect(address: &str, count: u16) -> Result<Vec<Channel>, Error> {
+    let endpoint = Endpoint::from_shared(address.to_owned())
+        .map_err(|source| Error::Address {
+            address: address.to_owned(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true);
+    let mut channels = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let channel = endpoint.connect().await.map_err(|source| Error::Connect {
+            address: address.to_owned(),
+            source,
+        })?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Checks, once, that the server is healthy and accepts the key, so that a wrong key or address
+/// is a clear error rather than a table full of failures.
+async fn preflight(client: &Client, scope: &str) -> Result<(), Error> {
+    if let (_, Err(error)) = client.call(Target::Health, 0).await {
+        return Err(Error::Unhealthy(error));
+    }
+    if let (_, Err(reason)) = client.call(Target::Verify, 0).await {
+        return Err(Error::KeyRejected {
+            scope: scope.to_owned(),
+            reason,
+        });
+    }
+    Ok(())
+}

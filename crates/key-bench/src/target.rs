@@ -1,0 +1,190 @@
+//! What is measured: one RPC of each kind, sent over one of the client's connections.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use key_core::{ApiKey, Environment};
+use key_proto::v1::{VerifyKeyRequest, key_service_client::KeyServiceClient};
+use ring::rand::SystemRandom;
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+/// A phase of a round: which RPCs are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `grpc.health.v1.Health/Check`, the baseline: the same server, the same stack, no work.
+    Health,
+    /// `keyrack.v1.KeyService/VerifyKey` with the valid key.
+    Verify,
+    /// VerifyKey, a fraction of the requests with random well-formed keys.
+    Flood,
+}
+
+/// A row of the report. The flood target fills two rows: its valid-key and its random-key
+/// requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Row {
+    Health,
+    Verify,
+    FloodValid,
+    FloodRandom,
+}
+
+impl Row {
+    pub(crate) const ALL: [Row; 4] = [Row::Health, Row::Verify, Row::FloodValid, Row::FloodRandom];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The row's name in the table and the JSON.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Row::Health => "grpc.health.v1.Health/Check",
+            Row::Verify => "keyrack.v1.KeyService/VerifyKey",
+            Row::FloodValid => "VerifyKey valid key, under flood",
+            Row::FloodRandom => "VerifyKey random keys (flood)",
+        }
+    }
+
+    /// The target whose phase produces this row (its run time is the row's time).
+    pub(crate) fn target(self) -> Target {
+        match self {
+            Row::Health => Target::Health,
+            Row::Verify => Target::Verify,
+            Row::FloodValid | Row::FloodRandom => Target::Flood,
+        }
+    }
+}
+
+/// The first address of 198.18.0.0/15, the range RFC 2544 sets aside for benchmarks.
+const FLOOD_ADDRESS_BASE: u32 = u32::from_be_bytes([198, 18, 0, 0]);
+/// How many addresses of that range flood requests cycle through.
+const FLOOD_ADDRESSES: u64 = 1 << 17;
+
+/// The RPC clients, one per HTTP/2 connection, and the requests they send.
+#[derive(Debug)]
+pub(crate) struct Client {
+    health: Vec<HealthClient<Channel>>,
+    keys: Vec<KeyServiceClient<Channel>>,
+    valid: VerifyKeyRequest,
+    /// The fraction of the flood target's requests that carry a random key.
+    flood: f64,
+    /// How many flood-target requests have been sent, valid or random.
+    flood_decisions: AtomicU64,
+    /// How many random keys have been sent, which picks each one's client address.
+    flood_sent: AtomicU64,
+    rng: SystemRandom,
+}
+
+impl Client {
+    /// `channels` must not be empty; `valid` is the VerifyKey request of the valid key.
+    pub(crate) fn new(channels: &[Channel], valid: VerifyKeyRequest, flood: f64) -> Client {
+        Client {
+            health: channels.iter().cloned().map(HealthClient::new).collect(),
+            keys: channels
+                .iter()
+                .cloned()
+                .map(KeyServiceClient::new)
+                .collect(),
+            valid,
+            flood,
+            flood_decisions: AtomicU64::new(0),
+            flood_sent: AtomicU64::new(0),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Sends one request of `target` on connection `connection` (modulo their number). The
+    /// result names the row it belongs to; its error says what went wrong.
+    pub(crate) async fn call(
+        &self,
+        target: Target,
+        connection: usize,
+    ) -> (Row, Result<(), String>) {
+        let slot = connection % self.keys.len();
+        match target {
+            Target::Health => (Row::Health, self.check_health(slot).await),
+            Target::Verify => (Row::Verify, self.verify_valid(slot).await),
+            Target::Flood => {
+                if self.next_is_random() {
+                    (Row::FloodRandom, self.verify_random(slot).await)
+                } else {
+                    (Row::FloodValid, self.verify_valid(slot).await)
+                }
+            }
+        }
+    }
+
+    async fn check_health(&self, slot: usize) -> Result<(), String> {
+        let mut client = self.health[slot].clone();
+        let response = client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|status| format!("Health/Check failed: {status}"))?;
+        let status = response.into_inner().status;
+        if status == ServingStatus::Serving as i32 {
+            Ok(())
+        } else {
+            Err(format!(
+                "Health/Check answered status {status}, not SERVING"
+            ))
+        }
+    }
+
+    async fn verify_valid(&self, slot: usize) -> Result<(), String> {
+        let mut client = self.keys[slot].clone();
+        let response = client
+            .verify_key(self.valid.clone())
+            .await
+            .map_err(|status| format!("VerifyKey failed: {status}"))?
+            .into_inner();
+        if response.valid {
+            Ok(())
+        } else {
+            Err(format!(
+                "VerifyKey refused the benchmark key: {} ({})",
+                response.reason, response.message
+            ))
+        }
+    }
+
+    /// A fresh random key, from a distinct client address so that the brute-force guard (100
+    /// failures in a row from one address) does not cut the flood short before any lookup.
+    async fn verify_random(&self, slot: usize) -> Result<(), String> {
+        let key = ApiKey::generate(Environment::Live, &self.rng)
+            .map_err(|error| format!("cannot generate a random key: {error}"))?;
+        let sent = self.flood_sent.fetch_add(1, Ordering::Relaxed);
+        let offset = u32::try_from(sent % FLOOD_ADDRESSES).unwrap_or(0);
+        let address = IpAddr::V4(Ipv4Addr::from(FLOOD_ADDRESS_BASE + offset));
+        let request = VerifyKeyRequest {
+            key: key.expose().to_owned(),
+            client_ip: address.to_string(),
+            ..self.valid.clone()
+        };
+        let mut client = self.keys[slot].clone();
+        let response = client
+            .verify_key(request)
+            .await
+            .map_err(|status| format!("VerifyKey failed: {status}"))?
+            .into_inner();
+        if response.valid {
+            Err("VerifyKey accepted a random key".to_owned())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether the flood target's next request carries a random key: exactly the `flood`
+    /// fraction of them, evenly spread (request n is random when floor((n+1)·f) > floor(n·f)).
+    fn next_is_random(&self) -> bool {
+        let n = self.flood_decisions.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.flood).floor() > (n * self.flood).floor()
+    }
+}

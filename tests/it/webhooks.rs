@@ -217,31 +217,28 @@ async fn enqueue_event(app: &TestApp, organization_id: Uuid) -> (Uuid, String, u
     })
     .to_string();
     let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
-    // On SQLite, a transaction that reads before it writes fails (SQLITE_BUSY_SNAPSHOT) when
-    // another connection, such as a delivery worker, wrote in between; it is tried again, as
-    // the alerts code's transaction would be.
-    let mut tries = 0;
-    let queued = loop {
-        let txn = sea_orm::TransactionTrait::begin(&db).await.unwrap();
-        let queued = key_store::enqueue_webhook_deliveries(
-            &txn,
-            organization_id,
-            event_id,
-            &payload,
-            app.clock_now(),
-        )
-        .await;
-        match queued {
-            Ok(queued) => match txn.commit().await {
-                Ok(()) => break queued,
-                Err(error) => eprintln!("enqueue commit: {error}"),
-            },
-            Err(error) => eprintln!("enqueue: {error}"),
-        }
-        tries += 1;
-        assert!(tries < 20, "cannot enqueue");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    // The transaction reads before it writes, so on SQLite it takes the write lock at BEGIN,
+    // as every write transaction of the store does (`Store::begin_write`): a deferred one fails
+    // when a delivery worker writes in between.
+    let txn = sea_orm::TransactionTrait::begin_with_options(
+        &db,
+        sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..sea_orm::TransactionOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let queued = key_store::enqueue_webhook_deliveries(
+        &txn,
+        organization_id,
+        event_id,
+        &payload,
+        app.clock_now(),
+    )
+    .await
+    .unwrap();
+    txn.commit().await.unwrap();
     db.close().await.unwrap();
     (event_id, payload, queued)
 }

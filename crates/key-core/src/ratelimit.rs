@@ -36,6 +36,15 @@ impl Period {
     /// Every period, shortest first.
     pub const ALL: [Period; 3] = [Period::Second, Period::Minute, Period::Hour];
 
+    /// The window of this period containing `now`: its index since the Unix epoch (windows are
+    /// epoch-aligned, so its start is `index * seconds()`) and the instant it ends. Every
+    /// limiter, in memory or in Redis, counts in these windows.
+    pub fn window(self, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
+        let window = now.timestamp().div_euclid(self.seconds());
+        let end = DateTime::from_timestamp((window + 1) * self.seconds(), 0).unwrap_or(now);
+        (window, end)
+    }
+
     /// The period's name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -210,7 +219,7 @@ impl RateWindows {
     pub fn acquire(&mut self, limits: &RateLimits, now: DateTime<Utc>) -> RateDecision {
         let mut refused: Option<(RateLimit, DateTime<Utc>)> = None;
         for limit in limits.iter() {
-            let (window, end) = window_of(limit.per, now);
+            let (window, end) = limit.per.window(now);
             let (current, count) = self.0[limit.per.index()];
             let used = if current == window { count } else { 0 };
             if used >= limit.requests && refused.is_none_or(|(_, at)| end > at) {
@@ -225,7 +234,7 @@ impl RateWindows {
             };
         }
         for limit in limits.iter() {
-            let (window, _) = window_of(limit.per, now);
+            let (window, _) = limit.per.window(now);
             let slot = &mut self.0[limit.per.index()];
             *slot = if slot.0 == window {
                 (window, slot.1.saturating_add(1))
@@ -238,17 +247,10 @@ impl RateWindows {
 
     /// How many requests `limit`'s current window at `now` has counted.
     pub fn used(&self, limit: RateLimit, now: DateTime<Utc>) -> u32 {
-        let (window, _) = window_of(limit.per, now);
+        let (window, _) = limit.per.window(now);
         let (current, count) = self.0[limit.per.index()];
         if current == window { count } else { 0 }
     }
-}
-
-/// The window of `per` containing `now` (its index since the epoch) and the instant it ends.
-fn window_of(per: Period, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
-    let window = now.timestamp().div_euclid(per.seconds());
-    let end = DateTime::from_timestamp((window + 1) * per.seconds(), 0).unwrap_or(now);
-    (window, end)
 }
 
 #[cfg(test)]

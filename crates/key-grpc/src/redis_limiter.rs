@@ -215,13 +215,11 @@ fn decision(refused: u8, limits: &RateLimits, now: DateTime<Utc>) -> RateDecisio
     }
 }
 
-/// The window of `per` containing `now`: its start in Unix seconds, and its end. Epoch-aligned,
-/// exactly as key-core's windows.
+/// The window of `per` containing `now` (key-core's windows): its start in Unix seconds, which
+/// names its counter, and its end.
 fn window(per: Period, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
-    let seconds = per.seconds();
-    let start = now.timestamp().div_euclid(seconds) * seconds;
-    let end = DateTime::from_timestamp(start + seconds, 0).unwrap_or(now);
-    (start, end)
+    let (index, end) = per.window(now);
+    (index * per.seconds(), end)
 }
 
 fn millis(duration: Duration) -> u64 {

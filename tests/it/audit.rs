@@ -1257,11 +1257,9 @@ async fn the_gateway_lists_events_with_the_request_id_and_the_callers_address() 
     assert_eq!(event["organizationId"], created["organizationId"]);
     assert_eq!(event["time"], "2026-01-15T10:35:00Z");
     let address = event["clientAddress"].as_str().unwrap();
-    // The gateway's own connection, then what it forwarded: the caller's address.
-    assert!(
-        address.starts_with("127.0.0.1:") && address.ends_with("(x-forwarded-for: 127.0.0.1)"),
-        "{address}"
-    );
+    // The gateway calls the service in process, so what it forwarded is the whole story: the
+    // address of the caller it saw.
+    assert_eq!(address, "127.0.0.1");
 
     // A client's own X-Forwarded-For claim is kept, in front of the address the gateway saw.
     let response = http()
@@ -1274,10 +1272,7 @@ async fn the_gateway_lists_events_with_the_request_id_and_the_callers_address() 
     assert_eq!(response.status(), StatusCode::OK);
     let (_, page) = rest_list(&app, &app.admin_key, "?action=key.revoke").await;
     let address = page["data"][0]["clientAddress"].as_str().unwrap();
-    assert!(
-        address.ends_with("(x-forwarded-for: 203.0.113.7, 127.0.0.1)"),
-        "{address}"
-    );
+    assert_eq!(address, "203.0.113.7, 127.0.0.1");
     // The gateway made up a request id, and it reached the log.
     assert!(
         !page["data"][0]["requestId"].as_str().unwrap().is_empty(),

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
-use key_gateway::Gateway;
+use key_gateway::{Gateway, TrustedProxies, Upstream};
 use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
 use key_store::Store;
@@ -58,7 +58,7 @@ pub(crate) struct TestApp {
 }
 
 /// The pepper every test server hashes with.
-const TEST_PEPPER: &[u8] = b"integration-test-pepper-0123456789abcdef";
+pub(crate) const TEST_PEPPER: &[u8] = b"integration-test-pepper-0123456789abcdef";
 
 /// Starts a server on `backend` with a fresh database and a bootstrapped `default`
 /// organization.
@@ -82,6 +82,22 @@ pub(crate) async fn spawn_app_with_flush_interval(
 pub(crate) async fn spawn_app_configured(
     backend: &Backend,
     configure: impl FnOnce(KeyManager) -> KeyManager,
+) -> TestApp {
+    spawn_app_with_gateway(backend, configure, TrustedProxies::default()).await
+}
+
+/// `spawn_app`, with a gateway that believes the `X-Forwarded-For` of `trusted_proxies`.
+pub(crate) async fn spawn_app_with_trusted_proxies(
+    backend: &Backend,
+    trusted_proxies: TrustedProxies,
+) -> TestApp {
+    spawn_app_with_gateway(backend, |manager| manager, trusted_proxies).await
+}
+
+async fn spawn_app_with_gateway(
+    backend: &Backend,
+    configure: impl FnOnce(KeyManager) -> KeyManager,
+    trusted_proxies: TrustedProxies,
 ) -> TestApp {
     eprintln!("--- backend: {backend:?}");
     let dir = tempfile::tempdir().unwrap();
@@ -114,14 +130,17 @@ pub(crate) async fn spawn_app_configured(
         .unwrap()
         .with_drain_timeout(Duration::from_millis(500));
     let addr = server.local_addr();
+    // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
+    let upstream = Upstream::from_service(server.local_service());
     let (shutdown, server) = run_server(server);
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
 
-    // The REST gateway, in front of this server, as `keyrack serve` runs it.
     let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Gateway::new(http_listener, &format!("http://{addr}")).unwrap();
+    let gateway = Gateway::new(http_listener, upstream)
+        .unwrap()
+        .with_trusted_proxies(trusted_proxies);
     let http = format!("http://{}", gateway.local_addr());
     let (gateway_shutdown, gateway_stop) = oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

@@ -85,7 +85,8 @@ impl ApiKey {
             }
         }
         let checksum = checksum(&text);
-        text.push_str(&checksum_text(checksum));
+        // The digits are ASCII from BASE62, so every byte is a char of its own.
+        text.extend(checksum_text(checksum).map(char::from));
         Ok(ApiKey { text, environment })
     }
 
@@ -112,7 +113,7 @@ impl ApiKey {
             return Err(Error::InvalidApiKey);
         }
         let (covered, given) = text.split_at(text.len() - CHECKSUM_LEN);
-        if checksum_text(checksum(covered)).as_bytes() != given.as_bytes() {
+        if checksum_text(checksum(covered)) != given.as_bytes() {
             return Err(Error::InvalidApiKey);
         }
         Ok(ApiKey {
@@ -177,14 +178,15 @@ fn checksum(covered: &str) -> u32 {
 }
 
 /// CRC32 in base62, most significant digit first, left-padded with `0` to 6 characters
-/// (62^6 > 2^32, so every value fits).
-fn checksum_text(mut value: u32) -> String {
+/// (62^6 > 2^32, so every value fits). Bytes, not a `String`: `ApiKey::parse` compares them on
+/// every verification, and an allocation there would cost as much as the rest of the parse.
+fn checksum_text(mut value: u32) -> [u8; CHECKSUM_LEN] {
     let mut digits = [b'0'; CHECKSUM_LEN];
     for digit in digits.iter_mut().rev() {
         *digit = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    digits.iter().map(|&d| char::from(d)).collect()
+    digits
 }
 
 #[cfg(test)]
@@ -280,10 +282,10 @@ mod tests {
 
     #[test]
     fn checksum_is_zero_padded_base62() {
-        assert_eq!(checksum_text(0), "000000");
-        assert_eq!(checksum_text(61), "00000z");
-        assert_eq!(checksum_text(62), "000010");
-        assert_eq!(checksum_text(u32::MAX), "4gfFC3");
+        assert_eq!(checksum_text(0), *b"000000");
+        assert_eq!(checksum_text(61), *b"00000z");
+        assert_eq!(checksum_text(62), *b"000010");
+        assert_eq!(checksum_text(u32::MAX), *b"4gfFC3");
     }
 
     proptest! {

@@ -11,6 +11,7 @@ mod clock;
 mod digest;
 mod error;
 mod expiry;
+mod key_view;
 mod name;
 mod organization;
 mod permission;
@@ -34,6 +35,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use error::{Error, ErrorCode};
 pub use expiry::parse_expiry;
+pub use key_view::KeyView;
 pub use name::KeyName;
 pub use organization::{
     MAX_POLICY_DAYS, OrganizationName, UserId, max_key_age_from_days, max_key_lifetime_from_days,

@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::{Error, KeyRecord, Role, Scope, ScopeSet};
+use crate::{Error, KeyView, Role, Scope, ScopeSet};
 
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,7 @@ impl Action {
 impl Caller {
     /// The caller holding key `record`, with `scopes` its effective scopes (a personal key's
     /// limited by its member's role).
-    pub fn new(record: &KeyRecord, scopes: ScopeSet) -> Caller {
+    pub fn new(record: &KeyView, scopes: ScopeSet) -> Caller {
         Caller {
             key_id: record.id,
             organization_id: record.organization_id,

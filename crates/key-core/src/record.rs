@@ -54,16 +54,24 @@ pub enum KeyState {
     Revoked,
 }
 
-impl KeyRecord {
-    /// The state at `now`. Revocation wins over expiry.
-    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        if self.revoked_at.is_some() {
+impl KeyState {
+    /// The state at `now` of a key revoked or not, expiring at `expires_at`. Revocation wins
+    /// over expiry; the expiry instant itself is already expired.
+    pub fn at(revoked: bool, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> KeyState {
+        if revoked {
             KeyState::Revoked
-        } else if self.expires_at.is_some_and(|at| at <= now) {
+        } else if expires_at.is_some_and(|at| at <= now) {
             KeyState::Expired
         } else {
             KeyState::Active
         }
+    }
+}
+
+impl KeyRecord {
+    /// The state at `now`. Revocation wins over expiry.
+    pub fn state(&self, now: DateTime<Utc>) -> KeyState {
+        KeyState::at(self.revoked_at.is_some(), self.expires_at, now)
     }
 
     /// A scoped key is any key without `admin`: limited to specific operations.

@@ -1,7 +1,8 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
-    Error, KeyRecord, KeyState, KeyType, RateLimit, Scope, ScopeSet, expiry::last_valid_day,
+    Error, KeyRecord, KeyState, KeyType, KeyView, RateLimit, Scope, ScopeSet,
+    expiry::last_valid_day,
 };
 
 /// The answer to "may this key do an operation needing these scopes?".
@@ -40,17 +41,10 @@ pub enum Verdict {
 /// Decides the verdict for a looked-up key. `record` is `None` when no key has the presented
 /// digest. Revocation is checked first, then expiry, then scopes.
 pub fn verify(record: Option<&KeyRecord>, required: &[Scope], now: DateTime<Utc>) -> Verdict {
-    let Some(record) = record else {
-        return Verdict::Invalid;
-    };
-    match record.state(now) {
-        KeyState::Revoked => Verdict::Invalid,
-        KeyState::Expired => Verdict::Expired,
-        KeyState::Active => match record.scopes.first_missing(required) {
-            Some(missing) => Verdict::InsufficientScope(missing),
-            None => Verdict::Valid,
-        },
-    }
+    decide(
+        record.map(|record| (record.state(now), record.scopes)),
+        required,
+    )
 }
 
 /// A key's effective scopes: an organization key's own; a personal key's limited by what its
@@ -63,21 +57,28 @@ pub fn effective_scopes(record: &KeyRecord, member_limit: Option<ScopeSet>) -> O
     }
 }
 
-/// [`verify`] with the key's effective scopes (see [`effective_scopes`]): `None` means the
-/// key's member was removed, which makes the key invalid like a revocation (and before expiry).
+/// [`verify`] with the key's effective scopes (see [`effective_scopes`]), on the view the key
+/// cache keeps: `effective` `None` means the key's member was removed, which makes the key
+/// invalid like a revocation (and before expiry).
 pub fn verify_effective(
-    record: Option<&KeyRecord>,
+    record: Option<&KeyView>,
     effective: Option<ScopeSet>,
     required: &[Scope],
     now: DateTime<Utc>,
 ) -> Verdict {
-    let Some(record) = record else {
+    decide(
+        record.and_then(|record| Some((record.state(now), effective?))),
+        required,
+    )
+}
+
+/// The one rule behind both: no key (or no effective scopes) is invalid; then revoked,
+/// expired, the first missing scope in request order, valid.
+fn decide(key: Option<(KeyState, ScopeSet)>, required: &[Scope]) -> Verdict {
+    let Some((state, scopes)) = key else {
         return Verdict::Invalid;
     };
-    let Some(scopes) = effective else {
-        return Verdict::Invalid;
-    };
-    match record.state(now) {
+    match state {
         KeyState::Revoked => Verdict::Invalid,
         KeyState::Expired => Verdict::Expired,
         KeyState::Active => match scopes.first_missing(required) {
@@ -88,13 +89,13 @@ pub fn verify_effective(
 }
 
 impl Verdict {
-    /// The verdict as the error a caller reports, or `None` when valid. `record` supplies the
-    /// expiry date for [`Verdict::Expired`].
-    pub fn into_error(self, record: Option<&KeyRecord>) -> Option<Error> {
+    /// The verdict as the error a caller reports, or `None` when valid. `expires_at`, the
+    /// key's expiry, supplies the date for [`Verdict::Expired`].
+    pub fn into_error(self, expires_at: Option<DateTime<Utc>>) -> Option<Error> {
         match self {
             Verdict::Valid => None,
             Verdict::Invalid => Some(Error::InvalidApiKey),
-            Verdict::Expired => Some(match record.and_then(|record| record.expires_at) {
+            Verdict::Expired => Some(match expires_at {
                 Some(at) => Error::ExpiredApiKey(last_valid_day(at)),
                 // An expired verdict always comes with its record; stay safe if not.
                 None => Error::InvalidApiKey,
@@ -164,7 +165,7 @@ mod tests {
         );
         let verdict = verify(Some(&key), &[Scope::Chat], at);
         assert_eq!(verdict, Verdict::Expired);
-        let message = verdict.into_error(Some(&key)).unwrap().to_string();
+        let message = verdict.into_error(key.expires_at).unwrap().to_string();
         assert_eq!(message, "API key expired on 2024-12-31");
     }
 
@@ -178,7 +179,7 @@ mod tests {
         );
         assert_eq!(verdict, Verdict::InsufficientScope(Scope::AgentsWrite));
         assert_eq!(
-            verdict.into_error(Some(&key)).unwrap().to_string(),
+            verdict.into_error(key.expires_at).unwrap().to_string(),
             "API key lacks required scope: agents:write"
         );
         assert_eq!(
@@ -197,16 +198,26 @@ mod tests {
         let effective = effective_scopes(&key, Some(member));
         assert_eq!(effective.unwrap().names(), vec!["chat"]);
         assert_eq!(
-            verify_effective(Some(&key), effective, &[Scope::DataWrite], now()),
+            verify_effective(
+                Some(&KeyView::from(&key)),
+                effective,
+                &[Scope::DataWrite],
+                now()
+            ),
             Verdict::InsufficientScope(Scope::DataWrite)
         );
         let demoted = effective_scopes(&key, Some(viewer));
         assert_eq!(
-            verify_effective(Some(&key), demoted, &[Scope::Chat], now()),
+            verify_effective(Some(&KeyView::from(&key)), demoted, &[Scope::Chat], now()),
             Verdict::InsufficientScope(Scope::Chat)
         );
         assert_eq!(
-            verify_effective(Some(&key), effective_scopes(&key, None), &[], now()),
+            verify_effective(
+                Some(&KeyView::from(&key)),
+                effective_scopes(&key, None),
+                &[],
+                now()
+            ),
             Verdict::Invalid
         );
         let org = record(&["chat"]);

@@ -18,6 +18,9 @@ pub enum Error {
     /// The upstream address is not a valid URI.
     #[error("invalid upstream address {0:?}: {1}")]
     Upstream(String, String),
+    /// An entry of the trusted proxies is neither an address nor a CIDR network.
+    #[error("invalid trusted proxy {0:?}: expected an IP address or a CIDR network")]
+    TrustedProxy(String),
     /// The listener failed.
     #[error("HTTP server error: {0}")]
     Io(#[from] std::io::Error),

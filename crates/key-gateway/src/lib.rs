@@ -9,6 +9,7 @@ mod alerts;
 mod audit;
 mod body;
 mod error;
+mod forwarded;
 mod health;
 mod keys;
 mod model;
@@ -21,5 +22,7 @@ mod verify;
 mod webhooks;
 
 pub use error::{ApiError, Error};
+pub use forwarded::TrustedProxies;
 pub use openapi::ApiDoc;
 pub use server::{Gateway, router};
+pub use upstream::Upstream;

@@ -1,6 +1,6 @@
 //! The router and the HTTP server.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr};
 
 use axum::{
     Json, Router,
@@ -10,7 +10,6 @@ use axum::{
 };
 use key_core::ErrorCode;
 use tokio::net::TcpListener;
-use tonic::transport::{Channel, Endpoint};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -18,16 +17,16 @@ use tower_http::{
 use utoipa::OpenApi;
 
 use crate::{
-    ApiDoc, ApiError, Error, alerts, health, keys, organizations, upstream::Upstream, usage,
-    verify, webhooks,
+    ApiDoc, ApiError, Error, alerts, forwarded::TrustedProxies, health, keys, organizations,
+    upstream::Upstream, usage, verify, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
 const BODY_LIMIT: usize = 64 * 1024;
 
-/// The gateway's routes over an upstream channel. Each later endpoint is one `.route` line and
-/// one handler.
-pub fn router(upstream: Channel) -> Router {
+/// The gateway's routes in front of `upstream`, believing `X-Forwarded-For` from
+/// `trusted_proxies` only. Each later endpoint is one `.route` line and one handler.
+pub fn router(upstream: Upstream, trusted_proxies: TrustedProxies) -> Router {
     let api = Router::new()
         .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
         .route(
@@ -101,10 +100,11 @@ pub fn router(upstream: Channel) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(axum::middleware::from_fn(
-            crate::upstream::append_forwarded_for,
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            crate::forwarded::identify_client,
         ))
-        .with_state(Upstream::new(upstream));
+        .with_state(upstream);
 
     let request_id = http::HeaderName::from_static("x-request-id");
     api.layer(
@@ -126,26 +126,30 @@ pub fn router(upstream: Channel) -> Router {
 #[derive(Debug)]
 pub struct Gateway {
     listener: TcpListener,
-    router: Router,
+    upstream: Upstream,
+    trusted_proxies: TrustedProxies,
     local_addr: SocketAddr,
 }
 
 impl Gateway {
-    /// A gateway on `listener` in front of the gRPC service at `upstream` (e.g.
-    /// `http://127.0.0.1:50051`). The connection is made lazily and re-made as needed, so the
-    /// gateway starts, and answers 503, while the service is down.
-    pub fn new(listener: TcpListener, upstream: &str) -> Result<Gateway, Error> {
-        let endpoint = Endpoint::from_shared(upstream.to_owned())
-            .map_err(|error| Error::Upstream(upstream.to_owned(), error.to_string()))?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .tcp_nodelay(true);
+    /// A gateway on `listener` in front of `upstream`: a service elsewhere
+    /// ([`Upstream::connect_lazy`]) or the gRPC server of this process
+    /// ([`Upstream::from_service`]). It trusts no proxy until told otherwise.
+    pub fn new(listener: TcpListener, upstream: Upstream) -> Result<Gateway, Error> {
         let local_addr = listener.local_addr()?;
         Ok(Gateway {
             listener,
-            router: router(endpoint.connect_lazy()),
+            upstream,
+            trusted_proxies: TrustedProxies::default(),
             local_addr,
         })
+    }
+
+    /// Believes the `X-Forwarded-For` entries that these proxies append: the client's address
+    /// (for the brute-force guard) is the first one, from the right, that they do not cover.
+    pub fn with_trusted_proxies(mut self, trusted_proxies: TrustedProxies) -> Gateway {
+        self.trusted_proxies = trusted_proxies;
+        self
     }
 
     /// The address the gateway listens on.
@@ -160,8 +164,7 @@ impl Gateway {
     ) -> Result<(), Error> {
         tracing::info!(address = %self.local_addr, "HTTP gateway listening");
         // The caller's address reaches the handlers, for X-Forwarded-For.
-        let service = self
-            .router
+        let service = router(self.upstream, self.trusted_proxies)
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)

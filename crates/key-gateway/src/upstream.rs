@@ -1,66 +1,79 @@
-//! The gRPC service the gateway translates to.
+//! The gRPC service the gateway translates to, and the headers that travel on to it.
 
-use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::{
-    extract::{ConnectInfo, Request},
-    http::{HeaderMap, HeaderValue},
-    middleware::Next,
-    response::Response,
-};
+use axum::http::HeaderMap;
 use key_proto::v1::key_service_client::KeyServiceClient;
-use tonic::{metadata::MetadataValue, transport::Channel};
+use tonic::{
+    Status,
+    body::Body,
+    metadata::MetadataValue,
+    transport::{Channel, Endpoint},
+};
 use tonic_health::pb::health_client::HealthClient;
+use tower::{BoxError, Service, ServiceExt, util::BoxCloneSyncService};
 
-/// Clients of the upstream KeyService and its health service, over one HTTP/2 channel.
+use crate::Error;
+
+/// What the generated clients call: any gRPC service, reached over HTTP/2 (a [`Channel`]) or in
+/// the same process (the server's own service stack, without a connection). Type-erased, so the
+/// gateway needs to know nothing of the server it may run beside. Its errors are already the
+/// statuses the client would make of them (a concrete type: a boxed error here trips the
+/// compiler's higher-ranked `Send` checks in the handlers).
+type UpstreamService = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, Status>;
+
+/// Clients of the upstream KeyService and its health service, over one transport.
 #[derive(Debug, Clone)]
-pub(crate) struct Upstream {
-    pub(crate) keys: KeyServiceClient<Channel>,
-    pub(crate) health: HealthClient<Channel>,
+pub struct Upstream {
+    pub(crate) keys: KeyServiceClient<UpstreamService>,
+    pub(crate) health: HealthClient<UpstreamService>,
 }
 
 impl Upstream {
-    pub(crate) fn new(channel: Channel) -> Upstream {
+    /// The gRPC service at `url` (e.g. `http://127.0.0.1:50051`). The connection is made
+    /// lazily and re-made as needed, so the gateway starts, and answers 503, while the service
+    /// is down.
+    pub fn connect_lazy(url: &str) -> Result<Upstream, Error> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|error| Error::Upstream(url.to_owned(), error.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true);
+        Ok(Upstream::from_channel(endpoint.connect_lazy()))
+    }
+
+    /// The service at the other end of an HTTP/2 channel.
+    pub fn from_channel(channel: Channel) -> Upstream {
+        Upstream::from_service(channel)
+    }
+
+    /// A gRPC service called in memory, e.g. the server of the same process: requests are
+    /// still encoded as protobuf, but cross no socket. A service error (not a gRPC status)
+    /// becomes a status exactly as the client would turn it into one (a broken connection is
+    /// UNAVAILABLE), so the handlers' 503 still means "unavailable".
+    pub fn from_service<S>(service: S) -> Upstream
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        let service =
+            BoxCloneSyncService::new(service.map_err(|error| Status::from_error(error.into())));
         Upstream {
-            keys: KeyServiceClient::new(channel.clone()),
-            health: HealthClient::new(channel),
+            keys: KeyServiceClient::new(service.clone()),
+            health: HealthClient::new(service),
         }
     }
 }
 
 /// The headers that travel on to the service: the caller's credential, untouched (the service
 /// judges it), the request id, so both sides log the same one, and `x-forwarded-for`, which
-/// [`append_forwarded_for`] has ended with the caller's address, for the audit log.
+/// the gateway has ended with its caller's address (`forwarded.rs`), for the audit log.
 const FORWARDED: [&str; 3] = ["authorization", "x-request-id", "x-forwarded-for"];
-
-/// Appends the TCP peer address of the gateway's caller to `X-Forwarded-For` (creating it),
-/// as a proxy does: what the client sent stays in front, as its claim, and the address the
-/// gateway saw ends the list. Without `ConnectInfo` (a router served without it, as in unit
-/// tests) the header is left as it is.
-pub(crate) async fn append_forwarded_for(mut request: Request, next: Next) -> Response {
-    if let Some(ConnectInfo(peer)) = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .copied()
-    {
-        let headers = request.headers_mut();
-        let mut values: Vec<String> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-            .map(str::to_owned)
-            .collect();
-        values.push(peer.ip().to_string());
-        if let Ok(value) = HeaderValue::from_str(&values.join(", ")) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-    }
-    next.run(request).await
-}
-
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Wraps `message` in a gRPC request carrying the forwarded headers of `headers`.
 pub(crate) fn forward<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {

@@ -1,8 +1,10 @@
 //! `/api/auth/verify`: forward-auth for reverse proxies (nginx `auth_request`, Traefik
 //! `forwardAuth`) and any HTTP client that wants a verdict.
 
+use std::net::IpAddr;
+
 use axum::{
-    Json,
+    Extension, Json,
     extract::{RawQuery, State},
     http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -13,6 +15,7 @@ use key_proto::v1;
 use crate::{
     ApiError,
     error::ErrorBody,
+    forwarded::ClientAddress,
     model::PrincipalJson,
     upstream::{Upstream, forward},
 };
@@ -55,17 +58,22 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
 )]
 pub(crate) async fn verify(
     State(upstream): State<Upstream>,
+    client: Option<Extension<ClientAddress>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    match decide(upstream, &headers, query.as_deref()).await {
+    let client = client.map(|Extension(ClientAddress(address))| address);
+    match decide(upstream, client, &headers, query.as_deref()).await {
         Ok(principal) => principal_response(principal),
         Err(error) => error_response(error),
     }
 }
 
+/// `client` is the end client's address, as `forwarded.rs` determined it; the brute-force
+/// guard counts failures by it.
 async fn decide(
     upstream: Upstream,
+    client: Option<IpAddr>,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<PrincipalJson, ApiError> {
@@ -73,7 +81,9 @@ async fn decide(
     let request = v1::VerifyKeyRequest {
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
-        client_ip: client_ip(headers),
+        client_ip: client
+            .map(|address| address.to_string())
+            .unwrap_or_default(),
         country: country(headers),
         tag: header_text(headers, TAG_HEADER),
     };
@@ -92,17 +102,6 @@ async fn decide(
         error = error.with_headers(rate_limit_headers(&verdict));
     }
     Err(error)
-}
-
-/// The client's address: the first `X-Forwarded-For` entry (the gateway has appended its TCP
-/// peer, so without a proxy in front this is the peer). Empty if none.
-fn client_ip(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .map(|first| first.trim().to_owned())
-        .unwrap_or_default()
 }
 
 /// The client's country: `X-Keyrack-Country`, else `CF-IPCountry` without Cloudflare's

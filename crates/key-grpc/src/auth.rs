@@ -3,6 +3,7 @@
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -111,12 +112,16 @@ fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Error> {
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthLayer {
-    manager: KeyManager,
+    /// Behind one `Arc`: every request takes a copy, and a `KeyManager` is a dozen shared
+    /// handles, each an atomic count to move.
+    manager: Arc<KeyManager>,
 }
 
 impl AuthLayer {
     pub(crate) fn new(manager: KeyManager) -> AuthLayer {
-        AuthLayer { manager }
+        AuthLayer {
+            manager: Arc::new(manager),
+        }
     }
 }
 
@@ -126,16 +131,16 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            manager: self.manager.clone(),
+            manager: Arc::clone(&self.manager),
         }
     }
 }
 
-/// The service the layer wraps around the routes.
+/// The service the layer wraps around the routes (also in memory: `GrpcServer::local_service`).
 #[derive(Debug, Clone)]
 pub(crate) struct AuthService<S> {
     inner: S,
-    manager: KeyManager,
+    manager: Arc<KeyManager>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -157,17 +162,20 @@ where
         // The clone that was not polled ready stays behind; the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let manager = self.manager.clone();
+        if is_public(request.uri().path()) {
+            // VerifyKey, health and reflection need no caller, and their handlers read no
+            // request context (VerifyKey carries its client's context in its message).
+            return Box::pin(inner.call(request));
+        }
+        let manager = Arc::clone(&self.manager);
         Box::pin(async move {
             let context = RequestContext::from_http(&request);
-            if !is_public(request.uri().path()) {
-                let path = request.uri().path().to_owned();
-                match authenticate(&manager, request.headers(), &path, &context).await {
-                    Ok(principal) => {
-                        request.extensions_mut().insert(principal);
-                    }
-                    Err(error) => return Ok(status_from_error(error).into_http()),
+            let path = request.uri().path().to_owned();
+            match authenticate(&manager, request.headers(), &path, &context).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
                 }
+                Err(error) => return Ok(status_from_error(error).into_http()),
             }
             request.extensions_mut().insert(context);
             inner.call(request).await

@@ -16,15 +16,12 @@
 //! again if the epoch moved meanwhile. Whichever of the two runs last removes the entry.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{KeyDigest, KeyRecord, RateLimits, ScopeSet};
+use key_core::{KeyDigest, KeyView, RateLimits, ScopeSet};
 use quick_cache::sync::Cache;
 
 /// How many keys are cached by default. An entry takes a few hundred bytes.
@@ -77,8 +74,9 @@ impl KeyCacheSettings {
 /// What a verification needs from the store about a known key.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedKey {
-    /// The record, shared with the verifications answered from it.
-    pub(crate) record: Arc<KeyRecord>,
+    /// What verification reads of the key's record: a view, not the whole record, so a
+    /// million cached keys stay within a few hundred MiB.
+    pub(crate) record: KeyView,
     /// Its own rate limits, or else its organization's default.
     pub(crate) limits: RateLimits,
     /// What it may do (`key_core::effective_scopes`); `None` for a personal key whose member
@@ -265,7 +263,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use key_core::{Environment, KeyType, RedactedKey, Scope};
+    use key_core::{Environment, KeyType, Scope};
     use uuid::Uuid;
 
     use super::*;
@@ -281,28 +279,18 @@ mod tests {
     fn key() -> CachedKey {
         let scopes: ScopeSet = [Scope::Admin].into_iter().collect();
         CachedKey {
-            record: Arc::new(KeyRecord {
+            record: KeyView {
                 id: Uuid::now_v7(),
                 organization_id: Uuid::now_v7(),
-                name: "k".to_owned(),
+                member_id: None,
+                name: "k".into(),
                 scopes,
                 environment: Environment::Live,
-                redacted: RedactedKey {
-                    environment: Environment::Live,
-                    last4: "abcd".to_owned(),
-                },
-                created_at: at(0),
-                expires_at: None,
-                revoked_at: None,
-                revoke_reason: None,
-                last_used_at: None,
-                rotated_from: None,
-                rotated_to: None,
                 key_type: KeyType::Organization,
-                member_id: None,
                 operator: false,
-                rate_limits: RateLimits::NONE,
-            }),
+                revoked: false,
+                expires_at: None,
+            },
             limits: RateLimits::NONE,
             effective: Some(scopes),
         }

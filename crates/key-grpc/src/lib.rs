@@ -14,6 +14,7 @@ mod convert;
 mod error;
 mod geoip;
 mod key_cache;
+mod key_lookup;
 mod limiter;
 mod manager;
 mod meter;
@@ -47,6 +48,6 @@ pub use manager::{FLUSH_INTERVAL, KeyManager, NewKeyRequest, Rotation, Verificat
 pub use metrics::{ContextField, Metrics, UnknownKeyReason};
 pub use redis_limiter::{DEFAULT_REDIS_RETRY_INTERVAL, DEFAULT_REDIS_TIMEOUT, RedisLimiter};
 pub use retention::{RETENTION_INTERVAL, UsageRetention};
-pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer};
+pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer, LocalService};
 pub use status::{ERROR_DOMAIN, status_from_error};
 pub use webhooks::WebhookSettings;

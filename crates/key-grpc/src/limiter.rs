@@ -96,25 +96,30 @@ impl RateLimiter {
 }
 
 /// Sharded maps keyed by `K`, with their total size kept in an atomic so it can be read (and
-/// capped) without visiting every shard.
+/// capped) without visiting every shard. `S` hashes the keys: std's SipHash by default, for
+/// keys a client chooses (its address); the rate limiter, keyed by key ids the server drew,
+/// takes the faster foldhash.
 #[derive(Debug)]
-struct Shards<K, V> {
-    shards: Box<[Mutex<HashMap<K, V>>]>,
-    hasher: RandomState,
+struct Shards<K, V, S = RandomState> {
+    shards: Box<[Mutex<HashMap<K, V, S>>]>,
+    hasher: S,
     len: AtomicUsize,
 }
 
-impl<K: Hash + Eq, V> Shards<K, V> {
+impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Shards<K, V, S> {
     fn new() -> Self {
+        let hasher = S::default();
         Shards {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
+                .collect(),
+            hasher,
             len: AtomicUsize::new(0),
         }
     }
 
     /// Runs `f` on the shard of `key`, under its lock.
-    fn with<R>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V>) -> R) -> R {
+    fn with<R>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V, S>) -> R) -> R {
         // The modulo keeps the index below SHARDS, so the truncation is harmless.
         #[allow(clippy::cast_possible_truncation)]
         let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
@@ -160,7 +165,7 @@ impl<K: Hash + Eq, V> Shards<K, V> {
 /// Limits kept in this process's memory: one `RateWindows` per key.
 #[derive(Debug)]
 pub struct LocalLimiter {
-    windows: Shards<Uuid, RateWindows>,
+    windows: Shards<Uuid, RateWindows, foldhash::fast::RandomState>,
 }
 
 impl Default for LocalLimiter {
@@ -259,6 +264,11 @@ impl BruteForceGuard {
 
     /// When `ip` is cooling off at `now`: the instant it may try again.
     pub fn blocked_until(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Nearly always no address is failing: then no shard needs locking. (A streak started
+        // by a request running at this very instant is no streak this request must see.)
+        if self.streaks.len() == 0 {
+            return None;
+        }
         self.streaks.with(&ip, |map| {
             let until = map.get(&ip)?.blocked_until?;
             if until > now {
@@ -276,9 +286,11 @@ impl BruteForceGuard {
     pub fn record(&self, ip: IpAddr, failed: Option<bool>, now: DateTime<Utc>, metrics: &Metrics) {
         match failed {
             None => {}
-            Some(false) => {
+            // A success only ends a streak; with none tracked there is nothing to end.
+            Some(false) if self.streaks.len() > 0 => {
                 self.streaks.with(&ip, |map| map.remove(&ip));
             }
+            Some(false) => {}
             Some(true) => self.record_failure(ip, now, metrics),
         }
     }

@@ -9,7 +9,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyDigest, KeyName,
-    KeyRecord, KeyState, KeyType, OrganizationPolicy, Pepper, RandomSource, RateDecision,
+    KeyRecord, KeyState, KeyType, KeyView, OrganizationPolicy, Pepper, RandomSource, RateDecision,
     RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{KeyChanges, KeyRotation, NewKey, Store};
@@ -22,6 +22,7 @@ use crate::{
     context::VerifyContext,
     geoip::CountryDb,
     key_cache::{CachedKey, KeyCache, KeyCacheSettings, Lookup},
+    key_lookup::KeyLookups,
     limiter::{BruteForceGuard, RateLimiter},
     meter::{Counted, Meter},
     metrics::{Metrics, UnknownKeyReason},
@@ -52,6 +53,8 @@ pub struct KeyManager {
     webhooks: WebhookRuntime,
     alerts: AlertRuntime,
     key_cache: Arc<KeyCache>,
+    /// The store lookups of cache misses, coalesced under load (one per process).
+    key_lookups: Arc<KeyLookups>,
 }
 
 /// A validated request for a new key.
@@ -91,9 +94,9 @@ pub struct Rotation {
 pub struct Verification {
     /// The verdict.
     pub verdict: Verdict,
-    /// The key's record, when a stored key matched the presented one (shared with the key
-    /// cache, so a cached verification copies no record).
-    pub record: Option<Arc<KeyRecord>>,
+    /// What verification knows of the key, when a stored key matched the presented one (as
+    /// the key cache keeps it: copying it out allocates nothing).
+    pub record: Option<KeyView>,
     /// What the key may do now: its scopes, limited for a personal key by its member's current
     /// role. Empty when the key is unknown or its member is gone.
     pub scopes: ScopeSet,
@@ -102,7 +105,8 @@ pub struct Verification {
 impl Verification {
     /// The verdict as a domain error, or `None` when valid.
     pub fn error(&self) -> Option<Error> {
-        self.verdict.into_error(self.record.as_deref())
+        self.verdict
+            .into_error(self.record.as_ref().and_then(|record| record.expires_at))
     }
 }
 
@@ -117,6 +121,7 @@ impl KeyManager {
     ) -> KeyManager {
         KeyManager {
             meter: Meter::new(store.clone()),
+            key_lookups: Arc::new(KeyLookups::new(store.clone())),
             metering: true,
             store,
             pepper: Arc::new(pepper),
@@ -539,7 +544,8 @@ impl KeyManager {
     /// operator must not be locked out of revoking a key by that key's traffic). VerifyKey
     /// uses [`KeyManager::verify_request`].
     pub async fn verify(&self, presented: &str, required: &[Scope]) -> Result<Verification, Error> {
-        self.verify_inner(presented, required, false, &VerifyContext::default())
+        let now = self.now();
+        self.verify_inner(presented, required, false, &VerifyContext::default(), now)
             .await
     }
 
@@ -560,22 +566,24 @@ impl KeyManager {
         context: &VerifyContext,
     ) -> Result<Verification, Error> {
         let client_ip = context.client_ip;
-        if let Some(ip) = client_ip {
-            let now = self.now();
-            if let Some(reset) = self.guard.blocked_until(ip, now) {
-                self.metrics.unknown_key(UnknownKeyReason::Blocked);
-                return Ok(Verification {
-                    verdict: Verdict::TooManyFailures {
-                        retry_after: reset - now,
-                        reset,
-                    },
-                    record: None,
-                    scopes: ScopeSet::EMPTY,
-                });
-            }
+        // One clock reading serves the whole decision: reading it costs more than the rest of
+        // a cached verification's bookkeeping, and one instant keeps the steps consistent.
+        let now = self.now();
+        if let Some(ip) = client_ip
+            && let Some(reset) = self.guard.blocked_until(ip, now)
+        {
+            self.metrics.unknown_key(UnknownKeyReason::Blocked);
+            return Ok(Verification {
+                verdict: Verdict::TooManyFailures {
+                    retry_after: reset - now,
+                    reset,
+                },
+                record: None,
+                scopes: ScopeSet::EMPTY,
+            });
         }
         let verification = self
-            .verify_inner(presented, required, true, context)
+            .verify_inner(presented, required, true, context, now)
             .await?;
         if let Some(ip) = client_ip {
             let failed = match verification.verdict {
@@ -583,7 +591,7 @@ impl KeyManager {
                 Verdict::Invalid => Some(true),
                 _ => None,
             };
-            self.guard.record(ip, failed, self.now(), &self.metrics);
+            self.guard.record(ip, failed, now, &self.metrics);
         }
         Ok(verification)
     }
@@ -594,6 +602,7 @@ impl KeyManager {
         required: &[Scope],
         limited: bool,
         context: &VerifyContext,
+        now: DateTime<Utc>,
     ) -> Result<Verification, Error> {
         let Ok(key) = ApiKey::parse(presented) else {
             self.metrics.unknown_key(UnknownKeyReason::Malformed);
@@ -604,7 +613,6 @@ impl KeyManager {
             });
         };
         let digest = self.pepper.digest(&key);
-        let now = self.now();
         let known = match self.key_cache.lookup(&digest, now) {
             Lookup::Known(cached) => {
                 self.metrics.key_cache_hit();
@@ -627,7 +635,7 @@ impl KeyManager {
             }
         };
         // Judged now, from the record: a cached key expires at its expiry instant.
-        let mut verdict = verify_effective(record.as_deref(), effective, required, now);
+        let mut verdict = verify_effective(record.as_ref(), effective, required, now);
         if let (true, Verdict::Valid, Some(record)) = (limited, verdict, &record)
             && let RateDecision::Limited {
                 limit,
@@ -646,7 +654,7 @@ impl KeyManager {
             };
         }
         if let (true, Some(record)) = (self.metering, &record) {
-            let code = match verdict.into_error(Some(record.as_ref())) {
+            let code = match verdict.into_error(record.expires_at) {
                 None => "valid",
                 Some(error) => error.code().reason(),
             };
@@ -680,7 +688,8 @@ impl KeyManager {
     ) -> Result<Option<CachedKey>, Error> {
         // Noted before the read: a change written meanwhile keeps this read out of the cache.
         let epoch = self.key_cache.epoch();
-        let found = self.store.find_key_by_digest(&digest).await?;
+        // Looked up at once when the store is quiet, with other misses under load.
+        let found = self.key_lookups.find(digest, &self.metrics).await?;
         let Some((record, _, limits)) =
             found.filter(|(_, stored, _)| self.pepper.matches(key, stored))
         else {
@@ -689,7 +698,7 @@ impl KeyManager {
         };
         let effective = self.effective_scopes(&record, now).await?;
         let cached = CachedKey {
-            record: Arc::new(record),
+            record: KeyView::from(&record),
             limits,
             effective,
         };

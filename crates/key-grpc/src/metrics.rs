@@ -94,6 +94,7 @@ struct Inner {
     key_cache_hits: Counter,
     key_cache_misses: Counter,
     key_cache_negative_hits: Counter,
+    key_lookups: KeyLookupCounters,
 }
 
 impl Default for Metrics {
@@ -196,6 +197,7 @@ impl Metrics {
             "Verifications of well-formed keys refused as unknown from the negative cache, without a database read",
             key_cache_negative_hits.clone(),
         );
+        let key_lookups = KeyLookupCounters::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -210,6 +212,7 @@ impl Metrics {
                 key_cache_hits,
                 key_cache_misses,
                 key_cache_negative_hits,
+                key_lookups,
             }),
         }
     }
@@ -304,6 +307,64 @@ impl Metrics {
             tracing::warn!("encoding the metrics failed");
         }
         text
+    }
+
+    /// Counts a batch of `digests` waiting misses looked up in one query.
+    pub fn key_lookup_batch(&self, digests: usize) {
+        self.inner.key_lookups.batches.inc();
+        self.inner
+            .key_lookups
+            .batched_digests
+            .inc_by(u64::try_from(digests).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a miss refused because too many were waiting for a lookup.
+    pub fn key_lookup_refused(&self) {
+        self.inner.key_lookups.refused.inc();
+    }
+
+    /// The batched lookups so far: batches, digests in them, and misses refused.
+    pub fn key_lookup_counts(&self) -> (u64, u64, u64) {
+        let counters = &self.inner.key_lookups;
+        (
+            counters.batches.get(),
+            counters.batched_digests.get(),
+            counters.refused.get(),
+        )
+    }
+}
+
+/// The counters of coalesced key lookups (`key_lookup.rs`).
+#[derive(Debug)]
+struct KeyLookupCounters {
+    batches: Counter,
+    batched_digests: Counter,
+    refused: Counter,
+}
+
+impl KeyLookupCounters {
+    fn register(registry: &mut Registry) -> KeyLookupCounters {
+        let counters = KeyLookupCounters {
+            batches: Counter::default(),
+            batched_digests: Counter::default(),
+            refused: Counter::default(),
+        };
+        registry.register(
+            "key_lookup_batches",
+            "Queries that looked up several cache misses together, because misses came while another lookup was in flight",
+            counters.batches.clone(),
+        );
+        registry.register(
+            "key_lookup_batched_digests",
+            "Distinct key digests looked up in batches (divide by key_lookup_batches for the mean batch size)",
+            counters.batched_digests.clone(),
+        );
+        registry.register(
+            "key_lookup_refusals",
+            "Cache misses refused as unavailable because too many were already waiting for a lookup",
+            counters.refused.clone(),
+        );
+        counters
     }
 }
 

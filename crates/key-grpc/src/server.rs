@@ -1,18 +1,35 @@
 //! Server assembly: KeyService behind the authentication layer, health and reflection (v1 and
-//! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal.
+//! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal. The same stack
+//! is also reachable in memory ([`GrpcServer::local_service`]), for the REST gateway of the
+//! same process.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::{Pin, pin},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use key_proto::v1::key_service_server::KeyServiceServer;
 use tokio::{
     net::TcpListener,
     sync::{Notify, oneshot},
 };
-use tonic::transport::server::TcpIncoming;
+use tonic::{Status, body::Body, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::{Layer, Service};
 
 use crate::{
-    Error, KeyManager, alerts::sweep_periodically, auth::AuthLayer, service::KeyServiceImpl,
+    Error, KeyManager,
+    alerts::sweep_periodically,
+    auth::{AuthLayer, AuthService},
+    service::KeyServiceImpl,
     webhooks::deliver_periodically,
 };
 
@@ -26,6 +43,14 @@ pub struct GrpcServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     drain_timeout: Duration,
+    /// Health, reflection and KeyService, without the auth layer: the server and
+    /// [`GrpcServer::local_service`] put the same layer around the same routes.
+    routes: Routes,
+    /// The health statuses both paths report, so a drain shows on each.
+    reporter: HealthReporter,
+    /// Whether KeyService's SERVING status is still to be set when serving starts.
+    serving_pending: bool,
+    in_process: Arc<InProcessCalls>,
 }
 
 /// How long requests in flight may take to finish after a shutdown signal, by default.
@@ -36,11 +61,38 @@ impl GrpcServer {
     /// before serving.
     pub fn new(manager: KeyManager, listener: TcpListener) -> Result<GrpcServer, Error> {
         let local_addr = listener.local_addr()?;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        // The store was migrated before the server was built, so the key service can serve,
+        // in memory from now on, and over the listener once `run_until` starts.
+        let serving_pending = !set_status_now(&reporter, ServingStatus::Serving);
+
+        // google.rpc is registered too, so grpcurl can print the ErrorInfo of an error.
+        let descriptors: [&[u8]; 3] = [
+            key_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_types::pb::FILE_DESCRIPTOR_SET,
+        ];
+        let mut reflection_v1 = tonic_reflection::server::Builder::configure();
+        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
+        for descriptor in descriptors {
+            reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(descriptor);
+            reflection_v1alpha =
+                reflection_v1alpha.register_encoded_file_descriptor_set(descriptor);
+        }
+        let routes = Routes::new(health_service)
+            .add_service(reflection_v1.build_v1()?)
+            .add_service(reflection_v1alpha.build_v1alpha()?)
+            .add_service(KeyServiceServer::new(KeyServiceImpl::new(manager.clone())))
+            .prepare();
         Ok(GrpcServer {
             manager,
             listener,
             local_addr,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            routes,
+            reporter,
+            serving_pending,
+            in_process: Arc::default(),
         })
     }
 
@@ -56,30 +108,31 @@ impl GrpcServer {
         self.local_addr
     }
 
-    /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
-    /// flight finish (for at most the drain timeout), then the usage counted in memory is
-    /// flushed (and its alerts evaluated), then this returns. While serving, a flusher task
-    /// writes the usage counted in memory every `KeyManager::flush_interval`, and a sweeper
-    /// fires expiry and rotation alerts every `KeyManager::alert_sweep_interval`.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        // The store was migrated before the server was built, so the key service can serve.
-        reporter
-            .set_service_status(KEY_SERVICE_NAME, ServingStatus::Serving)
-            .await;
+    /// The server's own service stack (the auth layer around health, reflection and
+    /// KeyService), called in memory: a gRPC client built on it (`KeyServiceClient::new`)
+    /// encodes protobuf as usual but crosses no socket. Its requests have no TCP peer, so the
+    /// audit log records their `x-forwarded-for`. It reports the same health as the server
+    /// (NOT_SERVING once shutdown starts), and once serving has stopped it answers UNAVAILABLE,
+    /// so nothing is counted after the last usage flush.
+    pub fn local_service(&self) -> LocalService {
+        LocalService {
+            inner: AuthLayer::new(self.manager.clone()).layer(self.routes.clone()),
+            calls: Arc::clone(&self.in_process),
+        }
+    }
 
-        // google.rpc is registered too, so grpcurl can print the ErrorInfo of an error.
-        let descriptors: [&[u8]; 3] = [
-            key_proto::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_types::pb::FILE_DESCRIPTOR_SET,
-        ];
-        let mut reflection_v1 = tonic_reflection::server::Builder::configure();
-        let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
-        for descriptor in descriptors {
-            reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(descriptor);
-            reflection_v1alpha =
-                reflection_v1alpha.register_encoded_file_descriptor_set(descriptor);
+    /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
+    /// flight finish (for at most the drain timeout, in memory as over the network), then the
+    /// usage counted in memory is flushed (and its alerts evaluated), then this returns. While
+    /// serving, a flusher task writes the usage counted in memory every
+    /// `KeyManager::flush_interval`, and a sweeper fires expiry and rotation alerts every
+    /// `KeyManager::alert_sweep_interval`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let reporter = self.reporter;
+        if self.serving_pending {
+            reporter
+                .set_service_status(KEY_SERVICE_NAME, ServingStatus::Serving)
+                .await;
         }
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
@@ -101,10 +154,7 @@ impl GrpcServer {
         let manager = self.manager.clone();
         let serve = tonic::transport::Server::builder()
             .layer(AuthLayer::new(self.manager.clone()))
-            .add_service(health_service)
-            .add_service(reflection_v1.build_v1()?)
-            .add_service(reflection_v1alpha.build_v1alpha()?)
-            .add_service(KeyServiceServer::new(KeyServiceImpl::new(self.manager)))
+            .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, signal);
         let served = tokio::select! {
             served = serve => served,
@@ -116,6 +166,14 @@ impl GrpcServer {
                 Ok(())
             }
         };
+        // In-memory callers (the gateway of this process) are refused from now on, and the
+        // calls they have under way finish before the last flush, like the network's did.
+        if tokio::time::timeout(self.drain_timeout, self.in_process.close_and_wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?self.drain_timeout, "in-process calls still running after the drain timeout");
+        }
         // No more verifications are answered: stop the flusher (after the flush it may be
         // doing) and write whatever is left, even if serving failed.
         // The webhook worker finishes (and records) the attempts it is making, then stops;
@@ -187,4 +245,94 @@ async fn stop_serving(reporter: HealthReporter, shutdown: impl Future<Output = (
     reporter
         .set_service_status("", ServingStatus::NotServing)
         .await;
+}
+
+/// Sets the key service's status on a reporter nobody else holds yet. Its lock is free, so the
+/// write completes at the first poll and `new` can stay synchronous; `false` if it did not.
+fn set_status_now(reporter: &HealthReporter, status: ServingStatus) -> bool {
+    let mut write = pin!(reporter.set_service_status(KEY_SERVICE_NAME, status));
+    write
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
+}
+
+/// The server's service stack, called in memory; see [`GrpcServer::local_service`].
+#[derive(Debug, Clone)]
+pub struct LocalService {
+    inner: AuthService<Routes>,
+    calls: Arc<InProcessCalls>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl Service<http::Request<Body>> for LocalService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let Some(call) = InProcessCalls::enter(&self.calls) else {
+            return Box::pin(async {
+                Ok(Status::unavailable("the key service has stopped").into_http())
+            });
+        };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(call);
+            response
+        })
+    }
+}
+
+/// The in-memory calls under way, and whether new ones are still taken: at shutdown the server
+/// waits for these as it does for its connections, before the last usage flush. Two atomics,
+/// no lock: the verification path goes through here.
+#[derive(Debug, Default)]
+struct InProcessCalls {
+    closed: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+/// One in-memory call under way; it ends when dropped.
+#[derive(Debug)]
+struct InProcessCall(Arc<InProcessCalls>);
+
+impl InProcessCalls {
+    /// Starts a call, unless serving has stopped.
+    fn enter(calls: &Arc<InProcessCalls>) -> Option<InProcessCall> {
+        // Counted before the check: `close_and_wait` sets `closed` before it reads the count,
+        // so a call either sees `closed` or is waited for.
+        calls.in_flight.fetch_add(1, Ordering::SeqCst);
+        let call = InProcessCall(Arc::clone(calls));
+        (!calls.closed.load(Ordering::SeqCst)).then_some(call)
+    }
+
+    /// Refuses new calls, then waits until those under way have ended.
+    async fn close_and_wait(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        loop {
+            // Registered before the count is read, so the last call's wake-up is not missed.
+            let mut idle = pin!(self.idle.notified());
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for InProcessCall {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }

@@ -249,7 +249,7 @@ impl KeyService for KeyServiceImpl {
         {
             response.key_id = record.id.to_string();
             response.organization_id = record.organization_id.to_string();
-            response.name = record.name.clone();
+            response.name = record.name.to_string();
             // A personal key's scopes as limited by its member's current role.
             response.scopes = verification.scopes.names();
             response.key_type = key_type_to_proto(record.key_type).into();

@@ -101,7 +101,15 @@ pub(crate) async fn insert_audit_event_in(
     db: &impl ConnectionTrait,
     event: &AuditEvent,
 ) -> Result<(), Error> {
-    let model = audit_event::ActiveModel {
+    AuditEvents::insert(event_model(event))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The row of an event: one mapping for `insert_audit_event_in` and the bulk insert (`bulk.rs`).
+pub(crate) fn event_model(event: &AuditEvent) -> audit_event::ActiveModel {
+    audit_event::ActiveModel {
         id: Set(event.id),
         time: Set(event.time),
         organization_id: Set(event.organization_id),
@@ -113,11 +121,7 @@ pub(crate) async fn insert_audit_event_in(
         reason: Set(event.reason.clone()),
         client_address: Set(event.client_address.clone()),
         request_id: Set(event.request_id.clone()),
-    };
-    AuditEvents::insert(model)
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    }
 }
 
 fn event_from_model(model: audit_event::Model) -> Result<AuditEvent, Error> {

@@ -93,6 +93,11 @@ pub struct KeyChanges {
 /// sees the change and refuses.
 const ATTEMPTS: usize = 3;
 
+/// The most digests `Store::find_keys_by_digests` puts in one `IN (…)` list. Both backends
+/// take far more bind parameters (SQLite 32,766, PostgreSQL 65,535); the cap keeps one
+/// statement's size, and the time it holds a pooled connection, small and predictable.
+pub const MAX_DIGESTS_PER_QUERY: usize = 256;
+
 impl Store {
     /// Stores a new key and its audit event, in one transaction, and returns its record.
     pub async fn insert_key(&self, key: NewKey, audit: &AuditEvent) -> Result<KeyRecord, Error> {
@@ -110,29 +115,35 @@ impl Store {
         &self,
         digest: &KeyDigest,
     ) -> Result<Option<(KeyRecord, KeyDigest, RateLimits)>, Error> {
-        let Some((model, organization)) = ApiKeys::find()
+        ApiKeys::find()
             .filter(Column::Digest.eq(digest.as_bytes().to_vec()))
             .find_also_related(crate::entity::organization::Entity)
             .one(&self.db)
             .await?
-        else {
-            return Ok(None);
-        };
-        let stored = stored_digest(&model)?;
-        let default = RateLimits::parse(
-            "default_rate_limits",
-            organization
-                .and_then(|organization| organization.default_rate_limits)
-                .as_deref()
-                .unwrap_or_default(),
-        )
-        .map_err(|err| Error::Corrupt {
-            table: "organizations",
-            detail: err.to_string(),
-        })?;
-        let record = record_from_model(model)?;
-        let limits = record.rate_limits.or(default);
-        Ok(Some((record, stored, limits)))
+            .map(|(model, organization)| found_key(model, organization))
+            .transpose()
+    }
+
+    /// [`Store::find_key_by_digest`] for many digests at once: the keys stored under any of
+    /// `digests`, each with its stored digest and effective rate limits, in no particular order;
+    /// a digest that matches no key is simply absent. One query per `MAX_DIGESTS_PER_QUERY`
+    /// digests, so a batch of misses costs one round trip instead of one each.
+    pub async fn find_keys_by_digests(
+        &self,
+        digests: &[KeyDigest],
+    ) -> Result<Vec<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+        let mut found = Vec::new();
+        for chunk in digests.chunks(MAX_DIGESTS_PER_QUERY) {
+            let rows = ApiKeys::find()
+                .filter(Column::Digest.is_in(chunk.iter().map(|digest| digest.as_bytes().to_vec())))
+                .find_also_related(crate::entity::organization::Entity)
+                .all(&self.db)
+                .await?;
+            for (model, organization) in rows {
+                found.push(found_key(model, organization)?);
+            }
+        }
+        Ok(found)
     }
 
     /// The key `id` of `organization_id`; `None` if it does not exist or belongs to another
@@ -386,6 +397,30 @@ async fn get_key_with_digest_in(
     Ok(Some((record_from_model(model)?, digest)))
 }
 
+/// A key row read for verification, with its organization: the record, the stored digest (for
+/// the constant-time check) and the effective rate limits (the key's own, or else the
+/// organization's default).
+fn found_key(
+    model: api_key::Model,
+    organization: Option<crate::entity::organization::Model>,
+) -> Result<(KeyRecord, KeyDigest, RateLimits), Error> {
+    let stored = stored_digest(&model)?;
+    let default = RateLimits::parse(
+        "default_rate_limits",
+        organization
+            .and_then(|organization| organization.default_rate_limits)
+            .as_deref()
+            .unwrap_or_default(),
+    )
+    .map_err(|err| Error::Corrupt {
+        table: "organizations",
+        detail: err.to_string(),
+    })?;
+    let record = record_from_model(model)?;
+    let limits = record.rate_limits.or(default);
+    Ok((record, stored, limits))
+}
+
 fn stored_digest(model: &api_key::Model) -> Result<KeyDigest, Error> {
     KeyDigest::from_slice(&model.digest).ok_or_else(|| Error::Corrupt {
         table: "api_keys",
@@ -401,13 +436,21 @@ pub(crate) async fn insert_key_in(
     db: &impl ConnectionTrait,
     key: NewKey,
 ) -> Result<KeyRecord, Error> {
-    let model = api_key::ActiveModel {
+    let model = ApiKeys::insert(key_model(&key))
+        .exec_with_returning(db)
+        .await?;
+    record_from_model(model)
+}
+
+/// The row of a new key: one mapping for `insert_key_in` and the bulk insert (`bulk.rs`).
+pub(crate) fn key_model(key: &NewKey) -> api_key::ActiveModel {
+    api_key::ActiveModel {
         id: Set(key.id),
         organization_id: Set(key.organization_id),
-        name: Set(key.name),
+        name: Set(key.name.clone()),
         scopes: Set(key.scopes.names().join(" ")),
         environment: Set(key.redacted.environment.as_str().to_owned()),
-        last4: Set(key.redacted.last4),
+        last4: Set(key.redacted.last4.clone()),
         digest: Set(key.digest.as_bytes().to_vec()),
         created_at: Set(key.created_at),
         expires_at: Set(key.expires_at),
@@ -421,9 +464,7 @@ pub(crate) async fn insert_key_in(
         member_id: Set(key.member_id),
         operator: Set(key.operator),
         rate_limits: Set(key.rate_limits.format()),
-    };
-    let model = ApiKeys::insert(model).exec_with_returning(db).await?;
-    record_from_model(model)
+    }
 }
 
 fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {

@@ -6,6 +6,7 @@
 mod activity;
 mod alerts;
 mod audit;
+mod bulk;
 mod connect;
 // sea-orm's derives generate `pub` items inside these crate-private modules.
 #[allow(unreachable_pub)]
@@ -25,7 +26,7 @@ pub use alerts::{AlertEvent, AlertEventFilter, AlertKey, PeriodCount};
 pub use audit::AuditFilter;
 pub use connect::Store;
 pub use error::Error;
-pub use keys::{KeyChanges, KeyFilter, KeyRotation, NewKey};
+pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey};
 pub use members::Member;
 pub use organizations::Organization;
 pub use usage::{Dimension, KeyUse, Resolution, UsageCount};

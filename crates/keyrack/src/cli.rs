@@ -3,7 +3,7 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
-use key_gateway::Gateway;
+use key_gateway::{Gateway, Upstream};
 use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
@@ -12,6 +12,7 @@ use crate::{
     cache_args::CacheArgs,
     limiter_args::LimiterArgs,
     metrics_endpoint::MetricsArgs,
+    proxy_args::ProxyArgs,
     setup::{DatabaseConfig, Shutdown},
     usage_args::UsageArgs,
 };
@@ -60,6 +61,8 @@ struct ServeArgs {
     #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_HTTP")]
     webhook_allow_http: bool,
     #[command(flatten)]
+    proxies: ProxyArgs,
+    #[command(flatten)]
     usage: UsageArgs,
     #[command(flatten)]
     key_cache: CacheArgs,
@@ -79,6 +82,8 @@ struct GatewayArgs {
     /// Address for the REST gateway.
     #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    #[command(flatten)]
+    proxies: ProxyArgs,
 }
 
 /// Where the gateway of `serve` listens, if anywhere.
@@ -178,17 +183,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let server = GrpcServer::new(manager.clone(), listener)?
         .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
 
-    // The gateway of this process reaches the gRPC service over loopback, like any client.
+    // The gateway of this process calls the gRPC service's own stack in memory: the same
+    // authentication and handlers as over the network, without a socket in between.
     let gateway = match args.http_listen {
         HttpListen::Off => None,
         HttpListen::At(address) => {
-            let grpc = server.local_addr();
-            let loopback = if grpc.is_ipv4() { "127.0.0.1" } else { "[::1]" };
-            let upstream = format!("http://{loopback}:{}", grpc.port());
             let listener = TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
-            let gateway = Gateway::new(listener, &upstream)?;
+            let upstream = Upstream::from_service(server.local_service());
+            let gateway = Gateway::new(listener, upstream)?
+                .with_trusted_proxies(args.proxies.trusted_proxies());
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };
@@ -212,7 +217,8 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    Gateway::new(listener, &args.upstream)?
+    Gateway::new(listener, Upstream::connect_lazy(&args.upstream)?)?
+        .with_trusted_proxies(args.proxies.trusted_proxies())
         .run_until(shutdown.wait())
         .await?;
     Ok(())

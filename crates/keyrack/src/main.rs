@@ -5,6 +5,7 @@ mod cache_args;
 mod cli;
 mod limiter_args;
 mod metrics_endpoint;
+mod proxy_args;
 mod setup;
 mod usage_args;
 

@@ -3,7 +3,6 @@
 //! and another replica follows within the cache's TTL (moved with the injected clock).
 
 use std::{
-    process::Command,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -16,7 +15,7 @@ use ring::rand::SystemRandom;
 
 use crate::{
     helpers::{TestApp, authed, backends, spawn_app, spawn_app_configured, spawn_second_server},
-    process::{LoggedChild, TIMEOUT},
+    process::{LoggedChild, TIMEOUT, keyrack},
     ratelimit::limit,
     redis_limiter::{logged_address, sample, scrape_metrics, wait_for_log},
 };
@@ -552,12 +551,7 @@ async fn a_key_created_after_its_digest_was_refused_works() {
 #[tokio::test]
 async fn serve_with_a_zero_ttl_answers_every_verification_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYRACK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = keyrack();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
         .args(["--metrics-listen", "127.0.0.1:0", "--key-cache-ttl", "0"])

@@ -13,7 +13,9 @@ use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
 use serde_json::{Value, json};
 
-use crate::process::{LoggedChild, Ran, TIMEOUT, loopback_only, on_path, run_bounded, tool};
+use crate::process::{
+    LoggedChild, Ran, TIMEOUT, keyrack, loopback_only, on_path, run_bounded, tool,
+};
 
 /// The log line that tells the bound port, e.g. `gRPC server listening address=127.0.0.1:4242`.
 const LISTENING: &str = "gRPC server listening";
@@ -439,19 +441,6 @@ fn listening_address(line: &str, listening: &str) -> Option<String> {
     let after = &line[line.find(listening)? + listening.len()..];
     let value = &after[after.find("address=")? + "address=".len()..];
     Some(value.split_whitespace().next()?.to_owned())
-}
-
-/// The `keyrack` binary under test, with no inherited `KEYRACK_*` configuration (every
-/// variable the binary reads starts so: `KEYRACK_LISTEN`, `KEYRACK_HTTP_LISTEN`,
-/// `KEYRACK_UPSTREAM`, `KEYRACK_DATA_DIR`, `KEYRACK_PEPPER`, `KEYRACK_LOG`, …).
-fn keyrack() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYRACK_") {
-            command.env_remove(name);
-        }
-    }
-    command
 }
 
 /// Runs grpcurl against a plaintext server: `grpcurl -plaintext <flags> <addr> <verb>`. It

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, authed, backends, spawn_app, spawn_app_configured},
-    process::{LoggedChild, repo_root, run_bounded, venv_tool},
+    process::{LoggedChild, keyrack, repo_root, run_bounded, venv_tool},
 };
 
 async fn verify_with(
@@ -392,12 +392,7 @@ async fn forward_auth_passes_country_and_tag_and_rest_shows_the_distributions() 
 }
 
 fn keyrack_serve(data_dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYRACK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = keyrack();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
         .arg("--data-dir")

@@ -103,6 +103,19 @@ pub(crate) fn loopback_only(command: &mut Command) {
     command.env("NO_PROXY", "127.0.0.1,localhost");
 }
 
+/// The `keyrack` binary under test, with no inherited `KEYRACK_*` configuration (every
+/// variable the binary reads starts so: `KEYRACK_LISTEN`, `KEYRACK_HTTP_LISTEN`,
+/// `KEYRACK_UPSTREAM`, `KEYRACK_DATA_DIR`, `KEYRACK_PEPPER`, `KEYRACK_LOG`, …).
+pub(crate) fn keyrack() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("KEYRACK_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// A loopback port that was free a moment ago: bound to 127.0.0.1:0, then released. Another
 /// process may take it before the caller binds it, so callers retry on "address in use".
 pub(crate) fn free_port() -> u16 {

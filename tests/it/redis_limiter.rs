@@ -23,7 +23,7 @@ use crate::{
     helpers::{
         SecondServer, TestApp, backends, spawn_app_configured, spawn_second_server_configured,
     },
-    process::{ChildGuard, LoggedChild, TIMEOUT, free_port, on_path},
+    process::{ChildGuard, LoggedChild, TIMEOUT, free_port, keyrack, on_path},
     ratelimit::{create_limited, limit},
 };
 
@@ -335,12 +335,7 @@ async fn serve_starts_without_redis_and_moves_to_it_once_it_answers() {
     let port = free_port();
     // Nothing listens there yet; the password must not reach the log.
     let redis_url = format!("redis://:hunter2-secret@127.0.0.1:{port}");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYRACK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = keyrack();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
         .args(["--metrics-listen", "127.0.0.1:0", "--redis-url", &redis_url])

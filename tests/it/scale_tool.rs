@@ -8,7 +8,7 @@ use std::{collections::HashSet, path::PathBuf, process::Command, sync::OnceLock,
 
 use key_core::ApiKey;
 
-use crate::process::{LoggedChild, TIMEOUT, repo_root, run_bounded};
+use crate::process::{LoggedChild, TIMEOUT, keyrack, repo_root, run_bounded};
 
 /// The first build of `key-scale` may compile its dependencies.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
@@ -54,12 +54,7 @@ async fn seeded_keys_are_each_valid_on_a_real_server_and_in_the_cold_pass() {
         ApiKey::parse(key).unwrap();
     }
 
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrack"));
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("KEYRACK_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = keyrack();
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
         .args(["--metrics-listen", "off", "--data-dir"])

@@ -4,9 +4,10 @@ use std::time::Instant;
 
 use key_core::Scope;
 use key_grpc::{KeyManager, VerifyContext};
-use tokio::task::JoinSet;
 
-use crate::{cli::FillArgs, cold::write_json, keys_file, memory::Memory, setup};
+use crate::{
+    cli::FillArgs, cold::write_json, keys_file, memory::Memory, setup, shares::verify_in_shares,
+};
 
 /// Keys read from the file at a time, shared out among the workers.
 const CHUNK: usize = 4_096;
@@ -24,15 +25,10 @@ pub(crate) async fn run(args: FillArgs) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let mut lines = keys_file::stream(&args.keys_file)?;
     let (mut verified, mut errors) = (0_u64, 0_u64);
-    loop {
-        let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<Result<_, _>>()?;
-        if chunk.is_empty() {
-            break;
-        }
+    for chunk in keys_file::chunks(&args.keys_file, CHUNK)? {
         let (chunk_verified, chunk_errors) =
-            verify_chunk(&manager, chunk, args.concurrency).await?;
+            verify_chunk(&manager, chunk?, args.concurrency).await?;
         verified += chunk_verified;
         errors += chunk_errors;
     }
@@ -87,14 +83,9 @@ async fn verify_chunk(
     chunk: Vec<String>,
     concurrency: usize,
 ) -> anyhow::Result<(u64, u64)> {
-    let mut shares: Vec<Vec<String>> = (0..concurrency).map(|_| Vec::new()).collect();
-    for (index, key) in chunk.into_iter().enumerate() {
-        shares[index % concurrency].push(key);
-    }
-    let mut workers = JoinSet::new();
-    for share in shares {
+    verify_in_shares(chunk, concurrency, |_, share| {
         let manager = manager.clone();
-        workers.spawn(async move {
+        async move {
             let required = [Scope::parse("chat")?];
             let context = VerifyContext::default();
             let mut errors = 0_u64;
@@ -104,14 +95,8 @@ async fn verify_chunk(
                     errors += 1;
                 }
             }
-            anyhow::Ok((share.len() as u64, errors))
-        });
-    }
-    let (mut verified, mut errors) = (0, 0);
-    while let Some(done) = workers.join_next().await {
-        let (share_verified, share_errors) = done??;
-        verified += share_verified;
-        errors += share_errors;
-    }
-    Ok((verified, errors))
+            Ok(errors)
+        }
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, BufWriter, Lines},
+    io::{self, BufRead, BufReader, BufWriter},
     os::unix::fs::OpenOptionsExt,
     path::Path,
 };
@@ -22,18 +22,34 @@ pub(crate) fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(1 << 20, file))
 }
 
-/// The keys of the file at `path`, read lazily: a million keys held at once would add their
-/// own tens of megabytes to the memory being measured.
-pub(crate) fn stream(path: &Path) -> anyhow::Result<Lines<BufReader<File>>> {
+/// The keys of the file at `path`, read lazily (a million keys held at once would add their
+/// own tens of megabytes to the memory being measured); blank lines are no keys.
+fn stream(path: &Path) -> anyhow::Result<impl Iterator<Item = io::Result<String>> + use<>> {
     let file = File::open(path)
         .with_context(|| format!("cannot open the keys file {}", path.display()))?;
-    Ok(BufReader::with_capacity(1 << 20, file).lines())
+    Ok(BufReader::with_capacity(1 << 20, file)
+        .lines()
+        .filter(|line| !matches!(line, Ok(line) if line.trim().is_empty())))
+}
+
+/// The keys of the file at `path`, lazily, `size` at a time.
+pub(crate) fn chunks(
+    path: &Path,
+    size: usize,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Vec<String>>> + use<>> {
+    let mut keys = stream(path)?;
+    let display = path.display().to_string();
+    Ok(std::iter::from_fn(move || {
+        match keys.by_ref().take(size).collect::<io::Result<Vec<_>>>() {
+            Ok(chunk) if chunk.is_empty() => None,
+            read => Some(read.with_context(|| format!("cannot read the keys file {display}"))),
+        }
+    }))
 }
 
 /// Every key of the file at `path`.
 pub(crate) fn read_all(path: &Path) -> anyhow::Result<Vec<String>> {
     let keys = stream(path)?
-        .filter(|line| !matches!(line, Ok(line) if line.trim().is_empty()))
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("cannot read the keys file {}", path.display()))?;
     anyhow::ensure!(

@@ -13,6 +13,7 @@ mod memory;
 mod remote;
 mod seed;
 mod setup;
+mod shares;
 
 use clap::Parser;
 

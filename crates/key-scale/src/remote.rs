@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use key_proto::v1::{VerifyKeyRequest, key_service_client::KeyServiceClient};
-use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -15,6 +14,7 @@ use crate::{
     cli::{HealthArgs, TouchArgs},
     keys_file,
     memory::Memory,
+    shares::verify_in_shares,
 };
 
 /// How often a server that is not serving yet is asked again.
@@ -71,15 +71,10 @@ pub(crate) async fn touch(args: TouchArgs) -> anyhow::Result<()> {
     }
     let before = args.pid.map(Memory::of).transpose()?;
     let started = Instant::now();
-    let mut lines = keys_file::stream(&args.keys_file)?;
     let (mut verified, mut refused) = (0_u64, 0_u64);
-    loop {
-        let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<Result<_, _>>()?;
-        if chunk.is_empty() {
-            break;
-        }
+    for chunk in keys_file::chunks(&args.keys_file, CHUNK)? {
         let (chunk_verified, chunk_refused) =
-            verify_chunk(&channels, chunk, args.concurrency).await?;
+            verify_chunk(&channels, chunk?, args.concurrency).await?;
         verified += chunk_verified;
         refused += chunk_refused;
     }
@@ -108,16 +103,10 @@ async fn verify_chunk(
     chunk: Vec<String>,
     concurrency: usize,
 ) -> anyhow::Result<(u64, u64)> {
-    let mut shares: Vec<Vec<String>> = (0..concurrency).map(|_| Vec::new()).collect();
-    for (index, key) in chunk.into_iter().enumerate() {
-        shares[index % concurrency].push(key);
-    }
-    let mut workers = JoinSet::new();
-    for (worker, share) in shares.into_iter().enumerate() {
+    verify_in_shares(chunk, concurrency, |worker, share| {
         let mut client = KeyServiceClient::new(channels[worker % channels.len()].clone());
-        workers.spawn(async move {
+        async move {
             let mut refused = 0_u64;
-            let count = share.len() as u64;
             for key in share {
                 let response = client
                     .verify_key(VerifyKeyRequest {
@@ -132,14 +121,8 @@ async fn verify_chunk(
                     refused += 1;
                 }
             }
-            anyhow::Ok((count, refused))
-        });
-    }
-    let (mut verified, mut refused) = (0, 0);
-    while let Some(done) = workers.join_next().await {
-        let (share_verified, share_refused) = done??;
-        verified += share_verified;
-        refused += share_refused;
-    }
-    Ok((verified, refused))
+            Ok(refused)
+        }
+    })
+    .await
 }

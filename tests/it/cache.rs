@@ -15,9 +15,9 @@ use ring::rand::SystemRandom;
 
 use crate::{
     helpers::{TestApp, authed, backends, spawn_app, spawn_app_configured, spawn_second_server},
-    process::{LoggedChild, TIMEOUT, keyrack},
+    process::TIMEOUT,
     ratelimit::limit,
-    redis_limiter::{logged_address, sample, scrape_metrics, wait_for_log},
+    redis_limiter::{sample, scrape_metrics, serve_with_metrics},
 };
 
 /// How many database statements `app`'s store sent while `run` ran.
@@ -551,21 +551,8 @@ async fn a_key_created_after_its_digest_was_refused_works() {
 #[tokio::test]
 async fn serve_with_a_zero_ttl_answers_every_verification_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = keyrack();
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--key-cache-ttl", "0"])
-        .arg("--data-dir")
-        .arg(dir.path());
-    let mut served = LoggedChild::spawn(command, "serve");
-    let grpc = served.wait_for_line("gRPC server listening", TIMEOUT, |line| {
-        logged_address(line, "gRPC server listening")
-    });
-    let stderr = wait_for_log(&served, "metrics listening").await;
-    let metrics = stderr
-        .lines()
-        .find_map(|line| logged_address(line, "metrics listening"))
-        .unwrap();
+    let (mut served, grpc, metrics, stderr) =
+        serve_with_metrics(dir.path(), &["--key-cache-ttl", "0"]).await;
     assert!(stderr.contains("the key cache is off"), "{stderr}");
     let admin = stderr
         .split_whitespace()

@@ -9,6 +9,7 @@
 //! `redis-server` of their own, since they stop it.
 
 use std::{
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
@@ -335,21 +336,8 @@ async fn serve_starts_without_redis_and_moves_to_it_once_it_answers() {
     let port = free_port();
     // Nothing listens there yet; the password must not reach the log.
     let redis_url = format!("redis://:hunter2-secret@127.0.0.1:{port}");
-    let mut command = keyrack();
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--redis-url", &redis_url])
-        .arg("--data-dir")
-        .arg(dir.path());
-    let mut served = LoggedChild::spawn(command, "serve");
-    let grpc = served.wait_for_line("gRPC server listening", TIMEOUT, |line| {
-        logged_address(line, "gRPC server listening")
-    });
-    let metrics = wait_for_log(&served, "metrics listening").await;
-    let metrics = metrics
-        .lines()
-        .find_map(|line| logged_address(line, "metrics listening"))
-        .unwrap();
+    let (mut served, grpc, metrics, _) =
+        serve_with_metrics(dir.path(), &["--redis-url", &redis_url]).await;
 
     let scrape = scrape_metrics(&metrics).await;
     assert_eq!(
@@ -421,6 +409,31 @@ pub(crate) fn logged_address(line: &str, what: &str) -> Option<String> {
     let after = &line[line.find(what)? + what.len()..];
     let value = &after[after.find("address=")? + "address=".len()..];
     Some(value.split_whitespace().next()?.to_owned())
+}
+
+/// A `keyrack serve` on `data_dir` with gRPC and metrics on free loopback ports and `args`
+/// added, once both listen: the process, its gRPC and metrics addresses, and its stderr then.
+pub(crate) async fn serve_with_metrics(
+    data_dir: &Path,
+    args: &[&str],
+) -> (LoggedChild, String, String, String) {
+    let mut command = keyrack();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir);
+    let mut served = LoggedChild::spawn(command, "serve");
+    let grpc = served.wait_for_line("gRPC server listening", TIMEOUT, |line| {
+        logged_address(line, "gRPC server listening")
+    });
+    let stderr = wait_for_log(&served, "metrics listening").await;
+    let metrics = stderr
+        .lines()
+        .find_map(|line| logged_address(line, "metrics listening"))
+        .unwrap();
+    (served, grpc, metrics, stderr)
 }
 
 /// `served`'s stderr once it contains `text`.

@@ -2,7 +2,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
     Error, KeyRecord, KeyState, KeyType, KeyView, RateLimit, Scope, ScopeSet,
-    expiry::last_valid_day,
+    key::expiry::last_valid_day,
 };
 
 /// The answer to "may this key do an operation needing these scopes?".

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::{Error, KeyRecord, KeyState, expiry::last_valid_day};
+use crate::{Error, KeyRecord, KeyState, key::expiry::last_valid_day};
 
 /// The age at which a key is reported due for rotation, unless its organization sets another.
 pub const DEFAULT_MAX_KEY_AGE: TimeDelta = TimeDelta::days(90);

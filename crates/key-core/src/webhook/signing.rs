@@ -1,5 +1,5 @@
-//! Webhooks: the signature scheme, the signing secret and its encryption at rest, endpoint URL
-//! and description rules, and the retry schedule of deliveries.
+//! Webhook signatures: the signing secret, its encryption at rest, and the signature every
+//! delivery carries.
 //!
 //! The signature follows Stripe's scheme. Every POST carries
 //! `Keyrack-Signature: t=<unix seconds>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`, where the
@@ -16,20 +16,8 @@ use crate::{Error, Pepper, RandomSource};
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "Keyrack-Signature";
-/// The header carrying the event id: the idempotency id, the same on every retry.
-pub const EVENT_ID_HEADER: &str = "Keyrack-Event-Id";
-/// The header carrying the delivery id (one per event and endpoint).
-pub const DELIVERY_ID_HEADER: &str = "Keyrack-Delivery-Id";
-/// The header carrying the attempt number, from 1.
-pub const ATTEMPT_HEADER: &str = "Keyrack-Attempt";
-/// The User-Agent of every delivery.
-pub const USER_AGENT: &str = "Keyrack-Webhooks/1";
 /// How far a signature's timestamp may be from the receiver's clock, by default.
 pub const DEFAULT_SIGNATURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
-/// The longest endpoint URL accepted, in characters.
-pub const MAX_WEBHOOK_URL_CHARS: usize = 2048;
-/// The longest endpoint description accepted, in characters.
-pub const MAX_WEBHOOK_DESCRIPTION_CHARS: usize = 200;
 
 const SECRET_PREFIX: &str = "whsec_";
 const SECRET_LEN: usize = 43;
@@ -232,168 +220,6 @@ impl fmt::Debug for WebhookSecretCipher {
     }
 }
 
-/// A validated endpoint URL: `https` (or `http` where the server allows it, for local
-/// development and tests), with a host, without credentials, at most
-/// [`MAX_WEBHOOK_URL_CHARS`] characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl(String);
-
-impl WebhookUrl {
-    /// Checks `text`; `allow_http` admits plain `http` URLs.
-    pub fn parse(text: &str, allow_http: bool) -> Result<WebhookUrl, Error> {
-        let invalid = |message: &str| Error::InvalidArgument {
-            field: "url",
-            message: message.to_owned(),
-        };
-        if text.is_empty() {
-            return Err(invalid("required"));
-        }
-        if text.chars().count() > MAX_WEBHOOK_URL_CHARS {
-            return Err(invalid(&format!(
-                "at most {MAX_WEBHOOK_URL_CHARS} characters"
-            )));
-        }
-        let url = url::Url::parse(text).map_err(|_| invalid("not an absolute URL"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if allow_http => {}
-            "http" => return Err(invalid("must use https")),
-            _ => return Err(invalid("must be an https URL")),
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("must name a host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid("must not contain credentials"));
-        }
-        if url.fragment().is_some() {
-            return Err(invalid("must not contain a fragment"));
-        }
-        Ok(WebhookUrl(url.into()))
-    }
-
-    /// The URL, normalized.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Checks an endpoint description: at most [`MAX_WEBHOOK_DESCRIPTION_CHARS`] characters,
-/// without control characters.
-pub fn parse_webhook_description(text: &str) -> Result<String, Error> {
-    if text.chars().count() > MAX_WEBHOOK_DESCRIPTION_CHARS {
-        return Err(Error::InvalidArgument {
-            field: "description",
-            message: format!("at most {MAX_WEBHOOK_DESCRIPTION_CHARS} characters"),
-        });
-    }
-    if text.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument {
-            field: "description",
-            message: "must not contain control characters".to_owned(),
-        });
-    }
-    Ok(text.to_owned())
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryState {
-    /// Not yet answered with 2xx; another attempt is scheduled.
-    Pending,
-    /// An attempt was answered with 2xx.
-    Succeeded,
-    /// Retries ran out, or the endpoint was deleted.
-    Failed,
-}
-
-impl DeliveryState {
-    /// Every state.
-    pub const ALL: [DeliveryState; 3] = [
-        DeliveryState::Pending,
-        DeliveryState::Succeeded,
-        DeliveryState::Failed,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Succeeded => "succeeded",
-            DeliveryState::Failed => "failed",
-        }
-    }
-
-    /// The state stored as `name`.
-    pub fn parse(name: &str) -> Option<DeliveryState> {
-        DeliveryState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == name)
-    }
-}
-
-/// When a failed delivery is tried again.
-///
-/// The first attempt is made as soon as the delivery exists. After the n-th failed attempt
-/// (n ≥ 1) the next one waits `min(base × 2^(n−1), cap)`, shortened by a jitter of up to 10 %
-/// (so replicas and endpoints do not retry in lockstep). With the defaults (30 s base, 1 h cap):
-/// 30 s, 1 min, 2 min, 4 min, 8 min, 16 min, 32 min, then every hour. A delivery gives up when
-/// its next attempt would fall more than `horizon` (25 h) after its creation. As no wait
-/// exceeds the cap, the last attempt is made more than `horizon − cap` (24 h) after creation:
-/// retries span at least 24 hours (about 31 attempts with the defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetrySchedule {
-    /// The wait after the first failed attempt.
-    pub base: TimeDelta,
-    /// The longest wait between two attempts.
-    pub cap: TimeDelta,
-    /// No attempt is scheduled later than this after the delivery's creation.
-    pub horizon: TimeDelta,
-}
-
-impl Default for RetrySchedule {
-    fn default() -> Self {
-        RetrySchedule {
-            base: TimeDelta::seconds(30),
-            cap: TimeDelta::hours(1),
-            horizon: TimeDelta::hours(25),
-        }
-    }
-}
-
-impl RetrySchedule {
-    /// The default schedule with another `base` wait (tests use a short one).
-    pub fn with_base(base: TimeDelta) -> RetrySchedule {
-        RetrySchedule {
-            base,
-            ..RetrySchedule::default()
-        }
-    }
-
-    /// When to try again after `attempts_made` failed attempts, the last one at `now`, of a
-    /// delivery created at `created_at`; `None` to give up. `jitter` is a random value: the
-    /// wait is shortened by `jitter / u32::MAX × 10 %`.
-    pub fn next_attempt(
-        &self,
-        created_at: DateTime<Utc>,
-        attempts_made: u32,
-        now: DateTime<Utc>,
-        jitter: u32,
-    ) -> Option<DateTime<Utc>> {
-        let doublings = attempts_made.saturating_sub(1).min(30);
-        let wait = self
-            .base
-            .checked_mul(1_i32 << doublings)
-            .map_or(self.cap, |wait| wait.min(self.cap));
-        let wait_ms = wait.num_milliseconds();
-        let shortening =
-            i64::try_from(i128::from(wait_ms) * i128::from(jitter) / (10 * i128::from(u32::MAX)))
-                .unwrap_or(0);
-        let next = now + TimeDelta::milliseconds(wait_ms - shortening);
-        (next <= created_at + self.horizon).then_some(next)
-    }
-}
-
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -511,60 +337,5 @@ mod tests {
         assert!(cipher.open(&sealed, uuid::Uuid::now_v7()).is_err());
         let other = WebhookSecretCipher::new(&Pepper::new(&[8; 32]).unwrap()).unwrap();
         assert!(other.open(&sealed, endpoint).is_err());
-    }
-
-    #[test]
-    fn urls_must_be_https_without_credentials() {
-        assert!(WebhookUrl::parse("https://example.com/hooks", false).is_ok());
-        assert!(WebhookUrl::parse("http://127.0.0.1:8080/hooks", false).is_err());
-        assert!(WebhookUrl::parse("http://127.0.0.1:8080/hooks", true).is_ok());
-        assert!(WebhookUrl::parse("ftp://example.com/", true).is_err());
-        assert!(WebhookUrl::parse("https://user:pass@example.com/", false).is_err());
-        assert!(WebhookUrl::parse("example.com/hooks", false).is_err());
-        assert!(WebhookUrl::parse("", false).is_err());
-        let long = format!("https://example.com/{}", "a".repeat(2048));
-        assert!(WebhookUrl::parse(&long, false).is_err());
-    }
-
-    #[test]
-    fn descriptions_are_short_and_printable() {
-        assert!(parse_webhook_description(&"a".repeat(200)).is_ok());
-        assert!(parse_webhook_description(&"a".repeat(201)).is_err());
-        assert!(parse_webhook_description("line\nbreak").is_err());
-    }
-
-    #[test]
-    fn retries_back_off_to_the_cap_and_span_at_least_a_day() {
-        let schedule = RetrySchedule::default();
-        let created = at(1_700_000_000);
-        assert_eq!(
-            schedule.next_attempt(created, 1, created, 0),
-            Some(created + TimeDelta::seconds(30))
-        );
-        assert_eq!(
-            schedule.next_attempt(created, 3, created, 0),
-            Some(created + TimeDelta::minutes(2))
-        );
-        assert_eq!(
-            schedule.next_attempt(created, 20, created, 0),
-            Some(created + TimeDelta::hours(1))
-        );
-        // The largest jitter shortens a wait by 10 %.
-        assert_eq!(
-            schedule.next_attempt(created, 1, created, u32::MAX),
-            Some(created + TimeDelta::seconds(27))
-        );
-        for jitter in [0, u32::MAX / 2, u32::MAX] {
-            let mut now = created;
-            let mut attempts = 1;
-            while let Some(next) = schedule.next_attempt(created, attempts, now, jitter) {
-                assert!(next > now);
-                now = next;
-                attempts += 1;
-            }
-            assert!(now - created >= TimeDelta::hours(24), "{jitter}: {now}");
-            assert!(now - created <= TimeDelta::hours(25));
-            assert!((25..=40).contains(&attempts), "{attempts}");
-        }
     }
 }

@@ -1,93 +1,227 @@
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+//! How the store opens its connection pool: the options each backend gets, and the errors a
+//! newcomer is likely to meet when connecting explained in words they can act on.
+
+use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, DbErr, RuntimeErr,
+    sqlx::{
+        Executor,
+        postgres::PgConnectOptions,
+        sqlite::{SqliteJournalMode, SqliteSynchronous},
+    },
 };
-use sea_orm_migration::MigratorTrait;
-
-use crate::{Error, migration::Migrator};
-
-/// The repository: every read and write Keyrack makes goes through here.
-#[derive(Debug, Clone)]
-pub struct Store {
-    pub(crate) db: DatabaseConnection,
-    queries: Arc<AtomicU64>,
-}
 
 /// How much of an SQLite file is read through a memory map: 1 GiB of address space, not of
 /// memory (the kernel's page cache backs it, shared with every connection).
 const MMAP_SIZE: u64 = 1 << 30;
 
-impl Store {
-    /// Connects to `url`: `sqlite://path?mode=rwc` or `postgres://…`.
-    ///
-    /// SQLite runs in WAL mode with a busy timeout, so readers never wait for the writer and
-    /// concurrent writers queue instead of failing.
-    pub async fn connect(url: &str) -> Result<Store, Error> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-                    .foreign_keys(true)
-                    // Reads through a memory map instead of a read() per page: a cold key
-                    // lookup in a large file walks a few B-tree pages, and at a million keys
-                    // the system calls were most of its time. Writes still go through the WAL.
-                    .pragma("mmap_size", MMAP_SIZE.to_string())
-            });
-        if url.starts_with("sqlite") {
-            // One writer at a time is all SQLite allows; a small pool keeps readers concurrent.
-            options.max_connections(4);
-        }
-        let mut db = Database::connect(options).await?;
-        let queries = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&queries);
-        db.set_metric_callback(move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-        });
-        Ok(Store { db, queries })
-    }
+/// PostgreSQL's SQLSTATE for a database that does not exist (`invalid_catalog_name`).
+const INVALID_CATALOG_NAME: &str = "3D000";
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
-    /// (`BEGIN IMMEDIATE`), waiting for it under the busy timeout: a deferred transaction that
-    /// has read cannot become a writer once another connection has committed (SQLITE_BUSY, with
-    /// no wait), which would turn a busy moment into an internal error. PostgreSQL ignores the
-    /// mode. Every write transaction of the store starts here.
-    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
-        self.db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
+/// The pool options for `url`, whichever backend it names.
+///
+/// SQLite runs in WAL mode with a busy timeout, so readers never wait for the writer and
+/// concurrent writers queue instead of failing.
+///
+/// PostgreSQL connections set `client_min_messages = warning`. sqlx logs every NOTICE the
+/// server sends at `info` (target `sqlx::postgres::notice`), and the migrator's
+/// `CREATE TABLE IF NOT EXISTS seaql_migrations` draws `relation "seaql_migrations" already
+/// exists, skipping` at every start, which reads like a fault. Warnings still arrive, and
+/// errors are never affected: the server always reports them. It is a `SET` after connecting
+/// rather than an `options=-c …` startup parameter because PgBouncer rejects unknown startup
+/// parameters unless configured to ignore them.
+pub(crate) fn options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                // Reads through a memory map instead of a read() per page: a cold key
+                // lookup in a large file walks a few B-tree pages, and at a million keys
+                // the system calls were most of its time. Writes still go through the WAL.
+                .pragma("mmap_size", MMAP_SIZE.to_string())
+        })
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET client_min_messages = warning").await?;
+                    Ok(())
+                })
             })
+        });
+    if url.starts_with("sqlite") {
+        // One writer at a time is all SQLite allows; a small pool keeps readers concurrent.
+        options.max_connections(4);
+    }
+    options
+}
+
+/// Replaces PostgreSQL's bare `database "x" does not exist` with a message that names the
+/// database and how to create it. Keyrack never creates the database itself: that takes
+/// rights its own role should not need, and a typo in the URL would silently start an empty
+/// service. Every other error passes through unchanged.
+pub(crate) fn explain_connect_error(url: &str, error: DbErr) -> DbErr {
+    let DbErr::Conn(RuntimeErr::SqlxError(sqlx_error)) = &error else {
+        return error;
+    };
+    let missing_database = sqlx_error
+        .as_database_error()
+        .and_then(|db_error| db_error.code())
+        .is_some_and(|code| code == INVALID_CATALOG_NAME);
+    if !missing_database {
+        return error;
+    }
+    match url.parse::<PgConnectOptions>() {
+        Ok(options) => DbErr::Conn(RuntimeErr::Internal(missing_database_message(&options))),
+        Err(_) => error,
+    }
+}
+
+/// `postgresql database "x" does not exist …`, with a `createdb` command line that reaches the
+/// same server as the URL.
+fn missing_database_message(options: &PgConnectOptions) -> String {
+    // Without a database in the URL, PostgreSQL uses the user's name, as sqlx does.
+    let name = options
+        .get_database()
+        .unwrap_or_else(|| options.get_username());
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    format!(
+        "postgresql database \"{name}\" does not exist on {host}:{port}; keyrack does not create \
+         it: create it with `createdb -h {host} -p {port} -U {user} {shell_name}` or, in psql, \
+         `CREATE DATABASE {sql_name};`, then start again",
+        port = options.get_port(),
+        user = shell_word(options.get_username()),
+        shell_name = shell_word(name),
+        sql_name = sql_identifier(name),
+    )
+}
+
+/// `word` as one shell argument: unchanged when it is plain, single-quoted otherwise.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// `name` as an SQL identifier: unchanged when PostgreSQL would read it as is (lowercase
+/// letters, digits and `_`, not starting with a digit), double-quoted otherwise.
+fn sql_identifier(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// `url` with its database replaced by `name`, keeping any query string: a test's own
+/// database on the server `KEYRACK_TEST_DATABASE_URL` names.
+#[cfg(test)]
+pub(crate) fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |scheme| scheme + 3);
+    let server = match base[authority..].find('/') {
+        Some(path) => &base[..authority + path],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Store};
+
+    #[test]
+    fn with_database_replaces_only_the_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@db:5432?sslmode=disable", "t1"),
+            "postgres://u:p@db:5432/t1?sslmode=disable"
+        );
+    }
+
+    /// On the PostgreSQL server `KEYRACK_TEST_DATABASE_URL` names, when it is set: a database
+    /// that was never created is reported by name with how to create it, and not created.
+    #[tokio::test]
+    async fn a_missing_postgres_database_is_named_with_how_to_create_it() {
+        let Ok(base) = std::env::var("KEYRACK_TEST_DATABASE_URL") else {
+            return;
+        };
+        let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
+        let error = Store::connect(&with_database(&base, &name))
             .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Database(DbErr::Conn(_))),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("postgresql database \"{name}\" does not exist")),
+            "{message}"
+        );
+        assert!(message.contains(&format!(" {name}` or, in psql, `CREATE DATABASE {name};`")));
+        assert!(message.contains("createdb -h "), "{message}");
     }
 
-    /// Applies every pending migration.
-    pub async fn migrate(&self) -> Result<(), Error> {
-        Migrator::up(&self.db, None).await?;
-        Ok(())
+    #[test]
+    fn the_missing_database_message_names_it_and_how_to_create_it() {
+        let options: PgConnectOptions = "postgres://keyrack@db.internal:5433/keyrack_prod"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            missing_database_message(&options),
+            "postgresql database \"keyrack_prod\" does not exist on db.internal:5433; keyrack \
+             does not create it: create it with `createdb -h db.internal -p 5433 -U keyrack \
+             keyrack_prod` or, in psql, `CREATE DATABASE keyrack_prod;`, then start again"
+        );
     }
 
-    /// How many statements this store has sent to the database since it connected. Tests use
-    /// it to prove that a path touches no database at all.
-    pub fn query_count(&self) -> u64 {
-        self.queries.load(Ordering::Relaxed)
+    #[test]
+    fn names_that_need_quoting_are_quoted() {
+        assert_eq!(shell_word("Key Rack"), "'Key Rack'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(sql_identifier("KeyRack"), "\"KeyRack\"");
+        assert_eq!(sql_identifier("key\"rack"), "\"key\"\"rack\"");
+        assert_eq!(sql_identifier("1keyrack"), "\"1keyrack\"");
+        assert_eq!(sql_identifier("keyrack_1"), "keyrack_1");
     }
 
-    /// Closes the connection pool, waiting for statements in flight.
-    pub async fn close(self) -> Result<(), Error> {
-        self.db.close().await?;
-        Ok(())
+    #[test]
+    fn other_errors_pass_through() {
+        let error = DbErr::Conn(RuntimeErr::Internal("refused".to_owned()));
+        let explained = explain_connect_error("postgres://u@localhost/x", error);
+        assert!(matches!(explained, DbErr::Conn(RuntimeErr::Internal(m)) if m == "refused"));
     }
 }

@@ -15,6 +15,17 @@ enum UsageBuckets {
     Count,
 }
 
+/// Migration 000001's hourly table, which this migration folds into `usage_buckets`.
+#[derive(DeriveIden)]
+enum UsageHourly {
+    Table,
+    KeyId,
+    BucketStart,
+    Code,
+    OrganizationId,
+    Count,
+}
+
 // The trait's signature elides SchemaManager's lifetime; the impl must match it exactly.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
@@ -108,7 +119,62 @@ impl MigrationTrait for Migration {
         )
         .await?;
         manager
-            .drop_table(Table::drop().table(Alias::new("usage_hourly")).to_owned())
+            .drop_table(Table::drop().table(UsageHourly::Table).to_owned())
+            .await
+    }
+
+    /// Brings back `usage_hourly` as migration 000001 made it, filled from the hourly `code`
+    /// rows (one per key, hour and code, as it held them; every flush writes them), and drops
+    /// `usage_buckets` with its indexes. The minute rows and the `country` and `tag` counts
+    /// have no place in the old table and are lost.
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(UsageHourly::Table)
+                    .col(ColumnDef::new(UsageHourly::KeyId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(UsageHourly::BucketStart)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(UsageHourly::Code).string().not_null())
+                    .col(
+                        ColumnDef::new(UsageHourly::OrganizationId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(UsageHourly::Count).big_integer().not_null())
+                    .primary_key(
+                        Index::create()
+                            .col(UsageHourly::KeyId)
+                            .col(UsageHourly::BucketStart)
+                            .col(UsageHourly::Code),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("usage_hourly_organization_id_bucket_start")
+                    .table(UsageHourly::Table)
+                    .col(UsageHourly::OrganizationId)
+                    .col(UsageHourly::BucketStart)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "INSERT INTO usage_hourly (key_id, bucket_start, code, organization_id, count) \
+                 SELECT key_id, bucket_start, value, organization_id, count \
+                 FROM usage_buckets \
+                 WHERE resolution = 'hour' AND dimension = 'code'",
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(UsageBuckets::Table).to_owned())
             .await
     }
 }

@@ -242,4 +242,22 @@ impl MigrationTrait for Migration {
             )
             .await
     }
+
+    /// Drops the three tables, attempts first (they belong to deliveries, which belong to
+    /// endpoints); their indexes go with them.
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(WebhookDeliveryAttempts::Table)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .drop_table(Table::drop().table(WebhookDeliveries::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(WebhookEndpoints::Table).to_owned())
+            .await
+    }
 }

@@ -9,6 +9,8 @@ mod m20261128_000004_rate_limits;
 mod m20261128_000005_usage_buckets;
 mod m20261128_000006_alerts_and_webhooks;
 mod m20261128_000007_webhooks;
+#[cfg(test)]
+mod tests;
 
 pub(crate) struct Migrator;
 

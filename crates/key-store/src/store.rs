@@ -1,0 +1,73 @@
+//! The `Store`: the repository every read and write goes through, its connection pool and
+//! its migrations. The repository methods live beside their tables (`keys.rs`, `usage.rs`, …).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use sea_orm::{
+    Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{Error, connect, migration::Migrator};
+
+/// The repository: every read and write Keyrack makes goes through here.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    queries: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Connects to `url`: `sqlite://path?mode=rwc` or `postgres://…`.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout, so readers never wait for the writer and
+    /// concurrent writers queue instead of failing. A PostgreSQL database that does not exist
+    /// is an error that says how to create it; it is never created here.
+    pub async fn connect(url: &str) -> Result<Store, Error> {
+        let mut db = Database::connect(connect::options(url))
+            .await
+            .map_err(|error| connect::explain_connect_error(url, error))?;
+        let queries = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&queries);
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        Ok(Store { db, queries })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`), waiting for it under the busy timeout: a deferred transaction that
+    /// has read cannot become a writer once another connection has committed (SQLITE_BUSY, with
+    /// no wait), which would turn a busy moment into an internal error. PostgreSQL ignores the
+    /// mode. Every write transaction of the store starts here.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// How many statements this store has sent to the database since it connected. Tests use
+    /// it to prove that a path touches no database at all.
+    pub fn query_count(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection pool, waiting for statements in flight.
+    pub async fn close(self) -> Result<(), Error> {
+        self.db.close().await?;
+        Ok(())
+    }
+}

@@ -12,7 +12,8 @@ use crate::{
     ApiError,
     body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
-    upstream::{Upstream, forward},
+    json::{non_empty, time},
+    upstream::{Upstream, forward, required},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -179,13 +180,7 @@ pub(crate) async fn test_alerts(
         .test_alert_rules(forward(&headers, request))
         .await?
         .into_inner();
-    let test_event = response
-        .test_event
-        .map(AlertEventJson::from)
-        .ok_or_else(|| {
-            tracing::error!("TestAlertRules answered without its test event");
-            ApiError::new(key_core::ErrorCode::Internal, "internal error")
-        })?;
+    let test_event = AlertEventJson::from(required(response.test_event)?);
     Ok(Json(TestJson {
         evaluations: response
             .evaluations
@@ -236,7 +231,7 @@ pub(crate) async fn list_alert_events(
             .into_iter()
             .map(AlertEventJson::from)
             .collect(),
-        next_page_token: present(page.next_page_token),
+        next_page_token: non_empty(page.next_page_token),
     }))
 }
 
@@ -273,14 +268,6 @@ async fn set(
         .await?
         .into_inner();
     Ok(Json(AlertsJson::new(response.rules, response.source)))
-}
-
-fn present(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
-fn time(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.map(ToString::to_string).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,7 +421,7 @@ impl From<v1::AlertEvaluation> for EvaluationJson {
             would_fire: evaluation.would_fire,
             observed: evaluation.observed,
             threshold: evaluation.threshold,
-            period_start: time(evaluation.period_start.as_ref()),
+            period_start: time(evaluation.period_start.as_ref()).unwrap_or_default(),
             already_fired: evaluation.already_fired,
         }
     }
@@ -480,15 +467,15 @@ impl From<v1::AlertEvent> for AlertEventJson {
     fn from(event: v1::AlertEvent) -> Self {
         AlertEventJson {
             r#type: type_name(event.r#type),
-            created_at: time(event.create_time.as_ref()),
-            period_start: time(event.period_start.as_ref()),
+            created_at: time(event.create_time.as_ref()).unwrap_or_default(),
+            period_start: time(event.period_start.as_ref()).unwrap_or_default(),
             id: event.id,
             organization_id: event.organization_id,
-            key_id: present(event.key_id),
+            key_id: non_empty(event.key_id),
             message: event.message,
             observed: event.observed,
             threshold: event.threshold,
-            country: present(event.country),
+            country: non_empty(event.country),
         }
     }
 }

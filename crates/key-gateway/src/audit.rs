@@ -9,6 +9,7 @@ use crate::{
     ApiError,
     body::QueryParams,
     error::ErrorBody,
+    json::{non_empty, time},
     upstream::{Upstream, forward},
     usage::timestamp,
 };
@@ -53,7 +54,7 @@ pub(crate) async fn list_audit_events(
             .into_iter()
             .map(AuditEventJson::from)
             .collect(),
-        next_page_token: present(page.next_page_token),
+        next_page_token: non_empty(page.next_page_token),
     }))
 }
 
@@ -81,7 +82,7 @@ pub(crate) struct AuditQuery {
     to: Option<String>,
 }
 
-/// An action name, in the schema only: the list is key-core's, and the service, not the
+/// An action name, in the schema only: the list is key-proto's, and the service, not the
 /// gateway, judges the name a client sends.
 #[derive(Debug)]
 pub(crate) struct AuditActionName;
@@ -90,9 +91,7 @@ impl utoipa::PartialSchema for AuditActionName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(
-                key_core::AuditAction::ALL.map(key_core::AuditAction::as_str),
-            ))
+            .enum_values(Some(key_proto::AUDIT_ACTIONS))
             .into()
     }
 }
@@ -139,10 +138,6 @@ pub(crate) struct AuditEventJson {
     request_id: Option<String>,
 }
 
-fn present(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
-
 impl From<v1::AuditEvent> for AuditEventJson {
     fn from(event: v1::AuditEvent) -> Self {
         let outcome = match v1::AuditOutcome::try_from(event.outcome) {
@@ -151,21 +146,17 @@ impl From<v1::AuditEvent> for AuditEventJson {
             _ => "unspecified",
         };
         AuditEventJson {
-            time: event
-                .time
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            time: time(event.time.as_ref()).unwrap_or_default(),
             outcome: outcome.to_owned(),
             id: event.id,
-            organization_id: present(event.organization_id),
-            actor_key_id: present(event.actor_key_id),
+            organization_id: non_empty(event.organization_id),
+            actor_key_id: non_empty(event.actor_key_id),
             actor_type: event.actor_type,
             action: event.action,
             target: event.target,
-            reason: present(event.reason),
-            client_address: present(event.client_address),
-            request_id: present(event.request_id),
+            reason: non_empty(event.reason),
+            client_address: non_empty(event.client_address),
+            request_id: non_empty(event.request_id),
         }
     }
 }

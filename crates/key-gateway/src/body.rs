@@ -6,7 +6,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Path, Query, Request},
     http::request::Parts,
 };
-use key_core::ErrorCode;
+use key_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;

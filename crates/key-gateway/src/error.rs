@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use key_core::ErrorCode;
+use key_proto::ErrorCode;
 use serde::Serialize;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -26,7 +26,7 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-/// An error response. Its status comes from the code, through the one table in key-core.
+/// An error response. Its status comes from the code, through the one table in key-proto.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     code: ErrorCode,
@@ -79,6 +79,11 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidRequest, message)
     }
 
+    /// An unexpected failure; the details belong in the log, never in the response.
+    pub(crate) fn internal() -> ApiError {
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+
     /// The platform error code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -117,7 +122,7 @@ impl ApiError {
             }
             _ => {
                 tracing::error!(grpc_status = ?status.code(), message = status.message(), "unexpected upstream error");
-                ApiError::new(ErrorCode::Internal, "internal error")
+                ApiError::internal()
             }
         }
     }

@@ -1,10 +1,13 @@
-//! `/healthz` (the process is up) and `/readyz` (the key service answers SERVING).
+//! `/healthz` (the process is up) and `/readyz` (the key service answers SERVING), and their
+//! JSON shape.
 
 use axum::{Json, extract::State};
-use key_core::ErrorCode;
+use key_proto::ErrorCode;
+use serde::Serialize;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use utoipa::ToSchema;
 
-use crate::{ApiError, error::ErrorBody, model::HealthJson, upstream::Upstream};
+use crate::{ApiError, error::ErrorBody, upstream::Upstream};
 
 /// The gateway process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Up", body = HealthJson)))]
@@ -41,4 +44,11 @@ pub(crate) async fn readyz(State(upstream): State<Upstream>) -> Result<Json<Heal
             "the key service is not serving",
         )),
     }
+}
+
+/// Liveness and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HealthJson {
+    /// `ok` or `ready`.
+    pub(crate) status: String,
 }

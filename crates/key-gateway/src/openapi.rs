@@ -5,7 +5,7 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{alerts, audit, error, health, keys, model, organizations, usage, verify, webhooks};
+use crate::{alerts, audit, error, health, keys, organizations, usage, verify, webhooks};
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -29,7 +29,7 @@ use crate::{alerts, audit, error, health, keys, model, organizations, usage, ver
         verify::verify,
         health::healthz, health::readyz,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail, model::ApiKeyJson, model::CreatedKeyJson)),
+    components(schemas(error::ErrorBody, error::ErrorDetail, keys::ApiKeyJson, keys::CreatedKeyJson)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

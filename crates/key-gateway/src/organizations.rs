@@ -8,7 +8,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use key_proto::v1;
-use prost_types::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,8 +15,9 @@ use crate::{
     ApiError,
     body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
-    model::{ApiKeyJson, ScopeName, required},
-    upstream::{Upstream, forward},
+    json::{RateLimitJson, ScopeName, non_empty, time},
+    keys::ApiKeyJson,
+    upstream::{Upstream, forward, required},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -56,7 +56,7 @@ pub(crate) async fn create_organization(
         StatusCode::CREATED,
         Json(CreatedOrganizationJson {
             organization: organization(response.organization)?,
-            admin_key: required(response.admin_key)?,
+            admin_key: ApiKeyJson::from(required(response.admin_key)?),
             key: response.key,
         }),
     ))
@@ -148,7 +148,7 @@ pub(crate) async fn list_members(
         .into_inner();
     Ok(Json(MemberPageJson {
         data: page.members.into_iter().map(MemberJson::from).collect(),
-        next_page_token: (!page.next_page_token.is_empty()).then_some(page.next_page_token),
+        next_page_token: non_empty(page.next_page_token),
     }))
 }
 
@@ -182,7 +182,10 @@ pub(crate) async fn add_member(
         .add_member(forward(&headers, request))
         .await?
         .into_inner();
-    Ok((StatusCode::CREATED, Json(member(response.member)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(MemberJson::from(required(response.member)?)),
+    ))
 }
 
 /// Changes a member's role; their personal keys follow at their next verification.
@@ -217,7 +220,7 @@ pub(crate) async fn update_member(
         .update_member(forward(&headers, request))
         .await?
         .into_inner();
-    Ok(Json(member(response.member)?))
+    Ok(Json(MemberJson::from(required(response.member)?)))
 }
 
 /// Removes a member; their personal keys stop working at once. Returns the member as it was.
@@ -245,7 +248,7 @@ pub(crate) async fn remove_member(
         .remove_member(forward(&headers, v1::RemoveMemberRequest { id }))
         .await?
         .into_inner();
-    Ok(Json(member(response.member)?))
+    Ok(Json(MemberJson::from(required(response.member)?)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -281,14 +284,6 @@ fn role_name(value: i32) -> &'static str {
         Ok(v1::Role::Viewer) => "viewer",
         _ => "unspecified",
     }
-}
-
-fn time(ts: Option<&Timestamp>) -> String {
-    ts.map(ToString::to_string).unwrap_or_default()
-}
-
-fn internal() -> ApiError {
-    ApiError::new(key_core::ErrorCode::Internal, "internal error")
 }
 
 /// The body of `POST /api/organizations`.
@@ -335,7 +330,7 @@ pub(crate) struct PolicyJson {
     max_key_lifetime_days: Option<i32>,
     role_scopes: Vec<RoleScopesJson>,
     /// Rate limits of the keys that have none of their own.
-    default_rate_limits: Vec<crate::model::RateLimitJson>,
+    default_rate_limits: Vec<RateLimitJson>,
 }
 
 /// The scopes one role may hold.
@@ -350,10 +345,10 @@ pub(crate) struct RoleScopesJson {
 }
 
 fn organization(organization: Option<v1::Organization>) -> Result<OrganizationJson, ApiError> {
-    let organization = organization.ok_or_else(internal)?;
+    let organization = required(organization)?;
     let policy = organization.policy.unwrap_or_default();
     Ok(OrganizationJson {
-        created_at: time(organization.create_time.as_ref()),
+        created_at: time(organization.create_time.as_ref()).unwrap_or_default(),
         id: organization.id,
         name: organization.name,
         policy: PolicyJson {
@@ -368,9 +363,7 @@ fn organization(organization: Option<v1::Organization>) -> Result<OrganizationJs
                     scopes: entry.scopes,
                 })
                 .collect(),
-            default_rate_limits: crate::model::RateLimitJson::from_proto(
-                policy.default_rate_limits,
-            ),
+            default_rate_limits: RateLimitJson::from_proto(policy.default_rate_limits),
         },
     })
 }
@@ -389,7 +382,7 @@ pub(crate) struct PolicyBody {
     /// Scopes per role, overriding the defaults of the roles listed (each at most once).
     role_scopes: Option<Vec<RoleScopesBody>>,
     /// Rate limits of the keys that have none of their own; absent or empty: none.
-    default_rate_limits: Option<Vec<crate::model::RateLimitJson>>,
+    default_rate_limits: Option<Vec<RateLimitJson>>,
 }
 
 /// The scopes one role may hold, as set in a policy.
@@ -405,7 +398,7 @@ pub(crate) struct RoleScopesBody {
 impl PolicyBody {
     fn into_proto(self) -> v1::OrganizationPolicy {
         v1::OrganizationPolicy {
-            default_rate_limits: crate::model::RateLimitJson::into_proto(
+            default_rate_limits: RateLimitJson::into_proto(
                 self.default_rate_limits.unwrap_or_default(),
             ),
             max_key_age_days: self.max_key_age_days.unwrap_or_default(),
@@ -442,17 +435,13 @@ pub(crate) struct MemberJson {
 impl From<v1::Member> for MemberJson {
     fn from(member: v1::Member) -> Self {
         MemberJson {
-            created_at: time(member.create_time.as_ref()),
+            created_at: time(member.create_time.as_ref()).unwrap_or_default(),
             role: role_name(member.role).to_owned(),
             id: member.id,
             organization_id: member.organization_id,
             user_id: member.user_id,
         }
     }
-}
-
-fn member(member: Option<v1::Member>) -> Result<MemberJson, ApiError> {
-    member.map(MemberJson::from).ok_or_else(internal)
 }
 
 /// One page of members, newest first.

@@ -8,7 +8,7 @@ use axum::{
     http::Request,
     routing::{any, get},
 };
-use key_core::ErrorCode;
+use key_proto::ErrorCode;
 use tokio::net::TcpListener;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},

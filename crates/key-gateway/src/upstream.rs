@@ -13,7 +13,7 @@ use tonic::{
 use tonic_health::pb::health_client::HealthClient;
 use tower::{BoxError, Service, ServiceExt, util::BoxCloneSyncService};
 
-use crate::Error;
+use crate::{ApiError, Error};
 
 /// What the generated clients call: any gRPC service, reached over HTTP/2 (a [`Channel`]) or in
 /// the same process (the server's own service stack, without a connection). Type-erased, so the
@@ -86,4 +86,17 @@ pub(crate) fn forward<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
         }
     }
     request
+}
+
+/// A message of an upstream response that the service always sets, such as the record in a
+/// `GetKeyResponse`. Its absence is a bug on the other side of the wire: logged, and answered as
+/// `internal`, like any unexpected upstream error.
+pub(crate) fn required<T>(message: Option<T>) -> Result<T, ApiError> {
+    message.ok_or_else(|| {
+        tracing::error!(
+            missing = std::any::type_name::<T>(),
+            "upstream response lacks a required message"
+        );
+        ApiError::internal()
+    })
 }

@@ -18,6 +18,7 @@ use crate::{
     ApiError,
     body::IdPath,
     error::ErrorBody,
+    json::time,
     upstream::{Upstream, forward},
 };
 
@@ -197,10 +198,6 @@ impl UsageParams {
         }
         Ok(params)
     }
-}
-
-fn time(ts: Option<&Timestamp>) -> Option<String> {
-    ts.map(ToString::to_string)
 }
 
 /// Sorted, so the JSON is stable.

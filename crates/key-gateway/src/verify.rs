@@ -1,5 +1,5 @@
 //! `/api/auth/verify`: forward-auth for reverse proxies (nginx `auth_request`, Traefik
-//! `forwardAuth`) and any HTTP client that wants a verdict.
+//! `forwardAuth`) and any HTTP client that wants a verdict; with the principal's JSON shape.
 
 use std::net::IpAddr;
 
@@ -9,14 +9,16 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use key_core::ErrorCode;
-use key_proto::v1;
+use key_proto::{ErrorCode, MISSING_API_KEY_MESSAGE, bearer_token, v1};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     ApiError,
     error::ErrorBody,
     forwarded::ClientAddress,
-    model::PrincipalJson,
+    json::{non_empty, time},
+    keys::{environment_name, key_type_name},
     upstream::{Upstream, forward},
 };
 
@@ -77,7 +79,9 @@ async fn decide(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<PrincipalJson, ApiError> {
-    let key = bearer_token(headers)?;
+    // An unreadable header gets the same answer as a missing one: either way, no key was sent.
+    let key = bearer_token(headers)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidApiKey, MISSING_API_KEY_MESSAGE))?;
     let request = v1::VerifyKeyRequest {
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
@@ -152,23 +156,6 @@ fn rate_limit_headers(verdict: &v1::VerifyKeyResponse) -> Vec<(HeaderName, Heade
     headers
 }
 
-/// The token after `Bearer ` (the scheme is case-insensitive). The token itself is passed on
-/// as it is: judging it is the key service's job.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let missing = || {
-        ApiError::new(
-            ErrorCode::InvalidApiKey,
-            key_core::Error::MissingApiKey.to_string(),
-        )
-    };
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?;
-    let value = value.to_str().map_err(|_| missing())?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token),
-        _ => Err(missing()),
-    }
-}
-
 fn required_scopes(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
     let from_query = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .filter(|(name, _)| name == "scope")
@@ -219,6 +206,39 @@ fn error_response(error: ApiError) -> Response {
     response
 }
 
+/// The principal behind a key that passed forward-auth.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PrincipalJson {
+    pub(crate) key_id: String,
+    pub(crate) organization_id: String,
+    pub(crate) name: String,
+    pub(crate) scopes: Vec<String>,
+    /// `live` or `test`.
+    pub(crate) environment: String,
+    pub(crate) expires_at: Option<String>,
+    /// `organization` or `personal`; a personal key's `scopes` are already limited by its
+    /// member's current role.
+    pub(crate) key_type: String,
+    /// For a personal key, its member; null otherwise.
+    pub(crate) member_id: Option<String>,
+}
+
+impl From<&v1::VerifyKeyResponse> for PrincipalJson {
+    fn from(verdict: &v1::VerifyKeyResponse) -> Self {
+        PrincipalJson {
+            key_id: verdict.key_id.clone(),
+            organization_id: verdict.organization_id.clone(),
+            name: verdict.name.clone(),
+            scopes: verdict.scopes.clone(),
+            environment: environment_name(verdict.environment).to_owned(),
+            expires_at: time(verdict.expire_time.as_ref()),
+            key_type: key_type_name(verdict.key_type).to_owned(),
+            member_id: non_empty(verdict.member_id.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +255,31 @@ mod tests {
             scopes,
             ["chat", "agents:read", "data:read", "analytics:read"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_unreadable_credential_never_reaches_the_service() {
+        // Nothing listens there: a call would be answered `unavailable`, not `invalid_api_key`.
+        let upstream = Upstream::connect_lazy("http://127.0.0.1:1").unwrap();
+        let values: [Option<&[u8]>; 4] = [
+            None,
+            Some(b"Basic dXNlcjpwYXNz"),
+            Some(b"Bearer"),
+            Some("Bearer clé".as_bytes()),
+        ];
+        for value in values {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = value {
+                headers.insert(
+                    header::AUTHORIZATION,
+                    HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            let error = decide(upstream.clone(), None, &headers, None)
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidApiKey);
+            assert_eq!(error.body().error.message, MISSING_API_KEY_MESSAGE);
+        }
     }
 }

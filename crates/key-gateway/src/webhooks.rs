@@ -8,7 +8,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use key_proto::v1;
-use prost_types::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,7 +15,8 @@ use crate::{
     ApiError,
     body::{IdPath, JsonBody, QueryParams},
     error::ErrorBody,
-    upstream::{Upstream, forward},
+    json::{non_empty, time},
+    upstream::{Upstream, forward, required},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ pub(crate) async fn create_webhook_endpoint(
     Ok((
         StatusCode::CREATED,
         Json(CreatedWebhookEndpointJson {
-            webhook_endpoint: endpoint(response.webhook_endpoint)?,
+            webhook_endpoint: WebhookEndpointJson::from(required(response.webhook_endpoint)?),
             signing_secret: response.signing_secret,
         }),
     ))
@@ -95,7 +95,7 @@ pub(crate) async fn list_webhook_endpoints(
             .into_iter()
             .map(WebhookEndpointJson::from)
             .collect(),
-        next_page_token: (!page.next_page_token.is_empty()).then_some(page.next_page_token),
+        next_page_token: non_empty(page.next_page_token),
     }))
 }
 
@@ -153,7 +153,7 @@ pub(crate) async fn rotate_webhook_secret(
         .await?
         .into_inner();
     Ok(Json(CreatedWebhookEndpointJson {
-        webhook_endpoint: endpoint(response.webhook_endpoint)?,
+        webhook_endpoint: WebhookEndpointJson::from(required(response.webhook_endpoint)?),
         signing_secret: response.signing_secret,
     }))
 }
@@ -199,23 +199,13 @@ pub(crate) async fn list_webhook_deliveries(
             .into_iter()
             .map(WebhookDeliveryJson::from)
             .collect(),
-        next_page_token: (!page.next_page_token.is_empty()).then_some(page.next_page_token),
+        next_page_token: non_empty(page.next_page_token),
     }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
 // ---------------------------------------------------------------------------------------------
-
-fn time(ts: Option<&Timestamp>) -> Option<String> {
-    ts.map(ToString::to_string)
-}
-
-fn endpoint(endpoint: Option<v1::WebhookEndpoint>) -> Result<WebhookEndpointJson, ApiError> {
-    endpoint
-        .map(WebhookEndpointJson::from)
-        .ok_or_else(|| ApiError::new(key_core::ErrorCode::Internal, "internal error"))
-}
 
 /// The body of `POST /api/webhook-endpoints`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -375,7 +365,7 @@ impl From<v1::WebhookDelivery> for WebhookDeliveryJson {
                 .map(|attempt| DeliveryAttemptJson {
                     attempted_at: time(attempt.attempt_time.as_ref()),
                     status_code: attempt.status_code,
-                    error: (!attempt.error.is_empty()).then_some(attempt.error),
+                    error: non_empty(attempt.error),
                     duration_ms: attempt.duration.map_or(0, |duration| {
                         duration.seconds * 1000 + i64::from(duration.nanos / 1_000_000)
                     }),

@@ -1,7 +1,15 @@
 //! The generated code of the `keyrack.v1` protocol: message types, the `KeyService` client and
-//! server stubs, and the encoded file descriptor set that the reflection service serves.
+//! server stubs, and the encoded file descriptor set that the reflection service serves; and the
+//! wire's vocabulary that both transports read: the error codes with their HTTP and gRPC
+//! statuses, the scope and audit action names, and the one parser of the bearer credential.
 //!
 //! Every other crate uses these types; none generates its own.
+
+mod bearer;
+mod vocabulary;
+
+pub use bearer::{BearerError, bearer_token};
+pub use vocabulary::{AUDIT_ACTIONS, ERROR_DOMAIN, ErrorCode, MISSING_API_KEY_MESSAGE, SCOPES};
 
 /// The `keyrack.v1` package.
 #[allow(

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-use key_grpc::WebhookSettings;
 use key_proto::v1;
+use key_service::WebhookSettings;
 use key_store::{Dimension, KeyUse, UsageCount};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -23,23 +23,22 @@ use crate::helpers::{
 const NEVER: Duration = Duration::from_secs(3600);
 
 async fn spawn(backend: &Backend) -> TestApp {
-    spawn_app_configured(backend, |manager| {
-        manager
-            .with_flush_interval(NEVER)
-            .with_alert_sweep_interval(NEVER)
-            .with_webhook_settings(WebhookSettings {
-                allow_http: true,
-                poll_interval: NEVER,
-                ..WebhookSettings::default()
-            })
+    spawn_app_configured(backend, |setup| {
+        setup.settings.flush_interval = NEVER;
+        setup.settings.alert_sweep_interval = NEVER;
+        setup.settings.webhooks = WebhookSettings {
+            allow_http: true,
+            poll_interval: NEVER,
+            ..WebhookSettings::default()
+        };
     })
     .await
 }
 
 /// Writes what the server counted and waits for the alert evaluation of it.
 async fn flush(app: &TestApp) {
-    app.manager.flush_usage().await.unwrap();
-    app.manager.alerts_idle().await;
+    app.keyrack.jobs.usage.flush().await.unwrap();
+    app.keyrack.jobs.alerts.idle().await;
 }
 
 fn threshold(count: i64, period: v1::AlertPeriod) -> Option<v1::AlertThreshold> {
@@ -187,7 +186,7 @@ async fn high_usage_fires_on_reaching_the_threshold_once_per_day() {
         // The metric counts every high usage alert of the deployment, the admin key's too.
         let all = events(&app, "", v1::AlertType::HighUsage).await.len();
         assert!(all >= 2);
-        let text = app.manager.metrics().render();
+        let text = app.keyrack.metrics.render();
         let line = format!(r#"keyrack_alert_events_total{{type="high_usage"}} {all}"#);
         assert!(text.contains(&line), "{text}");
     }
@@ -273,8 +272,8 @@ async fn a_new_country_fires_once_per_country() {
 async fn history(app: &TestApp, key_id: &str, hours: i64, per_hour: i64) {
     let key_id: Uuid = key_id.parse().unwrap();
     let organization_id = app
-        .manager
-        .store()
+        .keyrack
+        .store
         .find_organization_by_name("default")
         .await
         .unwrap()
@@ -299,8 +298,8 @@ async fn history(app: &TestApp, key_id: &str, hours: i64, per_hour: i64) {
         last_used_at: app.clock_now() - TimeDelta::hours(1),
         countries: Vec::new(),
     }];
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .record_usage_batch(&counts, &uses)
         .await
         .unwrap();
@@ -409,8 +408,8 @@ async fn keys_expiring_within_seven_days_are_announced_once() {
         let app = spawn(&backend).await;
         let (soon, _) = key(&app, "soon", "2026-01-20").await;
         let (later, _) = key(&app, "later", "2026-01-30").await;
-        assert_eq!(app.manager.sweep_alerts().await.unwrap(), 1);
-        assert_eq!(app.manager.sweep_alerts().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.alert_sweep.sweep().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.alert_sweep.sweep().await.unwrap(), 0);
         let fired = events(&app, &soon, v1::AlertType::KeyExpiring).await;
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(
@@ -425,7 +424,7 @@ async fn keys_expiring_within_seven_days_are_announced_once() {
         );
 
         app.clock.advance(TimeDelta::days(9));
-        app.manager.sweep_alerts().await.unwrap();
+        app.keyrack.jobs.alert_sweep.sweep().await.unwrap();
         assert_eq!(
             events(&app, &later, v1::AlertType::KeyExpiring).await.len(),
             1
@@ -444,7 +443,7 @@ async fn a_key_due_for_rotation_is_announced_once() {
         let (old, _) = key(&app, "old", "").await;
         app.clock.advance(TimeDelta::days(89));
         let (young, _) = key(&app, "young", "").await;
-        app.manager.sweep_alerts().await.unwrap();
+        app.keyrack.jobs.alert_sweep.sweep().await.unwrap();
         assert!(
             events(&app, &old, v1::AlertType::RotationDue)
                 .await
@@ -452,8 +451,8 @@ async fn a_key_due_for_rotation_is_announced_once() {
         );
 
         app.clock.advance(TimeDelta::days(1));
-        app.manager.sweep_alerts().await.unwrap();
-        app.manager.sweep_alerts().await.unwrap();
+        app.keyrack.jobs.alert_sweep.sweep().await.unwrap();
+        app.keyrack.jobs.alert_sweep.sweep().await.unwrap();
         let fired = events(&app, &old, v1::AlertType::RotationDue).await;
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(
@@ -695,7 +694,7 @@ async fn alert_events_are_paged_newest_first() {
         for name in ["a", "b", "c"] {
             key(&app, name, "2026-01-18").await;
         }
-        assert_eq!(app.manager.sweep_alerts().await.unwrap(), 3);
+        assert_eq!(app.keyrack.jobs.alert_sweep.sweep().await.unwrap(), 3);
         let mut client = app.client.clone();
         let page = |token: String| v1::ListAlertEventsRequest {
             page_size: 2,
@@ -747,14 +746,17 @@ async fn two_servers_on_one_database_store_an_alert_once() {
                 .await
                 .unwrap();
         }
-        second.manager.flush_usage().await.unwrap();
-        second.manager.alerts_idle().await;
+        second.keyrack.jobs.usage.flush().await.unwrap();
+        second.keyrack.jobs.alerts.idle().await;
         verify(&app, &secret, &["chat"], "", 1).await;
         flush(&app).await;
         assert_eq!(events(&app, &id, v1::AlertType::HighUsage).await.len(), 1);
 
         // Two sweeps at once, one per replica: one expiring alert.
-        let (a, b) = tokio::join!(app.manager.sweep_alerts(), second.manager.sweep_alerts());
+        let (a, b) = tokio::join!(
+            app.keyrack.jobs.alert_sweep.sweep(),
+            second.keyrack.jobs.alert_sweep.sweep()
+        );
         assert_eq!(a.unwrap() + b.unwrap(), 1);
         assert_eq!(events(&app, &id, v1::AlertType::KeyExpiring).await.len(), 1);
         second.stop().await;

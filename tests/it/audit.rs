@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{ApiKey, Pepper};
-use key_grpc::WebhookSettings;
 use key_proto::v1::{self, AuditOutcome};
+use key_service::WebhookSettings;
 use key_store::AuditFilter;
 use prost_types::Timestamp;
 use reqwest::{Client, StatusCode};
@@ -80,8 +80,8 @@ async fn organization_of(app: &TestApp, key: &str) -> String {
 
 /// Every event the store holds for `organization`, straight from the database.
 async fn stored(app: &TestApp, organization: &str) -> Vec<key_core::AuditEvent> {
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .list_audit_events(
             organization.parse().unwrap(),
             &AuditFilter::default(),
@@ -94,8 +94,8 @@ async fn stored(app: &TestApp, organization: &str) -> Vec<key_core::AuditEvent> 
 
 /// The events that belong to no organization (refused calls of unknown callers).
 async fn unattributed(app: &TestApp) -> Vec<key_core::AuditEvent> {
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .list_unattributed_audit_events(&AuditFilter::default(), None, 10_000)
         .await
         .unwrap()
@@ -673,12 +673,12 @@ async fn invalid_filters_are_refused_naming_the_field() {
 /// A server that accepts `http://` webhook URLs (the tests name a loopback address that never
 /// receives anything) and whose worker never polls during a test.
 async fn spawn_webhook_app(backend: &Backend) -> TestApp {
-    spawn_app_configured(backend, |manager| {
-        manager.with_webhook_settings(WebhookSettings {
+    spawn_app_configured(backend, |setup| {
+        setup.settings.webhooks = WebhookSettings {
             allow_http: true,
             poll_interval: Duration::from_secs(3600),
             ..WebhookSettings::default()
-        })
+        };
     })
     .await
 }
@@ -870,8 +870,8 @@ async fn alert_rules_set_on_an_unknown_key_record_nothing() {
             request_id: None,
         };
         let found = app
-            .manager
-            .store()
+            .keyrack
+            .store
             .set_key_alert_rules(
                 organization_id,
                 missing,

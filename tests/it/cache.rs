@@ -9,8 +9,8 @@ use std::{
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use key_core::{ApiKey, Environment, Error, RandomSource, Role};
-use key_grpc::KeyCacheSettings;
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
+use key_service::KeyCacheSettings;
 use ring::rand::SystemRandom;
 
 use crate::{
@@ -22,9 +22,9 @@ use crate::{
 
 /// How many database statements `app`'s store sent while `run` ran.
 async fn queries<T>(app: &TestApp, run: impl std::future::Future<Output = T>) -> (T, u64) {
-    let before = app.manager.store().query_count();
+    let before = app.keyrack.store.query_count();
     let value = run.await;
-    (value, app.manager.store().query_count() - before)
+    (value, app.keyrack.store.query_count() - before)
 }
 
 async fn key_id(app: &TestApp, key: &str) -> String {
@@ -129,10 +129,10 @@ async fn a_cached_key_is_verified_without_any_query() {
         })
         .await;
         assert_eq!(sent, 0);
-        let (hits, misses, _) = app.manager.metrics().key_cache_counts();
+        let (hits, misses, _) = app.keyrack.metrics.key_cache_counts();
         assert!(hits >= 51, "{hits}");
         assert!(misses >= 1);
-        let scrape = app.manager.metrics().render();
+        let scrape = app.keyrack.metrics.render();
         assert!(
             scrape
                 .lines()
@@ -140,18 +140,18 @@ async fn a_cached_key_is_verified_without_any_query() {
             "{scrape}"
         );
         // The admin key authenticates admin RPCs from the same cache.
-        assert_eq!(app.manager.cached_keys().0, 2);
+        assert_eq!(app.keyrack.verifier.cached_keys().0, 2);
     }
 }
 
 #[tokio::test]
 async fn a_flood_of_random_keys_reads_each_once_and_evicts_no_valid_key() {
     for backend in backends() {
-        let app = spawn_app_configured(&backend, |manager| {
-            manager.with_key_cache(KeyCacheSettings {
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.key_cache = KeyCacheSettings {
                 negative_capacity: 64,
                 ..KeyCacheSettings::default()
-            })
+            };
         })
         .await;
         let good = app.create_key("good", &["chat"], "").await.key;
@@ -176,7 +176,7 @@ async fn a_flood_of_random_keys_reads_each_once_and_evicts_no_valid_key() {
         })
         .await;
         assert_eq!(sent, 0, "unknown keys seen before are refused from memory");
-        assert_eq!(app.manager.metrics().key_cache_counts().2, 40);
+        assert_eq!(app.keyrack.metrics.key_cache_counts().2, 40);
 
         // Many more unknown keys than the negative cache holds: they evict each other, never
         // a valid key.
@@ -184,7 +184,7 @@ async fn a_flood_of_random_keys_reads_each_once_and_evicts_no_valid_key() {
             let stranger = ApiKey::generate(Environment::Live, &rng).unwrap();
             assert!(!app.verify(stranger.expose(), &[]).await.valid);
         }
-        let (cached_keys, unknown) = app.manager.cached_keys();
+        let (cached_keys, unknown) = app.keyrack.verifier.cached_keys();
         assert!(unknown <= 64 + 16, "bounded: {unknown}");
         assert!(cached_keys >= 2);
         let (verdict, sent) = queries(&app, app.verify(&good, &["chat"])).await;
@@ -397,11 +397,11 @@ async fn policy_changes_take_effect_at_once() {
 async fn expiry_is_judged_by_the_clock_even_on_a_hit() {
     for backend in backends() {
         // A TTL longer than the key's life: only the stored expiry can refuse it.
-        let app = spawn_app_configured(&backend, |manager| {
-            manager.with_key_cache(KeyCacheSettings {
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.key_cache = KeyCacheSettings {
                 ttl: Duration::from_secs(30 * 24 * 3600),
                 ..KeyCacheSettings::default()
-            })
+            };
         })
         .await;
         let key = app
@@ -469,11 +469,11 @@ async fn another_replica_sees_a_revocation_within_the_ttl() {
 #[tokio::test]
 async fn a_zero_ttl_turns_the_cache_off() {
     for backend in backends() {
-        let app = spawn_app_configured(&backend, |manager| {
-            manager.with_key_cache(KeyCacheSettings {
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.key_cache = KeyCacheSettings {
                 ttl: Duration::ZERO,
                 ..KeyCacheSettings::default()
-            })
+            };
         })
         .await;
         let key = app.create_key("uncached", &["chat"], "").await.key;
@@ -486,7 +486,7 @@ async fn a_zero_ttl_turns_the_cache_off() {
         })
         .await;
         assert_eq!(sent, 10, "every verification reads the database");
-        assert_eq!(app.manager.cached_keys(), (0, 0));
+        assert_eq!(app.keyrack.verifier.cached_keys(), (0, 0));
     }
 }
 
@@ -526,8 +526,7 @@ async fn a_key_created_after_its_digest_was_refused_works() {
     for backend in backends() {
         let rng = Arc::new(PlannedRandom::default());
         let source = rng.clone();
-        let app =
-            spawn_app_configured(&backend, move |manager| manager.with_random_source(source)).await;
+        let app = spawn_app_configured(&backend, move |setup| setup.parts.random = source).await;
         let mut bytes = [0_u8; 64];
         for (i, byte) in bytes.iter_mut().enumerate() {
             *byte = u8::try_from(i * 3 % 240).unwrap();
@@ -546,7 +545,7 @@ async fn a_key_created_after_its_digest_was_refused_works() {
     }
 }
 
-/// `keyrack serve --key-cache-ttl 0`: the flag reaches the manager, and every verification
+/// `keyrack serve --key-cache-ttl 0`: the flag reaches the application, and every verification
 /// reads the database (the metrics count misses only).
 #[tokio::test]
 async fn serve_with_a_zero_ttl_answers_every_verification_from_the_database() {

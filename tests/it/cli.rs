@@ -232,6 +232,33 @@ fn a_short_pepper_is_refused_at_start() {
 }
 
 #[test]
+fn a_busy_port_is_one_line_with_its_cause_not_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut serve = keyrack();
+    serve
+        .args(["serve", "--listen", &address, "--http-listen", "off"])
+        .args(["--metrics-listen", "off", "--data-dir"])
+        .arg(dir.path())
+        // Set by many Rust developers; an operator's mistake must not print a stack.
+        .env("RUST_BACKTRACE", "1");
+    let output = run_bounded(serve, TIMEOUT);
+    let stderr = &output.stderr;
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|line| line.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert_contains(error, &format!("cannot listen on {address}: "));
+    assert_contains(error, "Address already in use");
+    assert!(
+        !stderr.to_lowercase().contains("backtrace"),
+        "a backtrace was printed:\n{stderr}"
+    );
+}
+
+#[test]
 fn the_plaintext_key_never_reaches_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     // Trace is the most verbose filter, covering every dependency's logging as well as ours.

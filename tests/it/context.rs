@@ -6,8 +6,8 @@ use std::{collections::HashMap, path::Path, process::Command, time::Duration};
 
 use chrono::TimeDelta;
 use key_core::{ApiKey, Environment};
-use key_grpc::{CountryDb, UnknownKeyReason};
 use key_proto::v1;
+use key_service::{BruteForceSettings, UnknownKeyReason, verify::CountryDb};
 use ring::rand::SystemRandom;
 use serde_json::{Value, json};
 
@@ -143,7 +143,7 @@ async fn invalid_context_is_ignored_and_counted_never_an_error() {
             let verdict = verify_with(&app, &key, client_ip, country, tag).await;
             assert!(verdict.valid, "{client_ip:?} {country:?} {tag:?}");
         }
-        let metrics = app.manager.metrics().render();
+        let metrics = app.keyrack.metrics.render();
         for (field, count) in [("client_ip", 1), ("country", 2), ("tag", 3)] {
             let line = format!("keyrack_verify_context_invalid_total{{field=\"{field}\"}} {count}");
             assert!(metrics.contains(&line), "{line} in\n{metrics}");
@@ -158,11 +158,14 @@ async fn invalid_context_is_ignored_and_counted_never_an_error() {
 #[tokio::test]
 async fn unknown_keys_are_counted_for_the_deployment_not_for_a_key() {
     for backend in backends() {
-        let app = spawn_app_configured(&backend, |manager| {
-            manager.with_brute_force_guard(3, TimeDelta::seconds(60))
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.brute_force = BruteForceSettings {
+                threshold: 3,
+                cooling: TimeDelta::seconds(60),
+            };
         })
         .await;
-        let metrics = app.manager.metrics().clone();
+        let metrics = app.keyrack.metrics.clone();
         let well_formed_unknown = {
             let created = app.create_key("to revoke", &["chat"], "").await;
             let key = created.key;
@@ -267,7 +270,7 @@ async fn the_country_is_looked_up_from_the_client_address_in_a_real_database() {
 
     for backend in backends() {
         let app =
-            spawn_app_configured(&backend, |manager| manager.with_country_db(db.clone())).await;
+            spawn_app_configured(&backend, |setup| setup.parts.country_db = Some(db.clone())).await;
         let created = app.create_key("geo", &["chat"], "").await;
         let id = created.api_key.unwrap().id;
         let key = created.key;

@@ -55,20 +55,20 @@ fn verify_all(
 async fn concurrent_random_keys_are_looked_up_in_far_fewer_queries_than_calls() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
-        let before = app.manager.store().query_count();
+        let before = app.keyrack.store.query_count();
         let mut calls = verify_all(&app.client, random_keys(500));
         while let Some(call) = calls.join_next().await {
             let (_, verdict) = call.unwrap();
             assert_eq!(verdict.code(), v1::VerifyCode::InvalidApiKey);
         }
-        let sent = app.manager.store().query_count() - before;
+        let sent = app.keyrack.store.query_count() - before;
         // One query per key without coalescing; a few dozen batches with it.
         assert!(sent <= 150, "{sent} queries for 500 random keys");
-        let (batches, digests, refused) = app.manager.metrics().key_lookup_counts();
+        let (batches, digests, refused) = app.keyrack.metrics.key_lookup_counts();
         assert!(batches >= 1, "the misses were batched");
         assert!(digests >= 250, "{digests} digests in {batches} batches");
         assert_eq!(refused, 0);
-        let scrape = app.manager.metrics().render();
+        let scrape = app.keyrack.metrics.render();
         assert!(
             scrape.contains("keyrack_key_lookup_batches_total "),
             "{scrape}"
@@ -77,10 +77,10 @@ async fn concurrent_random_keys_are_looked_up_in_far_fewer_queries_than_calls() 
         // Quiet again: a single cold miss is one query, looked up on its own.
         tokio::time::sleep(Duration::from_millis(20)).await;
         let stranger = random_keys(1).remove(0);
-        let before = app.manager.store().query_count();
+        let before = app.keyrack.store.query_count();
         assert!(!app.verify(&stranger, &[]).await.valid);
-        assert_eq!(app.manager.store().query_count() - before, 1);
-        assert_eq!(app.manager.metrics().key_lookup_counts().0, batches);
+        assert_eq!(app.keyrack.store.query_count() - before, 1);
+        assert_eq!(app.keyrack.metrics.key_lookup_counts().0, batches);
     }
 }
 
@@ -132,7 +132,7 @@ async fn valid_and_random_keys_in_one_flood_each_get_their_own_verdict() {
             }
         }
         assert_eq!(valid_seen, 20);
-        assert!(app.manager.metrics().key_lookup_counts().0 >= 1);
+        assert!(app.keyrack.metrics.key_lookup_counts().0 >= 1);
     }
 }
 
@@ -167,7 +167,7 @@ async fn a_key_created_on_another_replica_during_a_flood_verifies_at_once() {
                 assert!(!call.unwrap().1.valid);
             }
         }
-        assert!(app.manager.metrics().key_lookup_counts().0 >= 1);
+        assert!(app.keyrack.metrics.key_lookup_counts().0 >= 1);
         other.stop().await;
     }
 }
@@ -199,7 +199,7 @@ async fn set_default_limits(app: &TestApp, limits: Vec<v1::RateLimit>) {
 async fn the_store_reads_many_digests_in_one_query_like_one_digest_in_one() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
-        let store = app.manager.store();
+        let store = &app.keyrack.store;
         set_default_limits(&app, vec![limit(1, v1::RatePeriod::Hour)]).await;
         let plain = app.create_key("plain", &["chat"], "").await.key;
         let own = create_limited(&app, "own", vec![limit(5, v1::RatePeriod::Minute)]).await;

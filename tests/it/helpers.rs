@@ -1,4 +1,5 @@
-//! `spawn_app`: a real gRPC server on 127.0.0.1:0 over a fresh database, with a clock the test
+//! `spawn_app`: a real gRPC server and REST gateway on 127.0.0.1:0 over a fresh database, with
+//! the application's jobs running beside them as `keyrack serve` runs them, a clock the test
 //! controls, and typed helpers to talk to it.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -6,8 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use chrono::{DateTime, TimeZone, Utc};
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
 use key_gateway::{Gateway, TrustedProxies, Upstream};
-use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
+use key_grpc::GrpcServer;
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
+use key_service::{Actor, Application, NewKeyRequest, Parts, Settings};
 use key_store::Store;
 use ring::rand::SystemRandom;
 use sea_orm::ConnectionTrait;
@@ -45,11 +47,16 @@ pub(crate) struct TestApp {
     /// The bootstrap admin key of organization `default`.
     pub(crate) admin_key: String,
     pub(crate) clock: FixedClock,
-    pub(crate) manager: KeyManager,
+    /// The application behind the servers: its operations, verifier, jobs, metrics and store.
+    pub(crate) keyrack: Application,
+    /// The settings it was built with.
+    pub(crate) settings: Settings,
     /// The SQLite file (SQLite only).
     pub(crate) sqlite_path: Option<PathBuf>,
     /// The database's URL, for a second server on the same database.
     pub(crate) database_url: String,
+    /// A PostgreSQL test database, dropped with the app (PostgreSQL only).
+    _database: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     gateway_shutdown: Option<oneshot::Sender<()>>,
@@ -60,10 +67,17 @@ pub(crate) struct TestApp {
 /// The pepper every test server hashes with.
 pub(crate) const TEST_PEPPER: &[u8] = b"integration-test-pepper-0123456789abcdef";
 
+/// What a test application is built from: the settings, and the parts a test may swap (a
+/// limiter, a country database, a random source).
+pub(crate) struct Setup {
+    pub(crate) settings: Settings,
+    pub(crate) parts: Parts,
+}
+
 /// Starts a server on `backend` with a fresh database and a bootstrapped `default`
 /// organization.
 pub(crate) async fn spawn_app(backend: &Backend) -> TestApp {
-    spawn_app_with_flush_interval(backend, key_grpc::FLUSH_INTERVAL).await
+    spawn_app_configured(backend, |_| {}).await
 }
 
 /// `spawn_app`, with the usage flusher running every `flush_interval`.
@@ -71,17 +85,17 @@ pub(crate) async fn spawn_app_with_flush_interval(
     backend: &Backend,
     flush_interval: Duration,
 ) -> TestApp {
-    spawn_app_configured(backend, |manager| {
-        manager.with_flush_interval(flush_interval)
+    spawn_app_configured(backend, |setup| {
+        setup.settings.flush_interval = flush_interval;
     })
     .await
 }
 
-/// `spawn_app`, with the manager changed by `configure` before the server starts (a limiter,
+/// `spawn_app`, with the setup changed by `configure` before the server starts (a limiter,
 /// a flush interval, alert or webhook settings...).
 pub(crate) async fn spawn_app_configured(
     backend: &Backend,
-    configure: impl FnOnce(KeyManager) -> KeyManager,
+    configure: impl FnOnce(&mut Setup),
 ) -> TestApp {
     spawn_app_with_gateway(backend, configure, TrustedProxies::default()).await
 }
@@ -91,48 +105,49 @@ pub(crate) async fn spawn_app_with_trusted_proxies(
     backend: &Backend,
     trusted_proxies: TrustedProxies,
 ) -> TestApp {
-    spawn_app_with_gateway(backend, |manager| manager, trusted_proxies).await
+    spawn_app_with_gateway(backend, |_| {}, trusted_proxies).await
 }
 
 async fn spawn_app_with_gateway(
     backend: &Backend,
-    configure: impl FnOnce(KeyManager) -> KeyManager,
+    configure: impl FnOnce(&mut Setup),
     trusted_proxies: TrustedProxies,
 ) -> TestApp {
     eprintln!("--- backend: {backend:?}");
     let dir = tempfile::tempdir().unwrap();
-    let (url, sqlite_path) = match backend {
+    let (url, sqlite_path, database) = match backend {
         Backend::Sqlite => {
             let path = dir.path().join("keyrack.db");
-            (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
+            (
+                format!("sqlite://{}?mode=rwc", path.display()),
+                Some(path),
+                None,
+            )
         }
-        Backend::Postgres(base) => (fresh_postgres_database(base).await, None),
+        Backend::Postgres(base) => {
+            let database = TestDatabase::create(base).await;
+            (database.url(), None, Some(database))
+        }
     };
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let clock = FixedClock::new(start_time());
-    let pepper = Pepper::new(TEST_PEPPER).unwrap();
-    let manager = KeyManager::new(
-        store,
-        pepper,
-        Arc::new(clock.clone()),
-        Arc::new(SystemRandom::new()),
-    );
-    let manager = configure(manager);
-    let (_, admin_key) = manager
+    let (keyrack, settings) = build(store, &clock, Settings::default(), configure);
+    let (_, admin_key) = keyrack
+        .keys
         .bootstrap("default")
         .await
         .unwrap()
         .expect("fresh database");
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = GrpcServer::new(manager.clone(), listener)
+    let server = GrpcServer::new(&keyrack, listener)
         .unwrap()
         .with_drain_timeout(Duration::from_millis(500));
     let addr = server.local_addr();
     // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
     let upstream = Upstream::from_service(server.local_service());
-    let (shutdown, server) = run_server(server);
+    let (shutdown, server) = run_server(server, &keyrack);
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -157,9 +172,11 @@ async fn spawn_app_with_gateway(
         client,
         admin_key: admin_key.expose().to_owned(),
         clock,
-        manager,
+        keyrack,
+        settings,
         sqlite_path,
         database_url: url,
+        _database: database,
         shutdown: Some(shutdown),
         server: Some(server),
         gateway_shutdown: Some(gateway_shutdown),
@@ -168,61 +185,78 @@ async fn spawn_app_with_gateway(
     }
 }
 
-/// Runs `server` in a task until the returned sender sends (or is dropped).
-fn run_server(server: GrpcServer) -> (oneshot::Sender<()>, JoinHandle<()>) {
+/// The application on `store`, with the test pepper and `clock`, as `configure` sets it up.
+fn build(
+    store: Store,
+    clock: &FixedClock,
+    settings: Settings,
+    configure: impl FnOnce(&mut Setup),
+) -> (Application, Settings) {
+    let parts = Parts::new(
+        store,
+        Pepper::new(TEST_PEPPER).unwrap(),
+        Arc::new(clock.clone()),
+        Arc::new(SystemRandom::new()),
+    );
+    let mut setup = Setup { settings, parts };
+    configure(&mut setup);
+    (
+        Application::build(setup.parts, &setup.settings),
+        setup.settings,
+    )
+}
+
+/// Runs `server`, and `keyrack`'s jobs beside it as `keyrack serve` does, in a task until the
+/// returned sender sends (or is dropped); then the jobs stop after the server drained.
+fn run_server(server: GrpcServer, keyrack: &Application) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (shutdown, stop) = oneshot::channel::<()>();
+    let jobs = keyrack.jobs.start();
     let server = tokio::spawn(async move {
-        server
+        let served = server
             .run_until(async {
                 let _ = stop.await;
             })
-            .await
-            .unwrap();
+            .await;
+        jobs.stop().await;
+        served.unwrap();
     });
     (shutdown, server)
 }
 
-/// A second gRPC server, with a manager (and usage meter) of its own, on the database of a
-/// `TestApp`: another replica.
+/// A second gRPC server, with an application (and usage meter, and key cache) of its own, on
+/// the database of a `TestApp`: another replica.
 pub(crate) struct SecondServer {
     pub(crate) client: KeyServiceClient<Channel>,
-    pub(crate) manager: KeyManager,
+    pub(crate) keyrack: Application,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<()>,
 }
 
 /// Starts a second server on `app`'s database, with the same pepper and clock.
 pub(crate) async fn spawn_second_server(app: &TestApp) -> SecondServer {
-    spawn_second_server_configured(app, |manager| manager).await
+    spawn_second_server_configured(app, |_| {}).await
 }
 
-/// `spawn_second_server`, with the manager changed by `configure` before the server starts (a
-/// limiter shared with the first server, say).
+/// `spawn_second_server`, with the setup changed by `configure` before the server starts (a
+/// limiter shared with the first server, say). It starts with the first server's settings.
 pub(crate) async fn spawn_second_server_configured(
     app: &TestApp,
-    configure: impl FnOnce(KeyManager) -> KeyManager,
+    configure: impl FnOnce(&mut Setup),
 ) -> SecondServer {
     let store = Store::connect(&app.database_url).await.unwrap();
-    let manager = KeyManager::new(
-        store,
-        Pepper::new(TEST_PEPPER).unwrap(),
-        Arc::new(app.clock.clone()),
-        Arc::new(SystemRandom::new()),
-    )
-    .with_flush_interval(app.manager.flush_interval());
-    let manager = configure(manager);
+    let (keyrack, _) = build(store, &app.clock, app.settings, configure);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = GrpcServer::new(manager.clone(), listener)
+    let server = GrpcServer::new(&keyrack, listener)
         .unwrap()
         .with_drain_timeout(Duration::from_millis(500));
     let addr = server.local_addr();
-    let (shutdown, server) = run_server(server);
+    let (shutdown, server) = run_server(server, &keyrack);
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
     SecondServer {
         client,
-        manager,
+        keyrack,
         shutdown,
         server,
     }
@@ -236,19 +270,66 @@ impl SecondServer {
     }
 }
 
-/// Creates an empty PostgreSQL database for one test and returns its URL.
-async fn fresh_postgres_database(base: &str) -> String {
-    let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
-    let admin = sea_orm::Database::connect(base).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let (prefix, _) = base
-        .rsplit_once('/')
-        .expect("a database URL ends in /<database>");
-    format!("{prefix}/{name}")
+/// An empty PostgreSQL database made for one test, dropped when the test ends (with whatever
+/// connections are still open to it), so test runs leave nothing behind.
+pub(crate) struct TestDatabase {
+    base: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates `keyrack_t_<uuid>` on the server of `base` (a URL ending in `/<database>`).
+    pub(crate) async fn create(base: &str) -> TestDatabase {
+        let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
+        let admin = sea_orm::Database::connect(base).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        TestDatabase {
+            base: base.to_owned(),
+            name,
+        }
+    }
+
+    /// Its URL.
+    pub(crate) fn url(&self) -> String {
+        let (prefix, _) = self
+            .base
+            .rsplit_once('/')
+            .expect("a database URL ends in /<database>");
+        format!("{prefix}/{}", self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime may be shutting down: a thread of its own,
+        // with a runtime of its own, drops the database. FORCE ends the connections that the
+        // test's servers still hold. A failure only leaves the database for `tests/run`'s sweep.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| error.to_string())?;
+            runtime.block_on(async {
+                let admin = sea_orm::Database::connect(&base)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                admin.close().await.map_err(|error| error.to_string())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("test database not dropped: {error}");
+        }
+    }
 }
 
 /// Attaches `authorization: Bearer <key>` to a request.
@@ -312,11 +393,11 @@ impl TestApp {
             .into_inner()
     }
 
-    /// Mints an admin key for a second organization, straight through the manager.
+    /// Mints an admin key for a second organization, straight through the application.
     pub(crate) async fn other_organization_admin(&self, name: &str) -> String {
         let org = self
-            .manager
-            .store()
+            .keyrack
+            .store
             .ensure_organization(name, self.clock_now())
             .await
             .unwrap();
@@ -331,13 +412,9 @@ impl TestApp {
             operator: false,
         };
         let (_, key) = self
-            .manager
-            .issue(
-                org.id,
-                request,
-                &Actor::Operator,
-                &RequestContext::default(),
-            )
+            .keyrack
+            .keys
+            .issue(org.id, request, &Actor::Operator)
             .await
             .unwrap();
         key.expose().to_owned()

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_grpc::{UsageRetention, WebhookSettings};
 use key_proto::v1;
+use key_service::{UsageRetention, WebhookSettings};
 use key_store::{Dimension, KeyUse, Resolution, UsageCount, UsageKeys};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
@@ -22,8 +22,8 @@ pub(crate) const NEVER: Duration = Duration::from_secs(3600);
 /// evaluations) has settled: no statement for 200 ms, for at most 10 s. The statements a test
 /// counts afterwards are its requests' own.
 pub(crate) async fn settled(app: &TestApp) {
-    app.manager.alerts_idle().await;
-    let store = app.manager.store();
+    app.keyrack.jobs.alerts.idle().await;
+    let store = &app.keyrack.store;
     for _ in 0..50 {
         let seen = store.query_count();
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -36,14 +36,13 @@ pub(crate) async fn settled(app: &TestApp) {
 /// A server whose background tasks (usage flusher, webhook poller, alert sweep) never run, so
 /// the statements a test counts are the requests' own.
 pub(crate) async fn spawn_quiet_app(backend: &Backend) -> TestApp {
-    spawn_app_configured(backend, |manager| {
-        manager
-            .with_flush_interval(NEVER)
-            .with_alert_sweep_interval(NEVER)
-            .with_webhook_settings(WebhookSettings {
-                poll_interval: NEVER,
-                ..WebhookSettings::default()
-            })
+    spawn_app_configured(backend, |setup| {
+        setup.settings.flush_interval = NEVER;
+        setup.settings.alert_sweep_interval = NEVER;
+        setup.settings.webhooks = WebhookSettings {
+            poll_interval: NEVER,
+            ..WebhookSettings::default()
+        };
     })
     .await
 }
@@ -67,8 +66,8 @@ async fn key_usage(app: &TestApp, key_id: &str) -> v1::ListUsageResponse {
 async fn stored(app: &TestApp, organization_id: Uuid, key_id: Uuid) -> (i64, i64) {
     let from = start_time() - TimeDelta::hours(12);
     let rows = app
-        .manager
-        .store()
+        .keyrack
+        .store
         .usage(
             organization_id,
             UsageKeys::Keys(&[key_id]),
@@ -93,8 +92,8 @@ async fn stored_last_used(
     organization_id: Uuid,
     key_id: Uuid,
 ) -> Option<DateTime<Utc>> {
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .last_used(organization_id, UsageKeys::Keys(&[key_id]))
         .await
         .unwrap()
@@ -184,17 +183,17 @@ async fn a_verification_writes_nothing_until_the_flush() {
     for backend in backends() {
         let app = spawn_quiet_app(&backend).await;
         let (key_id, organization_id, key) = create(&app, "quiet").await;
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         // The alert rules judge that flush in a task of their own; let it finish first.
         settled(&app).await;
         assert_eq!(stored(&app, organization_id, key_id).await, (1, 0));
 
-        let before = app.manager.store().query_count();
+        let before = app.keyrack.store.query_count();
         for _ in 0..20 {
             assert!(app.verify(&key, &["chat"]).await.valid);
         }
         assert_eq!(
-            app.manager.store().query_count() - before,
+            app.keyrack.store.query_count() - before,
             0,
             "no write, and no read either: the key was cached by its first verification"
         );
@@ -206,17 +205,17 @@ async fn a_verification_writes_nothing_until_the_flush() {
             stored_last_used(&app, organization_id, key_id).await,
             Some(start_time())
         );
-        assert!(app.manager.flush_usage().await.unwrap() > 0);
-        app.manager.alerts_idle().await;
+        assert!(app.keyrack.jobs.usage.flush().await.unwrap() > 0);
+        app.keyrack.jobs.alerts.idle().await;
         assert_eq!(stored(&app, organization_id, key_id).await, (21, 1));
         assert_eq!(
             stored_last_used(&app, organization_id, key_id).await,
             Some(start_time() + TimeDelta::minutes(5))
         );
         // Nothing left: a second flush writes nothing and sends no statement.
-        let before = app.manager.store().query_count();
-        assert_eq!(app.manager.flush_usage().await.unwrap(), 0);
-        assert_eq!(app.manager.store().query_count(), before);
+        let before = app.keyrack.store.query_count();
+        assert_eq!(app.keyrack.jobs.usage.flush().await.unwrap(), 0);
+        assert_eq!(app.keyrack.store.query_count(), before);
         assert_eq!(stored(&app, organization_id, key_id).await, (21, 1));
     }
 }
@@ -290,8 +289,8 @@ async fn two_servers_on_one_database_sum_their_counts() {
             // Both replicas flush the same rows, several times over: counts are added, never
             // overwritten.
             if round < 2 {
-                second.manager.flush_usage().await.unwrap();
-                app.manager.flush_usage().await.unwrap();
+                second.keyrack.jobs.usage.flush().await.unwrap();
+                app.keyrack.jobs.usage.flush().await.unwrap();
             }
         }
         app.clock.advance(TimeDelta::minutes(1));
@@ -310,8 +309,8 @@ async fn two_servers_on_one_database_sum_their_counts() {
             .into_inner();
         assert!(verdict.valid);
 
-        app.manager.flush_usage().await.unwrap();
-        second.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
+        second.keyrack.jobs.usage.flush().await.unwrap();
         // 1 (creation check) + 3 × 4 on the first + 3 × 6 + 1 on the second.
         assert_eq!(
             stored(&app, organization_id, key_id).await,
@@ -336,8 +335,8 @@ async fn stored_at(
 ) -> Vec<(i64, i64)> {
     let from = start_time() - TimeDelta::days(3);
     let rows = app
-        .manager
-        .store()
+        .keyrack
+        .store
         .usage(
             organization_id,
             UsageKeys::Organization,
@@ -360,7 +359,7 @@ async fn each_resolution_is_pruned_after_its_retention() {
         let app = spawn_app_with_flush_interval(&backend, NEVER).await;
         let (_, organization_id, key) = create(&app, "old news").await;
         assert!(app.verify(&key, &["chat"]).await.valid);
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         // Two verifications of the key and the admin key's authentication of CreateKey; the
         // two keys have one `code` row each per resolution.
         let minute = start_time().timestamp();
@@ -378,17 +377,17 @@ async fn each_resolution_is_pruned_after_its_retention() {
             stored_at(&app, organization_id, Resolution::Day).await,
             [(day, 3)]
         );
-        let retention = app.manager.usage_retention();
+        let retention = app.settings.usage_retention;
         assert_eq!(retention.minute, TimeDelta::hours(48));
         assert_eq!(retention.hour, TimeDelta::days(90));
         assert_eq!(retention.day, TimeDelta::days(400));
 
         // Nothing is due yet.
         app.clock.advance(TimeDelta::hours(47));
-        assert_eq!(app.manager.prune_usage().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.retention.prune().await.unwrap(), 0);
         // Past 48 hours the minute rows go; hours and days stay.
         app.clock.advance(TimeDelta::hours(2));
-        assert_eq!(app.manager.prune_usage().await.unwrap(), 2);
+        assert_eq!(app.keyrack.jobs.retention.prune().await.unwrap(), 2);
         assert!(
             stored_at(&app, organization_id, Resolution::Minute)
                 .await
@@ -400,7 +399,7 @@ async fn each_resolution_is_pruned_after_its_retention() {
         );
         // Past 90 days the hourly rows go.
         app.clock.set(start_time() + TimeDelta::days(91));
-        assert_eq!(app.manager.prune_usage().await.unwrap(), 2);
+        assert_eq!(app.keyrack.jobs.retention.prune().await.unwrap(), 2);
         assert!(
             stored_at(&app, organization_id, Resolution::Hour)
                 .await
@@ -412,7 +411,7 @@ async fn each_resolution_is_pruned_after_its_retention() {
         );
         // And past 400 days the daily ones.
         app.clock.set(start_time() + TimeDelta::days(401));
-        assert_eq!(app.manager.prune_usage().await.unwrap(), 2);
+        assert_eq!(app.keyrack.jobs.retention.prune().await.unwrap(), 2);
         assert!(
             stored_at(&app, organization_id, Resolution::Day)
                 .await
@@ -429,10 +428,9 @@ async fn retention_is_configurable_and_prunes_large_backlogs_completely() {
             hour: TimeDelta::days(2),
             day: TimeDelta::days(30),
         };
-        let app = spawn_app_configured(&backend, |manager| {
-            manager
-                .with_flush_interval(NEVER)
-                .with_usage_retention(retention)
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.flush_interval = NEVER;
+            setup.settings.usage_retention = retention;
         })
         .await;
         let (_, organization_id, key) = create(&app, "chatty").await;
@@ -452,14 +450,14 @@ async fn retention_is_configurable_and_prunes_large_backlogs_completely() {
             assert!(verdict.valid);
             app.clock.advance(TimeDelta::minutes(1));
         }
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         assert_eq!(
             stored_at(&app, organization_id, Resolution::Minute)
                 .await
                 .len(),
             180
         );
-        app.manager.prune_usage().await.unwrap();
+        app.keyrack.jobs.retention.prune().await.unwrap();
         // Only the last 10 minutes of minute rows are left; hours are untouched.
         let minutes = stored_at(&app, organization_id, Resolution::Minute).await;
         assert_eq!(minutes.len(), 10, "{minutes:?}");
@@ -498,9 +496,9 @@ async fn a_flush_reports_previous_use_and_new_countries() {
     for backend in backends() {
         let app = spawn_app_with_flush_interval(&backend, NEVER).await;
         let (key_id, organization_id, _) = create(&app, "traveller").await;
-        let store = app.manager.store();
+        let store = &app.keyrack.store;
         // The creation check above is flushed first: the key was used at the start time.
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         let at = start_time() + TimeDelta::minutes(5);
         let batch = |countries: &[&str], minutes: i64| {
             let counts: Vec<UsageCount> = countries
@@ -582,7 +580,7 @@ async fn countries_and_tags_add_up_exactly_across_concurrent_verifications_and_s
         for task in tasks {
             task.await.unwrap();
         }
-        second.manager.flush_usage().await.unwrap();
+        second.keyrack.jobs.usage.flush().await.unwrap();
         let summary = key_usage(&app, &id).await.summary.unwrap();
         assert_eq!(summary.request_count, 200);
         // Per task: i % 3 over 0..25 gives 9 × de, 8 × us, 8 × jp.
@@ -609,21 +607,21 @@ async fn a_failed_flush_keeps_its_counts_and_is_counted() {
         db.execute_unprepared("ALTER TABLE usage_buckets RENAME TO usage_buckets_away")
             .await
             .unwrap();
-        assert!(app.manager.flush_usage().await.is_err());
+        assert!(app.keyrack.jobs.usage.flush().await.is_err());
         assert!(
-            app.manager
-                .metrics()
+            app.keyrack
+                .metrics
                 .render()
                 .contains("keyrack_usage_flush_failures_total 1"),
             "{}",
-            app.manager.metrics().render()
+            app.keyrack.metrics.render()
         );
         // Counted meanwhile, on top of what is waiting.
         assert!(!app.verify(&key, &["admin"]).await.valid);
         db.execute_unprepared("ALTER TABLE usage_buckets_away RENAME TO usage_buckets")
             .await
             .unwrap();
-        assert!(app.manager.flush_usage().await.unwrap() > 0);
+        assert!(app.keyrack.jobs.usage.flush().await.unwrap() > 0);
         assert_eq!(stored(&app, organization_id, key_id).await, (5, 1));
         db.close().await.unwrap();
     }
@@ -632,12 +630,12 @@ async fn a_failed_flush_keeps_its_counts_and_is_counted() {
 #[tokio::test]
 async fn with_metering_off_verifications_leave_no_usage() {
     for backend in backends() {
-        let app = spawn_app_configured(&backend, |manager| manager.with_metering(false)).await;
+        let app = spawn_app_configured(&backend, |setup| setup.settings.metering = false).await;
         let (key_id, organization_id, key) = create(&app, "uncounted").await;
         for _ in 0..5 {
             assert!(app.verify(&key, &["chat"]).await.valid);
         }
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         assert_eq!(stored(&app, organization_id, key_id).await, (0, 0));
         assert_eq!(stored_last_used(&app, organization_id, key_id).await, None);
     }

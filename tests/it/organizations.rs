@@ -165,8 +165,8 @@ async fn organization_of(app: &TestApp, key: &str) -> String {
 
 /// Every audit event of `organization`, newest first, straight from the store.
 async fn events(app: &TestApp, organization: &str) -> Vec<key_core::AuditEvent> {
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .list_audit_events(
             organization.parse().unwrap(),
             &AuditFilter::default(),

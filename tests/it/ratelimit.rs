@@ -185,8 +185,8 @@ async fn the_brute_force_guard_refuses_without_a_lookup_and_cools_off() {
             let verdict = verify_from(&app, wrong, ip).await;
             assert_eq!(verdict.reason, "invalid_api_key");
         }
-        assert_eq!(app.manager.brute_force_blocks(), 1);
-        let scrape = app.manager.metrics().render();
+        assert_eq!(app.keyrack.verifier.brute_force_blocks(), 1);
+        let scrape = app.keyrack.metrics.render();
         assert!(
             scrape
                 .lines()
@@ -194,11 +194,11 @@ async fn the_brute_force_guard_refuses_without_a_lookup_and_cools_off() {
             "{scrape}"
         );
         let good = app.create_key("good", &["chat"], "").await.key;
-        let before = app.manager.store().query_count();
+        let before = app.keyrack.store.query_count();
         let refused = verify_from(&app, &good, ip).await;
         assert_eq!(refused.reason, "rate_limited");
         assert_eq!(refused.retry_after.unwrap().seconds, 60);
-        assert_eq!(app.manager.store().query_count(), before, "no lookup");
+        assert_eq!(app.keyrack.store.query_count(), before, "no lookup");
         // Another address is unaffected; after cooling, the address works again.
         assert!(verify_from(&app, &good, "198.51.100.1").await.valid);
         app.clock.advance(TimeDelta::seconds(60));
@@ -259,24 +259,24 @@ async fn the_server_forgets_ended_windows_and_idle_addresses() {
         for _ in 0..3 {
             verify_from(&app, wrong, "203.0.113.7").await;
         }
-        assert_eq!(app.manager.limiter_entries(), 1);
-        assert_eq!(app.manager.guard_entries(), 1);
+        assert_eq!(app.keyrack.verifier.limiter_entries(), 1);
+        assert_eq!(app.keyrack.verifier.guard_entries(), 1);
 
         // Within the minute, and before the streak goes idle, both are kept.
-        app.manager.prune_rate_limit_state();
-        assert_eq!(app.manager.limiter_entries(), 1);
-        assert_eq!(app.manager.guard_entries(), 1);
+        app.keyrack.verifier.prune_rate_limit_state();
+        assert_eq!(app.keyrack.verifier.limiter_entries(), 1);
+        assert_eq!(app.keyrack.verifier.guard_entries(), 1);
 
         // The minute ended: the key's counters go. The streak is idle after 15 minutes.
         app.clock.advance(TimeDelta::minutes(1));
         eventually("the key's counters are pruned", || {
-            app.manager.limiter_entries() == 0
+            app.keyrack.verifier.limiter_entries() == 0
         })
         .await;
-        assert_eq!(app.manager.guard_entries(), 1);
-        app.clock.advance(key_grpc::STREAK_IDLE_TIMEOUT);
+        assert_eq!(app.keyrack.verifier.guard_entries(), 1);
+        app.clock.advance(key_service::STREAK_IDLE_TIMEOUT);
         eventually("the idle streak is pruned", || {
-            app.manager.guard_entries() == 0
+            app.keyrack.verifier.guard_entries() == 0
         })
         .await;
 

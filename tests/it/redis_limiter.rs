@@ -15,8 +15,8 @@ use std::{
 };
 
 use chrono::TimeDelta;
-use key_grpc::{KeyManager, RedisLimiter};
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
+use key_service::{Application, RedisLimiter};
 use redis::AsyncCommands;
 use tonic::transport::Channel;
 
@@ -42,11 +42,13 @@ fn limiter(url: &str) -> RedisLimiter {
         .with_retry_interval(Duration::from_millis(100))
 }
 
-/// Two servers on one database, each with its own manager and its own limiter on Redis `url`.
+/// Two servers on one database, each with its own application and its own limiter on Redis `url`.
 async fn two_replicas(backend: &crate::helpers::Backend, url: &str) -> (TestApp, SecondServer) {
-    let app = spawn_app_configured(backend, |manager| manager.with_limiter(limiter(url))).await;
+    let app =
+        spawn_app_configured(backend, |setup| setup.parts.limiter = limiter(url).into()).await;
     let second =
-        spawn_second_server_configured(&app, |manager| manager.with_limiter(limiter(url))).await;
+        spawn_second_server_configured(&app, |setup| setup.parts.limiter = limiter(url).into())
+            .await;
     (app, second)
 }
 
@@ -63,8 +65,8 @@ async fn verify_on(client: &KeyServiceClient<Channel>, key: &str) -> v1::VerifyK
 }
 
 /// The value of the gauge `keyrack_rate_limiter_remote_up`, as a scrape reads it.
-fn remote_up(manager: &KeyManager) -> bool {
-    let text = manager.metrics().render();
+fn remote_up(keyrack: &Application) -> bool {
+    let text = keyrack.metrics.render();
     match sample(&text, "keyrack_rate_limiter_remote_up").as_deref() {
         Some("1") => true,
         Some("0") => false,
@@ -116,10 +118,14 @@ async fn two_servers_sharing_redis_enforce_one_global_limit() {
         assert!(verify_on(&second.client, &key).await.valid);
         assert!(verify_on(&app.client, &key).await.valid);
 
-        for manager in [&app.manager, &second.manager] {
-            assert_eq!(manager.metrics().limiter_fallbacks(), 0);
-            assert!(remote_up(manager));
-            assert_eq!(manager.limiter_entries(), 0, "nothing counted locally");
+        for keyrack in [&app.keyrack, &second.keyrack] {
+            assert_eq!(keyrack.metrics.limiter_fallbacks(), 0);
+            assert!(remote_up(keyrack));
+            assert_eq!(
+                keyrack.verifier.limiter_entries(),
+                0,
+                "nothing counted locally"
+            );
         }
         second.stop().await;
     }
@@ -175,7 +181,8 @@ async fn in_redis_a_request_refused_by_one_limit_consumes_nothing_from_the_other
 async fn counters_in_redis_expire_shortly_after_their_window() {
     let url = shared_redis_url();
     let backend = &backends()[0];
-    let app = spawn_app_configured(backend, |manager| manager.with_limiter(limiter(&url))).await;
+    let app =
+        spawn_app_configured(backend, |setup| setup.parts.limiter = limiter(&url).into()).await;
     let created = app
         .client
         .clone()
@@ -270,13 +277,13 @@ async fn when_redis_stops_limits_are_local_and_when_it_returns_global_again() {
         assert!(verify_on(&second.client, &key).await.valid);
         assert!(verify_on(&app.client, &key).await.valid);
         assert!(!verify_on(&second.client, &key).await.valid);
-        assert!(remote_up(&app.manager));
+        assert!(remote_up(&app.keyrack));
 
         // Redis stops. VerifyKey still answers, on each server's own limits: 3 each.
         redis.kill();
-        for (client, manager) in [
-            (&app.client, &app.manager),
-            (&second.client, &second.manager),
+        for (client, keyrack) in [
+            (&app.client, &app.keyrack),
+            (&second.client, &second.keyrack),
         ] {
             for _ in 0..3 {
                 let verdict = verify_on(client, &key).await;
@@ -287,9 +294,9 @@ async fn when_redis_stops_limits_are_local_and_when_it_returns_global_again() {
                 refused.message,
                 "Rate limit exceeded: 3 requests per minute"
             );
-            assert!(manager.metrics().limiter_fallbacks() >= 4);
-            assert!(!remote_up(manager));
-            let text = manager.metrics().render();
+            assert!(keyrack.metrics.limiter_fallbacks() >= 4);
+            assert!(!remote_up(keyrack));
+            let text = keyrack.metrics.render();
             let fallbacks = sample(&text, "keyrack_rate_limiter_fallbacks_total");
             assert!(
                 fallbacks.is_some_and(|value| value.parse::<u64>().unwrap() >= 4),
@@ -300,12 +307,12 @@ async fn when_redis_stops_limits_are_local_and_when_it_returns_global_again() {
         // Redis returns (empty). Each server goes back to it within a few retry intervals.
         let _redis = start_redis(port).await;
         let other = create_limited(&app, "probe", vec![limit(1000, v1::RatePeriod::Hour)]).await;
-        for (client, manager) in [
-            (&app.client, &app.manager),
-            (&second.client, &second.manager),
+        for (client, keyrack) in [
+            (&app.client, &app.keyrack),
+            (&second.client, &second.keyrack),
         ] {
             let deadline = Instant::now() + TIMEOUT;
-            while !remote_up(manager) {
+            while !remote_up(keyrack) {
                 assert!(
                     Instant::now() < deadline,
                     "the limiter never returned to Redis"
@@ -317,12 +324,12 @@ async fn when_redis_stops_limits_are_local_and_when_it_returns_global_again() {
 
         // The next minute is global again: 3 in total across both servers.
         app.clock.advance(TimeDelta::minutes(1));
-        let fallbacks = app.manager.metrics().limiter_fallbacks();
+        let fallbacks = app.keyrack.metrics.limiter_fallbacks();
         assert!(verify_on(&second.client, &key).await.valid);
         assert!(verify_on(&app.client, &key).await.valid);
         assert!(verify_on(&second.client, &key).await.valid);
         assert!(!verify_on(&app.client, &key).await.valid);
-        assert_eq!(app.manager.metrics().limiter_fallbacks(), fallbacks);
+        assert_eq!(app.keyrack.metrics.limiter_fallbacks(), fallbacks);
         second.stop().await;
     }
 }

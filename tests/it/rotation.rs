@@ -88,8 +88,8 @@ fn field_of(status: &Status) -> String {
 /// The organization's audit events, oldest first, read straight from the store.
 async fn audit_trail(app: &TestApp, organization_id: &str) -> Vec<AuditEvent> {
     let mut events = app
-        .manager
-        .store()
+        .keyrack
+        .store
         .list_audit_events(
             organization_id.parse().unwrap(),
             &key_store::AuditFilter::default(),

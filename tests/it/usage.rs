@@ -445,9 +445,9 @@ async fn list_usage_reads_the_same_for_one_key_or_fifty() {
             assert!(verdict.valid);
             ids.push(created.api_key.unwrap().id);
         }
-        app.manager.flush_usage().await.unwrap();
+        app.keyrack.jobs.usage.flush().await.unwrap();
         settled(&app).await;
-        let store = app.manager.store();
+        let store = &app.keyrack.store;
         let mut statements = Vec::new();
         for request in [
             v1::ListUsageRequest {
@@ -462,7 +462,7 @@ async fn list_usage_reads_the_same_for_one_key_or_fifty() {
             let before = store.query_count();
             let response = usage(&app, request).await;
             // The alert rules judge what the request's flush wrote (its own authentication).
-            app.manager.alerts_idle().await;
+            app.keyrack.jobs.alerts.idle().await;
             statements.push(store.query_count() - before);
             assert!(response.summary.unwrap().by_country["SE"] >= 1);
         }

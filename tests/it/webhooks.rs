@@ -1,7 +1,7 @@
 //! Webhooks: endpoints (create, list, delete, rotate), and alert events delivered to a real
 //! HTTP receiver in the test, which checks `Keyrack-Signature` with the secret shown at
 //! creation. Time moves on the injected clock: retries and giving up are driven step by step
-//! with `KeyManager::deliver_due_webhooks`.
+//! with `WebhookDelivery::deliver_due` (the job the test drives).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -17,22 +17,19 @@ use axum::{
     routing::post,
 };
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{
-    Clock, DEFAULT_SIGNATURE_TOLERANCE, FixedClock, Pepper, SignatureCheck, SigningSecret,
-};
-use key_grpc::{GrpcServer, KeyManager, WebhookSettings};
+use key_core::{Clock, DEFAULT_SIGNATURE_TOLERANCE, FixedClock, SignatureCheck, SigningSecret};
 use key_proto::v1;
-use key_store::Store;
-use ring::rand::SystemRandom;
+use key_service::WebhookSettings;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::net::TcpListener;
 use tonic::Code;
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
 use crate::helpers::{
     Backend, TestApp, assert_status, authed, backends, spawn_app, spawn_app_configured,
+    spawn_second_server_configured,
 };
 
 /// What the receiver saw of one POST.
@@ -147,8 +144,8 @@ fn driven_by_the_test() -> WebhookSettings {
 }
 
 async fn spawn_webhook_app(backend: &Backend) -> TestApp {
-    spawn_app_configured(backend, |manager| {
-        manager.with_webhook_settings(driven_by_the_test())
+    spawn_app_configured(backend, |setup| {
+        setup.settings.webhooks = driven_by_the_test();
     })
     .await
 }
@@ -195,8 +192,8 @@ async fn the_delivery(app: &TestApp, event_id: Uuid) -> v1::WebhookDelivery {
 }
 
 async fn default_organization(app: &TestApp) -> Uuid {
-    app.manager
-        .store()
+    app.keyrack
+        .store
         .find_organization_by_name("default")
         .await
         .unwrap()
@@ -264,7 +261,7 @@ async fn an_event_is_signed_retried_after_500_and_its_attempts_are_queryable() {
         ]);
 
         // First attempt, at once: 500, so it stays pending, due again within 30 s.
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
         let delivery = the_delivery(&app, event_id).await;
         assert_eq!(delivery.state(), v1::DeliveryState::Pending);
         assert_eq!(delivery.webhook_endpoint_id, endpoint.id);
@@ -274,11 +271,11 @@ async fn an_event_is_signed_retried_after_500_and_its_attempts_are_queryable() {
         let next = to_time(delivery.next_attempt_time.as_ref().unwrap());
         assert!(next > app.clock_now() && next <= app.clock_now() + TimeDelta::seconds(30));
         // Nothing is due before then.
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 0);
 
         // Second attempt at its time: 500 again; the wait doubles (at most 60 s).
         app.clock.set(next);
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
         let delivery = the_delivery(&app, event_id).await;
         let next = to_time(delivery.next_attempt_time.as_ref().unwrap());
         assert!(next > app.clock_now() + TimeDelta::seconds(53));
@@ -286,7 +283,7 @@ async fn an_event_is_signed_retried_after_500_and_its_attempts_are_queryable() {
 
         // Third attempt: 200. Succeeded, three attempts recorded, nothing more due.
         app.clock.set(next);
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
         let delivery = the_delivery(&app, event_id).await;
         assert_eq!(delivery.state(), v1::DeliveryState::Succeeded);
         assert_eq!(delivery.next_attempt_time, None);
@@ -294,7 +291,7 @@ async fn an_event_is_signed_retried_after_500_and_its_attempts_are_queryable() {
         assert_eq!(statuses, [500, 500, 200]);
         assert!(delivery.attempts[2].error.is_empty());
         app.clock.advance(TimeDelta::days(2));
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 0);
 
         // The receiver saw three signed POSTs of the same event, body unchanged, attempt
         // numbers increasing: the event id is the idempotency id.
@@ -312,7 +309,7 @@ async fn an_event_is_signed_retried_after_500_and_its_attempts_are_queryable() {
         let body: Value = serde_json::from_str(&received[0].body).unwrap();
         assert_eq!(body["id"], event_id.to_string());
         // The deployment's counters saw two failed attempts and one success.
-        let metrics = app.manager.metrics().render();
+        let metrics = app.keyrack.metrics.render();
         for line in [
             r#"keyrack_webhook_delivery_attempts_total{outcome="failed"} 2"#,
             r#"keyrack_webhook_delivery_attempts_total{outcome="succeeded"} 1"#,
@@ -360,7 +357,7 @@ async fn a_delivery_gives_up_after_retrying_for_at_least_a_day() {
         while delivery.state() == v1::DeliveryState::Pending {
             app.clock
                 .set(to_time(delivery.next_attempt_time.as_ref().unwrap()));
-            assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+            assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
             delivery = the_delivery(&app, event_id).await;
             assert!(delivery.attempts.len() < 100, "never gives up");
         }
@@ -389,7 +386,7 @@ async fn a_delivery_gives_up_after_retrying_for_at_least_a_day() {
                 .all(|r| r.signature == SignatureCheck::Valid)
         );
         app.clock.advance(TimeDelta::days(3));
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 0);
     }
 }
 
@@ -473,7 +470,7 @@ async fn the_signing_secret_is_shown_once_and_stored_only_sealed() {
         receiver.trust(&new_secret);
         let organization_id = default_organization(&app).await;
         enqueue_event(&app, organization_id).await;
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
         let received = receiver.received();
         assert_eq!(received[0].signature, SignatureCheck::Valid);
         let old = SigningSecret::parse(&secret).unwrap();
@@ -611,7 +608,7 @@ async fn deleting_an_endpoint_stops_its_deliveries() {
         let endpoint_id = created.webhook_endpoint.unwrap().id;
         let organization_id = default_organization(&app).await;
         let (event_id, _, _) = enqueue_event(&app, organization_id).await;
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
 
         let mut client = app.client.clone();
         let delete = || v1::DeleteWebhookEndpointRequest {
@@ -623,7 +620,7 @@ async fn deleting_an_endpoint_stops_its_deliveries() {
             .unwrap();
         // Its pending delivery is abandoned: failed, never attempted again.
         app.clock.advance(TimeDelta::hours(2));
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 0);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 0);
         assert_eq!(receiver.received().len(), 1);
         let delivery = the_delivery(&app, event_id).await;
         assert_eq!(delivery.state(), v1::DeliveryState::Failed);
@@ -699,34 +696,6 @@ async fn http_urls_are_refused_unless_the_server_allows_them() {
     }
 }
 
-/// A second replica on `app`'s database: its own manager and running server, with webhook
-/// settings of its own.
-async fn spawn_replica(
-    app: &TestApp,
-    settings: WebhookSettings,
-) -> (KeyManager, oneshot::Sender<()>) {
-    let store = Store::connect(&app.database_url).await.unwrap();
-    let manager = KeyManager::new(
-        store,
-        Pepper::new(b"integration-test-pepper-0123456789abcdef").unwrap(),
-        Arc::new(app.clock.clone()),
-        Arc::new(SystemRandom::new()),
-    )
-    .with_webhook_settings(settings);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = GrpcServer::new(manager.clone(), listener).unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        server
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
-    (manager, stop)
-}
-
 #[tokio::test]
 async fn two_replicas_deliver_each_event_once() {
     for backend in backends() {
@@ -736,9 +705,10 @@ async fn two_replicas_deliver_each_event_once() {
             poll_interval: Duration::from_millis(20),
             ..WebhookSettings::default()
         };
-        let app =
-            spawn_app_configured(&backend, |manager| manager.with_webhook_settings(eager)).await;
-        let (replica, stop_replica) = spawn_replica(&app, eager).await;
+        let app = spawn_app_configured(&backend, |setup| setup.settings.webhooks = eager).await;
+        // A second replica on the same database, its worker as eager.
+        let replica =
+            spawn_second_server_configured(&app, |setup| setup.settings.webhooks = eager).await;
         let receiver = Receiver::start(&app.clock).await;
         let created = create_endpoint(&app, &receiver.url).await.unwrap();
         receiver.trust(&created.signing_secret);
@@ -749,8 +719,8 @@ async fn two_replicas_deliver_each_event_once() {
         }
         // Both replicas also drive a round by hand at the same moment.
         let (a, b) = tokio::join!(
-            app.manager.deliver_due_webhooks(),
-            replica.deliver_due_webhooks()
+            app.keyrack.jobs.webhooks.deliver_due(),
+            replica.keyrack.jobs.webhooks.deliver_due()
         );
         a.unwrap();
         b.unwrap();
@@ -790,7 +760,7 @@ async fn two_replicas_deliver_each_event_once() {
                 .iter()
                 .all(|d| d.attempts.len() == 1 && d.state() == v1::DeliveryState::Succeeded)
         );
-        let _ = stop_replica.send(());
+        replica.stop().await;
     }
 }
 
@@ -849,7 +819,7 @@ async fn the_gateway_manages_endpoints_and_lists_deliveries() {
 
         let organization_id = default_organization(&app).await;
         let (event_id, _, _) = enqueue_event(&app, organization_id).await;
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
         let deliveries: Value = http
             .get(format!(
                 "{}/api/webhook-deliveries?eventId={event_id}&state=succeeded&pageSize=10",
@@ -924,7 +894,7 @@ async fn a_test_alert_reaches_the_endpoint_end_to_end() {
             .into_inner()
             .test_event
             .unwrap();
-        assert_eq!(app.manager.deliver_due_webhooks().await.unwrap(), 1);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 1);
 
         let received = receiver.received();
         assert_eq!(received.len(), 1);

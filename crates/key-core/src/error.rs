@@ -70,9 +70,10 @@ impl Error {
     }
 }
 
-/// The platform's error codes, and the one table that maps each to its HTTP status and its
-/// canonical gRPC status code. The gRPC server and the REST gateway both read this table, so a
-/// code means the same thing on both.
+/// The platform's error codes that the domain produces, by their reason strings: the `code` of
+/// `{"error": {"code": …}}`, `google.rpc.ErrorInfo.reason`, and the usage `code` of a refused
+/// verification. How each travels (HTTP status, gRPC code) is the wire's business: key-proto's
+/// `ErrorCode` table, which also holds the codes only a transport produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     /// `invalid_api_key`
@@ -87,10 +88,6 @@ pub enum ErrorCode {
     NotFound,
     /// `conflict`: the key's current state forbids the change.
     Conflict,
-    /// `method_not_allowed`: an HTTP route exists, but not with this method.
-    MethodNotAllowed,
-    /// `payload_too_large`: an HTTP body over the gateway's limit.
-    PayloadTooLarge,
     /// `rate_limited`
     RateLimited,
     /// `unavailable`
@@ -99,54 +96,33 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// One row per code: the code, its reason string, its HTTP status, its gRPC code number
-/// (`google.rpc.Code`: 3 INVALID_ARGUMENT, 5 NOT_FOUND, 7 PERMISSION_DENIED,
-/// 8 RESOURCE_EXHAUSTED, 9 FAILED_PRECONDITION, 12 UNIMPLEMENTED, 13 INTERNAL, 14 UNAVAILABLE,
-/// 16 UNAUTHENTICATED).
-const TABLE: [(ErrorCode, &str, u16, i32); 11] = [
-    (ErrorCode::InvalidApiKey, "invalid_api_key", 401, 16),
-    (ErrorCode::ExpiredApiKey, "expired_api_key", 401, 16),
-    (ErrorCode::InsufficientScope, "insufficient_scope", 403, 7),
-    (ErrorCode::InvalidRequest, "invalid_request", 400, 3),
-    (ErrorCode::NotFound, "not_found", 404, 5),
-    (ErrorCode::Conflict, "conflict", 409, 9),
-    (ErrorCode::MethodNotAllowed, "method_not_allowed", 405, 12),
-    (ErrorCode::PayloadTooLarge, "payload_too_large", 413, 3),
-    (ErrorCode::RateLimited, "rate_limited", 429, 8),
-    (ErrorCode::Unavailable, "unavailable", 503, 14),
-    (ErrorCode::Internal, "internal", 500, 13),
-];
-
 impl ErrorCode {
-    fn row(self) -> (ErrorCode, &'static str, u16, i32) {
-        // The table lists every variant exactly once (a unit test checks it).
-        TABLE
-            .into_iter()
-            .find(|row| row.0 == self)
-            .unwrap_or(TABLE[TABLE.len() - 1])
-    }
+    /// Every code.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidApiKey,
+        ErrorCode::ExpiredApiKey,
+        ErrorCode::InsufficientScope,
+        ErrorCode::InvalidRequest,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
 
-    /// The reason string, as in `{"error": {"code": …}}` and `google.rpc.ErrorInfo.reason`.
-    pub fn reason(self) -> &'static str {
-        self.row().1
-    }
-
-    /// The HTTP status the REST gateway answers with.
-    pub fn http_status(self) -> u16 {
-        self.row().2
-    }
-
-    /// The canonical gRPC status code number.
-    pub fn grpc_code(self) -> i32 {
-        self.row().3
-    }
-
-    /// The code with this reason string, if any.
-    pub fn from_reason(reason: &str) -> Option<ErrorCode> {
-        TABLE
-            .into_iter()
-            .find(|row| row.1 == reason)
-            .map(|row| row.0)
+    /// The reason string, e.g. `invalid_api_key`.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::ExpiredApiKey => "expired_api_key",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
     }
 }
 
@@ -155,11 +131,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_exactly_one_row() {
-        for (code, reason, _, _) in TABLE {
-            assert_eq!(TABLE.iter().filter(|row| row.0 == code).count(), 1);
-            assert_eq!(ErrorCode::from_reason(reason), Some(code));
-            assert_eq!(code.reason(), reason);
+    fn reasons_are_distinct() {
+        for code in ErrorCode::ALL {
+            let same = ErrorCode::ALL
+                .iter()
+                .filter(|other| other.reason() == code.reason())
+                .count();
+            assert_eq!(same, 1, "{code:?}");
         }
     }
 
@@ -178,12 +156,5 @@ mod tests {
             Error::InsufficientScope(Scope::AgentsWrite).to_string(),
             "API key lacks required scope: agents:write"
         );
-    }
-
-    #[test]
-    fn statuses_match_the_product_docs() {
-        assert_eq!(ErrorCode::InvalidApiKey.http_status(), 401);
-        assert_eq!(ErrorCode::ExpiredApiKey.http_status(), 401);
-        assert_eq!(ErrorCode::InsufficientScope.http_status(), 403);
     }
 }

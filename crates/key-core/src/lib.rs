@@ -58,13 +58,10 @@ pub use limits::ratelimit::{
     MAX_RATE_LIMIT_REQUESTS, Period, RateDecision, RateLimit, RateLimits, RateWindows,
 };
 pub use random::RandomSource;
-pub use webhook::delivery::{
-    ATTEMPT_HEADER, DELIVERY_ID_HEADER, DeliveryState, EVENT_ID_HEADER, RetrySchedule, USER_AGENT,
-};
+pub use webhook::delivery::{DeliveryState, RetrySchedule};
 pub use webhook::endpoint::{
     MAX_WEBHOOK_DESCRIPTION_CHARS, MAX_WEBHOOK_URL_CHARS, WebhookUrl, parse_webhook_description,
 };
 pub use webhook::signing::{
-    DEFAULT_SIGNATURE_TOLERANCE, SIGNATURE_HEADER, SignatureCheck, SigningSecret,
-    WebhookSecretCipher,
+    DEFAULT_SIGNATURE_TOLERANCE, SignatureCheck, SigningSecret, WebhookSecretCipher,
 };

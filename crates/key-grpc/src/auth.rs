@@ -1,5 +1,6 @@
 //! Authentication of admin RPCs as a tower layer: the caller's key is verified once, before the
-//! handler runs, and the resulting [`Principal`] travels in the request's extensions.
+//! handler runs (by the application's `Access::authenticate`), and the resulting `Requester`
+//! travels in the request's extensions. The layer also reads where a request came from.
 
 use std::{
     pin::Pin,
@@ -7,87 +8,13 @@ use std::{
     task::{Context, Poll},
 };
 
-use key_core::{Action, AuditAction, AuditOutcome, Caller, Error, KeyRecord, KeyType, ScopeSet};
-use tonic::{Status, body::Body};
+use key_core::Error;
+use key_proto::BearerError;
+use key_service::{Access, RequestContext, Requester};
+use tonic::{Request, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
-use uuid::Uuid;
 
-use crate::{Actor, KeyManager, RequestContext, audit::audit_event, status_from_error};
-
-/// The verified caller of an admin RPC: any valid key, as key-core's `Caller` (its effective
-/// scopes included). What it may do is decided per handler by the permission table
-/// (`key_core::PERMISSIONS`) through `Caller::authorize`.
-pub type Principal = Caller;
-
-/// Checks `action` on something of `owner` (a member; `None` for the organization's) against
-/// the permission table; a refusal is audited like the layer's, and returned as the status.
-pub(crate) async fn authorize(
-    manager: &KeyManager,
-    caller: &Principal,
-    context: &RequestContext,
-    action: Action,
-    owner: Option<Uuid>,
-) -> Result<(), Status> {
-    let decision = caller.authorize(action, owner);
-    check(manager, caller, context, decision).await
-}
-
-/// Turns a permission decision (`authorize`, `may_grant`, `within_role`) into the handler's
-/// answer: a refusal (`insufficient_scope`) appends an `auth.denied` event naming the method.
-/// Any other error passes through unaudited.
-pub(crate) async fn check(
-    manager: &KeyManager,
-    caller: &Principal,
-    context: &RequestContext,
-    decision: Result<(), Error>,
-) -> Result<(), Status> {
-    match decision {
-        Ok(()) => Ok(()),
-        Err(error @ (Error::InsufficientScope(_) | Error::Forbidden(_))) => {
-            deny(
-                manager,
-                context.method.as_deref().unwrap_or_default(),
-                context,
-                &Actor::Key(caller.clone()),
-                Some(caller.organization_id),
-                &error,
-            )
-            .await;
-            Err(status_from_error(error))
-        }
-        Err(error) => Err(status_from_error(error)),
-    }
-}
-
-/// The key `id` of the caller's organization, if the caller may perform `action` on it (its
-/// owner is its member, for a personal key). Another organization's key is `NOT_FOUND`, like a
-/// key that does not exist; a key of the caller's organization that it may not touch is
-/// refused (and audited) as any refusal.
-pub(crate) async fn authorized_key(
-    manager: &KeyManager,
-    caller: &Principal,
-    context: &RequestContext,
-    id: Uuid,
-    action: Action,
-) -> Result<KeyRecord, Status> {
-    let record = manager
-        .store()
-        .get_key(caller.organization_id, id)
-        .await
-        .map_err(|e| status_from_error(e.into()))?
-        .ok_or_else(|| status_from_error(Error::NotFound("key")))?;
-    authorize(manager, caller, context, action, owner(&record)).await?;
-    Ok(record)
-}
-
-/// Whose a key is, for the permission table: its member's, for a personal key; the
-/// organization's (`None`) otherwise.
-pub(crate) fn owner(record: &KeyRecord) -> Option<Uuid> {
-    match record.key_type {
-        KeyType::Personal => record.member_id,
-        KeyType::Organization => None,
-    }
-}
+use crate::status_from_error;
 
 /// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, and
 /// health and reflection are public by nature.
@@ -95,32 +22,36 @@ fn is_public(path: &str) -> bool {
     path == "/keyrack.v1.KeyService/VerifyKey" || !path.starts_with("/keyrack.v1.")
 }
 
-/// Reads `authorization: Bearer <key>`. The scheme is case-insensitive (RFC 7235).
-fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Error> {
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or(Error::MissingApiKey)?
-        .to_str()
-        .map_err(|_| Error::InvalidApiKey)?;
-    let (scheme, token) = value.split_once(' ').ok_or(Error::MissingApiKey)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(Error::MissingApiKey);
-    }
-    Ok(token)
+/// The caller's bearer credential, as the domain sees a missing or unreadable one.
+fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
+    key_proto::bearer_token(headers).map_err(|error| match error {
+        BearerError::Missing => Error::MissingApiKey,
+        BearerError::Unreadable => Error::InvalidApiKey,
+    })
+}
+
+/// The caller the authentication layer verified. Its absence means the layer is not installed,
+/// which is a bug, not the caller's fault; still, refuse rather than act without a caller.
+pub(crate) fn requester<T>(request: &Request<T>) -> Result<Requester, Error> {
+    request
+        .extensions()
+        .get::<Requester>()
+        .cloned()
+        .ok_or(Error::MissingApiKey)
 }
 
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthLayer {
-    /// Behind one `Arc`: every request takes a copy, and a `KeyManager` is a dozen shared
-    /// handles, each an atomic count to move.
-    manager: Arc<KeyManager>,
+    /// Behind one `Arc`: every request takes a copy (the in-process gateway clones the stack
+    /// per call), and an `Access` is a dozen shared handles, each an atomic count to move.
+    access: Arc<Access>,
 }
 
 impl AuthLayer {
-    pub(crate) fn new(manager: KeyManager) -> AuthLayer {
+    pub(crate) fn new(access: Access) -> AuthLayer {
         AuthLayer {
-            manager: Arc::new(manager),
+            access: Arc::new(access),
         }
     }
 }
@@ -131,7 +62,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         AuthService {
             inner,
-            manager: Arc::clone(&self.manager),
+            access: Arc::clone(&self.access),
         }
     }
 }
@@ -140,7 +71,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub(crate) struct AuthService<S> {
     inner: S,
-    manager: Arc<KeyManager>,
+    access: Arc<Access>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -167,85 +98,73 @@ where
             // request context (VerifyKey carries its client's context in its message).
             return Box::pin(inner.call(request));
         }
-        let manager = Arc::clone(&self.manager);
+        let access = Arc::clone(&self.access);
         Box::pin(async move {
-            let context = RequestContext::from_http(&request);
-            let path = request.uri().path().to_owned();
-            match authenticate(&manager, request.headers(), &path, &context).await {
-                Ok(principal) => {
-                    request.extensions_mut().insert(principal);
+            let context = request_context(&request);
+            let authenticated = access
+                .authenticate(credential(request.headers()), context)
+                .await;
+            match authenticated {
+                Ok(requester) => {
+                    request.extensions_mut().insert(requester);
                 }
                 Err(error) => return Ok(status_from_error(error).into_http()),
             }
-            request.extensions_mut().insert(context);
             inner.call(request).await
         })
     }
 }
 
-/// Verifies the caller's key for an admin RPC: any valid key passes (what it may do is the
-/// handler's decision, by the permission table). A refusal is appended to the audit log, with
-/// the key's id and organization when the key is known; if even that write fails, the caller
-/// is refused all the same.
-async fn authenticate(
-    manager: &KeyManager,
-    headers: &http::HeaderMap,
-    path: &str,
-    context: &RequestContext,
-) -> Result<Principal, Error> {
-    let verification = match bearer_token(headers) {
-        Ok(token) => manager.verify(token, &[]).await?,
-        Err(error) => {
-            deny(manager, path, context, &Actor::Anonymous, None, &error).await;
-            return Err(error);
-        }
+/// How much of a caller-supplied header an event keeps.
+const MAX_HEADER_CHARS: usize = 200;
+
+/// Where `request` came from: its TCP peer and forwarding headers, each bounded, and the
+/// method called.
+pub(crate) fn request_context<B>(request: &http::Request<B>) -> RequestContext {
+    let header = |name: &str| {
+        let values: Vec<&str> = request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
     };
-    match (verification.error(), &verification.record) {
-        (None, Some(record)) => Ok(Principal::new(record, verification.scopes)),
-        (error, record) => {
-            let error = error.unwrap_or(Error::InvalidApiKey);
-            // An unknown or revoked key is anonymous: its id must not be confirmed to anyone.
-            let known = record
-                .as_ref()
-                .filter(|_| !matches!(error, Error::InvalidApiKey));
-            let actor = known.map_or(Actor::Anonymous, |record| {
-                Actor::Key(Principal::new(record, ScopeSet::EMPTY))
-            });
-            let organization_id = known.map(|record| record.organization_id);
-            deny(manager, path, context, &actor, organization_id, &error).await;
-            Err(error)
-        }
+    let peer = request
+        .extensions()
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .map(|address| address.to_string());
+    // Each proxy appends the address it saw, so the end of X-Forwarded-For is the part a
+    // trusted proxy (the gateway) wrote; the beginning is whatever the client claimed. A
+    // long claim is cut at its start, so padding cannot push the real address out.
+    let forwarded = header("x-forwarded-for").map(|value| keep_tail(&value));
+    let client_address = match (peer, forwarded) {
+        (Some(peer), Some(forwarded)) => Some(format!("{peer} (x-forwarded-for: {forwarded})")),
+        (peer, forwarded) => peer.or(forwarded),
+    };
+    RequestContext {
+        client_address,
+        request_id: header("x-request-id").map(|value| keep_head(&value)),
+        method: Some(request.uri().path().to_owned()),
     }
 }
 
-/// How much of a refused call's method path the audit event keeps.
-const MAX_TARGET_CHARS: usize = 200;
+/// The first [`MAX_HEADER_CHARS`] characters of `value`.
+fn keep_head(value: &str) -> String {
+    value.chars().take(MAX_HEADER_CHARS).collect()
+}
 
-/// Appends the `auth.denied` event of a refused call to `path`; if even that write fails, the
-/// caller is refused all the same.
-async fn deny(
-    manager: &KeyManager,
-    path: &str,
-    context: &RequestContext,
-    actor: &Actor,
-    organization_id: Option<Uuid>,
-    error: &Error,
-) {
-    let event = audit_event(
-        actor,
-        organization_id,
-        AuditAction::AuthDenied,
-        // The path is the caller's to choose (any `/keyrack.v1.…` method is refused here), so
-        // the log keeps a bounded prefix of it.
-        path.chars().take(MAX_TARGET_CHARS).collect(),
-        AuditOutcome::Denied,
-        Some(error.code().reason()),
-        context,
-        manager.now(),
-    );
-    if let Err(error) = manager.store().append_audit_event(&event).await {
-        tracing::error!(%error, "audit event of a refused call not recorded");
+/// The last [`MAX_HEADER_CHARS`] characters of `value`, marked with `…` when cut.
+fn keep_tail(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= MAX_HEADER_CHARS {
+        return value.to_owned();
     }
+    let tail: String = value.chars().skip(count - MAX_HEADER_CHARS).collect();
+    format!("…{tail}")
 }
 
 #[cfg(test)]
@@ -264,16 +183,39 @@ mod tests {
         assert!(!is_public("/keyrack.v1.Future/Anything"));
     }
 
+    fn context(headers: &[(&str, &str)]) -> RequestContext {
+        let mut request = http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request_context(&request.body(()).unwrap())
+    }
+
     #[test]
-    fn bearer_scheme_is_required() {
-        let mut headers = http::HeaderMap::new();
-        assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
-        headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert!(matches!(bearer_token(&headers), Err(Error::MissingApiKey)));
-        headers.insert(
-            http::header::AUTHORIZATION,
-            "bearer sk_live_x".parse().unwrap(),
+    fn forwarded_for_keeps_its_trusted_end_and_request_id_its_start() {
+        let padding = "10.0.0.1, ".repeat(100);
+        let context = context(&[
+            ("x-forwarded-for", &format!("{padding}198.51.100.7")),
+            ("x-request-id", &"r".repeat(500)),
+        ]);
+        let address = context.client_address.unwrap();
+        assert!(address.starts_with('…'), "{address}");
+        assert!(address.ends_with("198.51.100.7"), "{address}");
+        assert_eq!(address.chars().count(), MAX_HEADER_CHARS + 1);
+        assert_eq!(context.request_id.unwrap(), "r".repeat(MAX_HEADER_CHARS));
+    }
+
+    #[test]
+    fn repeated_forwarded_for_headers_are_joined_and_empty_ones_ignored() {
+        let context = context(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", "127.0.0.1"),
+            ("x-request-id", " "),
+        ]);
+        assert_eq!(
+            context.client_address.as_deref(),
+            Some("203.0.113.9, 127.0.0.1")
         );
-        assert_eq!(bearer_token(&headers).unwrap(), "sk_live_x");
+        assert_eq!(context.request_id, None);
     }
 }

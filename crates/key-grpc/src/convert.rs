@@ -1,10 +1,11 @@
-//! Conversions between protobuf messages and domain types.
+//! Conversions between protobuf messages and domain types shared by several RPCs: times,
+//! durations, environments, key types and states, rate limits, a key as the API shows it, and
+//! VerifyKey's answer. Resource-specific conversions sit beside their handlers.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{
-    Environment, Error, KeyRecord, KeyState, OrganizationPolicy, Period, RateLimit, RateLimits,
-};
+use key_core::{Environment, Error, KeyState, Period, RateLimit, RateLimits, Verdict};
 use key_proto::v1;
+use key_service::{KeyDetails, Verification};
 use prost_types::Timestamp;
 
 pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
@@ -58,13 +59,9 @@ pub(crate) fn state_to_proto(state: KeyState) -> v1::KeyState {
     }
 }
 
-/// A key as the API shows it at `now`; `policy` is its organization's, which decides when it is
-/// due for rotation.
-pub(crate) fn api_key(
-    record: &KeyRecord,
-    now: DateTime<Utc>,
-    policy: &OrganizationPolicy,
-) -> v1::ApiKey {
+/// A key as the API shows it.
+pub(crate) fn api_key(key: &KeyDetails) -> v1::ApiKey {
+    let record = &key.record;
     v1::ApiKey {
         id: record.id.to_string(),
         organization_id: record.organization_id.to_string(),
@@ -77,7 +74,7 @@ pub(crate) fn api_key(
         revoke_time: record.revoked_at.map(timestamp),
         revoke_reason: record.revoke_reason.clone().unwrap_or_default(),
         last_used_time: record.last_used_at.map(timestamp),
-        state: state_to_proto(record.state(now)).into(),
+        state: state_to_proto(key.state).into(),
         scoped: record.is_scoped(),
         rotated_from_id: record
             .rotated_from
@@ -87,7 +84,7 @@ pub(crate) fn api_key(
             .rotated_to
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        rotation_due: record.rotation_due(now, policy.max_key_age),
+        rotation_due: key.rotation_due,
         key_type: key_type_to_proto(record.key_type).into(),
         member_id: record
             .member_id
@@ -96,6 +93,67 @@ pub(crate) fn api_key(
         operator: record.operator,
         rate_limits: rate_limits_to_proto(&record.rate_limits),
     }
+}
+
+/// VerifyKey's answer: the verdict's code, reason and message; the limits of a rate-limited
+/// one; and the principal, for keys that are alive (valid, or valid but lacking a scope). An
+/// expired or revoked key reveals nothing beyond its verdict.
+pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyResponse {
+    let code = match verification.verdict {
+        Verdict::Valid => v1::VerifyCode::Valid,
+        Verdict::Invalid => v1::VerifyCode::InvalidApiKey,
+        Verdict::Expired => v1::VerifyCode::ExpiredApiKey,
+        Verdict::InsufficientScope(_) => v1::VerifyCode::InsufficientScope,
+        Verdict::RateLimited { .. } | Verdict::TooManyFailures { .. } => {
+            v1::VerifyCode::RateLimited
+        }
+    };
+    let error = verification.error();
+    let mut response = v1::VerifyKeyResponse {
+        valid: error.is_none(),
+        code: code.into(),
+        reason: error
+            .as_ref()
+            .map(|e| e.code().reason().to_owned())
+            .unwrap_or_default(),
+        message: error.as_ref().map(ToString::to_string).unwrap_or_default(),
+        ..Default::default()
+    };
+    match verification.verdict {
+        Verdict::RateLimited {
+            limit,
+            retry_after,
+            remaining,
+            reset,
+        } => {
+            response.retry_after = Some(duration(retry_after));
+            response.limit = limit.requests;
+            response.remaining = remaining;
+            response.reset = Some(timestamp(reset));
+        }
+        Verdict::TooManyFailures { retry_after, reset } => {
+            response.retry_after = Some(duration(retry_after));
+            response.reset = Some(timestamp(reset));
+        }
+        _ => {}
+    }
+    if let (Verdict::Valid | Verdict::InsufficientScope(_), Some(record)) =
+        (verification.verdict, &verification.record)
+    {
+        response.key_id = record.id.to_string();
+        response.organization_id = record.organization_id.to_string();
+        response.name = record.name.to_string();
+        // A personal key's scopes as limited by its member's current role.
+        response.scopes = verification.scopes.names();
+        response.key_type = key_type_to_proto(record.key_type).into();
+        response.member_id = record
+            .member_id
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        response.environment = environment_to_proto(record.environment).into();
+        response.expire_time = record.expires_at.map(timestamp);
+    }
+    response
 }
 
 /// Rate limits as the API shows them.
@@ -112,6 +170,14 @@ pub(crate) fn rate_limits_to_proto(limits: &RateLimits) -> Vec<v1::RateLimit> {
             .into(),
         })
         .collect()
+}
+
+/// A timestamp from a request, if given.
+pub(crate) fn optional_time(
+    field: &'static str,
+    ts: Option<&Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    ts.map(|ts| from_timestamp(field, ts)).transpose()
 }
 
 /// Requested rate limits, validated; `field` names the request field on error.
@@ -166,11 +232,4 @@ pub(crate) fn from_duration(
     TimeDelta::try_seconds(seconds)
         .and_then(|whole| whole.checked_add(&TimeDelta::nanoseconds(i64::from(nanos))))
         .ok_or_else(invalid)
-}
-
-pub(crate) fn parse_id(field: &'static str, value: &str) -> Result<uuid::Uuid, Error> {
-    uuid::Uuid::parse_str(value).map_err(|_| Error::InvalidArgument {
-        field,
-        message: format!("{value:?} is not a key id"),
-    })
 }

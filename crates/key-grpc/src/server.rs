@@ -1,7 +1,7 @@
 //! Server assembly: KeyService behind the authentication layer, health and reflection (v1 and
 //! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal. The same stack
 //! is also reachable in memory ([`GrpcServer::local_service`]), for the REST gateway of the
-//! same process.
+//! same process. The background jobs are not the server's: the binary runs them beside it.
 
 use std::{
     convert::Infallible,
@@ -17,20 +17,17 @@ use std::{
 };
 
 use key_proto::v1::key_service_server::KeyServiceServer;
-use tokio::{
-    net::TcpListener,
-    sync::{Notify, oneshot},
-};
+use tokio::{net::TcpListener, sync::Notify};
 use tonic::{Status, body::Body, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Layer, Service};
 
+use key_service::Application;
+
 use crate::{
-    Error, KeyManager,
-    alerts::sweep_periodically,
+    Error,
     auth::{AuthLayer, AuthService},
     service::KeyServiceImpl,
-    webhooks::deliver_periodically,
 };
 
 /// The name health checks use for the key service.
@@ -39,7 +36,8 @@ const KEY_SERVICE_NAME: &str = "keyrack.v1.KeyService";
 /// A gRPC server bound to a listener, ready to run.
 #[derive(Debug)]
 pub struct GrpcServer {
-    manager: KeyManager,
+    /// The authentication layer both paths put around the routes.
+    auth: AuthLayer,
     listener: TcpListener,
     local_addr: SocketAddr,
     drain_timeout: Duration,
@@ -59,7 +57,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 impl GrpcServer {
     /// Binds nothing itself: takes a bound listener (port 0 is fine) so callers learn the port
     /// before serving.
-    pub fn new(manager: KeyManager, listener: TcpListener) -> Result<GrpcServer, Error> {
+    /// Serves `app`'s operations; the background jobs are the caller's to start (and to stop
+    /// after [`GrpcServer::run_until`] returns).
+    pub fn new(app: &Application, listener: TcpListener) -> Result<GrpcServer, Error> {
         let local_addr = listener.local_addr()?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         // The store was migrated before the server was built, so the key service can serve,
@@ -82,10 +82,10 @@ impl GrpcServer {
         let routes = Routes::new(health_service)
             .add_service(reflection_v1.build_v1()?)
             .add_service(reflection_v1alpha.build_v1alpha()?)
-            .add_service(KeyServiceServer::new(KeyServiceImpl::new(manager.clone())))
+            .add_service(KeyServiceServer::new(KeyServiceImpl::new(app.clone())))
             .prepare();
         Ok(GrpcServer {
-            manager,
+            auth: AuthLayer::new(app.access.clone()),
             listener,
             local_addr,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -116,17 +116,14 @@ impl GrpcServer {
     /// so nothing is counted after the last usage flush.
     pub fn local_service(&self) -> LocalService {
         LocalService {
-            inner: AuthLayer::new(self.manager.clone()).layer(self.routes.clone()),
+            inner: self.auth.layer(self.routes.clone()),
             calls: Arc::clone(&self.in_process),
         }
     }
 
     /// Serves until `shutdown` resolves. Health turns NOT_SERVING first, then requests in
-    /// flight finish (for at most the drain timeout, in memory as over the network), then the
-    /// usage counted in memory is flushed (and its alerts evaluated), then this returns. While
-    /// serving, a flusher task writes the usage counted in memory every
-    /// `KeyManager::flush_interval`, and a sweeper fires expiry and rotation alerts every
-    /// `KeyManager::alert_sweep_interval`.
+    /// flight finish (for at most the drain timeout, in memory as over the network), then this
+    /// returns: the usage they counted is the jobs' to flush, once every server has drained.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let reporter = self.reporter;
         if self.serving_pending {
@@ -145,15 +142,8 @@ impl GrpcServer {
                 draining.notify_one();
             }
         };
-        let (stop_flusher, flusher_stopped) = oneshot::channel::<()>();
-        let flusher = tokio::spawn(flush_periodically(self.manager.clone(), flusher_stopped));
-        let (stop_webhooks, webhooks_stopped) = oneshot::channel::<()>();
-        let webhooks = tokio::spawn(deliver_periodically(self.manager.clone(), webhooks_stopped));
-        let (stop_sweeper, sweeper_stopped) = oneshot::channel::<()>();
-        let sweeper = tokio::spawn(sweep_periodically(self.manager.clone(), sweeper_stopped));
-        let manager = self.manager.clone();
         let serve = tonic::transport::Server::builder()
-            .layer(AuthLayer::new(self.manager.clone()))
+            .layer(self.auth)
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, signal);
         let served = tokio::select! {
@@ -167,72 +157,16 @@ impl GrpcServer {
             }
         };
         // In-memory callers (the gateway of this process) are refused from now on, and the
-        // calls they have under way finish before the last flush, like the network's did.
+        // calls they have under way finish before this returns, like the network's did.
         if tokio::time::timeout(self.drain_timeout, self.in_process.close_and_wait())
             .await
             .is_err()
         {
             tracing::warn!(timeout = ?self.drain_timeout, "in-process calls still running after the drain timeout");
         }
-        // No more verifications are answered: stop the flusher (after the flush it may be
-        // doing) and write whatever is left, even if serving failed.
-        // The webhook worker finishes (and records) the attempts it is making, then stops;
-        // deliveries not yet attempted stay pending in the store for the next start.
-        let _ = stop_webhooks.send(());
-        if let Err(error) = webhooks.await {
-            tracing::warn!(%error, "webhook worker task failed");
-        }
-        let _ = stop_sweeper.send(());
-        if let Err(error) = sweeper.await {
-            tracing::warn!(%error, "alert sweeper task failed");
-        }
-        let _ = stop_flusher.send(());
-        if let Err(error) = flusher.await {
-            tracing::warn!(%error, "usage flusher task failed");
-        }
-        match manager.flush_usage().await {
-            Ok(buckets) => tracing::info!(buckets, "usage flushed"),
-            Err(error) => {
-                tracing::warn!(%error, "usage not flushed at shutdown; these counts are lost")
-            }
-        }
-        // The alerts of the last flushes are stored (and their deliveries queued) before
-        // this returns.
-        manager.alerts_idle().await;
         served?;
         tracing::info!("gRPC server stopped");
         Ok(())
-    }
-}
-
-/// Flushes the manager's usage counts, and prunes its rate limit state, every flush interval
-/// until `stop` resolves. A flush under way when `stop` resolves finishes first.
-async fn flush_periodically(manager: KeyManager, mut stop: oneshot::Receiver<()>) {
-    let mut ticker = tokio::time::interval(manager.flush_interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Usage past its retention is pruned from the same loop every few minutes (not at once: a
-    // server that starts must answer first), in bounded batches.
-    let mut retention_ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + crate::RETENTION_INTERVAL,
-        crate::RETENTION_INTERVAL,
-    );
-    retention_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = retention_ticker.tick() => {
-                match manager.prune_usage().await {
-                    Ok(0) => {}
-                    Ok(rows) => tracing::info!(rows, "usage past its retention pruned"),
-                    Err(error) => tracing::warn!(%error, "pruning old usage failed"),
-                }
-            }
-            _ = ticker.tick() => {
-                // A failed flush has logged itself and kept its counts for the next one.
-                let _ = manager.flush_usage().await;
-                manager.prune_rate_limit_state();
-            }
-        }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::{path::Path, time::Instant};
 
 use key_core::{RandomSource, Scope};
-use key_grpc::{KeyManager, VerifyContext};
+use key_service::{Mode, Verifier, VerifyContext};
 use ring::rand::SystemRandom;
 
 use crate::{
@@ -16,7 +16,7 @@ use crate::{
 pub(crate) async fn run(args: ColdArgs) -> anyhow::Result<()> {
     let keys = keys_file::read_all(&args.keys_file)?;
     let (store, opened) = setup::open_store(&args.store).await?;
-    let manager = setup::manager(store, setup::pepper(&args.store)?);
+    let verifier = setup::application(store, setup::pepper(&args.store)?, true).verifier;
     let samples = sample(&keys, args.samples)?;
     println!(
         "{} keys in the file; {} drawn at random; store opened and migrated in {:.1} ms",
@@ -25,12 +25,12 @@ pub(crate) async fn run(args: ColdArgs) -> anyhow::Result<()> {
         opened.as_secs_f64() * 1e3
     );
 
-    let cold = pass(&manager, &samples).await?;
-    let (cached, _) = manager.cached_keys();
+    let cold = pass(&verifier, &samples).await?;
+    let (cached, _) = verifier.cached_keys();
     let warm = if args.no_warm {
         None
     } else {
-        Some(pass(&manager, &samples).await?)
+        Some(pass(&verifier, &samples).await?)
     };
 
     println!("{}", Summary::header());
@@ -72,8 +72,8 @@ struct Pass {
     first_error: Option<String>,
 }
 
-/// Verifies each of `samples` once, one at a time, timing each `verify_request`.
-async fn pass(manager: &KeyManager, samples: &[&str]) -> anyhow::Result<Pass> {
+/// Verifies each of `samples` once, one at a time, timing each verification.
+async fn pass(verifier: &Verifier, samples: &[&str]) -> anyhow::Result<Pass> {
     let required = [Scope::parse("chat")?];
     let context = VerifyContext::default();
     let mut latencies = Latencies::new()?;
@@ -81,7 +81,9 @@ async fn pass(manager: &KeyManager, samples: &[&str]) -> anyhow::Result<Pass> {
     let mut first_error = None;
     for key in samples {
         let started = Instant::now();
-        let verification = manager.verify_request(key, &required, &context).await;
+        let verification = verifier
+            .verify(key, &required, &context, Mode::Request)
+            .await;
         latencies.record(started.elapsed());
         let refused = match verification {
             Ok(verification) => verification

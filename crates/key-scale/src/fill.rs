@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use key_core::Scope;
-use key_grpc::{KeyManager, VerifyContext};
+use key_service::{Mode, Verifier, VerifyContext};
 
 use crate::{
     cli::FillArgs, cold::write_json, keys_file, memory::Memory, setup, shares::verify_in_shares,
@@ -16,7 +16,7 @@ pub(crate) async fn run(args: FillArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     let start = Memory::own()?;
     let (store, opened) = setup::open_store(&args.store).await?;
-    let manager = setup::manager(store, setup::pepper(&args.store)?).with_metering(args.metering);
+    let verifier = setup::application(store, setup::pepper(&args.store)?, args.metering).verifier;
     let before = Memory::own()?;
     println!(
         "store opened and migrated in {:.1} ms (a restarted service answers from then on; its \
@@ -28,13 +28,13 @@ pub(crate) async fn run(args: FillArgs) -> anyhow::Result<()> {
     let (mut verified, mut errors) = (0_u64, 0_u64);
     for chunk in keys_file::chunks(&args.keys_file, CHUNK)? {
         let (chunk_verified, chunk_errors) =
-            verify_chunk(&manager, chunk?, args.concurrency).await?;
+            verify_chunk(&verifier, chunk?, args.concurrency).await?;
         verified += chunk_verified;
         errors += chunk_errors;
     }
     let elapsed = started.elapsed();
     let after = Memory::own()?;
-    let (cached, _) = manager.cached_keys();
+    let (cached, _) = verifier.cached_keys();
 
     let grown_kib = after.rss_kib.saturating_sub(before.rss_kib);
     let per_key = if cached > 0 {
@@ -79,18 +79,20 @@ pub(crate) async fn run(args: FillArgs) -> anyhow::Result<()> {
 /// Verifies `chunk` with `concurrency` workers, each taking every `concurrency`-th key.
 /// Returns how many were verified and how many of those were not VALID.
 async fn verify_chunk(
-    manager: &KeyManager,
+    verifier: &Verifier,
     chunk: Vec<String>,
     concurrency: usize,
 ) -> anyhow::Result<(u64, u64)> {
     verify_in_shares(chunk, concurrency, |_, share| {
-        let manager = manager.clone();
+        let verifier = verifier.clone();
         async move {
             let required = [Scope::parse("chat")?];
             let context = VerifyContext::default();
             let mut errors = 0_u64;
             for key in &share {
-                let verification = manager.verify_request(key, &required, &context).await?;
+                let verification = verifier
+                    .verify(key, &required, &context, Mode::Request)
+                    .await?;
                 if verification.error().is_some() {
                     errors += 1;
                 }

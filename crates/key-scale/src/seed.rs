@@ -29,10 +29,10 @@ pub(crate) async fn run(args: SeedArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     let pepper = setup::pepper(&args.store)?;
     let (store, opened) = setup::open_store(&args.store).await?;
-    let manager = setup::manager(store.clone(), setup::pepper(&args.store)?);
+    let app = setup::application(store.clone(), setup::pepper(&args.store)?, true);
     // The bootstrap admin key is not needed here (`keyrack admin-key create` mints one); it
     // is dropped unseen.
-    manager.bootstrap(ORGANIZATION).await?;
+    app.keys.bootstrap(ORGANIZATION).await?;
     let organization = store
         .find_organization_by_name(ORGANIZATION)
         .await?
@@ -120,7 +120,7 @@ fn draw_batch(
             operator: false,
             rate_limits: RateLimits::NONE,
         };
-        // The event `KeyManager::issue` writes for an operator's key.
+        // The event `Keys::issue` writes for an operator's key.
         let event = AuditEvent {
             id: Uuid::now_v7(),
             time: now,

@@ -1,4 +1,4 @@
-//! A `KeyManager` built as `keyrack serve` builds it, on the store under test.
+//! The application built as `keyrack serve` builds it, on the store under test.
 
 use std::{
     sync::Arc,
@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::Context;
 use key_core::{Pepper, SystemClock};
-use key_grpc::{KeyCacheSettings, KeyManager};
+use key_service::{Application, KeyCacheSettings, Parts, Settings};
 use key_store::Store;
 use ring::rand::SystemRandom;
 
@@ -41,17 +41,22 @@ pub(crate) async fn open_store(store: &StoreArgs) -> anyhow::Result<(Store, Dura
     Ok((opened, started.elapsed()))
 }
 
-/// A manager over `store` with the service's defaults, but a key cache whose entries outlive
-/// the measurement (default capacity: a million keys).
-pub(crate) fn manager(store: Store, pepper: Pepper) -> KeyManager {
-    KeyManager::new(
+/// The application over `store` with the service's defaults (metering as `metering` says), but
+/// a key cache whose entries outlive the measurement (default capacity: a million keys).
+pub(crate) fn application(store: Store, pepper: Pepper, metering: bool) -> Application {
+    let parts = Parts::new(
         store,
         pepper,
         Arc::new(SystemClock),
         Arc::new(SystemRandom::new()),
-    )
-    .with_key_cache(KeyCacheSettings {
-        ttl: MEASUREMENT_CACHE_TTL,
-        ..KeyCacheSettings::default()
-    })
+    );
+    let settings = Settings {
+        key_cache: KeyCacheSettings {
+            ttl: MEASUREMENT_CACHE_TTL,
+            ..KeyCacheSettings::default()
+        },
+        metering,
+        ..Settings::default()
+    };
+    Application::build(parts, &settings)
 }

@@ -1,20 +1,21 @@
+//! The commands: `serve`, `gateway`, `migrate`, `admin-key create`. `serve` composes the
+//! application, its front doors and its jobs, and stops them in order.
+
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
 use key_gateway::{Gateway, Upstream};
-use key_grpc::{Actor, GrpcServer, KeyManager, NewKeyRequest, RequestContext};
+use key_grpc::GrpcServer;
+use key_service::{Actor, Application, Metrics, NewKeyRequest, Parts, Settings};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
 use crate::{
-    cache_args::CacheArgs,
-    limiter_args::LimiterArgs,
-    metrics_endpoint::MetricsArgs,
-    proxy_args::ProxyArgs,
+    config::{Listen, ServeConfig},
+    metrics_endpoint,
     setup::{DatabaseConfig, Shutdown},
-    usage_args::UsageArgs,
 };
 
 /// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
@@ -24,16 +25,17 @@ use crate::{
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log filter, e.g. `info` or `key_grpc=debug`.
+    /// Log filter, e.g. `info` or `key_service=debug`.
     #[arg(long, env = "KEYRACK_LOG", default_value = "info", global = true)]
     pub(crate) log: String,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the service: applies migrations, then serves gRPC until SIGTERM or Ctrl-C.
+    /// Runs the service: applies migrations, then serves gRPC (and REST, and metrics) until
+    /// SIGTERM or Ctrl-C.
     // Boxed: its options outweigh the other commands' many times over.
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServeConfig>),
     /// Runs the REST gateway alone, in front of a KeyService elsewhere.
     Gateway(GatewayArgs),
     /// Applies pending database migrations and exits.
@@ -46,35 +48,6 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct ServeArgs {
-    /// Address for the gRPC API.
-    #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
-    listen: SocketAddr,
-    /// Address for the REST gateway, or `off` to run gRPC only.
-    #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
-    http_listen: HttpListen,
-    /// Seconds that requests in flight may take to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
-    drain_timeout_secs: u64,
-    /// Accept plain `http://` webhook endpoint URLs. For local development only: events would
-    /// cross the network unencrypted.
-    #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_HTTP")]
-    webhook_allow_http: bool,
-    #[command(flatten)]
-    proxies: ProxyArgs,
-    #[command(flatten)]
-    usage: UsageArgs,
-    #[command(flatten)]
-    key_cache: CacheArgs,
-    #[command(flatten)]
-    limiter: LimiterArgs,
-    #[command(flatten)]
-    metrics: MetricsArgs,
-    #[command(flatten)]
-    database: DatabaseConfig,
-}
-
-#[derive(Debug, Args)]
 struct GatewayArgs {
     /// The gRPC KeyService to translate to, e.g. `http://keyrack:50051`.
     #[arg(long, env = "KEYRACK_UPSTREAM")]
@@ -82,27 +55,10 @@ struct GatewayArgs {
     /// Address for the REST gateway.
     #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    #[command(flatten)]
-    proxies: ProxyArgs,
-}
-
-/// Where the gateway of `serve` listens, if anywhere.
-#[derive(Debug, Clone, Copy)]
-enum HttpListen {
-    Off,
-    At(SocketAddr),
-}
-
-impl std::str::FromStr for HttpListen {
-    type Err = std::net::AddrParseError;
-
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        if value.eq_ignore_ascii_case("off") {
-            Ok(HttpListen::Off)
-        } else {
-            value.parse().map(HttpListen::At)
-        }
-    }
+    /// Reverse proxies in front of the gateway whose `X-Forwarded-For` it believes (see
+    /// `keyrack serve --help`).
+    #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
+    trusted_proxies: Option<key_gateway::TrustedProxies>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,7 +83,7 @@ enum AdminKeyCommand {
 impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(*args).await,
+            Command::Serve(config) => serve(*config).await,
             Command::Gateway(args) => gateway(args).await,
             Command::Migrate(database) => {
                 database.open_store().await?;
@@ -147,27 +103,36 @@ impl Cli {
     }
 }
 
-async fn manager(database: &DatabaseConfig) -> anyhow::Result<KeyManager> {
+/// The application on `database`, as `settings` say, with `parts` changed by `prepare`.
+async fn application(
+    database: &DatabaseConfig,
+    settings: &Settings,
+    prepare: impl AsyncFnOnce(&mut Parts) -> anyhow::Result<()>,
+) -> anyhow::Result<Application> {
     let pepper = database.pepper()?;
     let store = database.open_store().await?;
-    Ok(KeyManager::new(
+    let mut parts = Parts::new(
         store,
         pepper,
         Arc::new(SystemClock),
         Arc::new(SystemRandom::new()),
-    ))
+    );
+    prepare(&mut parts).await?;
+    Ok(Application::build(parts, settings))
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
-    let manager = args.usage.apply(manager(&args.database).await?)?;
-    let manager = args.limiter.apply(manager).await?;
-    let manager = args.key_cache.apply(manager);
-    let manager = manager.with_webhook_settings(key_grpc::WebhookSettings {
-        allow_http: args.webhook_allow_http,
-        ..key_grpc::WebhookSettings::default()
-    });
-    if let Some((record, key)) = manager.bootstrap("default").await? {
+    let settings = config.settings()?;
+    let metrics = Metrics::new();
+    let app = application(&config.database, &settings, async |parts| {
+        parts.metrics = metrics.clone();
+        parts.limiter = config.limiter(&metrics).await?;
+        parts.country_db = config.country_db()?;
+        Ok(())
+    })
+    .await?;
+    if let Some((record, key)) = app.keys.bootstrap("default").await? {
         // Printed on stderr, once: the operator needs it to create every other key.
         eprintln!(
             "\nCreated organization \"default\" and its first admin key (id {}).\n\
@@ -177,39 +142,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             key.expose()
         );
     }
-    let listener = TcpListener::bind(args.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let server = GrpcServer::new(manager.clone(), listener)?
-        .with_drain_timeout(std::time::Duration::from_secs(args.drain_timeout_secs));
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = GrpcServer::new(&app, listener)?.with_drain_timeout(config.drain_timeout());
 
     // The gateway of this process calls the gRPC service's own stack in memory: the same
     // authentication and handlers as over the network, without a socket in between.
-    let gateway = match args.http_listen {
-        HttpListen::Off => None,
-        HttpListen::At(address) => {
+    let gateway = match config.http_listen {
+        Listen::Off => None,
+        Listen::At(address) => {
             let listener = TcpListener::bind(address)
                 .await
                 .with_context(|| format!("cannot listen on {address}"))?;
             let upstream = Upstream::from_service(server.local_service());
-            let gateway = Gateway::new(listener, upstream)?
-                .with_trusted_proxies(args.proxies.trusted_proxies());
+            let gateway =
+                Gateway::new(listener, upstream)?.with_trusted_proxies(config.trusted_proxies());
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };
-    let metrics = args
-        .metrics
-        .bind(manager.metrics().clone())
+    let metrics_endpoint = metrics_endpoint::bind(config.metrics_listen, metrics)
         .await?
         .map(|endpoint| tokio::spawn(endpoint.run_until(shutdown.wait())));
-    server.run_until(shutdown.wait()).await?;
-    if let Some(gateway) = gateway {
-        gateway.await??;
+    // The jobs run beside the servers and stop after them: the last flush counts every
+    // verification the servers answered while draining.
+    let jobs = app.jobs.start();
+    let served = server.run_until(shutdown.wait()).await;
+    let gateway_served = match gateway {
+        Some(gateway) => gateway
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|served| Ok(served?)),
+        None => Ok(()),
+    };
+    jobs.stop().await;
+    if let Some(endpoint) = metrics_endpoint {
+        endpoint.await??;
     }
-    if let Some(metrics) = metrics {
-        metrics.await??;
-    }
-    Ok(())
+    served?;
+    gateway_served
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
@@ -218,7 +189,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     Gateway::new(listener, Upstream::connect_lazy(&args.upstream)?)?
-        .with_trusted_proxies(args.proxies.trusted_proxies())
+        .with_trusted_proxies(args.trusted_proxies.unwrap_or_default())
         .run_until(shutdown.wait())
         .await?;
     Ok(())
@@ -230,10 +201,10 @@ async fn create_admin_key(
     operator: bool,
     database: DatabaseConfig,
 ) -> anyhow::Result<()> {
-    let manager = manager(&database).await?;
-    let org = manager
-        .store()
-        .find_organization_by_name(organization)
+    let app = application(&database, &Settings::default(), async |_| Ok(())).await?;
+    let organization_id = app
+        .keys
+        .organization_named(organization)
         .await?
         .with_context(|| format!("organization {organization:?} does not exist; `keyrack serve` creates \"default\" on first start"))?;
     let request = NewKeyRequest {
@@ -246,13 +217,9 @@ async fn create_admin_key(
         operator,
         rate_limits: key_core::RateLimits::NONE,
     };
-    let (record, key) = manager
-        .issue(
-            org.id,
-            request,
-            &Actor::Operator,
-            &RequestContext::default(),
-        )
+    let (record, key) = app
+        .keys
+        .issue(organization_id, request, &Actor::Operator)
         .await?;
     eprintln!(
         "Created admin key {} for organization {organization:?}. Store it now; it is shown only once:",

@@ -1,21 +1,32 @@
 //! `keyrack`: the API-key service. A thin shell over the libraries: it reads configuration,
-//! opens the store, and runs the server or a maintenance command.
+//! opens the store, builds the application, and runs its front doors and jobs or a maintenance
+//! command.
 
-mod cache_args;
 mod cli;
-mod limiter_args;
+mod config;
 mod metrics_endpoint;
-mod proxy_args;
 mod setup;
-mod usage_args;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     setup::init_logging(&cli.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(cli.run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(cli.run()));
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The cause chain on one line ("cannot listen on …: Address already in use"), never
+            // a backtrace: these are the user's errors to fix, not the program's to debug, even
+            // with RUST_BACKTRACE set.
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use key_grpc::Metrics;
+use key_service::Metrics;
 use tokio::net::TcpListener;
 
 /// What `prometheus-client` writes: the OpenMetrics text format, which Prometheus negotiates.
@@ -52,41 +52,33 @@ async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
 const DEFAULT_METRICS_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
-/// Metrics options of `serve`.
-#[derive(Debug, clap::Args)]
-pub(crate) struct MetricsArgs {
-    /// Address for the metrics endpoint (`GET /metrics`), or `off`. Default `127.0.0.1:9464`;
-    /// if that default is taken, serve runs without metrics and logs a warning.
-    #[arg(long, env = "KEYRACK_METRICS_LISTEN", value_name = "ADDRESS|off")]
-    metrics_listen: Option<MetricsListen>,
-}
-
-impl MetricsArgs {
-    /// The bound endpoint, if any. An address the operator named must be usable; the default
-    /// one is best effort, so a second process on the machine still starts.
-    pub(crate) async fn bind(&self, metrics: Metrics) -> anyhow::Result<Option<MetricsEndpoint>> {
-        match self.metrics_listen {
-            Some(MetricsListen::Off) => Ok(None),
-            Some(MetricsListen::At(address)) => {
-                Ok(Some(MetricsEndpoint::bind(address, metrics).await?))
-            }
-            None => match MetricsEndpoint::bind(DEFAULT_METRICS_LISTEN, metrics).await {
-                Ok(endpoint) => Ok(Some(endpoint)),
-                Err(error) => {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "metrics endpoint not started; set --metrics-listen to another address"
-                    );
-                    Ok(None)
-                }
-            },
+/// Binds the metrics endpoint, if any. An address the operator named must be usable; the
+/// default one is best effort, so a second process on the machine still starts.
+pub(crate) async fn bind(
+    listen: Option<MetricsListen>,
+    metrics: Metrics,
+) -> anyhow::Result<Option<MetricsEndpoint>> {
+    match listen {
+        Some(MetricsListen::Off) => Ok(None),
+        Some(MetricsListen::At(address)) => {
+            Ok(Some(MetricsEndpoint::bind(address, metrics).await?))
         }
+        None => match MetricsEndpoint::bind(DEFAULT_METRICS_LISTEN, metrics).await {
+            Ok(endpoint) => Ok(Some(endpoint)),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "metrics endpoint not started; set --metrics-listen to another address"
+                );
+                Ok(None)
+            }
+        },
     }
 }
 
 /// Where the metrics endpoint listens, if anywhere.
 #[derive(Debug, Clone, Copy)]
-enum MetricsListen {
+pub(crate) enum MetricsListen {
     Off,
     At(SocketAddr),
 }

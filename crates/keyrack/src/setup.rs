@@ -27,6 +27,11 @@ pub(crate) struct DatabaseConfig {
     /// on first start when the database is the embedded SQLite.
     #[arg(long, env = "KEYRACK_PEPPER_FILE")]
     pepper_file: Option<PathBuf>,
+    /// The pepper itself (at least 32 bytes), instead of a file; every replica sharing a
+    /// database must use the same. Set it in the environment: a value on the command line is
+    /// visible to every user of the machine (`ps`).
+    #[arg(long, env = PEPPER_ENV, hide_env_values = true, value_name = "SECRET")]
+    pepper: Option<String>,
 }
 
 const PEPPER_ENV: &str = "KEYRACK_PEPPER";
@@ -61,10 +66,7 @@ impl DatabaseConfig {
     /// The pepper, from `KEYRACK_PEPPER`, the pepper file, or (embedded default only) a file
     /// generated in the data directory on first start.
     pub(crate) fn pepper(&self) -> anyhow::Result<Pepper> {
-        if let Some(value) = std::env::var_os(PEPPER_ENV) {
-            let value = value
-                .into_string()
-                .map_err(|_| anyhow::anyhow!("{PEPPER_ENV} is not valid UTF-8"))?;
+        if let Some(value) = &self.pepper {
             return Pepper::new(value.as_bytes())
                 .with_context(|| format!("{PEPPER_ENV} is unusable"));
         }

@@ -1,16 +1,7 @@
-//! Webhook deliveries: the headers each POST carries besides its signature, where a delivery
-//! stands, and when a failed one is tried again.
+//! Webhook deliveries: where a delivery stands, and when a failed one is tried again. (The
+//! HTTP headers a delivery carries belong to the worker that sends it, in key-service.)
 
 use chrono::{DateTime, TimeDelta, Utc};
-
-/// The header carrying the event id: the idempotency id, the same on every retry.
-pub const EVENT_ID_HEADER: &str = "Keyrack-Event-Id";
-/// The header carrying the delivery id (one per event and endpoint).
-pub const DELIVERY_ID_HEADER: &str = "Keyrack-Delivery-Id";
-/// The header carrying the attempt number, from 1.
-pub const ATTEMPT_HEADER: &str = "Keyrack-Attempt";
-/// The User-Agent of every delivery.
-pub const USER_AGENT: &str = "Keyrack-Webhooks/1";
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,8 +14,6 @@ use ring::{aead, hmac};
 
 use crate::{Error, Pepper, RandomSource};
 
-/// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "Keyrack-Signature";
 /// How far a signature's timestamp may be from the receiver's clock, by default.
 pub const DEFAULT_SIGNATURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
 

@@ -1,0 +1,175 @@
+//! Who may call: authenticating the caller of an admin call by its bearer key, and asking the
+//! permission table (`key_core::PERMISSIONS`) whether it may act. Every refusal, of the
+//! credential or of the permission, appends an `auth.denied` event to the audit log.
+
+use std::sync::Arc;
+
+use key_core::{
+    Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, ScopeSet,
+};
+use key_store::Store;
+use uuid::Uuid;
+
+use crate::{
+    Actor, RequestContext, Requester,
+    requester::audit_event,
+    verify::{Mode, Verifier, VerifyContext},
+};
+
+/// How much of a refused call's method path the audit event keeps.
+const MAX_TARGET_CHARS: usize = 200;
+
+/// Authentication and authorization. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Access {
+    verifier: Verifier,
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl Access {
+    pub(crate) fn new(verifier: Verifier, store: Store, clock: Arc<dyn Clock>) -> Access {
+        Access {
+            verifier,
+            store,
+            clock,
+        }
+    }
+
+    /// Authenticates the caller of an admin call from the bearer credential its transport read
+    /// (`Err` when it sent none it could read). Any valid key passes: what it may do is each
+    /// operation's decision, by the permission table. A refusal is appended to the audit log,
+    /// with the key's id and organization when the key is known (but an unknown or revoked
+    /// key is anonymous: its id must not be confirmed to anyone); if even that write fails,
+    /// the caller is refused all the same.
+    pub async fn authenticate(
+        &self,
+        credential: Result<&str, Error>,
+        context: RequestContext,
+    ) -> Result<Requester, Error> {
+        let path = context.method.clone().unwrap_or_default();
+        let token = match credential {
+            Ok(token) => token,
+            Err(error) => {
+                self.deny(&path, &context, &Actor::Anonymous, None, &error)
+                    .await;
+                return Err(error);
+            }
+        };
+        let verification = self
+            .verifier
+            .verify(token, &[], &VerifyContext::default(), Mode::Authenticate)
+            .await?;
+        match (verification.error(), &verification.record) {
+            (None, Some(record)) => Ok(Requester {
+                caller: Caller::new(record, verification.scopes),
+                context,
+            }),
+            (error, record) => {
+                let error = error.unwrap_or(Error::InvalidApiKey);
+                let known = record
+                    .as_ref()
+                    .filter(|_| !matches!(error, Error::InvalidApiKey));
+                let actor = known.map_or(Actor::Anonymous, |record| {
+                    Actor::Key(Caller::new(record, ScopeSet::EMPTY))
+                });
+                let organization_id = known.map(|record| record.organization_id);
+                self.deny(&path, &context, &actor, organization_id, &error)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks `action` on something of `owner` (a member; `None` for the organization's)
+    /// against the permission table; a refusal is audited.
+    pub(crate) async fn authorize(
+        &self,
+        by: &Requester,
+        action: Action,
+        owner: Option<Uuid>,
+    ) -> Result<(), Error> {
+        self.check(by, by.caller.authorize(action, owner)).await
+    }
+
+    /// Turns a permission decision (`authorize`, `may_grant`, `within_role`) into the
+    /// operation's answer: a refusal (`insufficient_scope`, `forbidden`) appends an
+    /// `auth.denied` event naming the method. Any other error passes through unaudited.
+    pub(crate) async fn check(
+        &self,
+        by: &Requester,
+        decision: Result<(), Error>,
+    ) -> Result<(), Error> {
+        match decision {
+            Ok(()) => Ok(()),
+            Err(error @ (Error::InsufficientScope(_) | Error::Forbidden(_))) => {
+                let path = by.context.method.as_deref().unwrap_or_default();
+                self.deny(
+                    path,
+                    &by.context,
+                    &by.actor(),
+                    Some(by.caller.organization_id),
+                    &error,
+                )
+                .await;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The key `id` of the requester's organization, if the requester may perform `action` on
+    /// it (its owner is its member, for a personal key). Another organization's key is
+    /// `NotFound`, like a key that does not exist; a key of the organization that the
+    /// requester may not touch is refused (and audited) as any refusal.
+    pub(crate) async fn key(
+        &self,
+        by: &Requester,
+        id: Uuid,
+        action: Action,
+    ) -> Result<KeyRecord, Error> {
+        let record = self
+            .store
+            .get_key(by.caller.organization_id, id)
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        self.authorize(by, action, owner(&record)).await?;
+        Ok(record)
+    }
+
+    /// Appends the `auth.denied` event of a refused call to `path`; if even that write fails,
+    /// the caller is refused all the same.
+    async fn deny(
+        &self,
+        path: &str,
+        context: &RequestContext,
+        actor: &Actor,
+        organization_id: Option<Uuid>,
+        error: &Error,
+    ) {
+        let event = audit_event(
+            actor,
+            organization_id,
+            AuditAction::AuthDenied,
+            // The path is the caller's to choose (any `/keyrack.v1.…` method is refused
+            // before routing), so the log keeps a bounded prefix of it.
+            path.chars().take(MAX_TARGET_CHARS).collect(),
+            AuditOutcome::Denied,
+            Some(error.code().reason()),
+            context,
+            self.clock.now(),
+        );
+        if let Err(error) = self.store.append_audit_event(&event).await {
+            tracing::error!(%error, "audit event of a refused call not recorded");
+        }
+    }
+}
+
+/// Whose a key is, for the permission table: its member's, for a personal key; the
+/// organization's (`None`) otherwise.
+pub(crate) fn owner(record: &KeyRecord) -> Option<Uuid> {
+    match record.key_type {
+        KeyType::Personal => record.member_id,
+        KeyType::Organization => None,
+    }
+}

@@ -1,0 +1,103 @@
+//! How long usage is kept at each resolution, and the job that prunes what is older.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use key_core::{Clock, Error};
+use key_store::{Resolution, Store};
+
+/// How often the retention job runs. Not at start: a server that starts must answer first.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Rows deleted per statement: small enough that a large backlog never holds a long lock.
+const PRUNE_BATCH: u64 = 5_000;
+/// Statements per resolution and run; what is left waits for the next run.
+const PRUNE_BATCHES_PER_RUN: u32 = 20;
+
+/// How long usage is kept at each resolution. Minute rows answer "what happened just now",
+/// hourly rows the last weeks, daily rows the last year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageRetention {
+    /// Minute buckets (48 hours by default).
+    pub minute: TimeDelta,
+    /// Hourly buckets (90 days by default).
+    pub hour: TimeDelta,
+    /// Daily buckets (400 days by default).
+    pub day: TimeDelta,
+}
+
+impl Default for UsageRetention {
+    fn default() -> Self {
+        UsageRetention {
+            minute: TimeDelta::hours(48),
+            hour: TimeDelta::days(90),
+            day: TimeDelta::days(400),
+        }
+    }
+}
+
+impl UsageRetention {
+    /// The retention of `resolution`.
+    pub fn of(&self, resolution: Resolution) -> TimeDelta {
+        match resolution {
+            Resolution::Minute => self.minute,
+            Resolution::Hour => self.hour,
+            Resolution::Day => self.day,
+        }
+    }
+}
+
+/// Deletes usage past its retention. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RetentionJob {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    retention: UsageRetention,
+}
+
+impl RetentionJob {
+    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, retention: UsageRetention) -> Self {
+        RetentionJob {
+            store,
+            clock,
+            retention,
+        }
+    }
+
+    /// Deletes usage older than its retention, by the clock, in bounded batches; returns how
+    /// many rows it deleted. The job runs it every [`RETENTION_INTERVAL`]; tests call it.
+    pub async fn prune(&self) -> Result<u64, Error> {
+        prune(&self.store, &self.retention, self.clock.now()).await
+    }
+
+    /// One run of the job: prunes, and logs what it did.
+    pub(crate) async fn run(&self) {
+        match self.prune().await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "usage past its retention pruned"),
+            Err(error) => tracing::warn!(%error, "pruning old usage failed"),
+        }
+    }
+}
+
+/// Deletes the rows of each resolution whose bucket started more than its retention before
+/// `now`, in bounded batches (at most `PRUNE_BATCHES_PER_RUN` of `PRUNE_BATCH` rows each per
+/// resolution). Returns how many rows it deleted.
+async fn prune(
+    store: &Store,
+    retention: &UsageRetention,
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let mut deleted = 0;
+    for resolution in Resolution::ALL {
+        let before = (now - retention.of(resolution)).timestamp();
+        for _ in 0..PRUNE_BATCHES_PER_RUN {
+            let batch = store.prune_usage(resolution, before, PRUNE_BATCH).await?;
+            deleted += batch;
+            if batch < PRUNE_BATCH {
+                break;
+            }
+        }
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,270 @@
+//! The delivery worker: claims due deliveries, POSTs each (signed) to its endpoint, records the
+//! attempt, and schedules the next one or settles the delivery.
+//!
+//! Several replicas may run it on one database: a delivery is claimed by a compare-and-set in
+//! the store (see `key_store::Store::claim_due_webhook_deliveries`), so in the normal case one
+//! replica makes each attempt. If a replica dies mid-attempt, its lease runs out and another
+//! makes the attempt again: delivery is at least once, and receivers deduplicate on
+//! `Keyrack-Event-Id`.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use key_core::{
+    Clock, DeliveryState, Error, Pepper, RandomSource, RetrySchedule, WebhookSecretCipher,
+};
+use key_store::{ClaimedDelivery, DeliveryAttempt, Store};
+use tokio::{sync::OnceCell, task::JoinSet};
+
+use crate::metrics::Metrics;
+
+/// The header carrying the signature (`t=…,v1=…`, see `key_core::SigningSecret`).
+const SIGNATURE_HEADER: &str = "Keyrack-Signature";
+/// The header carrying the event id: the idempotency id, the same on every retry.
+const EVENT_ID_HEADER: &str = "Keyrack-Event-Id";
+/// The header carrying the delivery id (one per event and endpoint).
+const DELIVERY_ID_HEADER: &str = "Keyrack-Delivery-Id";
+/// The header carrying the attempt number, from 1.
+const ATTEMPT_HEADER: &str = "Keyrack-Attempt";
+/// The User-Agent of every delivery.
+const USER_AGENT: &str = "Keyrack-Webhooks/1";
+
+/// The longest error text kept for an attempt.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Webhook settings. The defaults suit production: https only, retries from 30 s up to hourly
+/// for 25 h, a poll every second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Accept `http://` endpoint URLs (local development and tests only).
+    pub allow_http: bool,
+    /// When failed deliveries are tried again.
+    pub retry: RetrySchedule,
+    /// How often the worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// How long one POST may take before it counts as failed.
+    pub request_timeout: Duration,
+    /// How long a claimed delivery is reserved for its worker. A worker that dies mid-attempt
+    /// leaves it to another after this; it must exceed `request_timeout`.
+    pub lease: TimeDelta,
+    /// At most this many deliveries are attempted per poll.
+    pub batch_size: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            allow_http: false,
+            retry: RetrySchedule::default(),
+            poll_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            lease: TimeDelta::minutes(2),
+            batch_size: 32,
+        }
+    }
+}
+
+/// The delivery worker. Cheap to clone; clones share the HTTP client.
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    pepper: Arc<Pepper>,
+    random: Arc<dyn RandomSource>,
+    metrics: Metrics,
+    settings: WebhookSettings,
+    /// Built on first use, so a process that never delivers never loads TLS roots.
+    client: Arc<OnceCell<reqwest::Client>>,
+}
+
+impl WebhookDelivery {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        pepper: Arc<Pepper>,
+        random: Arc<dyn RandomSource>,
+        metrics: Metrics,
+        settings: WebhookSettings,
+    ) -> WebhookDelivery {
+        WebhookDelivery {
+            store,
+            clock,
+            pepper,
+            random,
+            metrics,
+            settings,
+            client: Arc::default(),
+        }
+    }
+
+    /// How often the job looks for due deliveries.
+    pub(crate) fn poll_interval(&self) -> Duration {
+        self.settings.poll_interval
+    }
+
+    /// The client deliveries are POSTed with: rustls, a timeout, no redirects (a receiver
+    /// answers itself; following a redirect could send signed events somewhere else).
+    async fn client(&self) -> Result<&reqwest::Client, Error> {
+        self.client
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .timeout(self.settings.request_timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|error| {
+                        Error::Internal(format!("cannot build the webhook HTTP client: {error}"))
+                    })
+            })
+            .await
+    }
+
+    /// Claims the deliveries due now (on the clock), makes one attempt of each, and
+    /// returns how many attempts were made. The server's worker calls this every poll
+    /// interval; tests call it directly to drive deliveries step by step.
+    pub async fn deliver_due(&self) -> Result<usize, Error> {
+        let settings = self.settings;
+        let now = self.clock.now();
+        let claimed = self
+            .store
+            .claim_due_webhook_deliveries(now, now + settings.lease, settings.batch_size)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let client = self.client().await?.clone();
+        let cipher = Arc::new(WebhookSecretCipher::new(&self.pepper)?);
+        let mut attempts = JoinSet::new();
+        for delivery in claimed {
+            let worker = self.clone();
+            let client = client.clone();
+            let cipher = Arc::clone(&cipher);
+            attempts.spawn(async move { attempt(&worker, &client, &cipher, delivery, now).await });
+        }
+        let mut made = 0;
+        let mut failure = None;
+        while let Some(joined) = attempts.join_next().await {
+            let error = match joined {
+                Ok(Ok(())) => {
+                    made += 1;
+                    continue;
+                }
+                Ok(Err(error)) => error,
+                Err(error) => Error::Internal(format!("webhook attempt task: {error}")),
+            };
+            // The delivery stays claimed until its lease ends; then it is attempted again.
+            tracing::warn!(%error, "webhook attempt not made or not recorded");
+            failure = Some(error);
+        }
+        match failure {
+            // The attempts that could be recorded were; the others run again after their lease.
+            Some(error) if made == 0 => Err(error),
+            _ => Ok(made),
+        }
+    }
+
+    /// One run of the job. An attempt under way when the job is stopped finishes (and is
+    /// recorded) first.
+    pub(crate) async fn run(&self) {
+        if let Err(error) = self.deliver_due().await {
+            tracing::warn!(%error, "webhook deliveries failed; they are retried after their lease");
+        }
+    }
+}
+
+/// Makes one attempt of `delivery` at `now` and records it.
+async fn attempt(
+    worker: &WebhookDelivery,
+    client: &reqwest::Client,
+    cipher: &WebhookSecretCipher,
+    delivery: ClaimedDelivery,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let secret = cipher.open(&delivery.sealed_secret, delivery.endpoint_id)?;
+    let signature = secret.signature_header(now.timestamp(), delivery.payload.as_bytes());
+    let started = Instant::now();
+    let sent = client
+        .post(&delivery.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signature)
+        .header(EVENT_ID_HEADER, delivery.event_id.to_string())
+        .header(DELIVERY_ID_HEADER, delivery.id.to_string())
+        .header(ATTEMPT_HEADER, delivery.attempt_number.to_string())
+        .body(delivery.payload.clone())
+        .send()
+        .await;
+    let (status_code, error) = match sent {
+        Ok(response) if response.status().is_success() => (response.status().as_u16(), None),
+        Ok(response) => {
+            let status = response.status();
+            (
+                status.as_u16(),
+                Some(format!("the endpoint answered HTTP {status}")),
+            )
+        }
+        Err(error) => (0, Some(describe(&error))),
+    };
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let succeeded = error.is_none();
+    worker.metrics.webhook_attempt(succeeded);
+    let (state, next_attempt_at) = if succeeded {
+        (DeliveryState::Succeeded, None)
+    } else {
+        let mut jitter = [0_u8; 4];
+        worker.random.fill(&mut jitter)?;
+        let attempts_made = u32::try_from(delivery.attempt_number).unwrap_or(u32::MAX);
+        match worker.settings.retry.next_attempt(
+            delivery.created_at,
+            attempts_made,
+            now,
+            u32::from_le_bytes(jitter),
+        ) {
+            Some(next) => (DeliveryState::Pending, Some(next)),
+            None => (DeliveryState::Failed, None),
+        }
+    };
+    tracing::info!(
+        webhook_delivery_id = %delivery.id,
+        webhook_endpoint_id = %delivery.endpoint_id,
+        event_id = %delivery.event_id,
+        attempt = delivery.attempt_number,
+        status_code,
+        state = state.as_str(),
+        "webhook delivery attempted"
+    );
+    let attempt = DeliveryAttempt {
+        attempt_number: delivery.attempt_number,
+        attempted_at: now,
+        status_code: i32::from(status_code),
+        error,
+        duration_ms,
+    };
+    worker
+        .store
+        .record_webhook_attempt(&delivery, &attempt, state, next_attempt_at)
+        .await?;
+    Ok(())
+}
+
+/// Why a POST got no answer, for the attempt's record. The URL is left out (its query string
+/// may hold the receiver's own token); the signing secret is never part of a transport error.
+fn describe(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}

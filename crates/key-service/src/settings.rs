@@ -1,0 +1,70 @@
+//! The application's typed configuration: every knob of the verifier, the operations and the
+//! jobs, as plain values. The binary builds it from flags and `KEYRACK_*` variables; tests
+//! build it by hand. Each default is documented beside its constant.
+
+use std::time::Duration;
+
+use chrono::TimeDelta;
+
+use crate::{
+    jobs::{DEFAULT_ALERT_SWEEP_INTERVAL, FLUSH_INTERVAL, UsageRetention, WebhookSettings},
+    rate_limit::{DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD},
+    verify::KeyCacheSettings,
+};
+
+/// Everything [`crate::Application::build`] needs to know besides its store, secrets, clock
+/// and the parts the binary prepares. `Settings::default()` is what `keyrack serve` runs with
+/// when no flag is given.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// How many keys VerifyKey answers from memory, and for how long.
+    pub key_cache: KeyCacheSettings,
+    /// Whether verifications are counted. Off means no usage, no `last_used_at`, no usage
+    /// alerts: only for measuring what metering costs (`bench/metering.sh`) or for deployments
+    /// that must not record usage.
+    pub metering: bool,
+    /// How often the usage counted in memory is written to the store. A crash loses at most
+    /// one interval of counts.
+    pub flush_interval: Duration,
+    /// How long usage is kept at each resolution.
+    pub usage_retention: UsageRetention,
+    /// How often keys about to expire or due for rotation are looked for.
+    pub alert_sweep_interval: Duration,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookSettings,
+    /// When a client address failing verifications is refused.
+    pub brute_force: BruteForceSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            key_cache: KeyCacheSettings::default(),
+            metering: true,
+            flush_interval: FLUSH_INTERVAL,
+            usage_retention: UsageRetention::default(),
+            alert_sweep_interval: DEFAULT_ALERT_SWEEP_INTERVAL,
+            webhooks: WebhookSettings::default(),
+            brute_force: BruteForceSettings::default(),
+        }
+    }
+}
+
+/// The brute-force guard: after `threshold` consecutive failed verifications from one client
+/// address, that address is refused for `cooling`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BruteForceSettings {
+    /// Failures in a row that start a cooling period.
+    pub threshold: u32,
+    /// How long the address is refused.
+    pub cooling: TimeDelta,
+}
+
+impl Default for BruteForceSettings {
+    fn default() -> Self {
+        BruteForceSettings {
+            threshold: DEFAULT_FAILURE_THRESHOLD,
+            cooling: DEFAULT_COOLING_PERIOD,
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `keyrack serve`'s configuration, in one place: every flag (each also a `KEYRACK_*`
+//! variable), typed as it is used. Durations are humantime (`10s`, `50ms`, `48h`); booleans take
+//! `true`/`false` (or `on`/`off`, `yes`/`no`, `1`/`0`). Flags renamed in this release keep
+//! working, hidden, for one release: `--drain-timeout-secs N` and `--redis-timeout-ms N`.
+//!
+//! [`ServeConfig::settings`] turns the flags into the application's `Settings`; the parts that
+//! need I/O to build (the Redis limiter, the country database) have their own methods.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use chrono::TimeDelta;
+use clap::{ArgAction, Args, builder::BoolishValueParser};
+use key_gateway::TrustedProxies;
+use key_service::{
+    KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, Settings, UsageRetention,
+    WebhookSettings,
+    verify::{CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL},
+};
+
+use crate::{metrics_endpoint::MetricsListen, setup::DatabaseConfig};
+
+/// The options of `keyrack serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeConfig {
+    /// Address for the gRPC API.
+    #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
+    pub(crate) listen: SocketAddr,
+    /// Address for the REST gateway, or `off` to run gRPC only.
+    #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) http_listen: Listen,
+    /// Address for the metrics endpoint (`GET /metrics`), or `off`. Default `127.0.0.1:9464`;
+    /// if that default is taken, serve runs without metrics and logs a warning.
+    #[arg(long, env = "KEYRACK_METRICS_LISTEN", value_name = "ADDRESS|off")]
+    pub(crate) metrics_listen: Option<MetricsListen>,
+    /// How long requests in flight may take to finish after SIGTERM or Ctrl-C, e.g. `10s`.
+    #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
+    /// Deprecated: `--drain-timeout` in whole seconds.
+    #[arg(
+        long,
+        env = "KEYRACK_DRAIN_TIMEOUT_SECS",
+        hide = true,
+        conflicts_with = "drain_timeout"
+    )]
+    drain_timeout_secs: Option<u64>,
+    /// Accept plain `http://` webhook endpoint URLs. For local development only: events would
+    /// cross the network unencrypted.
+    #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_HTTP", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    webhook_allow_http: bool,
+    /// Reverse proxies in front of the REST gateway, comma-separated addresses or CIDR
+    /// networks (e.g. `10.0.0.0/8,192.0.2.7`). The client's address, which the brute-force
+    /// guard counts failures by, is read from the right of `X-Forwarded-For` through these
+    /// proxies only; by default none is trusted and the client is the TCP peer.
+    #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
+    trusted_proxies: Option<TrustedProxies>,
+    /// How many keys are cached in memory for verification (a few hundred bytes each).
+    #[arg(long, env = "KEYRACK_KEY_CACHE_CAPACITY", default_value_t = key_service::verify::DEFAULT_KEY_CACHE_CAPACITY)]
+    key_cache_capacity: usize,
+    /// How long a cached key is trusted, e.g. `5s`: another replica's revocation or change
+    /// takes effect here within this time (this process's own changes at once). `0` turns the
+    /// cache off: every verification reads the database.
+    #[arg(long, env = "KEYRACK_KEY_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    key_cache_ttl: Duration,
+    /// Redis that keeps rate limits global across replicas, e.g. `redis://127.0.0.1:6379`.
+    /// Unset: each process keeps its own limits in memory.
+    #[arg(long, env = "KEYRACK_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// How long a rate limit decision waits for Redis before deciding locally, e.g. `50ms`.
+    #[arg(long, env = "KEYRACK_REDIS_TIMEOUT", default_value = "50ms", value_parser = humantime::parse_duration)]
+    redis_timeout: Duration,
+    /// Deprecated: `--redis-timeout` in milliseconds.
+    #[arg(
+        long,
+        env = "KEYRACK_REDIS_TIMEOUT_MS",
+        hide = true,
+        conflicts_with = "redis_timeout"
+    )]
+    redis_timeout_ms: Option<u64>,
+    /// A MaxMind DB file (GeoIP2/GeoLite2 Country or City) to derive a verification's country
+    /// from its client_ip when the request names none. Read once at start.
+    #[arg(long, env = "KEYRACK_GEOIP_DB", value_name = "PATH")]
+    geoip_db: Option<PathBuf>,
+    /// How long per-minute usage is kept, e.g. `48h`.
+    #[arg(long, env = "KEYRACK_USAGE_RETENTION_MINUTE", default_value = "48h", value_parser = humantime::parse_duration)]
+    usage_retention_minute: Duration,
+    /// How long hourly usage is kept, e.g. `90d`.
+    #[arg(long, env = "KEYRACK_USAGE_RETENTION_HOUR", default_value = "90d", value_parser = humantime::parse_duration)]
+    usage_retention_hour: Duration,
+    /// How long daily usage is kept, e.g. `400d`.
+    #[arg(long, env = "KEYRACK_USAGE_RETENTION_DAY", default_value = "400d", value_parser = humantime::parse_duration)]
+    usage_retention_day: Duration,
+    /// `false` stops counting verifications: no usage, no last-used times, no usage alerts.
+    /// Meant for measuring what metering costs (bench/metering.sh).
+    #[arg(long, env = "KEYRACK_METERING", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "true")]
+    metering: bool,
+    #[command(flatten)]
+    pub(crate) database: DatabaseConfig,
+}
+
+impl ServeConfig {
+    /// The application's settings. A retention too long for a date is refused here.
+    pub(crate) fn settings(&self) -> anyhow::Result<Settings> {
+        let delta = |duration: Duration, flag: &str| {
+            TimeDelta::from_std(duration).with_context(|| format!("--{flag} is too long"))
+        };
+        let key_cache = KeyCacheSettings {
+            capacity: self.key_cache_capacity,
+            ttl: self.key_cache_ttl,
+            negative_capacity: DEFAULT_NEGATIVE_CACHE_CAPACITY,
+            negative_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
+        };
+        if key_cache.ttl.is_zero() || key_cache.capacity == 0 {
+            tracing::warn!("the key cache is off: every verification reads the database");
+        }
+        if !self.metering {
+            tracing::warn!("metering is off: verifications are not counted");
+        }
+        Ok(Settings {
+            key_cache,
+            metering: self.metering,
+            usage_retention: UsageRetention {
+                minute: delta(self.usage_retention_minute, "usage-retention-minute")?,
+                hour: delta(self.usage_retention_hour, "usage-retention-hour")?,
+                day: delta(self.usage_retention_day, "usage-retention-day")?,
+            },
+            webhooks: WebhookSettings {
+                allow_http: self.webhook_allow_http,
+                ..WebhookSettings::default()
+            },
+            ..Settings::default()
+        })
+    }
+
+    /// How long the servers drain at shutdown.
+    pub(crate) fn drain_timeout(&self) -> Duration {
+        self.drain_timeout_secs
+            .map_or(self.drain_timeout, Duration::from_secs)
+    }
+
+    /// Whose `X-Forwarded-For` the gateway believes.
+    pub(crate) fn trusted_proxies(&self) -> TrustedProxies {
+        self.trusted_proxies.clone().unwrap_or_default()
+    }
+
+    /// The rate limiter. A malformed Redis URL stops the start (a configuration mistake); an
+    /// unreachable Redis does not: the limiter starts on local limits, says so in the log and
+    /// in `metrics`, and moves to Redis once it answers.
+    pub(crate) async fn limiter(&self, metrics: &Metrics) -> anyhow::Result<RateLimiter> {
+        let Some(url) = &self.redis_url else {
+            tracing::info!("rate limits are kept in this process's memory (no --redis-url)");
+            return Ok(RateLimiter::default());
+        };
+        let timeout = self
+            .redis_timeout_ms
+            .map_or(self.redis_timeout, Duration::from_millis);
+        let limiter = RedisLimiter::new(url)?.with_timeout(timeout);
+        // Logs whether Redis answered; either way the limiter is ready.
+        limiter.probe(metrics).await;
+        Ok(limiter.into())
+    }
+
+    /// The country database, if one is configured. One that cannot be read stops the start:
+    /// running silently without the countries the operator asked for would hide it.
+    pub(crate) fn country_db(&self) -> anyhow::Result<Option<CountryDb>> {
+        let Some(path) = &self.geoip_db else {
+            return Ok(None);
+        };
+        let db = CountryDb::open(path)?;
+        tracing::info!(path = %path.display(), "country database loaded");
+        Ok(Some(db))
+    }
+}
+
+/// Where a server listens, if anywhere.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Listen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("off") {
+            Ok(Listen::Off)
+        } else {
+            value.parse().map(Listen::At)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: ServeConfig,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        let mut argv = vec!["serve"];
+        argv.extend_from_slice(args);
+        Serve::try_parse_from(argv).map(|serve| serve.config)
+    }
+
+    #[test]
+    fn durations_are_humantime_and_the_old_flags_still_work() {
+        let config = parse(&["--drain-timeout", "1500ms", "--redis-timeout", "2s"]).unwrap();
+        assert_eq!(config.drain_timeout(), Duration::from_millis(1500));
+        assert_eq!(config.redis_timeout, Duration::from_secs(2));
+        let old = parse(&["--drain-timeout-secs", "3", "--redis-timeout-ms", "20"]).unwrap();
+        assert_eq!(old.drain_timeout(), Duration::from_secs(3));
+        assert_eq!(old.redis_timeout_ms, Some(20));
+        assert!(parse(&["--drain-timeout", "2s", "--drain-timeout-secs", "3"]).is_err());
+        assert_eq!(parse(&[]).unwrap().drain_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn booleans_are_booleans_and_on_off_still_works() {
+        assert!(parse(&[]).unwrap().settings().unwrap().metering);
+        for off in ["off", "false", "0", "no"] {
+            assert!(!parse(&["--metering", off]).unwrap().metering, "{off}");
+        }
+        assert!(parse(&["--metering", "on"]).unwrap().metering);
+        assert!(parse(&["--metering", "maybe"]).is_err());
+        assert!(!parse(&[]).unwrap().webhook_allow_http);
+        assert!(parse(&["--webhook-allow-http"]).unwrap().webhook_allow_http);
+        assert!(
+            !parse(&["--webhook-allow-http", "false"])
+                .unwrap()
+                .webhook_allow_http
+        );
+    }
+
+    #[test]
+    fn the_defaults_are_the_applications() {
+        let settings = parse(&[]).unwrap().settings().unwrap();
+        assert_eq!(settings, Settings::default());
+    }
+}

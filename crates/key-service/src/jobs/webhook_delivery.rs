@@ -123,7 +123,7 @@ impl WebhookDelivery {
     }
 
     /// Claims the deliveries due now (on the clock), makes one attempt of each, and
-    /// returns how many attempts were made. The server's worker calls this every poll
+    /// returns how many attempts were made. The job calls this every poll
     /// interval; tests call it directly to drive deliveries step by step.
     pub async fn deliver_due(&self) -> Result<usize, Error> {
         let settings = self.settings;

@@ -4,7 +4,7 @@
 //! One decision is one round trip: a Lua script (sent once, then called by its SHA with
 //! EVALSHA) reads every window of the key, and counts the request in all of them only if all
 //! allow it, atomically. It is the same fixed-window, all-or-nothing decision as
-//! `key_core::RateWindows`, on the `now` of the manager's clock, so replicas agree on windows
+//! `key_core::RateWindows`, on the `now` of the verifier's clock, so replicas agree on windows
 //! and `reset` and tests drive it with their clock.
 //!
 //! Verification never fails because of the limiter. Each call to Redis is bounded by a short

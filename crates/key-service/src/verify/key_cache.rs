@@ -2,13 +2,13 @@
 //! digests that match no key.
 //!
 //! A verification of a cached key makes no database query: the entry holds everything
-//! `KeyManager::verify_inner` reads from the store (the record, its effective rate limits and,
+//! `Verifier::verify` reads from the store (the record, its effective rate limits and,
 //! for a personal key, its effective scopes under its member's current role). The verdict is
 //! not cached: expiry is judged against the current clock at every verification.
 //!
-//! Entries are dropped at once, in this process, by every change that alters a verdict (see
-//! `KeyManager::forget_key` and `KeyManager::forget_all_keys`). Other replicas do not see
-//! those drops, so every entry also lives at most `ttl` by the manager's clock.
+//! Entries are dropped at once, in this process, by every change that alters a verdict (the
+//! operations call `KeyCache::forget` and `KeyCache::forget_all`). Other replicas do not see
+//! those drops, so every entry also lives at most `ttl` by the application's clock.
 //!
 //! A verification that read the store while a change was being made must not put what it read
 //! back into the cache after the change dropped it. Every drop first moves `epoch` forward;
@@ -34,7 +34,7 @@ pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: usize = 100_000;
 /// How long an unknown digest is remembered by default.
 pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(60);
 
-/// The sizes and lifetimes of the key cache (`KeyManager::with_key_cache`).
+/// The sizes and lifetimes of the key cache (`Settings::key_cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyCacheSettings {
     /// At most this many keys are cached; the least useful ones are evicted first.
@@ -101,7 +101,7 @@ struct Entry {
     cached_at: DateTime<Utc>,
 }
 
-/// The caches, shared by every clone of a manager.
+/// The caches, shared by every clone of the verifier and the operations.
 pub(crate) struct KeyCache {
     known: Option<Cache<KeyDigest, Entry>>,
     unknown: Option<Cache<KeyDigest, DateTime<Utc>>>,

@@ -28,6 +28,7 @@ mod process;
 mod proxy;
 mod ratelimit;
 mod redis_limiter;
+mod reliability;
 mod rotation;
 mod scale_tool;
 mod schema;

@@ -46,7 +46,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorCode};
 pub use key::api_key::{ApiKey, Environment, KEY_MAX_INPUT_BYTES, RedactedKey};
 pub use key::digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
-pub use key::expiry::parse_expiry;
+pub use key::expiry::{latest_expiry, parse_expiry};
 pub use key::key_view::KeyView;
 pub use key::name::KeyName;
 pub use key::record::{KeyRecord, KeyState};

@@ -2,9 +2,17 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::Error;
 
+/// The latest expiry a key may have: 9999-12-31T23:59:59Z, the end of the range every client
+/// can read (protobuf's `Timestamp` stops at year 9999, and RFC 3339 has four-digit years).
+pub fn latest_expiry() -> DateTime<Utc> {
+    // 9999-12-31T23:59:59Z in Unix seconds; always representable.
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Parses the expiry a client asks for: empty (never expires), a date `YYYY-MM-DD` (valid
 /// through the end of that day, UTC) or an RFC 3339 timestamp. Returns the first instant at
-/// which the key no longer works; it must be after `now`.
+/// which the key no longer works; it must be after `now` and at most [`latest_expiry`] (so the
+/// date `9999-12-31`, whose end is in year 10000, is refused).
 pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Error> {
     if input.is_empty() {
         return Ok(None);
@@ -34,6 +42,12 @@ pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<U
     };
     if expires_at <= now {
         return Err(invalid(format!("{input:?} is in the past")));
+    }
+    if expires_at > latest_expiry() {
+        return Err(invalid(format!(
+            "{input:?} is too far in the future: the latest expiry is 9999-12-30 (a date) or \
+             9999-12-31T23:59:59Z"
+        )));
     }
     Ok(Some(expires_at))
 }
@@ -94,5 +108,26 @@ mod tests {
         }
         // Today is still valid until midnight.
         assert!(parse_expiry("2024-06-01", now()).unwrap().is_some());
+    }
+
+    #[test]
+    fn expiries_stay_within_what_every_client_can_read() {
+        let latest = parse_expiry("9999-12-30", now()).unwrap().unwrap();
+        assert_eq!(latest.to_rfc3339(), "9999-12-31T00:00:00+00:00");
+        assert_eq!(
+            parse_expiry("9999-12-31T23:59:59Z", now()).unwrap(),
+            Some(latest_expiry())
+        );
+        for beyond in [
+            "9999-12-31",
+            "9999-12-31T23:59:59.5Z",
+            "9999-12-31T23:00:00-02:00",
+        ] {
+            let err = parse_expiry(beyond, now()).unwrap_err();
+            assert!(
+                err.to_string().contains("too far in the future"),
+                "{beyond}: {err}"
+            );
+        }
     }
 }

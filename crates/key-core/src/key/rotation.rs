@@ -97,7 +97,9 @@ impl KeyRecord {
     /// The expiry of this key's successor when it is rotated at `now`: the same lifetime the
     /// key was issued with, counted from `now`; none if the key had none.
     pub fn successor_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.expires_at.map(|at| now + (at - self.created_at))
+        // Capped so a long-lived key rotated late cannot get an expiry no client can read.
+        self.expires_at
+            .map(|at| (now + (at - self.created_at)).min(super::expiry::latest_expiry()))
     }
 
     /// Whether the key's name, scopes or expiry may be changed. A revoked key stays revoked,

@@ -33,6 +33,11 @@ use crate::{
 /// How often, by default, the usage counted in memory is written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long an operation waits for the flush it asks for before answering without it: reads
+/// show this process's latest counts when the store takes them in time, and never fail or
+/// hang because metering does.
+pub const OPERATION_FLUSH_BOUND: Duration = Duration::from_secs(1);
+
 /// Writes the usage counted in memory to the store and hands what it wrote to the alert
 /// evaluation. Cheap to clone; clones share the meter.
 #[derive(Debug, Clone)]
@@ -63,6 +68,26 @@ impl UsageFlusher {
                 alerts.usage_flushed(report);
             })
             .await
+    }
+
+    /// [`UsageFlusher::flush`] for an operation that answers anyway: it waits at most
+    /// [`OPERATION_FLUSH_BOUND`] and never fails (the write goes on in its own task, and a
+    /// failed one keeps its counts for the next flush). Returns whether counts were written.
+    pub async fn flush_before_answering(&self) -> bool {
+        match tokio::time::timeout(OPERATION_FLUSH_BOUND, self.flush()).await {
+            Ok(Ok(written)) => written > 0,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "answering without this process's latest usage counts");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    bound = ?OPERATION_FLUSH_BOUND,
+                    "usage flush still running; answering without waiting for it"
+                );
+                false
+            }
+        }
     }
 }
 

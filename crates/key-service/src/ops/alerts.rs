@@ -127,7 +127,7 @@ impl Alerts {
             None => self.rules_in_force(by, Some(&key)).await?.0,
         };
         // The key's current counts include what this process counted and has not written yet.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let now = self.alerting.now();
         let evaluations = self.alerting.evaluate_thresholds(&key, &rules, now).await?;
         let event_id = Uuid::now_v7();

@@ -227,7 +227,7 @@ impl Keys {
     /// GetKey: one key the requester may read.
     pub async fn get(&self, by: &Requester, id: Uuid) -> Result<KeyDetails, Error> {
         // Its last use as this process counted it, too.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let record = self.access.key(by, id, Action::ReadKeys).await?;
         let policy = organization_policy(&self.store, by.caller.organization_id).await?;
         Ok(KeyDetails::at(record, self.clock.now(), &policy))
@@ -269,7 +269,7 @@ impl Keys {
             }
         };
         // Their last uses as this process counted them, too.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let records = self
             .store
             .list_keys(
@@ -305,12 +305,11 @@ impl Keys {
         let caller = &by.caller;
         self.access.key(by, id, Action::ManageKeys).await?;
         let reason = (!reason.is_empty()).then_some(reason);
-        // The key's last use as this process counted it, too.
-        self.usage.flush().await?;
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         let now = self.clock.now();
         let audit = by.event(AuditAction::KeyRevoke, id, now);
-        let (record, digest) = self
+        // The emergency control waits on nothing else: the revocation commits first.
+        let (mut record, digest) = self
             .store
             .revoke_key(caller.organization_id, id, reason, now, &audit)
             .await?
@@ -318,6 +317,13 @@ impl Keys {
         // The next verification of this key in this process must see the revocation.
         self.key_cache.forget(&digest);
         tracing::info!(key_id = %record.id, revoked_by = %caller.key_id, "key revoked");
+        // The answer shows the key's last use as this process counted it, when the store takes
+        // the counts in time.
+        if self.usage.flush_before_answering().await
+            && let Ok(Some(fresh)) = self.store.get_key(caller.organization_id, id).await
+        {
+            record = fresh;
+        }
         Ok(KeyDetails::at(record, now, &policy))
     }
 
@@ -333,7 +339,7 @@ impl Keys {
         grace: Option<TimeDelta>,
     ) -> Result<RotatedKey, Error> {
         // The old key's last use as this process counted it, too.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let caller = &by.caller;
         let organization_id = caller.organization_id;
         self.access.key(by, id, Action::ManageKeys).await?;
@@ -418,7 +424,7 @@ impl Keys {
         request: UpdateKey,
     ) -> Result<KeyDetails, Error> {
         // The key's last use as this process counted it, too.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let caller = &by.caller;
         let now = self.clock.now();
         let changes = KeyChanges {

@@ -136,7 +136,7 @@ impl UsageReports {
             Selection::Keys(ids) => UsageKeys::Keys(ids),
         };
         // The counts this process holds in memory, this request's own authentication included.
-        self.usage.flush().await?;
+        self.usage.flush_before_answering().await;
         let organization_id = by.caller.organization_id;
         let rows = self
             .store

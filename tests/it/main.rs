@@ -14,6 +14,7 @@ mod bench;
 mod cache;
 mod cli;
 mod context;
+mod escalation;
 mod examples;
 mod flood;
 mod gateway;

@@ -1,8 +1,9 @@
 //! Who may do what: one table, read by every admin RPC.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Error, KeyView, Role, Scope, ScopeSet};
+use crate::{Error, KeyView, RateLimits, Role, Scope, ScopeSet};
 
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +158,8 @@ impl Caller {
     /// caller's organization: handlers never look outside it.
     pub fn authorize(&self, action: Action, owner: Option<Uuid>) -> Result<(), Error> {
         match action.requirement() {
-            Requirement::Operator if self.operator => Ok(()),
+            // An operator key's scopes matter too: one narrowed to `chat` is no operator.
+            Requirement::Operator if self.operator => self.require(Scope::Admin),
             Requirement::Operator => Err(Error::Forbidden(
                 "this operation needs an operator key".to_owned(),
             )),
@@ -179,6 +181,51 @@ impl Caller {
         } else {
             Err(Error::InsufficientScope(scope))
         }
+    }
+
+    /// Only an operator key may rotate, update or revoke an operator key (`target_operator`):
+    /// otherwise any admin of the bootstrap organization could rotate the operator key and
+    /// receive a working one.
+    pub fn may_manage(&self, target_operator: bool) -> Result<(), Error> {
+        if target_operator && !self.operator {
+            return Err(Error::Forbidden(
+                "only an operator key may change an operator key".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Without `admin`, a caller may only shorten a key's life: a later expiry, none at all, or
+    /// reviving an expired key (all "extending") needs `admin`. `current` and `new` are the
+    /// key's expiry before and after.
+    pub fn may_set_expiry(
+        &self,
+        current: Option<DateTime<Utc>>,
+        new: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
+        let extends = match (current, new) {
+            (Some(_), None) => true,
+            (None, _) => false,
+            (Some(current), Some(new)) => new > current,
+        };
+        if extends && !self.scopes.grants(Scope::Admin) {
+            return Err(Error::Forbidden(
+                "extending a key's expiry needs admin".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Without `admin`, a caller may only tighten a key's rate limits: the new effective limits
+    /// (its own, or the organization's default when it has none) must be within the current
+    /// ones, so the organization's default is a ceiling for members.
+    pub fn may_set_limits(&self, current: RateLimits, new: RateLimits) -> Result<(), Error> {
+        if !new.within(&current) && !self.scopes.grants(Scope::Admin) {
+            return Err(Error::Forbidden(
+                "raising a key's rate limits needs admin".to_owned(),
+            ));
+        }
+        Ok(())
     }
 
     /// Never escalate: the caller may grant only scopes it holds itself.
@@ -219,6 +266,71 @@ mod tests {
             scopes: ScopeSet::parse_list("scopes", scopes).unwrap(),
             operator: false,
         }
+    }
+
+    #[test]
+    fn operator_keys_are_changed_by_operator_keys_only_and_need_admin_to_operate() {
+        let admin = caller(&["admin"], None);
+        assert!(admin.may_manage(false).is_ok());
+        assert!(matches!(admin.may_manage(true), Err(Error::Forbidden(_))));
+        let operator = Caller {
+            operator: true,
+            ..admin.clone()
+        };
+        assert!(operator.may_manage(true).is_ok());
+        assert!(operator.authorize(Action::CreateOrganization, None).is_ok());
+        let narrowed = Caller {
+            operator: true,
+            ..caller(&["chat"], None)
+        };
+        assert!(matches!(
+            narrowed.authorize(Action::CreateOrganization, None),
+            Err(Error::InsufficientScope(Scope::Admin))
+        ));
+    }
+
+    #[test]
+    fn without_admin_a_key_only_tightens() {
+        use chrono::TimeZone;
+        let at = |day| Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap();
+        let member = caller(&["chat"], Some(Uuid::from_u128(1)));
+        assert!(member.may_set_expiry(Some(at(10)), Some(at(5))).is_ok());
+        assert!(member.may_set_expiry(None, Some(at(5))).is_ok());
+        assert!(member.may_set_expiry(Some(at(10)), Some(at(11))).is_err());
+        assert!(member.may_set_expiry(Some(at(10)), None).is_err());
+        let limits = |text| RateLimits::parse("x", text).unwrap();
+        assert!(
+            member
+                .may_set_limits(limits("10/minute"), limits("5/minute"))
+                .is_ok()
+        );
+        assert!(
+            member
+                .may_set_limits(limits("10/minute"), limits("5/minute 100/hour"))
+                .is_ok()
+        );
+        assert!(
+            member
+                .may_set_limits(limits("10/minute"), limits("11/minute"))
+                .is_err()
+        );
+        assert!(
+            member
+                .may_set_limits(limits("10/minute"), RateLimits::NONE)
+                .is_err()
+        );
+        assert!(
+            member
+                .may_set_limits(RateLimits::NONE, RateLimits::NONE)
+                .is_ok()
+        );
+        let admin = caller(&["admin"], None);
+        assert!(admin.may_set_expiry(Some(at(10)), None).is_ok());
+        assert!(
+            admin
+                .may_set_limits(limits("10/minute"), RateLimits::NONE)
+                .is_ok()
+        );
     }
 
     #[test]

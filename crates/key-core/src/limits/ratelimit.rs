@@ -191,6 +191,20 @@ impl RateLimits {
     pub fn or(self, default: RateLimits) -> RateLimits {
         if self.is_empty() { default } else { self }
     }
+
+    /// Whether these limits allow no more than `ceiling` in any period: every period `ceiling`
+    /// limits is limited here too, at most as high. Limits on more periods are tighter still;
+    /// no limits at all are within only no limits.
+    pub fn within(&self, ceiling: &RateLimits) -> bool {
+        self.0
+            .iter()
+            .zip(ceiling.0.iter())
+            .all(|(own, cap)| match (own, cap) {
+                (_, None) => true,
+                (Some(own), Some(cap)) => own <= cap,
+                (None, Some(_)) => false,
+            })
+    }
 }
 
 /// One key's counters: the window and count of each period.

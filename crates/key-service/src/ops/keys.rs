@@ -206,6 +206,15 @@ impl Keys {
         self.access
             .check(by, caller.may_grant(new_key.scopes))
             .await?;
+        // A key without limits of its own gets the organization's default: a member may set
+        // tighter limits, not looser.
+        let default_limits = policy.default_rate_limits;
+        self.access
+            .check(
+                by,
+                caller.may_set_limits(default_limits, new_key.rate_limits.or(default_limits)),
+            )
+            .await?;
         let (record, plaintext) = self
             .issuer
             .issue(
@@ -303,7 +312,10 @@ impl Keys {
             });
         }
         let caller = &by.caller;
-        self.access.key(by, id, Action::ManageKeys).await?;
+        let current = self.access.key(by, id, Action::ManageKeys).await?;
+        self.access
+            .check(by, caller.may_manage(current.operator))
+            .await?;
         let reason = (!reason.is_empty()).then_some(reason);
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         let now = self.clock.now();
@@ -342,7 +354,10 @@ impl Keys {
         self.usage.flush_before_answering().await;
         let caller = &by.caller;
         let organization_id = caller.organization_id;
-        self.access.key(by, id, Action::ManageKeys).await?;
+        let current = self.access.key(by, id, Action::ManageKeys).await?;
+        self.access
+            .check(by, caller.may_manage(current.operator))
+            .await?;
         let grace = rotation_grace(grace)?;
         let policy = organization_policy(&self.store, organization_id).await?;
         let now = self.clock.now();
@@ -444,10 +459,25 @@ impl Keys {
             rate_limits: request.rate_limits,
         };
         let current = self.access.key(by, id, Action::ManageKeys).await?;
+        self.access
+            .check(by, caller.may_manage(current.operator))
+            .await?;
         let policy = organization_policy(&self.store, caller.organization_id).await?;
-        // A new expiry obeys the organization's maximum lifetime; so does removing it.
+        // A new expiry obeys the organization's maximum lifetime; so does removing it. Without
+        // `admin` it may only come sooner.
         if let Some(expires_at) = changes.expires_at {
             policy.check_expiry(expires_at, now)?;
+            self.access
+                .check(by, caller.may_set_expiry(current.expires_at, expires_at))
+                .await?;
+        }
+        // Without `admin`, limits may only tighten (a key without its own has the default).
+        if let Some(limits) = changes.rate_limits {
+            let default_limits = policy.default_rate_limits;
+            let before = current.rate_limits.or(default_limits);
+            self.access
+                .check(by, caller.may_set_limits(before, limits.or(default_limits)))
+                .await?;
         }
         if let Some(scopes) = changes.scopes {
             // Never escalate; and a personal key stays within its member's current role.

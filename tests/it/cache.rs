@@ -586,3 +586,92 @@ async fn serve_with_a_zero_ttl_answers_every_verification_from_the_database() {
     let status = served.terminate(TIMEOUT);
     assert!(status.success(), "{status}:\n{}", served.stderr());
 }
+
+/// One tenant cannot empty every tenant's cache: a policy or member change drops only that
+/// organization's (or member's) keys, and a change that changes nothing drops none.
+#[tokio::test]
+async fn a_tenants_changes_drop_only_its_own_keys_and_no_ops_drop_none() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let other_admin = app.other_organization_admin("other").await;
+        let mine = app.create_key("mine", &["chat"], "").await.key;
+        let theirs = app
+            .client
+            .clone()
+            .create_key(authed(
+                &other_admin,
+                v1::CreateKeyRequest {
+                    name: "theirs".into(),
+                    scopes: vec!["chat".into()],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .key;
+        cached(&app, &mine, &["chat"]).await;
+        cached(&app, &theirs, &["chat"]).await;
+
+        // The other tenant changes its policy, and its members, in a loop.
+        let member = app
+            .client
+            .clone()
+            .add_member(authed(
+                &other_admin,
+                v1::AddMemberRequest {
+                    user_id: "loop@example.com".into(),
+                    role: v1::Role::Member.into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+            .unwrap()
+            .id;
+        for days in [30, 31, 30] {
+            app.client
+                .clone()
+                .update_organization_policy(authed(
+                    &other_admin,
+                    v1::UpdateOrganizationPolicyRequest {
+                        policy: Some(v1::OrganizationPolicy {
+                            max_key_age_days: days,
+                            ..Default::default()
+                        }),
+                    },
+                ))
+                .await
+                .unwrap();
+            app.client
+                .clone()
+                .update_member(authed(
+                    &other_admin,
+                    v1::UpdateMemberRequest {
+                        id: member.clone(),
+                        role: v1::Role::Viewer.into(),
+                    },
+                ))
+                .await
+                .unwrap();
+        }
+        let ((), reads) = queries(&app, async {
+            assert!(app.verify(&mine, &["chat"]).await.valid);
+        })
+        .await;
+        assert_eq!(reads, 0, "my key was dropped by another tenant's changes");
+
+        // My own no-op changes drop nothing either.
+        let ((), reads) = queries(&app, async {
+            set_policy(&app, v1::OrganizationPolicy::default()).await;
+        })
+        .await;
+        assert!(reads > 0);
+        let ((), reads) = queries(&app, async {
+            assert!(app.verify(&mine, &["chat"]).await.valid);
+        })
+        .await;
+        assert_eq!(reads, 0, "an unchanged policy dropped my key");
+    }
+}

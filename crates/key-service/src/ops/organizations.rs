@@ -172,6 +172,8 @@ impl Organizations {
         for scopes in overridden {
             self.access.check(by, caller.may_grant(scopes)).await?;
         }
+        // A change that changes nothing is still recorded, but drops no cached key.
+        let unchanged = self.own(by).await?.policy == policy;
         let now = self.clock.now();
         let audit = by.event(
             AuditAction::OrganizationPolicyUpdate,
@@ -184,7 +186,9 @@ impl Organizations {
             .await?
             .ok_or(Error::NotFound("organization"))?;
         // Role scopes and default rate limits feed the verdicts of the organization's keys.
-        self.key_cache.forget_all();
+        if !unchanged {
+            self.key_cache.forget_organization(organization.id);
+        }
         tracing::info!(
             organization_id = %organization.id,
             updated_by = %caller.key_id,
@@ -244,11 +248,13 @@ impl Organizations {
             .await?;
         let policy = self.own(by).await?.policy;
         let now = self.clock.now();
+        let mut unchanged = false;
         let updated = self
             .store
             .update_member(caller.organization_id, id, role, |current| {
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
                 caller.may_grant(policy.role_scopes.scopes(role))?;
+                unchanged = current.role == role;
                 Ok::<_, Error>(by.event(AuditAction::MemberUpdate, current.id, now))
             })
             .await;
@@ -257,7 +263,10 @@ impl Organizations {
             .await?
             .ok_or(Error::NotFound("member"))?;
         // The member's personal keys are limited by the new role from their next verification.
-        self.key_cache.forget_all();
+        // The same role again is recorded, but drops no cached key.
+        if !unchanged {
+            self.key_cache.forget_member(member.id);
+        }
         tracing::info!(member_id = %member.id, role = member.role.as_str(), updated_by = %caller.key_id, "member updated");
         Ok(member)
     }
@@ -283,7 +292,7 @@ impl Organizations {
             .await?
             .ok_or(Error::NotFound("member"))?;
         // The member's personal keys fail from their next verification.
-        self.key_cache.forget_all();
+        self.key_cache.forget_member(member.id);
         tracing::info!(member_id = %member.id, removed_by = %caller.key_id, "member removed");
         Ok(member)
     }

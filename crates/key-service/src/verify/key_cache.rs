@@ -7,7 +7,7 @@
 //! not cached: expiry is judged against the current clock at every verification.
 //!
 //! Entries are dropped at once, in this process, by every change that alters a verdict (the
-//! operations call `KeyCache::forget` and `KeyCache::forget_all`). Other replicas do not see
+//! operations call `KeyCache::forget`, `forget_organization` and `forget_member`). Other replicas do not see
 //! those drops, so every entry also lives at most `ttl` by the application's clock.
 //!
 //! A verification that read the store while a change was being made must not put what it read
@@ -23,6 +23,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{KeyDigest, KeyView, RateLimits, ScopeSet};
 use quick_cache::sync::Cache;
+use uuid::Uuid;
 
 /// How many keys are cached by default. An entry takes a few hundred bytes.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
@@ -231,13 +232,22 @@ impl KeyCache {
         }
     }
 
-    /// Drops every key, after a change that may alter the verdict of many (a member's role, an
-    /// organization's policy) was written. Such changes are rare; the next verifications read
-    /// the store again.
-    pub(crate) fn forget_all(&self) {
+    /// Drops every key of `organization_id`, after a change to its policy (role scopes,
+    /// default limits) was written. Other organizations' keys stay: one tenant's changes, in a
+    /// loop even, cannot send every tenant's verifications to the database. Such changes are
+    /// rare; the walk over the cache takes its shards' locks one at a time.
+    pub(crate) fn forget_organization(&self, organization_id: Uuid) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(known) = &self.known {
-            known.clear();
+            known.retain(|_, entry| entry.key.record.organization_id != organization_id);
+        }
+    }
+
+    /// Drops the keys of the member `member_id`, after their role changed or they were removed.
+    pub(crate) fn forget_member(&self, member_id: Uuid) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(known) = &self.known {
+            known.retain(|_, entry| entry.key.record.member_id != Some(member_id));
         }
     }
 
@@ -341,7 +351,19 @@ mod tests {
         cache.forget(&digest(1));
         assert!(matches!(cache.lookup(&digest(1), at(0)), Lookup::Miss));
         assert!(matches!(cache.lookup(&digest(2), at(0)), Lookup::Known(_)));
-        cache.forget_all();
+        let organization = match cache.lookup(&digest(2), at(0)) {
+            Lookup::Known(cached) => cached.record.organization_id,
+            _ => unreachable!(),
+        };
+        let mut member_key = key();
+        member_key.record.member_id = Some(Uuid::from_u128(7));
+        cache.remember(digest(4), member_key, cache.epoch(), at(0));
+        cache.forget_member(Uuid::from_u128(7));
+        assert!(matches!(cache.lookup(&digest(4), at(0)), Lookup::Miss));
+        assert!(matches!(cache.lookup(&digest(2), at(0)), Lookup::Known(_)));
+        cache.forget_organization(Uuid::now_v7());
+        assert!(matches!(cache.lookup(&digest(2), at(0)), Lookup::Known(_)));
+        cache.forget_organization(organization);
         assert!(matches!(cache.lookup(&digest(2), at(0)), Lookup::Miss));
         cache.key_created(&digest(3));
         assert!(matches!(cache.lookup(&digest(3), at(0)), Lookup::Miss));

@@ -81,3 +81,56 @@ async fn run_job(app: &crate::helpers::TestApp, admin_key: &str) -> String {
     .await
     .unwrap()
 }
+
+/// The job's secrets stay out of other users' reach: the admin key never reaches a command
+/// line (where `ps` shows it), and the file of new keys is the owner's alone.
+#[tokio::test]
+async fn the_job_keeps_the_admin_key_off_command_lines_and_its_output_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = spawn_app(&Backend::Sqlite).await;
+    app.create_key("old", &["chat"], "").await;
+    app.clock.advance(TimeDelta::days(91));
+    let dir = tempfile::tempdir().unwrap();
+    // grpcurl, through a wrapper that records every argument list it is given.
+    let argv_log = dir.path().join("argv.log");
+    let wrapper = dir.path().join("grpcurl");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            argv_log.display(),
+            tool("grpcurl", "KEYRACK_GRPCURL").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = dir.path().join("rotated.jsonl");
+
+    let address = app.addr.to_string();
+    let admin = app.admin_key.clone();
+    let (wrapper_path, out_path) = (wrapper.clone(), out.clone());
+    let stdout = tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(repo_root().join("scripts/rotate-due-keys.sh"));
+        command
+            .args([address.as_str(), "3600s"])
+            .arg(&out_path)
+            .env("KEYRACK_ADMIN_KEY", admin)
+            .env("GRPCURL", wrapper_path);
+        run_bounded(command, TIMEOUT).into_success("rotate-due-keys.sh")
+    })
+    .await
+    .unwrap();
+
+    let argv = std::fs::read_to_string(&argv_log).unwrap();
+    assert!(argv.contains("RotateKey"), "{argv}");
+    assert!(
+        !argv.contains(&app.admin_key),
+        "the admin key was on a command line"
+    );
+    assert_eq!(stdout.trim(), "", "new keys go to the file only");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", out.display());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(written.lines().count(), 2, "{written}");
+}

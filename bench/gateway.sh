@@ -25,7 +25,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+admin=$(cat "$data/bootstrap-admin-key")
 key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
   -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 

@@ -44,7 +44,7 @@ start() {
   done
   printf -v "${name}_grpc" '%s' "$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')"
   printf -v "${name}_http" '%s' "$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')"
-  printf -v "${name}_admin" '%s' "$(grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)"
+  printf -v "${name}_admin" '%s' "$(cat "$data/bootstrap-admin-key")"
 }
 
 # create_key HTTP ADMIN BODY: prints the new key's plaintext.

@@ -31,7 +31,7 @@ for _ in $(seq 1 100); do
 done
 grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
 http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+admin=$(cat "$data/bootstrap-admin-key")
 KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
   -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 export KEYRACK_BENCH_KEY

@@ -21,7 +21,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+admin=$(cat "$data/bootstrap-admin-key")
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -h "$data" | awk 'NR==2 {print $1}')"
 KEYRACK_URL="http://$http" KEYRACK_KEY="$admin" N="$n" tools/venv/bin/python - <<'PY'

@@ -553,11 +553,7 @@ async fn serve_with_a_zero_ttl_answers_every_verification_from_the_database() {
     let (mut served, grpc, metrics, stderr) =
         serve_with_metrics(dir.path(), &["--key-cache-ttl", "0"]).await;
     assert!(stderr.contains("the key cache is off"), "{stderr}");
-    let admin = stderr
-        .split_whitespace()
-        .find(|word| word.starts_with("sk_live_"))
-        .unwrap()
-        .to_owned();
+    let admin = crate::process::bootstrap_key(dir.path());
     let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();

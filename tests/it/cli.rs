@@ -14,7 +14,7 @@ use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 use serde_json::{Value, json};
 
 use crate::process::{
-    LoggedChild, Ran, TIMEOUT, keyrack, loopback_only, on_path, run_bounded, tool,
+    LoggedChild, Ran, TIMEOUT, bootstrap_key, keyrack, loopback_only, on_path, run_bounded, tool,
 };
 
 /// The log line that tells the bound port, e.g. `gRPC server listening address=127.0.0.1:4242`.
@@ -259,6 +259,44 @@ fn a_busy_port_is_one_line_with_its_cause_not_a_backtrace() {
 }
 
 #[test]
+fn the_bootstrap_key_waits_for_the_ports_and_stays_off_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that is taken: the start fails before anything is bootstrapped…
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut serve = keyrack();
+    serve
+        .args(["serve", "--listen", &address, "--http-listen", "off"])
+        .args(["--metrics-listen", "off", "--data-dir"])
+        .arg(dir.path());
+    let failed = run_bounded(serve, TIMEOUT);
+    assert!(!failed.status.success(), "{}", failed.stderr);
+    assert!(live_keys(&failed.stderr).is_empty(), "{}", failed.stderr);
+    let file = dir.path().join("bootstrap-admin-key");
+    assert!(
+        !file.exists(),
+        "a key was bootstrapped for a server that never ran"
+    );
+
+    // …so the start that works is the first: its key goes to a file only its owner reads, and
+    // stderr (the log stream here, not a terminal) only says where.
+    let mut served = Served::start(dir.path(), &[]);
+    let key = served.bootstrap_key();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", file.display());
+    assert_contains(&served.stderr(), &file.display().to_string());
+    let verdict = call(
+        &served.addr,
+        None,
+        "VerifyKey",
+        &verify_request(&key, "admin"),
+    )
+    .into_success("VerifyKey with the bootstrap key");
+    assert_eq!(json(&verdict)["valid"], true, "{verdict}");
+    served.stop_gracefully();
+}
+
+#[test]
 fn the_plaintext_key_never_reaches_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     // Trace is the most verbose filter, covering every dependency's logging as well as ours.
@@ -302,11 +340,10 @@ fn the_plaintext_key_never_reaches_the_logs() {
     served.stop_gracefully();
     let stderr = served.stderr();
 
-    // The bootstrap print is the one sanctioned appearance of a plaintext key, even though the
+    // No plaintext key appears, not even the bootstrap key (it went to its file), though the
     // admin key travelled in the authorization header of every admin call.
-    assert_eq!(
-        stderr.matches(admin.as_str()).count(),
-        1,
+    assert!(
+        !stderr.contains(admin.as_str()),
         "the admin key is logged:\n{stderr}"
     );
     assert!(
@@ -394,6 +431,8 @@ struct Served {
     process: LoggedChild,
     /// The bound address, e.g. `127.0.0.1:4242`, as read from the listening log line.
     addr: String,
+    /// `serve`'s data directory (none for `gateway`).
+    data_dir: std::path::PathBuf,
 }
 
 impl Served {
@@ -413,7 +452,9 @@ impl Served {
             .arg("--data-dir")
             .arg(data_dir)
             .envs(env.iter().copied());
-        Served::launch(command, "serve", LISTENING)
+        let mut served = Served::launch(command, "serve", LISTENING);
+        served.data_dir = data_dir.to_owned();
+        served
     }
 
     /// Starts `keyrack gateway` alone on an ephemeral port, in front of the gRPC API at
@@ -430,7 +471,11 @@ impl Served {
         let addr = process.wait_for_line(listening, TIMEOUT, |line| {
             listening_address(line, listening)
         });
-        Served { process, addr }
+        Served {
+            process,
+            addr,
+            data_dir: std::path::PathBuf::new(),
+        }
     }
 
     /// Everything written to stderr so far (all of it once the process was stopped).
@@ -438,17 +483,17 @@ impl Served {
         self.process.stderr()
     }
 
-    /// The bootstrap admin key: the one key printed on stderr before the server listened.
+    /// The bootstrap admin key, from the file the first start wrote; never on stderr, which is
+    /// not a terminal here (it is the log stream).
     fn bootstrap_key(&self) -> String {
         let stderr = self.stderr();
-        let keys = live_keys(&stderr);
-        assert_eq!(
-            keys.len(),
-            1,
-            "expected exactly one bootstrap key on stderr:\n{stderr}"
+        assert!(
+            live_keys(&stderr).is_empty(),
+            "a key reached stderr (the log stream):\n{stderr}"
         );
-        assert_key_format(&keys[0]);
-        keys[0].clone()
+        let key = bootstrap_key(&self.data_dir);
+        assert_key_format(&key);
+        key
     }
 
     /// Sends SIGTERM and asserts that the process shut down cleanly, exit code 0, within

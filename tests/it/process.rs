@@ -103,6 +103,15 @@ pub(crate) fn loopback_only(command: &mut Command) {
     command.env("NO_PROXY", "127.0.0.1,localhost");
 }
 
+/// The bootstrap admin key `keyrack serve` wrote into `data_dir` at its first start.
+pub(crate) fn bootstrap_key(data_dir: &Path) -> String {
+    let path = data_dir.join("bootstrap-admin-key");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+        .trim()
+        .to_owned()
+}
+
 /// The `keyrack` binary under test, with no inherited `KEYRACK_*` configuration (every
 /// variable the binary reads starts so: `KEYRACK_LISTEN`, `KEYRACK_HTTP_LISTEN`,
 /// `KEYRACK_UPSTREAM`, `KEYRACK_DATA_DIR`, `KEYRACK_PEPPER`, `KEYRACK_LOG`, …).

@@ -362,11 +362,7 @@ async fn serve_starts_without_redis_and_moves_to_it_once_it_answers() {
     // Redis starts. Verifications of a limited key are answered throughout, and one of them
     // finds Redis again within the retry interval (a second).
     let mut redis = start_redis_with_password(port, "hunter2-secret").await;
-    let admin = stderr
-        .split_whitespace()
-        .find(|word| word.starts_with("sk_live_"))
-        .unwrap()
-        .to_owned();
+    let admin = crate::process::bootstrap_key(dir.path());
     let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();

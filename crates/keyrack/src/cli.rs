@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{Listen, ServeConfig},
     metrics_endpoint,
-    setup::{DatabaseConfig, Shutdown},
+    setup::{self, DatabaseConfig, Shutdown},
 };
 
 /// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
@@ -132,38 +132,36 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Ok(())
     })
     .await?;
-    if let Some((record, key)) = app.keys.bootstrap("default").await? {
-        // Printed on stderr, once: the operator needs it to create every other key.
-        eprintln!(
-            "\nCreated organization \"default\" and its first admin key (id {}).\n\
-             Store this key now; it is shown only this once:\n\n    {}\n\n\
-             Lost it? `keyrack admin-key create` mints another.\n",
-            record.id,
-            key.expose()
-        );
-    }
+    // Every port is bound before anything is bootstrapped: a start that fails on a taken port
+    // mints no key that nobody would see.
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let server = GrpcServer::new(&app, listener)?.with_drain_timeout(config.drain_timeout());
+    let http_listener = match config.http_listen {
+        Listen::Off => None,
+        Listen::At(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?,
+        ),
+    };
+    let metrics_endpoint = metrics_endpoint::bind(config.metrics_listen, metrics).await?;
+    setup::bootstrap(&app, config.database.data_dir()).await?;
 
+    let server = GrpcServer::new(&app, listener)?.with_drain_timeout(config.drain_timeout());
     // The gateway of this process calls the gRPC service's own stack in memory: the same
     // authentication and handlers as over the network, without a socket in between.
-    let gateway = match config.http_listen {
-        Listen::Off => None,
-        Listen::At(address) => {
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address}"))?;
+    let gateway = match http_listener {
+        None => None,
+        Some(listener) => {
             let upstream = Upstream::from_service(server.local_service());
             let gateway =
                 Gateway::new(listener, upstream)?.with_trusted_proxies(config.trusted_proxies());
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };
-    let metrics_endpoint = metrics_endpoint::bind(config.metrics_listen, metrics)
-        .await?
-        .map(|endpoint| tokio::spawn(endpoint.run_until(shutdown.wait())));
+    let metrics_endpoint =
+        metrics_endpoint.map(|endpoint| tokio::spawn(endpoint.run_until(shutdown.wait())));
     // The jobs run beside the servers and stop after them: the last flush counts every
     // verification the servers answered while draining.
     let jobs = app.jobs.start();

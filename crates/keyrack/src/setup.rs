@@ -11,6 +11,7 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Args;
 use key_core::{Pepper, RandomSource};
+use key_service::Application;
 use key_store::Store;
 use ring::rand::SystemRandom;
 
@@ -37,6 +38,11 @@ pub(crate) struct DatabaseConfig {
 const PEPPER_ENV: &str = "KEYRACK_PEPPER";
 
 impl DatabaseConfig {
+    /// The data directory: the embedded database, the generated pepper, the bootstrap key.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     fn is_embedded(&self) -> bool {
         self.database_url.is_none()
     }
@@ -91,6 +97,59 @@ impl DatabaseConfig {
         Pepper::new(material)
             .with_context(|| format!("the pepper file {} is unusable", path.display()))
     }
+}
+
+/// Where the first start leaves the bootstrap admin key, in the data directory.
+const BOOTSTRAP_KEY_FILE: &str = "bootstrap-admin-key";
+
+/// Creates organization `default` and its operator key at the first start, and hands the key
+/// over once: into `<data-dir>/bootstrap-admin-key`, readable by its owner only, and on stderr
+/// as well only when stderr is a terminal. Otherwise stderr is the log stream (the journal, a
+/// container's logs), which keeps and ships what it is given; it gets the file's path only.
+/// The file is made before the organization, so a key is never minted that cannot be handed
+/// over. Later starts find `default` and do nothing.
+pub(crate) async fn bootstrap(app: &Application, data_dir: &Path) -> anyhow::Result<()> {
+    if app.keys.organization_named("default").await?.is_some() {
+        return Ok(());
+    }
+    create_private_dir(data_dir)?;
+    let path = data_dir.join(BOOTSTRAP_KEY_FILE);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {} for the bootstrap key", path.display()))?;
+    // A file left by an earlier start of a database since removed may be wider than 0600.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    let created = match app.keys.bootstrap("default").await {
+        Ok(created) => created,
+        Err(error) => {
+            let _ = fs::remove_file(&path);
+            return Err(error.into());
+        }
+    };
+    let Some((record, key)) = created else {
+        // Another replica bootstrapped first; its key is in its own data directory.
+        let _ = fs::remove_file(&path);
+        return Ok(());
+    };
+    file.write_all(format!("{}\n", key.expose()).as_bytes())?;
+    file.sync_all()?;
+    let shown = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        format!("\n\n    {}\n", key.expose())
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "\nCreated organization \"default\" and its first admin key (id {}).{shown}\n\
+         The key is in {} (readable by you only): store it in your secret manager, then delete\n\
+         the file. It is not shown again. Lost it? `keyrack admin-key create` mints another.\n",
+        record.id,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Writes 32 random bytes, hex-encoded, to a new file only the owner can read.

@@ -201,6 +201,70 @@ fn admin_key_create_mints_a_working_key() {
     served.stop_gracefully();
 }
 
+/// `keyrack serve` over `data_dir` with `env`, run until it exits (it must refuse to start).
+fn refused_start(data_dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Ran {
+    let mut serve = keyrack();
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
+        .args(["--metrics-listen", "off"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .envs(env.iter().copied());
+    let ran = run_bounded(serve, TIMEOUT);
+    assert!(!ran.status.success(), "serve started:\n{}", ran.stderr);
+    ran
+}
+
+#[test]
+fn a_lost_pepper_file_is_refused_not_silently_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Served::start(dir.path(), &[]);
+    first.bootstrap_key();
+    first.stop_gracefully();
+    let pepper = dir.path().join("pepper");
+    std::fs::remove_file(&pepper).unwrap();
+
+    let refused = refused_start(dir.path(), &[], &[]);
+    assert_contains(&refused.stderr, "pepper");
+    assert_contains(&refused.stderr, "missing");
+    assert!(
+        !pepper.exists(),
+        "a new pepper was generated for an existing database"
+    );
+}
+
+#[test]
+fn a_different_pepper_is_refused_by_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = "an-original-pepper-of-at-least-32-bytes";
+    let mut first = Served::start(dir.path(), &[("KEYRACK_PEPPER", original)]);
+    first.stop_gracefully();
+
+    let other = "another-pepper-of-at-least-thirty-two-bytes";
+    let refused = refused_start(dir.path(), &[("KEYRACK_PEPPER", other)], &[]);
+    assert_contains(&refused.stderr, "different pepper");
+    // Neither pepper reaches the output.
+    assert!(!refused.stderr.contains(original) && !refused.stderr.contains(other));
+
+    let mut again = Served::start(dir.path(), &[("KEYRACK_PEPPER", original)]);
+    again.stop_gracefully();
+}
+
+#[test]
+fn a_pepper_file_others_can_read_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let pepper = dir.path().join("shared-pepper");
+    std::fs::write(&pepper, "a-pepper-in-a-file-that-others-can-read-0123").unwrap();
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = dir.path().join("data");
+    let pepper_arg = pepper.display().to_string();
+    let mut served = Served::start(&data, &[("KEYRACK_PEPPER_FILE", pepper_arg.as_str())]);
+    served.stop_gracefully();
+    let stderr = served.stderr();
+    assert_contains(&stderr, "the pepper file is readable by other users");
+}
+
 #[test]
 fn a_short_pepper_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@ mod keys;
 mod members;
 mod migration;
 mod organizations;
+mod settings;
 mod store;
 mod usage;
 mod usage_query;

@@ -111,6 +111,7 @@ async fn application(
 ) -> anyhow::Result<Application> {
     let pepper = database.pepper()?;
     let store = database.open_store().await?;
+    setup::check_pepper(&store, &pepper).await?;
     let mut parts = Parts::new(
         store,
         pepper,

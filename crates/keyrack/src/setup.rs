@@ -37,6 +37,25 @@ pub(crate) struct DatabaseConfig {
 
 const PEPPER_ENV: &str = "KEYRACK_PEPPER";
 
+/// The embedded SQLite database's file, in the data directory.
+const EMBEDDED_DATABASE: &str = "keyrack.db";
+
+/// Refuses a pepper other than the one the database's keys were hashed with: the database
+/// keeps the pepper's fingerprint (`Pepper::fingerprint`, never the pepper), recorded at the
+/// first start.
+pub(crate) async fn check_pepper(store: &Store, pepper: &Pepper) -> anyhow::Result<()> {
+    let fingerprint = pepper.fingerprint()?;
+    let recorded = store.pepper_fingerprint_or_record(&fingerprint).await?;
+    if recorded != fingerprint {
+        bail!(
+            "this database was set up with a different pepper: with this one every key and \
+             webhook secret would be invalid. Start with the original pepper (KEYRACK_PEPPER or \
+             KEYRACK_PEPPER_FILE; every replica sharing the database needs the same)"
+        );
+    }
+    Ok(())
+}
+
 impl DatabaseConfig {
     /// The data directory: the embedded database, the generated pepper, the bootstrap key.
     pub(crate) fn data_dir(&self) -> &Path {
@@ -55,7 +74,7 @@ impl DatabaseConfig {
                 create_private_dir(&self.data_dir)?;
                 format!(
                     "sqlite://{}?mode=rwc",
-                    self.data_dir.join("keyrack.db").display()
+                    self.data_dir.join(EMBEDDED_DATABASE).display()
                 )
             }
         };
@@ -80,6 +99,17 @@ impl DatabaseConfig {
             Some(path) => path.clone(),
             None if self.is_embedded() => {
                 let path = self.data_dir.join("pepper");
+                let database = self.data_dir.join(EMBEDDED_DATABASE);
+                if !path.exists() && database.exists() {
+                    // A new pepper would make every stored key and webhook secret invalid.
+                    bail!(
+                        "the pepper file {} is missing but the database {} exists: restore the \
+                         pepper from your backup (every key depends on it); to start over with an \
+                         empty service, move the database away first",
+                        path.display(),
+                        database.display()
+                    );
+                }
                 if !path.exists() {
                     create_private_dir(&self.data_dir)?;
                     generate_pepper_file(&path)?;
@@ -93,6 +123,14 @@ impl DatabaseConfig {
         };
         let material = fs::read(&path)
             .with_context(|| format!("cannot read the pepper file {}", path.display()))?;
+        let mode = fs::metadata(&path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the pepper file is readable by other users; `chmod 600` it"
+            );
+        }
         let material = material.trim_ascii_end();
         Pepper::new(material)
             .with_context(|| format!("the pepper file {} is unusable", path.display()))

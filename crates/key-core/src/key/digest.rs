@@ -46,6 +46,14 @@ impl Pepper {
         Ok(key)
     }
 
+    /// A fingerprint of this pepper (64 hex characters) for the database to keep, so a start
+    /// with another pepper can be refused: a key derived from the pepper under its own label,
+    /// which tells nothing about the pepper or any other key derived from it.
+    pub fn fingerprint(&self) -> Result<String, Error> {
+        let derived = self.derive_subkey(b"keyrack pepper fingerprint v1")?;
+        Ok(derived.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+
     /// The digest under which `key` is stored and looked up.
     pub fn digest(&self, key: &ApiKey) -> KeyDigest {
         let tag = hmac::sign(&self.0, key.expose().as_bytes());
@@ -97,6 +105,19 @@ mod tests {
 
     use super::*;
     use crate::Environment;
+
+    #[test]
+    fn a_fingerprint_tells_peppers_apart_and_nothing_else() {
+        let material = [7_u8; 32];
+        let one = Pepper::new(&material).unwrap().fingerprint().unwrap();
+        assert_eq!(one, Pepper::new(&material).unwrap().fingerprint().unwrap());
+        assert_ne!(one, Pepper::new(&[8; 32]).unwrap().fingerprint().unwrap());
+        assert_eq!(one.len(), 64);
+        assert!(
+            !one.contains("0707"),
+            "the pepper's bytes show through: {one}"
+        );
+    }
 
     #[test]
     fn short_peppers_are_refused() {

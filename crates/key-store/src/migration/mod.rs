@@ -9,6 +9,7 @@ mod m20261128_000004_rate_limits;
 mod m20261128_000005_usage_buckets;
 mod m20261128_000006_alerts_and_webhooks;
 mod m20261128_000007_webhooks;
+mod m20261206_000008_deployment_settings;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_usage_buckets::Migration),
             Box::new(m20261128_000006_alerts_and_webhooks::Migration),
             Box::new(m20261128_000007_webhooks::Migration),
+            Box::new(m20261206_000008_deployment_settings::Migration),
         ]
     }
 }

@@ -12,7 +12,9 @@ use ring::rand::SystemRandom;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, authed, backends, spawn_app, spawn_app_configured},
+    helpers::{
+        TestApp, authed, backends, spawn_app, spawn_app_configured, spawn_app_with_trusted_proxies,
+    },
     process::{LoggedChild, keyrack, repo_root, run_bounded, venv_tool},
 };
 
@@ -304,10 +306,34 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// A client names whatever country it likes (a thief the key owner's, so that no new-country
+/// alert fires): without a trusted proxy in front, the country headers are not believed.
+#[tokio::test]
+async fn country_headers_count_only_from_a_trusted_proxy() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let key = app.create_key("edge", &["chat"], "").await;
+        let id = key.api_key.unwrap().id;
+        let response = reqwest::Client::new()
+            .get(format!("{}/api/auth/verify?scope=chat", app.http))
+            .bearer_auth(&key.key)
+            .header("X-Keyrack-Country", "DE")
+            .header("CF-IPCountry", "FR")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let usage = get_json(&app, &format!("/api/api-keys/{id}/usage")).await;
+        assert_eq!(usage["summary"]["requestCount"], 1, "{usage}");
+        assert_eq!(usage["summary"]["byCountry"], json!({}), "{usage}");
+    }
+}
+
 #[tokio::test]
 async fn forward_auth_passes_country_and_tag_and_rest_shows_the_distributions() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        // The test client stands for the edge proxy that sets the country headers.
+        let app = spawn_app_with_trusted_proxies(&backend, "127.0.0.1".parse().unwrap()).await;
         let a = app.create_key("a", &["chat"], "").await;
         let b = app.create_key("b", &["chat"], "").await;
         let (a_id, b_id) = (a.api_key.unwrap().id, b.api_key.unwrap().id);

@@ -86,9 +86,16 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 }
 
 /// The client's address as the gateway determined it, in the request's extensions, for the
-/// handlers that pass it on (forward-auth's `client_ip`).
+/// handlers that pass it on (forward-auth's `client_ip`), and whether the request came through
+/// a trusted proxy: only then are the headers a proxy or an edge sets about the client (its
+/// country) believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ClientAddress(pub(crate) IpAddr);
+pub(crate) struct ClientAddress {
+    /// The client's address.
+    pub(crate) address: IpAddr,
+    /// Whether the TCP peer is a trusted proxy.
+    pub(crate) via_trusted_proxy: bool,
+}
 
 /// Determines the client's address ([`ClientAddress`]) and appends the TCP peer's address to
 /// `X-Forwarded-For` (creating it), as a proxy does: what came before stays in front, for the
@@ -123,7 +130,10 @@ pub(crate) async fn identify_client(
         if let Ok(value) = HeaderValue::from_str(&entries.join(", ")) {
             headers.insert(X_FORWARDED_FOR, value);
         }
-        request.extensions_mut().insert(ClientAddress(client));
+        request.extensions_mut().insert(ClientAddress {
+            address: client,
+            via_trusted_proxy: trusted.contains(peer),
+        });
     }
     next.run(request).await
 }

@@ -1,8 +1,6 @@
 //! `/api/auth/verify`: forward-auth for reverse proxies (nginx `auth_request`, Traefik
 //! `forwardAuth`) and any HTTP client that wants a verdict; with the principal's JSON shape.
 
-use std::net::IpAddr;
-
 use axum::{
     Extension, Json,
     extract::{RawQuery, State},
@@ -40,13 +38,14 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
 /// the proxy to pass upstream. Any method is accepted, since proxies send the original one.
 ///
 /// For usage statistics, the client's country comes from `X-Keyrack-Country` (or the edge's
-/// `CF-IPCountry`) and a tag for the route from `X-Keyrack-Tag`; invalid values are ignored.
+/// `CF-IPCountry`), believed only from a trusted proxy (`--trusted-proxies`), and a tag for the
+/// route from `X-Keyrack-Tag`; invalid values are ignored.
 #[utoipa::path(
     get, path = "/api/auth/verify", tag = "auth",
     params(
         ("scope" = Option<Vec<String>>, Query, description = "A required scope; repeat for several"),
         ("X-Keyrack-Required-Scopes" = Option<String>, Header, description = "Required scopes, comma-separated"),
-        ("X-Keyrack-Country" = Option<String>, Header, description = "The end client's country, ISO 3166-1 alpha-2, for usage statistics; `CF-IPCountry` is read when absent"),
+        ("X-Keyrack-Country" = Option<String>, Header, description = "The end client's country, ISO 3166-1 alpha-2, for usage statistics; `CF-IPCountry` is read when absent. Believed only from a trusted proxy"),
         ("X-Keyrack-Tag" = Option<String>, Header, description = "The route or operation, for usage by tag (at most 64 printable ASCII characters)"),
     ),
     security(("bearer" = [])),
@@ -64,18 +63,18 @@ pub(crate) async fn verify(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let client = client.map(|Extension(ClientAddress(address))| address);
+    let client = client.map(|Extension(client)| client);
     match decide(upstream, client, &headers, query.as_deref()).await {
         Ok(principal) => principal_response(principal),
         Err(error) => error_response(error),
     }
 }
 
-/// `client` is the end client's address, as `forwarded.rs` determined it; the brute-force
-/// guard counts failures by it.
+/// `client` is the end client, as `forwarded.rs` determined it: the brute-force guard counts
+/// failures by its address, and its country headers count only through a trusted proxy.
 async fn decide(
     upstream: Upstream,
-    client: Option<IpAddr>,
+    client: Option<ClientAddress>,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<PrincipalJson, ApiError> {
@@ -86,9 +85,18 @@ async fn decide(
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
         client_ip: client
-            .map(|address| address.to_string())
+            .map(|client| client.address.to_string())
             .unwrap_or_default(),
-        country: country(headers),
+        // A client could name any country (a thief the owner's, so that no new-country alert
+        // fires): only a trusted proxy's or edge's word counts. Otherwise the key service looks
+        // the address up, when it has a country database.
+        country: match client {
+            Some(ClientAddress {
+                via_trusted_proxy: true,
+                ..
+            }) => country(headers),
+            _ => String::new(),
+        },
         tag: header_text(headers, TAG_HEADER),
     };
     let verdict = upstream

@@ -24,7 +24,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::{
-    helpers::{TestApp, authed, backends, spawn_app},
+    helpers::{TestApp, authed, backends, spawn_app_with_trusted_proxies},
     process::{ChildGuard, INSTALL_HINT, TIMEOUT, describe, free_port, on_path, read_or_note},
 };
 
@@ -55,7 +55,9 @@ impl Nginx {
         let gateway = gateway
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("{gateway} is not an http:// URL"));
-        let template = fs::read_to_string(template_path()).unwrap();
+        let template = fs::read_to_string(template_path())
+            .unwrap()
+            .replace("{{README_FORWARD_AUTH}}", &readme_forward_auth());
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             match Nginx::try_start(&nginx, &template, gateway) {
@@ -165,6 +167,28 @@ impl Nginx {
     }
 }
 
+/// The README's nginx forward-auth snippet, with this test's upstream and gateway where the
+/// README names `platform-api` and `127.0.0.1:8080`.
+fn readme_forward_auth() -> String {
+    let readme = fs::read_to_string(crate::process::repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("```nginx\n")
+        .expect("README.md has an nginx snippet")
+        + "```nginx\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let snippet = &readme[start..end];
+    assert!(
+        snippet.contains("http://platform-api;") && snippet.contains("http://127.0.0.1:8080/"),
+        "the README's snippet no longer names the addresses the test replaces:\n{snippet}"
+    );
+    snippet
+        .replace(
+            "http://platform-api;",
+            "http://127.0.0.1:{{UPSTREAM_PORT}};",
+        )
+        .replace("http://127.0.0.1:8080/", "http://{{GATEWAY}}/")
+}
+
 fn template_path() -> PathBuf {
     crate::process::repo_root().join("tests/nginx/nginx.conf.template")
 }
@@ -252,8 +276,10 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text:?}"))
 }
 
+/// A server whose gateway trusts nginx's `X-Forwarded-For` (and country headers), as the README
+/// says to start it, and nginx in front of it.
 async fn app_and_nginx(backend: &crate::helpers::Backend) -> (TestApp, Nginx) {
-    let app = spawn_app(backend).await;
+    let app = spawn_app_with_trusted_proxies(backend, "127.0.0.1".parse().unwrap()).await;
     let http = app.http.clone();
     let nginx = tokio::task::spawn_blocking(move || Nginx::start(&http))
         .await
@@ -268,11 +294,16 @@ async fn nginx_lets_a_chat_key_through_and_the_upstream_learns_which_key() {
         let created = app.create_key("chat", &["chat"], "").await;
         let record = created.api_key.unwrap();
 
-        // A client cannot pose as another key: nginx replaces the identity headers.
+        // A client cannot pose as another key, organization or scope set: nginx replaces the
+        // identity headers. Nor can it name its country.
         let response = client()
             .post(format!("{}/api/chat", nginx.url))
             .header(header::AUTHORIZATION, format!("Bearer {}", created.key))
             .header("x-keyrack-key-id", "forged")
+            .header("x-keyrack-org-id", "forged")
+            .header("x-keyrack-scopes", "admin")
+            .header("x-keyrack-country", "DE")
+            .header("cf-ipcountry", "FR")
             .json(&serde_json::json!({"prompt": "Hello", "agentId": "agent-123"}))
             .send()
             .await
@@ -290,6 +321,23 @@ async fn nginx_lets_a_chat_key_through_and_the_upstream_learns_which_key() {
         assert_eq!(body["keyId"], record.id.as_str(), "{text}");
         assert_eq!(body["orgId"], record.organization_id.as_str(), "{text}");
         assert_eq!(body["scopes"], "chat", "{text}");
+        let usage = app
+            .client
+            .clone()
+            .list_usage(authed(
+                &app.admin_key,
+                v1::ListUsageRequest {
+                    key_id: record.id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .summary
+            .unwrap();
+        assert_eq!(usage.success_count, 1);
+        assert!(usage.by_country.is_empty(), "{:?}", usage.by_country);
         nginx.stop();
     }
 }

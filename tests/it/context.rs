@@ -85,7 +85,8 @@ async fn country_and_tag_are_counted_with_the_verdict() {
                 .await
                 .valid
         );
-        // A failure counts under its code, and still by country and tag.
+        // A failure counts under its code and by country, but not by tag: a caller holding a
+        // dead or under-scoped key must not grow the owner's usage with tags of its choosing.
         let refused = app
             .client
             .clone()
@@ -110,11 +111,7 @@ async fn country_and_tag_are_counted_with_the_verdict() {
         assert_eq!(summary.by_country, counts(&[("DE", 2), ("US", 2)]));
         assert_eq!(
             summary.by_tag,
-            counts(&[
-                ("POST /api/chat", 2),
-                ("GET /api/agents", 1),
-                ("POST /api/agents", 1)
-            ])
+            counts(&[("POST /api/chat", 2), ("GET /api/agents", 1)])
         );
         let expected_rate = (summary.request_count - 1) as f64 / summary.request_count as f64;
         assert!((summary.success_rate - expected_rate).abs() < 1e-9);
@@ -404,10 +401,8 @@ async fn forward_auth_passes_country_and_tag_and_rest_shows_the_distributions() 
         assert_eq!(summary["failureCount"], 1, "{both}");
         assert_eq!(summary["failedByCode"], json!({"insufficient_scope": 1}));
         assert_eq!(summary["byCountry"], json!({"FR": 1, "JP": 1, "BR": 1}));
-        assert_eq!(
-            summary["byTag"],
-            json!({"GET /api/agents": 1, "POST /api/agents": 1})
-        );
+        // The refused call's tag is not counted: tags count for valid verifications only.
+        assert_eq!(summary["byTag"], json!({"GET /api/agents": 1}));
         assert!((summary["successRate"].as_f64().unwrap() - 4.0 / 5.0).abs() < 1e-9);
         assert!(summary["lastUsedAt"].is_string());
         let buckets = both["buckets"].as_array().unwrap();

@@ -118,3 +118,50 @@ async fn an_expiry_no_client_could_read_is_refused_on_both_transports() {
         assert_eq!(expire.seconds, 253_402_214_400);
     }
 }
+
+/// Tags are the caller's to choose: each distinct one would add usage rows and a line to every
+/// usage answer. A key counts at most 50 distinct tags an hour; the rest count as `other`.
+#[tokio::test]
+async fn a_key_counts_a_bounded_number_of_distinct_tags() {
+    for backend in backends() {
+        let app = spawn_quiet_app(&backend).await;
+        let created = app.create_key("tagged", &["chat"], "").await;
+        let id = created.api_key.unwrap().id;
+        for n in 0..60 {
+            let verdict = app
+                .client
+                .clone()
+                .verify_key(v1::VerifyKeyRequest {
+                    key: created.key.clone(),
+                    required_scopes: vec!["chat".into()],
+                    tag: format!("GET /route/{n}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(verdict.valid);
+        }
+        let usage = app
+            .client
+            .clone()
+            .list_usage(authed(
+                &app.admin_key,
+                v1::ListUsageRequest {
+                    key_id: id,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let by_tag = usage.summary.unwrap().by_tag;
+        assert_eq!(by_tag.len(), 51, "{by_tag:?}");
+        assert_eq!(by_tag.get("other"), Some(&10), "{by_tag:?}");
+        let metrics = app.keyrack.metrics.render();
+        assert!(
+            metrics.contains("keyrack_usage_tag_overflow_total 10"),
+            "{metrics}"
+        );
+    }
+}

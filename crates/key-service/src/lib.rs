@@ -25,6 +25,7 @@ mod ops;
 mod rate_limit;
 mod requester;
 mod settings;
+mod shards;
 pub mod verify;
 
 pub use access::Access;

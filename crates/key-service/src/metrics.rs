@@ -95,6 +95,8 @@ struct Inner {
     key_cache_misses: Counter,
     key_cache_negative_hits: Counter,
     key_lookups: KeyLookupCounters,
+    usage_tag_overflow: Counter,
+    usage_counts_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -198,6 +200,18 @@ impl Metrics {
             key_cache_negative_hits.clone(),
         );
         let key_lookups = KeyLookupCounters::register(&mut registry);
+        let usage_tag_overflow = Counter::default();
+        registry.register(
+            "usage_tag_overflow",
+            "Verifications counted under the tag `other` because their key or organization had counted its most distinct tags this hour",
+            usage_tag_overflow.clone(),
+        );
+        let usage_counts_dropped = Counter::default();
+        registry.register(
+            "usage_counts_dropped",
+            "Verifications not counted in usage because the counts waiting for a flush reached their bound (the database is slow or down)",
+            usage_counts_dropped.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -213,8 +227,20 @@ impl Metrics {
                 key_cache_misses,
                 key_cache_negative_hits,
                 key_lookups,
+                usage_tag_overflow,
+                usage_counts_dropped,
             }),
         }
+    }
+
+    /// Counts a verification whose tag was counted as `other`.
+    pub(crate) fn tag_overflow(&self) {
+        self.inner.usage_tag_overflow.inc();
+    }
+
+    /// Counts a verification the meter had no room for.
+    pub(crate) fn usage_count_dropped(&self) {
+        self.inner.usage_counts_dropped.inc();
     }
 
     /// Counts a verification of an unknown key.

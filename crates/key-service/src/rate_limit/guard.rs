@@ -7,8 +7,8 @@ use std::{
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::shards::Shards;
 use crate::metrics::Metrics;
+use crate::shards::Shards;
 
 /// How many failed verifications in a row a client address may make by default.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 100;

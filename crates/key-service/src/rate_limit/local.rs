@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use key_core::{Period, RateDecision, RateLimit, RateLimits, RateWindows};
 use uuid::Uuid;
 
-use super::shards::Shards;
+use crate::shards::Shards;
 
 /// Limits kept in this process's memory: one `RateWindows` per key.
 #[derive(Debug)]

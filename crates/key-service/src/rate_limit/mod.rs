@@ -6,18 +6,17 @@
 //! `async fn` behind `dyn` would box a future on every verification. With two implementations
 //! known at compile time, a `match` costs nothing and the local case stays a plain function call.
 //!
-//! The in-memory structures are sharded maps (`shards.rs`: a `Mutex<HashMap>` per shard, chosen
-//! by key id or address): there is no lock every request contends on, and no lock is held
+//! The in-memory structures are sharded maps (`crate::shards`: a `Mutex<HashMap>` per shard,
+//! chosen by key id or address): there is no lock every request contends on, and no lock is held
 //! across an `await`. They are pruned periodically (`prune`, called by a job every flush
 //! interval), so keys and addresses that went quiet do not stay in memory.
 //!
 //! The arrows point one way: `mod.rs` → `local`, `redis` and `guard`; `redis` → `local` (its
-//! fallback); `local` and `guard` → `shards`.
+//! fallback).
 
 mod guard;
 mod local;
 mod redis;
-mod shards;
 
 use chrono::{DateTime, Utc};
 use key_core::{RateDecision, RateLimits};

@@ -19,6 +19,16 @@ use crate::metrics::Metrics;
 /// How many independently locked shards the counts are spread over.
 const SHARDS: usize = 16;
 
+/// The most per-minute counts one shard holds between flushes (a sixteenth of 1,000,000,
+/// about 100 MiB at the most). Beyond it a verification is answered as always but not counted
+/// (`keyrack_usage_counts_dropped_total`): a database that is slow or down for long must not
+/// grow the meter without bound.
+const MAX_COUNTS_PER_SHARD: usize = 1_000_000 / SHARDS;
+
+/// The most keys one flush writes in one transaction: a backlog (after an outage, say) is
+/// written in bounded transactions, none holding the write lock for long.
+const MAX_KEYS_PER_TRANSACTION: usize = 1_000;
+
 /// What one count is counted by. Copying one allocates nothing: a code is static, a country
 /// two bytes, and a tag a shared pointer to the request's text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -58,14 +68,16 @@ impl KeyUseSoFar {
 }
 
 /// The usage context of one verification, as the meter counts it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Counted<'a> {
     /// `valid` or the platform error code.
     pub(crate) code: &'static str,
     /// The client's country, given or looked up.
     pub(crate) country: Option<Country>,
-    /// The route or operation.
-    pub(crate) tag: Option<&'a Arc<str>>,
+    /// The route or operation, within the tag budget.
+    pub(crate) tag: Option<Arc<str>>,
+    /// The deployment's counters, for what the meter drops.
+    pub(crate) metrics: &'a Metrics,
 }
 
 /// The maps of one shard. Their keys are chosen by the server (key ids, minutes, codes) or
@@ -147,12 +159,22 @@ impl Meter {
     ) {
         let minute = Resolution::Minute.bucket_start(at.timestamp());
         let mut shard = self.shard(key_id);
+        // Up to three new entries; a verification is counted whole or not at all.
+        if shard.counts.len() + 3 > MAX_COUNTS_PER_SHARD
+            && !shard
+                .counts
+                .contains_key(&(key_id, minute, Value::Code(counted.code)))
+        {
+            drop(shard);
+            counted.metrics.usage_count_dropped();
+            return;
+        }
         shard.add((key_id, minute, Value::Code(counted.code)), 1);
         if let Some(country) = counted.country {
             shard.add((key_id, minute, Value::Country(country)), 1);
         }
         if let Some(tag) = counted.tag {
-            shard.add((key_id, minute, Value::Tag(Arc::clone(tag))), 1);
+            shard.add((key_id, minute, Value::Tag(tag)), 1);
         }
         match shard.keys.get_mut(&key_id) {
             Some(key_use) => {
@@ -176,13 +198,14 @@ impl Meter {
         }
     }
 
-    /// Takes every count out of memory and adds it to the store in one transaction, then hands
-    /// what was written to `on_flushed` (the alert rules). If the write fails, the counts go
-    /// back into memory for the next flush, the failure is counted in `metrics`, and the error
-    /// is returned. Returns how many per-minute counts were written.
+    /// Takes every count out of memory and adds it to the store, in transactions of at most
+    /// [`MAX_KEYS_PER_TRANSACTION`] keys each, then hands what was written to `on_flushed` (the
+    /// alert rules). If a write fails, its counts and those not yet written go back into memory
+    /// for the next flush, the failure is counted in `metrics`, and the error is returned.
+    /// Returns how many per-minute counts were written.
     ///
     /// The write runs in a task of its own: a caller that gives up waiting (a cancelled
-    /// request) neither loses the counts nor interrupts the transaction.
+    /// request) neither loses the counts nor interrupts a transaction.
     pub(crate) async fn flush(
         &self,
         metrics: Metrics,
@@ -196,22 +219,38 @@ impl Meter {
         let meter = self.clone();
         let write = tokio::spawn(async move {
             let _guard = guard;
-            let (counts, uses) = to_store(&taken);
-            match meter.inner.store.record_usage_batch(&counts, &uses).await {
-                Ok(report) => {
-                    on_flushed(report);
-                    Ok(counts.len())
+            let mut batches = split(taken, MAX_KEYS_PER_TRANSACTION).into_iter();
+            let mut written = 0;
+            let mut report = FlushReport::default();
+            let mut failure = None;
+            while let Some(batch) = batches.next() {
+                let (counts, uses) = to_store(&batch);
+                match meter.inner.store.record_usage_batch(&counts, &uses).await {
+                    Ok(batch_report) => {
+                        written += counts.len();
+                        report.keys.extend(batch_report.keys);
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            counts = counts.len(),
+                            %error,
+                            "usage flush failed; the counts are kept for the next flush"
+                        );
+                        metrics.usage_flush_failure();
+                        meter.merge(batch);
+                        for unwritten in batches.by_ref() {
+                            meter.merge(unwritten);
+                        }
+                        failure = Some(Error::from(error));
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(
-                        counts = counts.len(),
-                        %error,
-                        "usage flush failed; the counts are kept for the next flush"
-                    );
-                    metrics.usage_flush_failure();
-                    meter.merge(taken);
-                    Err(Error::from(error))
-                }
+            }
+            if !report.keys.is_empty() {
+                on_flushed(report);
+            }
+            match failure {
+                Some(error) => Err(error),
+                None => Ok(written),
             }
         });
         match write.await {
@@ -252,6 +291,31 @@ impl Meter {
             self.shard(key_id).touch(key_id, key_use);
         }
     }
+}
+
+/// `taken` in batches of at most `max_keys` keys, each key's counts with its use.
+fn split(taken: Shard, max_keys: usize) -> Vec<Shard> {
+    if taken.keys.len() <= max_keys {
+        return vec![taken];
+    }
+    let Shard { counts, keys } = taken;
+    let mut batches: Vec<Shard> = Vec::new();
+    let mut batch_of =
+        HashMap::with_capacity_and_hasher(keys.len(), foldhash::fast::RandomState::default());
+    for (index, (key_id, key_use)) in keys.into_iter().enumerate() {
+        if index % max_keys == 0 {
+            batches.push(Shard::default());
+        }
+        let last = batches.len() - 1;
+        batch_of.insert(key_id, last);
+        batches[last].keys.insert(key_id, key_use);
+    }
+    for (key, count) in counts {
+        if let Some(&index) = batch_of.get(&key.0) {
+            batches[index].counts.insert(key, count);
+        }
+    }
+    batches
 }
 
 /// The store's form of a batch: per-minute counts with their values as text, and each key's
@@ -295,4 +359,44 @@ fn to_store(taken: &Shard) -> (Vec<UsageCount>, Vec<KeyUse>) {
         })
         .collect();
     (counts, uses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_is_written_in_bounded_batches_that_keep_each_key_whole() {
+        let mut taken = Shard::default();
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        for n in 0..2_500_u128 {
+            let key_id = Uuid::from_u128(n);
+            taken.add((key_id, 0, Value::Code("valid")), 1);
+            taken.add((key_id, 60, Value::Code("valid")), 2);
+            taken.touch(
+                key_id,
+                KeyUseSoFar {
+                    organization_id: Uuid::nil(),
+                    first: at,
+                    last: at,
+                    countries: Vec::new(),
+                },
+            );
+        }
+        let batches = split(taken, 1_000);
+        assert_eq!(batches.len(), 3);
+        let mut total = 0;
+        for batch in &batches {
+            assert!(batch.keys.len() <= 1_000);
+            assert_eq!(batch.counts.len(), 2 * batch.keys.len());
+            assert!(
+                batch
+                    .counts
+                    .keys()
+                    .all(|key| batch.keys.contains_key(&key.0))
+            );
+            total += batch.counts.values().sum::<i64>();
+        }
+        assert_eq!(total, 2_500 * 3);
+    }
 }

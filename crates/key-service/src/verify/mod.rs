@@ -11,6 +11,7 @@ mod geoip;
 mod key_cache;
 mod key_lookup;
 mod meter;
+mod tag_budget;
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use key_core::{
     ApiKey, Clock, Error, KeyDigest, KeyRecord, KeyState, KeyType, KeyView, Pepper, RateDecision,
     RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
-use key_store::Store;
+use key_store::{Resolution, Store};
 use uuid::Uuid;
 
 pub use self::{
@@ -35,6 +36,7 @@ use self::{
     key_cache::{CachedKey, Lookup},
     key_lookup::KeyLookups,
     meter::Counted,
+    tag_budget::TagBudget,
 };
 use crate::{
     metrics::{Metrics, UnknownKeyReason},
@@ -87,6 +89,8 @@ pub struct Verifier {
     meter: Meter,
     /// Whether verifications are counted (on unless a benchmark turns it off).
     metering: bool,
+    /// The distinct tags each key and organization may count an hour.
+    tag_budget: Arc<TagBudget>,
     country_db: Option<CountryDb>,
     metrics: Metrics,
 }
@@ -118,6 +122,7 @@ impl Verifier {
             guard: parts.guard,
             meter: parts.meter,
             metering: parts.metering,
+            tag_budget: Arc::default(),
             country_db: parts.country_db,
             metrics: parts.metrics,
         }
@@ -248,10 +253,23 @@ impl Verifier {
                 let ip = context.client_ip?;
                 self.country_db.as_ref()?.country(ip)
             });
+            // A tag is counted for valid verifications only (a caller holding a dead key must
+            // not grow anyone's usage), and within the key's and its organization's budget.
+            let tag = match (code, &context.tag) {
+                ("valid", Some(tag)) => Some(self.tag_budget.admit(
+                    record.id,
+                    record.organization_id,
+                    tag,
+                    Resolution::Hour.bucket_start(now.timestamp()),
+                    &self.metrics,
+                )),
+                _ => None,
+            };
             let counted = Counted {
                 code,
                 country,
-                tag: context.tag.as_ref(),
+                tag,
+                metrics: &self.metrics,
             };
             self.meter
                 .record(record.id, record.organization_id, counted, now);
@@ -342,6 +360,8 @@ impl Verifier {
         let now = self.clock.now();
         self.limiter.prune(now);
         self.guard.prune(now);
+        self.tag_budget
+            .prune(Resolution::Hour.bucket_start(now.timestamp()));
     }
 }
 

@@ -1,4 +1,5 @@
-//! Sharded maps with a size counter, shared by the local limiter and the brute-force guard.
+//! Sharded maps with a size counter, shared by the local limiter, the brute-force guard and the
+//! tag budget: no lock every request contends on, and a size read without visiting every shard.
 
 use std::{
     collections::HashMap,
@@ -16,14 +17,14 @@ const SHARDS: usize = 64;
 /// keys a client chooses (its address); the rate limiter, keyed by key ids the server drew,
 /// takes the faster foldhash.
 #[derive(Debug)]
-pub(super) struct Shards<K, V, S = RandomState> {
+pub(crate) struct Shards<K, V, S = RandomState> {
     shards: Box<[Mutex<HashMap<K, V, S>>]>,
     hasher: S,
     len: AtomicUsize,
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Shards<K, V, S> {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let hasher = S::default();
         Shards {
             shards: (0..SHARDS)
@@ -35,7 +36,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Shards<K, V, S> {
     }
 
     /// Runs `f` on the shard of `key`, under its lock.
-    pub(super) fn with<R>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V, S>) -> R) -> R {
+    pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&mut HashMap<K, V, S>) -> R) -> R {
         // The modulo keeps the index below SHARDS, so the truncation is harmless.
         #[allow(clippy::cast_possible_truncation)]
         let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
@@ -50,7 +51,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Shards<K, V, S> {
 
     /// Keeps the entries for which `keep` is true, one shard at a time; returns how many were
     /// removed.
-    pub(super) fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) -> usize {
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&K, &mut V) -> bool) -> usize {
         let mut removed = 0;
         for shard in &self.shards {
             let mut map = shard
@@ -73,7 +74,7 @@ impl<K: Hash + Eq, V, S: BuildHasher + Default + Clone> Shards<K, V, S> {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 }

@@ -165,3 +165,135 @@ async fn a_key_counts_a_bounded_number_of_distinct_tags() {
         );
     }
 }
+
+async fn test_alert(
+    app: &TestApp,
+    key_id: &str,
+) -> Result<v1::TestAlertRulesResponse, tonic::Status> {
+    app.client
+        .clone()
+        .test_alert_rules(authed(
+            &app.admin_key,
+            v1::TestAlertRulesRequest {
+                key_id: key_id.to_owned(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn alert_events(app: &TestApp) -> Vec<v1::AlertEvent> {
+    app.client
+        .clone()
+        .list_alert_events(authed(
+            &app.admin_key,
+            v1::ListAlertEventsRequest::default(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .alert_events
+}
+
+/// Each TestAlertRules call stores an alert event and queues a delivery per endpoint: they
+/// are limited per organization, endpoints are capped, and old events are pruned (those with
+/// a delivery still pending are kept until it settles).
+#[tokio::test]
+async fn alert_tests_endpoints_and_old_alert_events_are_bounded() {
+    for backend in backends() {
+        let app = spawn_quiet_app(&backend).await;
+        let id = app
+            .create_key("watched", &["chat"], "")
+            .await
+            .api_key
+            .unwrap()
+            .id;
+        for _ in 0..10 {
+            test_alert(&app, &id).await.unwrap();
+        }
+        let status = test_alert(&app, &id).await.unwrap_err();
+        assert_status(
+            &status,
+            Code::ResourceExhausted,
+            "rate_limited",
+            Some("Rate limit exceeded: 10 requests per minute"),
+        );
+        app.clock.advance(chrono::TimeDelta::minutes(1));
+        test_alert(&app, &id).await.unwrap();
+
+        let mut client = app.client.clone();
+        let mut endpoints = Vec::new();
+        for n in 0..20 {
+            let created = client
+                .create_webhook_endpoint(authed(
+                    &app.admin_key,
+                    v1::CreateWebhookEndpointRequest {
+                        url: format!("https://hooks.example.com/{n}"),
+                        description: String::new(),
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            endpoints.push(created.webhook_endpoint.unwrap().id);
+        }
+        let refused = client
+            .create_webhook_endpoint(authed(
+                &app.admin_key,
+                v1::CreateWebhookEndpointRequest {
+                    url: "https://hooks.example.com/one-too-many".into(),
+                    description: String::new(),
+                },
+            ))
+            .await
+            .unwrap_err();
+        assert_status(&refused, Code::FailedPrecondition, "conflict", None);
+
+        // One more test alert, queued for the endpoints (nothing delivers them here).
+        app.clock.advance(chrono::TimeDelta::minutes(1));
+        let pending = test_alert(&app, &id).await.unwrap().test_event.unwrap().id;
+        assert_eq!(alert_events(&app).await.len(), 12);
+        app.clock.advance(chrono::TimeDelta::days(91));
+        app.keyrack.jobs.retention.prune().await.unwrap();
+        let left: Vec<String> = alert_events(&app).await.into_iter().map(|e| e.id).collect();
+        assert_eq!(
+            left,
+            [pending],
+            "only the event with pending deliveries stays"
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_events_are_kept_unless_a_retention_is_set() {
+    for backend in backends() {
+        let keep = spawn_quiet_app(&backend).await;
+        let limited = crate::helpers::spawn_app_configured(&backend, |setup| {
+            setup.settings.audit_retention = Some(chrono::TimeDelta::days(30));
+        })
+        .await;
+        for app in [&keep, &limited] {
+            app.create_key("old", &["chat"], "").await;
+            app.clock.advance(chrono::TimeDelta::days(31));
+            app.create_key("new", &["chat"], "").await;
+            app.keyrack.jobs.retention.prune().await.unwrap();
+        }
+        let events = |app: &TestApp| {
+            let mut client = app.client.clone();
+            let admin = app.admin_key.clone();
+            async move {
+                client
+                    .list_audit_events(authed(&admin, v1::ListAuditEventsRequest::default()))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .audit_events
+                    .len()
+            }
+        };
+        // Bootstrap and two keys by default; only the new key's once 30 days are kept.
+        assert_eq!(events(&keep).await, 3);
+        assert_eq!(events(&limited).await, 1);
+    }
+}

@@ -127,7 +127,13 @@ impl Application {
         let jobs = Jobs::new(
             usage.clone(),
             evaluator,
-            RetentionJob::new(store.clone(), Arc::clone(&clock), settings.usage_retention),
+            RetentionJob::new(
+                store.clone(),
+                Arc::clone(&clock),
+                settings.usage_retention,
+                settings.alert_retention,
+                settings.audit_retention,
+            ),
             AlertSweep::new(store.clone(), alerting.clone()),
             WebhookDelivery::new(
                 store.clone(),

@@ -7,7 +7,10 @@ use std::time::Duration;
 use chrono::TimeDelta;
 
 use crate::{
-    jobs::{DEFAULT_ALERT_SWEEP_INTERVAL, FLUSH_INTERVAL, UsageRetention, WebhookSettings},
+    jobs::{
+        DEFAULT_ALERT_RETENTION, DEFAULT_ALERT_SWEEP_INTERVAL, FLUSH_INTERVAL, UsageRetention,
+        WebhookSettings,
+    },
     rate_limit::{DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD},
     verify::KeyCacheSettings,
 };
@@ -28,6 +31,10 @@ pub struct Settings {
     pub flush_interval: Duration,
     /// How long usage is kept at each resolution.
     pub usage_retention: UsageRetention,
+    /// How long alert events (and their webhook deliveries) are kept.
+    pub alert_retention: TimeDelta,
+    /// How long audit events are kept; `None` (the default) keeps them.
+    pub audit_retention: Option<TimeDelta>,
     /// How often keys about to expire or due for rotation are looked for.
     pub alert_sweep_interval: Duration,
     /// How webhooks are delivered.
@@ -43,6 +50,8 @@ impl Default for Settings {
             metering: true,
             flush_interval: FLUSH_INTERVAL,
             usage_retention: UsageRetention::default(),
+            alert_retention: DEFAULT_ALERT_RETENTION,
+            audit_retention: None,
             alert_sweep_interval: DEFAULT_ALERT_SWEEP_INTERVAL,
             webhooks: WebhookSettings::default(),
             brute_force: BruteForceSettings::default(),

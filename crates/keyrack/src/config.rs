@@ -90,6 +90,13 @@ pub(crate) struct ServeConfig {
     /// How long daily usage is kept, e.g. `400d`.
     #[arg(long, env = "KEYRACK_USAGE_RETENTION_DAY", default_value = "400d", value_parser = humantime::parse_duration)]
     usage_retention_day: Duration,
+    /// How long alert events (and their webhook deliveries, once settled) are kept, e.g. `90d`.
+    #[arg(long, env = "KEYRACK_ALERT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    alert_retention: Duration,
+    /// How long audit events are kept, e.g. `400d`, or `keep` (the default): nothing is
+    /// deleted.
+    #[arg(long, env = "KEYRACK_AUDIT_RETENTION", default_value = "keep")]
+    audit_retention: Retention,
     /// `false` stops counting verifications: no usage, no last-used times, no usage alerts.
     /// Meant for measuring what metering costs (bench/metering.sh).
     #[arg(long, env = "KEYRACK_METERING", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "true")]
@@ -124,6 +131,12 @@ impl ServeConfig {
                 hour: delta(self.usage_retention_hour, "usage-retention-hour")?,
                 day: delta(self.usage_retention_day, "usage-retention-day")?,
             },
+            alert_retention: delta(self.alert_retention, "alert-retention")?,
+            audit_retention: self
+                .audit_retention
+                .0
+                .map(|retention| delta(retention, "audit-retention"))
+                .transpose()?,
             webhooks: WebhookSettings {
                 allow_http: self.webhook_allow_http,
                 ..WebhookSettings::default()
@@ -169,6 +182,21 @@ impl ServeConfig {
         let db = CountryDb::open(path)?;
         tracing::info!(path = %path.display(), "country database loaded");
         Ok(Some(db))
+    }
+}
+
+/// A retention: `keep` (nothing is deleted), or a duration like `400d`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retention(Option<Duration>);
+
+impl std::str::FromStr for Retention {
+    type Err = humantime::DurationError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if value.eq_ignore_ascii_case("keep") {
+            return Ok(Retention(None));
+        }
+        humantime::parse_duration(value).map(|duration| Retention(Some(duration)))
     }
 }
 
@@ -236,6 +264,20 @@ mod tests {
                 .unwrap()
                 .webhook_allow_http
         );
+    }
+
+    #[test]
+    fn audit_events_are_kept_unless_a_retention_is_set() {
+        assert_eq!(
+            parse(&[]).unwrap().settings().unwrap().audit_retention,
+            None
+        );
+        let set = parse(&["--audit-retention", "400d"])
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(set.audit_retention, Some(TimeDelta::days(400)));
+        assert!(parse(&["--audit-retention", "forever"]).is_err());
     }
 
     #[test]

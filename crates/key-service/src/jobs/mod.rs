@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::{
     alert_evaluation::AlertEvaluator,
     alert_sweep::{AlertSweep, DEFAULT_ALERT_SWEEP_INTERVAL},
-    retention::{RETENTION_INTERVAL, RetentionJob, UsageRetention},
+    retention::{DEFAULT_ALERT_RETENTION, RETENTION_INTERVAL, RetentionJob, UsageRetention},
     webhook_delivery::{WebhookDelivery, WebhookSettings},
 };
 use crate::{

@@ -1,4 +1,5 @@
-//! How long usage is kept at each resolution, and the job that prunes what is older.
+//! How long usage, alert events and (when the operator says so) audit events are kept, and the
+//! job that prunes what is older.
 
 use std::{sync::Arc, time::Duration};
 
@@ -47,37 +48,77 @@ impl UsageRetention {
     }
 }
 
-/// Deletes usage past its retention. Cheap to clone.
+/// How long, by default, alert events (and their webhook deliveries) are kept.
+pub const DEFAULT_ALERT_RETENTION: TimeDelta = TimeDelta::days(90);
+
+/// Deletes usage, alert events and audit events past their retention. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RetentionJob {
     store: Store,
     clock: Arc<dyn Clock>,
-    retention: UsageRetention,
+    usage: UsageRetention,
+    alert_events: TimeDelta,
+    audit_events: Option<TimeDelta>,
 }
 
 impl RetentionJob {
-    pub(crate) fn new(store: Store, clock: Arc<dyn Clock>, retention: UsageRetention) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        usage: UsageRetention,
+        alert_events: TimeDelta,
+        audit_events: Option<TimeDelta>,
+    ) -> Self {
         RetentionJob {
             store,
             clock,
-            retention,
+            usage,
+            alert_events,
+            audit_events,
         }
     }
 
-    /// Deletes usage older than its retention, by the clock, in bounded batches; returns how
-    /// many rows it deleted. The job runs it every [`RETENTION_INTERVAL`]; tests call it.
+    /// Deletes what is older than its retention, by the clock, in bounded batches; returns how
+    /// many rows it deleted (usage rows, alert events, audit events). The job runs it every
+    /// [`RETENTION_INTERVAL`]; tests call it.
     pub async fn prune(&self) -> Result<u64, Error> {
-        prune(&self.store, &self.retention, self.clock.now()).await
+        let now = self.clock.now();
+        let mut deleted = prune(&self.store, &self.usage, now).await?;
+        let before = now - self.alert_events;
+        deleted += batches(|| self.store.prune_alert_events(before, PRUNE_BATCH)).await?;
+        if let Some(retention) = self.audit_events {
+            let before = now - retention;
+            deleted += batches(|| self.store.prune_audit_events(before, PRUNE_BATCH)).await?;
+        }
+        Ok(deleted)
     }
 
     /// One run of the job: prunes, and logs what it did.
     pub(crate) async fn run(&self) {
         match self.prune().await {
             Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, "usage past its retention pruned"),
-            Err(error) => tracing::warn!(%error, "pruning old usage failed"),
+            Ok(rows) => tracing::info!(rows, "rows past their retention pruned"),
+            Err(error) => tracing::warn!(%error, "pruning old rows failed"),
         }
     }
+}
+
+/// Runs `batch` until it deletes fewer than a whole batch, at most `PRUNE_BATCHES_PER_RUN`
+/// times; what is left waits for the next run.
+async fn batches<F, Fut>(mut batch: F) -> Result<u64, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, key_store::Error>>,
+{
+    let mut deleted = 0;
+    for _ in 0..PRUNE_BATCHES_PER_RUN {
+        let rows = batch().await?;
+        deleted += rows;
+        if rows < PRUNE_BATCH {
+            break;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Deletes the rows of each resolution whose bucket started more than its retention before

@@ -5,7 +5,12 @@
 //! on the organization. Setting rules writes its `alert_rules.update` audit event in the
 //! change's own transaction.
 
-use key_core::{Action, Alert, AlertRules, AlertRulesSource, AlertType, AuditAction, Error};
+use std::sync::Arc;
+
+use key_core::{
+    Action, Alert, AlertRules, AlertRulesSource, AlertType, AuditAction, Error, Period,
+    RateDecision, RateLimit, RateLimits,
+};
 use key_store::{AlertEvent, AlertEventFilter, AlertKey, Store};
 use uuid::Uuid;
 
@@ -15,7 +20,12 @@ use crate::{
     access::Access,
     alerting::{Alerting, Firing, ThresholdEvaluation},
     jobs::UsageFlusher,
+    rate_limit::LocalLimiter,
 };
+
+/// How many TestAlertRules calls an organization may make a minute, in each process: each one
+/// stores an alert event and queues a delivery to every webhook endpoint.
+const ALERT_TESTS_PER_MINUTE: u32 = 10;
 
 /// The rules in force and where they come from.
 pub type RulesInForce = (AlertRules, AlertRulesSource);
@@ -37,6 +47,8 @@ pub struct Alerts {
     access: Access,
     alerting: Alerting,
     usage: UsageFlusher,
+    /// TestAlertRules calls, per organization (few: organizations are created by operators).
+    tests: Arc<LocalLimiter>,
 }
 
 impl Alerts {
@@ -51,6 +63,7 @@ impl Alerts {
             access,
             alerting,
             usage,
+            tests: Arc::default(),
         }
     }
 
@@ -122,6 +135,17 @@ impl Alerts {
         rules: Option<AlertRules>,
     ) -> Result<AlertTest, Error> {
         let key = self.permitted_key(by, id, Action::ManageAlerts).await?;
+        let limit = RateLimit {
+            requests: ALERT_TESTS_PER_MINUTE,
+            per: Period::Minute,
+        };
+        let limits = RateLimits::from_list("test", [limit])?;
+        if let RateDecision::Limited { limit, .. } =
+            self.tests
+                .acquire(by.caller.organization_id, &limits, self.alerting.now())
+        {
+            return Err(Error::RateLimited(limit));
+        }
         let rules = match rules {
             Some(rules) => rules,
             None => self.rules_in_force(by, Some(&key)).await?.0,

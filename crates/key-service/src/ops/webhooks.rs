@@ -22,6 +22,9 @@ use super::{
 };
 use crate::{Requester, access::Access};
 
+/// How many live webhook endpoints an organization may have: each alert is queued for every one.
+const MAX_ENDPOINTS_PER_ORGANIZATION: u64 = 20;
+
 /// A new or rotated endpoint and its signing secret, shown once.
 #[derive(Debug)]
 pub struct EndpointWithSecret {
@@ -85,6 +88,20 @@ impl Webhooks {
         self.authorize(by).await?;
         let url = WebhookUrl::parse(url, self.allow_http)?;
         let description = parse_webhook_description(description)?;
+        let live = self
+            .store
+            .list_webhook_endpoints(
+                by.caller.organization_id,
+                None,
+                MAX_ENDPOINTS_PER_ORGANIZATION,
+            )
+            .await?;
+        if live.len() as u64 >= MAX_ENDPOINTS_PER_ORGANIZATION {
+            return Err(Error::Conflict(format!(
+                "an organization has at most {MAX_ENDPOINTS_PER_ORGANIZATION} webhook endpoints: \
+                 delete one first"
+            )));
+        }
         let id = Uuid::now_v7();
         let (secret, sealed_secret) = self.draw_secret(id)?;
         let now = self.clock.now();

@@ -10,6 +10,7 @@ mod m20261128_000005_usage_buckets;
 mod m20261128_000006_alerts_and_webhooks;
 mod m20261128_000007_webhooks;
 mod m20261206_000008_deployment_settings;
+mod m20261206_000009_retention_indexes;
 #[cfg(test)]
 mod tests;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_alerts_and_webhooks::Migration),
             Box::new(m20261128_000007_webhooks::Migration),
             Box::new(m20261206_000008_deployment_settings::Migration),
+            Box::new(m20261206_000009_retention_indexes::Migration),
         ]
     }
 }

@@ -73,7 +73,7 @@ async fn down_and_up_again(url: &str) {
     }
     let first_schema = schema(db).await;
 
-    // 000005 folded `usage_hourly` into `usage_buckets`; undoing it (and the three after it)
+    // 000005 folded `usage_hourly` into `usage_buckets`; undoing it (and the four after it)
     // brings the hourly counts back where 000001 kept them.
     let key_id = uuid::Uuid::now_v7();
     let organization_id = uuid::Uuid::now_v7();
@@ -113,7 +113,7 @@ async fn down_and_up_again(url: &str) {
     )
     .await
     .unwrap();
-    Migrator::down(db, Some(4)).await.unwrap();
+    Migrator::down(db, Some(5)).await.unwrap();
     let hourly = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),

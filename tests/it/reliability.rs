@@ -297,3 +297,61 @@ async fn audit_events_are_kept_unless_a_retention_is_set() {
         assert_eq!(events(&limited).await, 1);
     }
 }
+
+/// Calls without a valid key (none, a made-up one) are refused and counted, but written to the
+/// audit log at most once a minute per client address: a flood of them grows nothing.
+#[tokio::test]
+async fn a_flood_of_anonymous_admin_calls_writes_one_audit_row_a_minute() {
+    for backend in backends() {
+        let app = spawn_quiet_app(&backend).await;
+        let count_rows = || async {
+            let db = sea_orm::Database::connect(&app.database_url).await.unwrap();
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.denied' AND actor_type = 'anonymous'",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let count: i64 = row.try_get_by_index(0).unwrap();
+            db.close().await.unwrap();
+            count
+        };
+        let made_up = key_core::ApiKey::generate(
+            key_core::Environment::Live,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        for n in 0..50 {
+            let key = if n % 2 == 0 {
+                made_up.expose().to_owned()
+            } else {
+                String::new()
+            };
+            let request = if key.is_empty() {
+                tonic::Request::new(v1::ListKeysRequest::default())
+            } else {
+                authed(&key, v1::ListKeysRequest::default())
+            };
+            let status = app.client.clone().list_keys(request).await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated);
+        }
+        assert_eq!(count_rows().await, 1);
+        let metrics = app.keyrack.metrics.render();
+        assert!(
+            metrics.contains(r#"keyrack_auth_refusals_total{reason="invalid_api_key"} 50"#),
+            "{metrics}"
+        );
+        // The next minute, the same address is recorded once more.
+        app.clock.advance(chrono::TimeDelta::minutes(1));
+        let status = app
+            .client
+            .clone()
+            .list_keys(tonic::Request::new(v1::ListKeysRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(count_rows().await, 2);
+    }
+}

@@ -162,6 +162,7 @@ pub(crate) async fn reset_key_alerts(
         (status = 403, description = "The caller key lacks `admin` (and the key is not its own personal key)", body = ErrorBody),
         (status = 404, description = "No such key in the organization", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "The organization tested its alerts 10 times this minute", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]

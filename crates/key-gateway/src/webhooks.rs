@@ -33,6 +33,7 @@ use crate::{
         (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
         (status = 403, description = "The caller key lacks `admin`", body = ErrorBody),
+        (status = 409, description = "The organization has its 20 webhook endpoints already", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )

@@ -3,6 +3,7 @@
 //! travels in the request's extensions. The layer also reads where a request came from.
 
 use std::{
+    net::IpAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -135,8 +136,18 @@ pub(crate) fn request_context<B>(request: &http::Request<B>) -> RequestContext {
     let peer = request
         .extensions()
         .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .map(|address| address.to_string());
+        .and_then(TcpConnectInfo::remote_addr);
+    // Without a TCP peer the call came in memory from this process's gateway, which appended
+    // the address it saw (its client, through any trusted proxies) to X-Forwarded-For.
+    let client_ip = peer.map(|address| address.ip()).or_else(|| {
+        header("x-forwarded-for")?
+            .rsplit(',')
+            .next()?
+            .trim()
+            .parse::<IpAddr>()
+            .ok()
+    });
+    let peer = peer.map(|address| address.to_string());
     // Each proxy appends the address it saw, so the end of X-Forwarded-For is the part a
     // trusted proxy (the gateway) wrote; the beginning is whatever the client claimed. A
     // long claim is cut at its start, so padding cannot push the real address out.
@@ -147,6 +158,7 @@ pub(crate) fn request_context<B>(request: &http::Request<B>) -> RequestContext {
     };
     RequestContext {
         client_address,
+        client_ip,
         request_id: header("x-request-id").map(|value| keep_head(&value)),
         method: Some(request.uri().path().to_owned()),
     }
@@ -203,6 +215,8 @@ mod tests {
         assert!(address.ends_with("198.51.100.7"), "{address}");
         assert_eq!(address.chars().count(), MAX_HEADER_CHARS + 1);
         assert_eq!(context.request_id.unwrap(), "r".repeat(MAX_HEADER_CHARS));
+        // In memory (no TCP peer) the gateway's appended address is the client's.
+        assert_eq!(context.client_ip, "198.51.100.7".parse().ok());
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! permission table (`key_core::PERMISSIONS`) whether it may act. Every refusal, of the
 //! credential or of the permission, appends an `auth.denied` event to the audit log.
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use key_core::{
     Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, ScopeSet,
@@ -12,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     Actor, RequestContext, Requester,
+    metrics::Metrics,
     requester::audit_event,
     verify::{Mode, Verifier, VerifyContext},
 };
@@ -19,20 +23,59 @@ use crate::{
 /// How much of a refused call's method path the audit event keeps.
 const MAX_TARGET_CHARS: usize = 200;
 
+/// At most this many anonymous refusals are written to the audit log a minute, each from
+/// another client address; the rest are counted only.
+const MAX_ANONYMOUS_RECORDS_PER_MINUTE: usize = 1_000;
+
+/// Which client addresses had an anonymous refusal recorded this minute. A flood of calls
+/// without a valid key (no key, a made-up key, an invented method) would otherwise write one
+/// audit row each, never deleted, each taking SQLite's write lock ahead of revocations.
+#[derive(Debug, Default)]
+struct AnonymousRecords {
+    minute: i64,
+    addresses: HashSet<String>,
+}
+
+impl AnonymousRecords {
+    /// Whether a refusal from `address` in `minute` is the one to record.
+    fn admit(&mut self, address: &str, minute: i64) -> bool {
+        if self.minute != minute {
+            self.minute = minute;
+            self.addresses.clear();
+        }
+        if self.addresses.len() >= MAX_ANONYMOUS_RECORDS_PER_MINUTE
+            || self.addresses.contains(address)
+        {
+            return false;
+        }
+        self.addresses.insert(address.to_owned());
+        true
+    }
+}
+
 /// Authentication and authorization. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Access {
     verifier: Verifier,
     store: Store,
     clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    anonymous: Arc<Mutex<AnonymousRecords>>,
 }
 
 impl Access {
-    pub(crate) fn new(verifier: Verifier, store: Store, clock: Arc<dyn Clock>) -> Access {
+    pub(crate) fn new(
+        verifier: Verifier,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Access {
         Access {
             verifier,
             store,
             clock,
+            metrics,
+            anonymous: Arc::default(),
         }
     }
 
@@ -137,8 +180,11 @@ impl Access {
         Ok(record)
     }
 
-    /// Appends the `auth.denied` event of a refused call to `path`; if even that write fails,
-    /// the caller is refused all the same.
+    /// Counts a refused call to `path` (`keyrack_auth_refusals_total`) and appends its
+    /// `auth.denied` event; if even that write fails, the caller is refused all the same. An
+    /// anonymous refusal (no key, or one that matches nothing) is recorded at most once a
+    /// minute per client address, and only for the first addresses of the minute: it belongs
+    /// to no organization, and a flood of them must not grow the log or hold the write lock.
     async fn deny(
         &self,
         path: &str,
@@ -147,6 +193,24 @@ impl Access {
         organization_id: Option<Uuid>,
         error: &Error,
     ) {
+        let now = self.clock.now();
+        self.metrics.auth_refusal(error.code().reason());
+        if let Actor::Anonymous = actor {
+            // By address alone: a new connection (a new port) is the same client.
+            let address = match context.client_ip {
+                Some(ip) => ip.to_string(),
+                None => context.client_address.clone().unwrap_or_default(),
+            };
+            let minute = now.timestamp().div_euclid(60);
+            let admitted = self
+                .anonymous
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .admit(&address, minute);
+            if !admitted {
+                return;
+            }
+        }
         let event = audit_event(
             actor,
             organization_id,
@@ -157,7 +221,7 @@ impl Access {
             AuditOutcome::Denied,
             Some(error.code().reason()),
             context,
-            self.clock.now(),
+            now,
         );
         if let Err(error) = self.store.append_audit_event(&event).await {
             tracing::error!(%error, "audit event of a refused call not recorded");

@@ -119,7 +119,12 @@ impl Application {
             country_db,
             metrics: metrics.clone(),
         });
-        let access = Access::new(verifier.clone(), store.clone(), Arc::clone(&clock));
+        let access = Access::new(
+            verifier.clone(),
+            store.clone(),
+            Arc::clone(&clock),
+            metrics.clone(),
+        );
         let alerting = Alerting::new(store.clone(), Arc::clone(&clock), metrics.clone());
         let evaluator = AlertEvaluator::new(alerting.clone());
         let usage = UsageFlusher::new(meter, evaluator.clone(), metrics.clone());

@@ -97,6 +97,7 @@ struct Inner {
     key_lookups: KeyLookupCounters,
     usage_tag_overflow: Counter,
     usage_counts_dropped: Counter,
+    auth_refusals: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -200,6 +201,12 @@ impl Metrics {
             key_cache_negative_hits.clone(),
         );
         let key_lookups = KeyLookupCounters::register(&mut registry);
+        let auth_refusals = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "auth_refusals",
+            "Admin calls refused for their credential or their permission, by reason (each is audited, anonymous ones at most once a minute per client address)",
+            auth_refusals.clone(),
+        );
         let usage_tag_overflow = Counter::default();
         registry.register(
             "usage_tag_overflow",
@@ -229,8 +236,17 @@ impl Metrics {
                 key_lookups,
                 usage_tag_overflow,
                 usage_counts_dropped,
+                auth_refusals,
             }),
         }
+    }
+
+    /// Counts an admin call refused with `reason` (an error code's reason string).
+    pub(crate) fn auth_refusal(&self, reason: &'static str) {
+        self.inner
+            .auth_refusals
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// Counts a verification whose tag was counted as `other`.

@@ -3,6 +3,8 @@
 //! of audit events. The store appends them, in the same transaction as the change they
 //! describe.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use key_core::{ActorType, AuditAction, AuditEvent, AuditOutcome, Caller};
 use uuid::Uuid;
@@ -35,6 +37,10 @@ pub struct RequestContext {
     /// The peer address, followed by any `X-Forwarded-For` claim (which the peer asserts, so it
     /// is recorded beside the address, not instead of it).
     pub client_address: Option<String>,
+    /// The client's IP address alone: the TCP peer's, or for a call that crossed no socket (the
+    /// gateway of this process), the address the gateway appended to `X-Forwarded-For`. What
+    /// refusals are counted and sampled by.
+    pub client_ip: Option<IpAddr>,
     /// The caller's `x-request-id`.
     pub request_id: Option<String>,
     /// The called method's path, e.g. `/keyrack.v1.KeyService/CreateKey`: the target of an

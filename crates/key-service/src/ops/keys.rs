@@ -320,8 +320,9 @@ impl Keys {
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         let now = self.clock.now();
         let audit = by.event(AuditAction::KeyRevoke, id, now);
-        // The emergency control waits on nothing else: the revocation commits first.
-        let (mut record, digest) = self
+        // The emergency control waits on nothing else: no usage flush before or after it (its
+        // answer's last use may lag by one flush interval).
+        let (record, digest) = self
             .store
             .revoke_key(caller.organization_id, id, reason, now, &audit)
             .await?
@@ -329,13 +330,6 @@ impl Keys {
         // The next verification of this key in this process must see the revocation.
         self.key_cache.forget(&digest);
         tracing::info!(key_id = %record.id, revoked_by = %caller.key_id, "key revoked");
-        // The answer shows the key's last use as this process counted it, when the store takes
-        // the counts in time.
-        if self.usage.flush_before_answering().await
-            && let Ok(Some(fresh)) = self.store.get_key(caller.organization_id, id).await
-        {
-            record = fresh;
-        }
         Ok(KeyDetails::at(record, now, &policy))
     }
 

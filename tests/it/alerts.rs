@@ -28,6 +28,8 @@ async fn spawn(backend: &Backend) -> TestApp {
         setup.settings.alert_sweep_interval = NEVER;
         setup.settings.webhooks = WebhookSettings {
             allow_http: true,
+            // The receivers listen on loopback.
+            allow_private: true,
             poll_interval: NEVER,
             ..WebhookSettings::default()
         };

@@ -682,6 +682,8 @@ async fn spawn_webhook_app(backend: &Backend) -> TestApp {
     spawn_app_configured(backend, |setup| {
         setup.settings.webhooks = WebhookSettings {
             allow_http: true,
+            // The receivers listen on loopback.
+            allow_private: true,
             poll_interval: Duration::from_secs(3600),
             ..WebhookSettings::default()
         };

@@ -138,6 +138,8 @@ async fn receive(
 fn driven_by_the_test() -> WebhookSettings {
     WebhookSettings {
         allow_http: true,
+        // The receivers listen on loopback.
+        allow_private: true,
         poll_interval: Duration::from_secs(3600),
         ..WebhookSettings::default()
     }
@@ -702,6 +704,8 @@ async fn two_replicas_deliver_each_event_once() {
         // Both servers' workers poll often and compete for the same deliveries.
         let eager = WebhookSettings {
             allow_http: true,
+            // The receivers listen on loopback.
+            allow_private: true,
             poll_interval: Duration::from_millis(20),
             ..WebhookSettings::default()
         };
@@ -910,5 +914,60 @@ async fn a_test_alert_reaches_the_endpoint_end_to_end() {
             delivery.webhook_endpoint_id,
             created.webhook_endpoint.unwrap().id
         );
+    }
+}
+
+/// A tenant's endpoint must not reach the deployment's own network: by default a delivery to a
+/// loopback (or private, or link-local) address is refused without connecting, whether the URL
+/// names the address or a name that resolves to it, and an attempt's record holds a class of
+/// error, never the system's detail that would map ports.
+#[tokio::test]
+async fn deliveries_to_internal_addresses_are_refused_and_errors_reveal_no_detail() {
+    for backend in backends() {
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.settings.webhooks = WebhookSettings {
+                allow_http: true,
+                poll_interval: Duration::from_secs(3600),
+                ..WebhookSettings::default()
+            };
+        })
+        .await;
+        let receiver = Receiver::start(&app.clock).await;
+        let by_name = receiver.url.replace("127.0.0.1", "localhost");
+        for url in [receiver.url.as_str(), by_name.as_str()] {
+            create_endpoint(&app, url).await.unwrap();
+        }
+        let (event_id, _, queued) = enqueue_event(&app, default_organization(&app).await).await;
+        assert_eq!(queued, 2);
+        assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 2);
+        assert!(receiver.received().is_empty(), "an internal address was reached");
+        let deliveries = list_deliveries(
+            &app,
+            v1::ListWebhookDeliveriesRequest {
+                event_id: event_id.to_string(),
+                ..Default::default()
+            },
+        )
+        .await;
+        for delivery in &deliveries {
+            assert_eq!(
+                delivery.attempts[0].error,
+                "refused: the endpoint's address is not public (--webhook-allow-private allows it)"
+            );
+        }
+
+        // Allowed (a deployment's own network), a closed port is only "connection failed".
+        let allowed = spawn_app_configured(&backend, |setup| {
+            setup.settings.webhooks = driven_by_the_test();
+        })
+        .await;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks", closed.local_addr().unwrap());
+        drop(closed);
+        create_endpoint(&allowed, &url).await.unwrap();
+        let (event_id, _, _) = enqueue_event(&allowed, default_organization(&allowed).await).await;
+        allowed.keyrack.jobs.webhooks.deliver_due().await.unwrap();
+        let delivery = the_delivery(&allowed, event_id).await;
+        assert_eq!(delivery.attempts[0].error, "connection failed");
     }
 }

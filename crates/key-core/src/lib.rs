@@ -60,7 +60,8 @@ pub use limits::ratelimit::{
 pub use random::RandomSource;
 pub use webhook::delivery::{DeliveryState, RetrySchedule};
 pub use webhook::endpoint::{
-    MAX_WEBHOOK_DESCRIPTION_CHARS, MAX_WEBHOOK_URL_CHARS, WebhookUrl, parse_webhook_description,
+    MAX_WEBHOOK_DESCRIPTION_CHARS, MAX_WEBHOOK_URL_CHARS, WebhookUrl, is_public_address,
+    parse_webhook_description,
 };
 pub use webhook::signing::{
     DEFAULT_SIGNATURE_TOLERANCE, SignatureCheck, SigningSecret, WebhookSecretCipher,

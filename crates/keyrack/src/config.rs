@@ -48,6 +48,10 @@ pub(crate) struct ServeConfig {
     /// cross the network unencrypted.
     #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_HTTP", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     webhook_allow_http: bool,
+    /// Deliver webhooks to private, loopback and link-local addresses too (an endpoint on
+    /// your own network). Off by default: a tenant's endpoint must not reach inside.
+    #[arg(long, env = "KEYRACK_WEBHOOK_ALLOW_PRIVATE", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    webhook_allow_private: bool,
     /// Reverse proxies in front of the REST gateway, comma-separated addresses or CIDR
     /// networks (e.g. `10.0.0.0/8,192.0.2.7`). The client's address, which the brute-force
     /// guard counts failures by, is read from the right of `X-Forwarded-For` through these
@@ -139,6 +143,7 @@ impl ServeConfig {
                 .transpose()?,
             webhooks: WebhookSettings {
                 allow_http: self.webhook_allow_http,
+                allow_private: self.webhook_allow_private,
                 ..WebhookSettings::default()
             },
             ..Settings::default()

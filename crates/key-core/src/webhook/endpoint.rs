@@ -1,4 +1,7 @@
-//! Webhook endpoints: the rules an endpoint's URL and description must meet.
+//! Webhook endpoints: the rules an endpoint's URL and description must meet, and which
+//! addresses deliveries may reach.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::Error;
 
@@ -53,6 +56,50 @@ impl WebhookUrl {
     }
 }
 
+/// Whether deliveries may go to `ip`: a public address, not the deployment's own network.
+/// Loopback, private (RFC 1918, unique local), link-local (where cloud metadata services
+/// answer), shared (CGNAT), documentation, benchmarking, multicast, unspecified and broadcast
+/// addresses are not public; an IPv4-mapped IPv6 address is judged as its IPv4 address. A
+/// tenant's endpoint must not turn Keyrack into a way into the internal network.
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        // 0.0.0.0/8 ("this network"), 100.64.0.0/10 (shared, CGNAT), 192.0.0.0/24 (protocol
+        // assignments), 198.18.0.0/15 (benchmarking), 240.0.0.0/4 (reserved).
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        // fc00::/7 unique local, fe80::/10 link-local, 2001:db8::/32 documentation.
+        || (first & 0xfe00) == 0xfc00
+        || (first & 0xffc0) == 0xfe80
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+}
+
 /// Checks an endpoint description: at most [`MAX_WEBHOOK_DESCRIPTION_CHARS`] characters,
 /// without control characters.
 pub fn parse_webhook_description(text: &str) -> Result<String, Error> {
@@ -69,6 +116,41 @@ pub fn parse_webhook_description(text: &str) -> Result<String, Error> {
         });
     }
     Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_reachable() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(!is_public_address(internal.parse().unwrap()), "{internal}");
+        }
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
+            assert!(is_public_address(public.parse().unwrap()), "{public}");
+        }
+    }
 }
 
 #[cfg(test)]

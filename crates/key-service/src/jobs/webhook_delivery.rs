@@ -8,6 +8,7 @@
 //! `Keyrack-Event-Id`.
 
 use std::{
+    net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -15,8 +16,10 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     Clock, DeliveryState, Error, Pepper, RandomSource, RetrySchedule, WebhookSecretCipher,
+    is_public_address,
 };
 use key_store::{ClaimedDelivery, DeliveryAttempt, Store};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::{sync::OnceCell, task::JoinSet};
 
 use crate::metrics::Metrics;
@@ -31,9 +34,6 @@ const DELIVERY_ID_HEADER: &str = "Keyrack-Delivery-Id";
 const ATTEMPT_HEADER: &str = "Keyrack-Attempt";
 /// The User-Agent of every delivery.
 const USER_AGENT: &str = "Keyrack-Webhooks/1";
-
-/// The longest error text kept for an attempt.
-const MAX_ERROR_CHARS: usize = 500;
 
 /// Webhook settings. The defaults suit production: https only, retries from 30 s up to hourly
 /// for 25 h, a poll every second.
@@ -52,6 +52,9 @@ pub struct WebhookSettings {
     pub lease: TimeDelta,
     /// At most this many deliveries are attempted per poll.
     pub batch_size: u64,
+    /// Deliver to private, loopback and link-local addresses too (an endpoint on the
+    /// deployment's own network). Off by default: a tenant's endpoint must not reach inside.
+    pub allow_private: bool,
 }
 
 impl Default for WebhookSettings {
@@ -63,6 +66,7 @@ impl Default for WebhookSettings {
             request_timeout: Duration::from_secs(10),
             lease: TimeDelta::minutes(2),
             batch_size: 32,
+            allow_private: false,
         }
     }
 }
@@ -110,14 +114,19 @@ impl WebhookDelivery {
     async fn client(&self) -> Result<&reqwest::Client, Error> {
         self.client
             .get_or_try_init(|| async {
-                reqwest::Client::builder()
+                let mut builder = reqwest::Client::builder()
                     .user_agent(USER_AGENT)
                     .timeout(self.settings.request_timeout)
                     .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|error| {
-                        Error::Internal(format!("cannot build the webhook HTTP client: {error}"))
-                    })
+                    // No proxy from the environment: the address checks below are the ones
+                    // that decide where a delivery goes.
+                    .no_proxy();
+                if !self.settings.allow_private {
+                    builder = builder.dns_resolver(Arc::new(PublicOnly));
+                }
+                builder.build().map_err(|error| {
+                    Error::Internal(format!("cannot build the webhook HTTP client: {error}"))
+                })
             })
             .await
     }
@@ -186,16 +195,34 @@ async fn attempt(
     let secret = cipher.open(&delivery.sealed_secret, delivery.endpoint_id)?;
     let signature = secret.signature_header(now.timestamp(), delivery.payload.as_bytes());
     let started = Instant::now();
-    let sent = client
-        .post(&delivery.url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .header(EVENT_ID_HEADER, delivery.event_id.to_string())
-        .header(DELIVERY_ID_HEADER, delivery.id.to_string())
-        .header(ATTEMPT_HEADER, delivery.attempt_number.to_string())
-        .body(delivery.payload.clone())
-        .send()
-        .await;
+    // A name is checked when it is resolved (`PublicOnly`); an address in the URL never is.
+    let literal_refused = !worker.settings.allow_private
+        && reqwest::Url::parse(&delivery.url)
+            .ok()
+            .and_then(|url| {
+                let host = url.host_str()?;
+                // An IPv6 literal comes bracketed.
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<IpAddr>()
+                    .ok()
+            })
+            .is_some_and(|ip| !is_public_address(ip));
+    let sent = if literal_refused {
+        Err(Refusal::Private)
+    } else {
+        client
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .header(EVENT_ID_HEADER, delivery.event_id.to_string())
+            .header(DELIVERY_ID_HEADER, delivery.id.to_string())
+            .header(ATTEMPT_HEADER, delivery.attempt_number.to_string())
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(Refusal::Transport)
+    };
     let (status_code, error) = match sent {
         Ok(response) if response.status().is_success() => (response.status().as_u16(), None),
         Ok(response) => {
@@ -205,7 +232,7 @@ async fn attempt(
                 Some(format!("the endpoint answered HTTP {status}")),
             )
         }
-        Err(error) => (0, Some(describe(&error))),
+        Err(refusal) => (0, Some(refusal.class().to_owned())),
     };
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let succeeded = error.is_none();
@@ -249,22 +276,76 @@ async fn attempt(
     Ok(())
 }
 
-/// Why a POST got no answer, for the attempt's record. The URL is left out (its query string
-/// may hold the receiver's own token); the signing secret is never part of a transport error.
-fn describe(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut text = kind.to_owned();
+/// Why an attempt got no answer.
+enum Refusal {
+    /// The endpoint's address is not public (and `allow_private` is off).
+    Private,
+    /// The request failed on the way.
+    Transport(reqwest::Error),
+}
+
+impl Refusal {
+    /// What the attempt's record says: a class, never the operating system's detail. A stored
+    /// "connection refused" against "timed out" for each address and port a tenant names would
+    /// map the deployment's internal network for it; the URL is left out too (its query string
+    /// may hold the receiver's own token).
+    fn class(&self) -> &'static str {
+        match self {
+            Refusal::Private => PRIVATE_ADDRESS,
+            Refusal::Transport(error) if is_private_refusal(error) => PRIVATE_ADDRESS,
+            Refusal::Transport(error) if error.is_timeout() => "timed out",
+            Refusal::Transport(error) if error.is_connect() => "connection failed",
+            Refusal::Transport(_) => "request failed",
+        }
+    }
+}
+
+/// The record of an attempt refused for its address.
+const PRIVATE_ADDRESS: &str =
+    "refused: the endpoint's address is not public (--webhook-allow-private allows it)";
+
+/// Whether `error` comes from [`PublicOnly`] refusing a name.
+fn is_private_refusal(error: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        if cause.downcast_ref::<NotPublic>().is_some() {
+            return true;
+        }
         source = cause.source();
     }
-    text.chars().take(MAX_ERROR_CHARS).collect()
+    false
+}
+
+/// A name that resolved to at least one address that is not public.
+#[derive(Debug)]
+struct NotPublic;
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the name resolves to an address that is not public")
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
+/// Resolves a name as the system does, then refuses it if any of its addresses is not public:
+/// checked after resolution, so a name cannot point inside however it is spelled.
+#[derive(Debug)]
+struct PublicOnly;
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addresses
+                .iter()
+                .any(|address| !is_public_address(address.ip()))
+            {
+                return Err(Box::new(NotPublic) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addresses.into_iter()) as Addrs)
+        })
+    }
 }

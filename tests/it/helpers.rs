@@ -129,6 +129,39 @@ async fn spawn_app_with_gateway(
             (database.url(), None, Some(database))
         }
     };
+    spawn_app_at(url, sqlite_path, database, dir, configure, trusted_proxies).await
+}
+
+/// A server on a PostgreSQL database of its own reached through `connect_to` (the test's own
+/// path to the server, e.g. a proxy it can cut): `base` names the server for creating and
+/// dropping the database, `route` turns the database's URL into the one the app uses.
+pub(crate) async fn spawn_app_routed(
+    base: &str,
+    route: impl FnOnce(&str) -> String,
+    configure: impl FnOnce(&mut Setup),
+) -> TestApp {
+    let database = TestDatabase::create(base).await;
+    let url = route(&database.url());
+    let dir = tempfile::tempdir().unwrap();
+    spawn_app_at(
+        url,
+        None,
+        Some(database),
+        dir,
+        configure,
+        TrustedProxies::default(),
+    )
+    .await
+}
+
+async fn spawn_app_at(
+    url: String,
+    sqlite_path: Option<PathBuf>,
+    database: Option<TestDatabase>,
+    dir: TempDir,
+    configure: impl FnOnce(&mut Setup),
+    trusted_proxies: TrustedProxies,
+) -> TestApp {
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let clock = FixedClock::new(start_time());
@@ -143,7 +176,8 @@ async fn spawn_app_with_gateway(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = GrpcServer::new(&keyrack, listener)
         .unwrap()
-        .with_drain_timeout(Duration::from_millis(500));
+        .with_drain_timeout(Duration::from_millis(500))
+        .with_readiness(keyrack.jobs.database.readiness());
     let addr = server.local_addr();
     // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
     let upstream = Upstream::from_service(server.local_service());
@@ -248,7 +282,8 @@ pub(crate) async fn spawn_second_server_configured(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = GrpcServer::new(&keyrack, listener)
         .unwrap()
-        .with_drain_timeout(Duration::from_millis(500));
+        .with_drain_timeout(Duration::from_millis(500))
+        .with_readiness(keyrack.jobs.database.readiness());
     let addr = server.local_addr();
     let (shutdown, server) = run_server(server, &keyrack);
     let client = KeyServiceClient::connect(format!("http://{addr}"))

@@ -23,6 +23,7 @@ mod helpers;
 mod keys;
 mod metering;
 mod organizations;
+mod outage;
 mod permissions;
 mod policy;
 mod process;

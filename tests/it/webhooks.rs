@@ -940,7 +940,10 @@ async fn deliveries_to_internal_addresses_are_refused_and_errors_reveal_no_detai
         let (event_id, _, queued) = enqueue_event(&app, default_organization(&app).await).await;
         assert_eq!(queued, 2);
         assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 2);
-        assert!(receiver.received().is_empty(), "an internal address was reached");
+        assert!(
+            receiver.received().is_empty(),
+            "an internal address was reached"
+        );
         let deliveries = list_deliveries(
             &app,
             v1::ListWebhookDeliveriesRequest {

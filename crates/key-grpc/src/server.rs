@@ -17,7 +17,10 @@ use std::{
 };
 
 use key_proto::v1::key_service_server::KeyServiceServer;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
 use tonic::{Status, body::Body, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Layer, Service};
@@ -48,6 +51,9 @@ pub struct GrpcServer {
     reporter: HealthReporter,
     /// Whether KeyService's SERVING status is still to be set when serving starts.
     serving_pending: bool,
+    /// Whether the service is ready (its database answers), if someone tells: KeyService's
+    /// health follows it while serving.
+    readiness: Option<watch::Receiver<bool>>,
     in_process: Arc<InProcessCalls>,
 }
 
@@ -92,8 +98,17 @@ impl GrpcServer {
             routes,
             reporter,
             serving_pending,
+            readiness: None,
             in_process: Arc::default(),
         })
+    }
+
+    /// Makes KeyService's health follow `readiness` while serving: NOT_SERVING while it says
+    /// false (the database does not answer), SERVING again when it says true. Overall health
+    /// (the empty service name) stays SERVING: the process is alive, only not ready.
+    pub fn with_readiness(mut self, readiness: watch::Receiver<bool>) -> GrpcServer {
+        self.readiness = Some(readiness);
+        self
     }
 
     /// Bounds how long requests in flight may take to finish once shutdown starts. Streams that
@@ -134,11 +149,21 @@ impl GrpcServer {
 
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         tracing::info!(address = %self.local_addr, "gRPC server listening");
+        let follower = self
+            .readiness
+            .map(|readiness| tokio::spawn(follow_readiness(reporter.clone(), readiness)));
         let draining = Arc::new(Notify::new());
         let signal = {
             let draining = Arc::clone(&draining);
             async move {
-                stop_serving(reporter, shutdown).await;
+                shutdown.await;
+                // Draining wins over readiness: nothing may set SERVING from now on.
+                if let Some(follower) = follower {
+                    follower.abort();
+                    // Waited for, so a status it was setting lands before NOT_SERVING does.
+                    let _ = follower.await;
+                }
+                stop_serving(reporter).await;
                 draining.notify_one();
             }
         };
@@ -170,8 +195,22 @@ impl GrpcServer {
     }
 }
 
-async fn stop_serving(reporter: HealthReporter, shutdown: impl Future<Output = ()>) {
-    shutdown.await;
+/// Sets KeyService's health from `readiness`, at each change, until aborted.
+async fn follow_readiness(reporter: HealthReporter, mut readiness: watch::Receiver<bool>) {
+    loop {
+        let status = if *readiness.borrow_and_update() {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter.set_service_status(KEY_SERVICE_NAME, status).await;
+        if readiness.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn stop_serving(reporter: HealthReporter) {
     tracing::info!("shutting down: health NOT_SERVING, finishing requests in flight");
     reporter
         .set_service_status(KEY_SERVICE_NAME, ServingStatus::NotServing)

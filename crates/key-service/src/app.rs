@@ -11,7 +11,8 @@ use crate::{
     access::Access,
     alerting::Alerting,
     jobs::{
-        AlertEvaluator, AlertSweep, Jobs, RetentionJob, Schedule, UsageFlusher, WebhookDelivery,
+        AlertEvaluator, AlertSweep, DatabaseProbe, Jobs, RetentionJob, UsageFlusher,
+        WebhookDelivery,
     },
     metrics::Metrics,
     ops::{Alerts, AuditLog, KeyIssuer, Keys, Organizations, UsageReports, Webhooks},
@@ -129,18 +130,18 @@ impl Application {
         let evaluator = AlertEvaluator::new(alerting.clone());
         let usage = UsageFlusher::new(meter, evaluator.clone(), metrics.clone());
         let issuer = KeyIssuer::new(Arc::clone(&pepper), Arc::clone(&random), Arc::clone(&clock));
-        let jobs = Jobs::new(
-            usage.clone(),
-            evaluator,
-            RetentionJob::new(
+        let jobs = Jobs {
+            usage: usage.clone(),
+            alerts: evaluator,
+            retention: RetentionJob::new(
                 store.clone(),
                 Arc::clone(&clock),
                 settings.usage_retention,
                 settings.alert_retention,
                 settings.audit_retention,
             ),
-            AlertSweep::new(store.clone(), alerting.clone()),
-            WebhookDelivery::new(
+            alert_sweep: AlertSweep::new(store.clone(), alerting.clone()),
+            webhooks: WebhookDelivery::new(
                 store.clone(),
                 Arc::clone(&clock),
                 Arc::clone(&pepper),
@@ -148,12 +149,11 @@ impl Application {
                 metrics.clone(),
                 settings.webhooks,
             ),
-            verifier.clone(),
-            Schedule {
-                flush_interval: settings.flush_interval,
-                alert_sweep_interval: settings.alert_sweep_interval,
-            },
-        );
+            database: DatabaseProbe::new(store.clone(), metrics.clone()),
+            verifier: verifier.clone(),
+            flush_interval: settings.flush_interval,
+            alert_sweep_interval: settings.alert_sweep_interval,
+        };
         Application {
             keys: Keys::new(
                 store.clone(),

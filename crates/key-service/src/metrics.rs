@@ -98,6 +98,7 @@ struct Inner {
     usage_tag_overflow: Counter,
     usage_counts_dropped: Counter,
     auth_refusals: Family<ReasonLabel, Counter>,
+    database_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -207,6 +208,12 @@ impl Metrics {
             "Admin calls refused for their credential or their permission, by reason (each is audited, anonymous ones at most once a minute per client address)",
             auth_refusals.clone(),
         );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 while the database answers the readiness probe, 0 while it does not",
+            database_up.clone(),
+        );
         let usage_tag_overflow = Counter::default();
         registry.register(
             "usage_tag_overflow",
@@ -237,6 +244,7 @@ impl Metrics {
                 usage_tag_overflow,
                 usage_counts_dropped,
                 auth_refusals,
+                database_up,
             }),
         }
     }
@@ -247,6 +255,11 @@ impl Metrics {
             .auth_refusals
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    /// Whether the database answers the readiness probe.
+    pub(crate) fn set_database_up(&self, up: bool) {
+        self.inner.database_up.set(i64::from(up));
     }
 
     /// Counts a verification whose tag was counted as `other`.

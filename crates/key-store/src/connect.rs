@@ -19,6 +19,32 @@ const MMAP_SIZE: u64 = 1 << 30;
 /// PostgreSQL's SQLSTATE for a database that does not exist (`invalid_catalog_name`).
 const INVALID_CATALOG_NAME: &str = "3D000";
 
+/// How long the store waits for the database before it gives up with an error (which callers
+/// answer as `unavailable`): to open a connection, to get one from the pool, and for one
+/// statement (PostgreSQL's `statement_timeout`; SQLite's busy timeout, the wait for the write
+/// lock). An outage then fails calls within about a second instead of piling them up for the
+/// 10 to 20 s the pool's defaults wait, longer than most callers' own deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTimeouts {
+    /// Opening a connection.
+    pub connect: Duration,
+    /// Waiting for a free connection of the pool.
+    pub acquire: Duration,
+    /// One statement, or SQLite's wait for the write lock.
+    pub statement: Duration,
+}
+
+impl Default for StoreTimeouts {
+    fn default() -> Self {
+        StoreTimeouts {
+            connect: Duration::from_secs(1),
+            acquire: Duration::from_secs(1),
+            // Long enough for the largest usage flush batch on a busy disk.
+            statement: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The pool options for `url`, whichever backend it names.
 ///
 /// SQLite runs in WAL mode with a busy timeout, so readers never wait for the writer and
@@ -33,26 +59,33 @@ const INVALID_CATALOG_NAME: &str = "3D000";
 /// errors are never affected: the server always reports them. It is a `SET` after connecting
 /// rather than an `options=-c …` startup parameter because PgBouncer rejects unknown startup
 /// parameters unless configured to ignore them.
-pub(crate) fn options(url: &str) -> ConnectOptions {
+pub(crate) fn options(url: &str, timeouts: StoreTimeouts) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
+    // The after-connect hook runs once per connection and needs its statement for as long as
+    // the pool lives: leaked once per store (a few bytes), not per connection.
+    let statement_timeout: &'static str = String::leak(format!(
+        "SET statement_timeout = {}",
+        timeouts.statement.as_millis()
+    ));
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .map_sqlx_sqlite_opts(|opts| {
+        .connect_timeout(timeouts.connect)
+        .acquire_timeout(timeouts.acquire)
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(timeouts.statement)
                 .foreign_keys(true)
                 // Reads through a memory map instead of a read() per page: a cold key
                 // lookup in a large file walks a few B-tree pages, and at a million keys
                 // the system calls were most of its time. Writes still go through the WAL.
                 .pragma("mmap_size", MMAP_SIZE.to_string())
         })
-        .map_sqlx_postgres_pool_opts(|pool| {
-            pool.after_connect(|conn, _| {
+        .map_sqlx_postgres_pool_opts(move |pool| {
+            pool.after_connect(move |conn, _| {
                 Box::pin(async move {
                     conn.execute("SET client_min_messages = warning").await?;
+                    conn.execute(statement_timeout).await?;
                     Ok(())
                 })
             })

@@ -26,6 +26,7 @@ mod webhooks;
 pub use activity::{FlushReport, KeyActivity};
 pub use alerts::{AlertEvent, AlertEventFilter, AlertKey, PeriodCount};
 pub use audit::AuditFilter;
+pub use connect::StoreTimeouts;
 pub use error::Error;
 pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey};
 pub use members::Member;

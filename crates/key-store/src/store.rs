@@ -12,7 +12,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::{Error, connect, migration::Migrator};
+use crate::{Error, StoreTimeouts, connect, migration::Migrator};
 
 /// The repository: every read and write Keyrack makes goes through here.
 #[derive(Debug, Clone)]
@@ -28,7 +28,12 @@ impl Store {
     /// concurrent writers queue instead of failing. A PostgreSQL database that does not exist
     /// is an error that says how to create it; it is never created here.
     pub async fn connect(url: &str) -> Result<Store, Error> {
-        let mut db = Database::connect(connect::options(url))
+        Store::connect_with(url, StoreTimeouts::default()).await
+    }
+
+    /// [`Store::connect`], waiting at most `timeouts` for the database.
+    pub async fn connect_with(url: &str, timeouts: StoreTimeouts) -> Result<Store, Error> {
+        let mut db = Database::connect(connect::options(url, timeouts))
             .await
             .map_err(|error| connect::explain_connect_error(url, error))?;
         let queries = Arc::new(AtomicU64::new(0));
@@ -63,6 +68,12 @@ impl Store {
     /// it to prove that a path touches no database at all.
     pub fn query_count(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Whether the database answers: one trivial statement.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.db.ping().await?;
+        Ok(())
     }
 
     /// Closes the connection pool, waiting for statements in flight.

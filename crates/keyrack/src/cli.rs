@@ -149,7 +149,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let metrics_endpoint = metrics_endpoint::bind(config.metrics_listen, metrics).await?;
     setup::bootstrap(&app, config.database.data_dir()).await?;
 
-    let server = GrpcServer::new(&app, listener)?.with_drain_timeout(config.drain_timeout());
+    let server = GrpcServer::new(&app, listener)?
+        .with_drain_timeout(config.drain_timeout())
+        .with_readiness(app.jobs.database.readiness());
     // The gateway of this process calls the gRPC service's own stack in memory: the same
     // authentication and handlers as over the network, without a socket in between.
     let gateway = match http_listener {

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use key_core::{Pepper, RandomSource};
 use key_service::Application;
-use key_store::Store;
+use key_store::{Store, StoreTimeouts};
 use ring::rand::SystemRandom;
 
 /// Where the data lives and how keys are hashed.
@@ -33,6 +33,15 @@ pub(crate) struct DatabaseConfig {
     /// visible to every user of the machine (`ps`).
     #[arg(long, env = PEPPER_ENV, hide_env_values = true, value_name = "SECRET")]
     pepper: Option<String>,
+    /// How long opening a database connection may take, e.g. `1s`.
+    #[arg(long, env = "KEYRACK_DATABASE_CONNECT_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    database_connect_timeout: std::time::Duration,
+    /// How long a call may wait for a free database connection, e.g. `1s`.
+    #[arg(long, env = "KEYRACK_DATABASE_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    database_acquire_timeout: std::time::Duration,
+    /// How long one statement may run (PostgreSQL) or wait for SQLite's write lock, e.g. `5s`.
+    #[arg(long, env = "KEYRACK_DATABASE_STATEMENT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    database_statement_timeout: std::time::Duration,
 }
 
 const PEPPER_ENV: &str = "KEYRACK_PEPPER";
@@ -78,7 +87,12 @@ impl DatabaseConfig {
                 )
             }
         };
-        let store = Store::connect(&url)
+        let timeouts = StoreTimeouts {
+            connect: self.database_connect_timeout,
+            acquire: self.database_acquire_timeout,
+            statement: self.database_statement_timeout,
+        };
+        let store = Store::connect_with(&url, timeouts)
             .await
             .context("cannot connect to the database")?;
         store

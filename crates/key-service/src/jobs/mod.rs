@@ -10,6 +10,7 @@
 
 mod alert_evaluation;
 mod alert_sweep;
+mod database_probe;
 mod retention;
 mod webhook_delivery;
 
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::{
     alert_evaluation::AlertEvaluator,
     alert_sweep::{AlertSweep, DEFAULT_ALERT_SWEEP_INTERVAL},
+    database_probe::{DatabaseProbe, PROBE_INTERVAL, PROBE_TIMEOUT},
     retention::{DEFAULT_ALERT_RETENTION, RETENTION_INTERVAL, RetentionJob, UsageRetention},
     webhook_delivery::{WebhookDelivery, WebhookSettings},
 };
@@ -104,41 +106,17 @@ pub struct Jobs {
     pub alert_sweep: AlertSweep,
     /// Webhook delivery, every poll interval.
     pub webhooks: WebhookDelivery,
+    /// Readiness: whether the database answers, every [`PROBE_INTERVAL`].
+    pub database: DatabaseProbe,
     /// Whose rate limit state the flusher prunes.
-    verifier: Verifier,
-    flush_interval: Duration,
-    alert_sweep_interval: Duration,
-}
-
-/// How the periodic runs of [`Jobs`] are scheduled.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Schedule {
+    pub(crate) verifier: Verifier,
+    /// How often the usage flusher runs.
     pub(crate) flush_interval: Duration,
+    /// How often the alert sweep runs.
     pub(crate) alert_sweep_interval: Duration,
 }
 
 impl Jobs {
-    pub(crate) fn new(
-        usage: UsageFlusher,
-        alerts: AlertEvaluator,
-        retention: RetentionJob,
-        alert_sweep: AlertSweep,
-        webhooks: WebhookDelivery,
-        verifier: Verifier,
-        schedule: Schedule,
-    ) -> Jobs {
-        Jobs {
-            usage,
-            alerts,
-            retention,
-            alert_sweep,
-            webhooks,
-            verifier,
-            flush_interval: schedule.flush_interval,
-            alert_sweep_interval: schedule.alert_sweep_interval,
-        }
-    }
-
     /// Starts every job on the current runtime. The flusher runs at once and then every flush
     /// interval; the others wait one interval first, like every later run: a server that has
     /// just started has nothing more urgent than one that has been running, and makes no
@@ -181,6 +159,16 @@ impl Jobs {
             move || {
                 let sweep = sweep.clone();
                 async move { sweep.run().await }
+            },
+        ));
+        let database = self.database.clone();
+        tasks.spawn(every(
+            cancel.clone(),
+            PROBE_INTERVAL,
+            PROBE_INTERVAL,
+            move || {
+                let database = database.clone();
+                async move { database.run().await }
             },
         ));
         let webhooks = self.webhooks.clone();

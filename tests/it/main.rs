@@ -10,6 +10,7 @@
 mod alerts;
 mod audit;
 mod auth;
+mod bad_input;
 mod bench;
 mod cache;
 mod cli;

@@ -24,6 +24,7 @@ mod error;
 mod key;
 mod limits;
 mod random;
+mod text;
 mod webhook;
 
 pub use access::organization::{
@@ -58,6 +59,7 @@ pub use limits::ratelimit::{
     MAX_RATE_LIMIT_REQUESTS, Period, RateDecision, RateLimit, RateLimits, RateWindows,
 };
 pub use random::RandomSource;
+pub use text::is_free_text;
 pub use webhook::delivery::{DeliveryState, RetrySchedule};
 pub use webhook::endpoint::{
     MAX_WEBHOOK_DESCRIPTION_CHARS, MAX_WEBHOOK_URL_CHARS, WebhookUrl, is_public_address,

@@ -17,8 +17,8 @@ fn bounded_text(field: &'static str, value: &str, max: usize) -> Result<String, 
     if value.chars().count() > max {
         return Err(invalid(format!("at most {max} characters are allowed")));
     }
-    if value.chars().any(char::is_control) {
-        return Err(invalid("control characters are not allowed".to_owned()));
+    if let Some(reason) = crate::text::unsafe_text(value, false) {
+        return Err(invalid(reason.to_owned()));
     }
     Ok(value.to_owned())
 }

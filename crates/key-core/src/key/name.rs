@@ -1,6 +1,7 @@
 use crate::Error;
 
-/// A key's human-readable name: 1 to 100 characters, no control characters, not blank.
+/// A key's human-readable name: 1 to 100 characters, no control or bidirectional formatting
+/// characters, not blank.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyName(String);
 
@@ -20,8 +21,8 @@ impl KeyName {
         if name.chars().count() > Self::MAX_CHARS {
             return Err(invalid("at most 100 characters are allowed"));
         }
-        if name.chars().any(char::is_control) {
-            return Err(invalid("control characters are not allowed"));
+        if let Some(reason) = crate::text::unsafe_text(name, false) {
+            return Err(invalid(reason));
         }
         Ok(KeyName(name.to_owned()))
     }

@@ -115,6 +115,12 @@ pub fn parse_webhook_description(text: &str) -> Result<String, Error> {
             message: "must not contain control characters".to_owned(),
         });
     }
+    if let Some(reason) = crate::text::unsafe_text(text, false) {
+        return Err(Error::InvalidArgument {
+            field: "description",
+            message: reason.to_owned(),
+        });
+    }
     Ok(text.to_owned())
 }
 

@@ -304,11 +304,13 @@ impl Keys {
         reason: String,
     ) -> Result<KeyDetails, Error> {
         if reason.chars().count() > MAX_REVOKE_REASON_CHARS
-            || reason.chars().any(|c| c.is_control() && c != '\n')
+            || !key_core::is_free_text(&reason, true)
         {
             return Err(Error::InvalidArgument {
                 field: "reason",
-                message: "at most 500 characters, without control characters".to_owned(),
+                message: "at most 500 characters, without control or bidirectional formatting \
+                          characters"
+                    .to_owned(),
             });
         }
         let caller = &by.caller;

@@ -729,3 +729,127 @@ fn assert_contains(haystack: &str, needle: &str) {
         "expected {needle:?} in:\n{haystack}"
     );
 }
+
+/// Creates, verifies, rotates and revokes keys and makes and rotates a webhook secret through
+/// `served`; returns every secret that passed through: the admin key, the keys, the signing
+/// secrets, and each one's secret part alone.
+fn handle_secrets(served: &Served, admin: &str) -> Vec<String> {
+    let addr = &served.addr;
+    let created = json(
+        &call(addr, Some(admin), "CreateKey", CREATE_REQUEST).into_success("CreateKey"),
+    );
+    let first = string_at(&created, "/key");
+    let id = string_at(&created, "/apiKey/id");
+    call(addr, None, "VerifyKey", &verify_request(&first, "chat")).into_success("VerifyKey");
+    let rotated = json(
+        &call(addr, Some(admin), "RotateKey", &format!(r#"{{"id":"{id}","gracePeriod":"0s"}}"#))
+            .into_success("RotateKey"),
+    );
+    let second = string_at(&rotated, "/key");
+    let second_id = string_at(&rotated, "/apiKey/id");
+    call(addr, None, "VerifyKey", &verify_request(&second, "chat")).into_success("VerifyKey");
+    call(addr, Some(admin), "RevokeKey", &format!(r#"{{"id":"{second_id}"}}"#))
+        .into_success("RevokeKey");
+    let endpoint = json(
+        &call(
+            addr,
+            Some(admin),
+            "CreateWebhookEndpoint",
+            r#"{"url":"https://hooks.example.com/keyrack"}"#,
+        )
+        .into_success("CreateWebhookEndpoint"),
+    );
+    let endpoint_id = string_at(&endpoint, "/webhookEndpoint/id");
+    let secret = string_at(&endpoint, "/signingSecret");
+    let rotated_secret = string_at(
+        &json(
+            &call(addr, Some(admin), "RotateWebhookSecret", &format!(r#"{{"id":"{endpoint_id}"}}"#))
+                .into_success("RotateWebhookSecret"),
+        ),
+        "/signingSecret",
+    );
+    let mut secrets = Vec::new();
+    for key in [admin, first.as_str(), second.as_str()] {
+        secrets.push(key.to_owned());
+        secrets.push(key[LIVE_PREFIX.len()..LIVE_PREFIX.len() + SECRET_LEN].to_owned());
+    }
+    for secret in [secret, rotated_secret] {
+        secrets.push(secret["whsec_".len()..].to_owned());
+        secrets.push(secret);
+    }
+    secrets
+}
+
+fn assert_holds_none(what: &str, haystack: &[u8], secrets: &[String]) {
+    for secret in secrets {
+        assert!(
+            !haystack
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes()),
+            "{what} holds a secret ({}…)",
+            &secret[..6]
+        );
+    }
+}
+
+/// With logging at TRACE, no key, secret part, signing secret or the pepper reaches the log,
+/// the SQLite database or its WAL, or a `pg_dump` of the PostgreSQL database.
+#[test]
+fn no_secret_reaches_the_logs_the_database_files_or_a_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(dir.path(), &[("KEYRACK_LOG", "trace")]);
+    let admin = served.bootstrap_key();
+    let mut secrets = handle_secrets(&served, &admin);
+    let pepper = std::fs::read_to_string(dir.path().join("pepper")).unwrap();
+    secrets.push(pepper.trim().to_owned());
+    // Scanned while running (the WAL holds the latest writes), and after a clean stop.
+    let scan_files = |when: &str| {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // The two files whose job is to hold a secret: the pepper and the bootstrap key.
+            if name == "pepper" || name == "bootstrap-admin-key" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            assert_holds_none(&format!("{name} ({when})"), &bytes, &secrets);
+        }
+    };
+    scan_files("running");
+    served.stop_gracefully();
+    scan_files("stopped");
+    assert_holds_none("the TRACE log", served.stderr().as_bytes(), &secrets);
+
+    let Ok(base) = std::env::var("KEYRACK_TEST_DATABASE_URL") else {
+        return;
+    };
+    let name = format!("keyrack_t_{}", uuid::Uuid::now_v7().simple());
+    let psql = |sql: &str| {
+        let mut command = Command::new("psql");
+        command.args([base.as_str(), "-Atqc", sql]);
+        run_bounded(command, TIMEOUT).into_success("psql");
+    };
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let pepper = "a-pepper-for-the-dump-test-0123456789abcdef";
+    let pg_dir = tempfile::tempdir().unwrap();
+    let mut served = Served::start(
+        pg_dir.path(),
+        &[
+            ("KEYRACK_LOG", "trace"),
+            ("KEYRACK_DATABASE_URL", url.as_str()),
+            ("KEYRACK_PEPPER", pepper),
+        ],
+    );
+    let admin = served.bootstrap_key();
+    let mut secrets = handle_secrets(&served, &admin);
+    secrets.push(pepper.to_owned());
+    served.stop_gracefully();
+    let mut dump = Command::new("pg_dump");
+    dump.arg(&url);
+    let dumped = run_bounded(dump, TIMEOUT).into_success("pg_dump");
+    assert!(dumped.contains("api_keys"), "the dump holds the tables");
+    assert_holds_none("pg_dump", dumped.as_bytes(), &secrets);
+    assert_holds_none("the TRACE log", served.stderr().as_bytes(), &secrets);
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}

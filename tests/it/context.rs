@@ -160,7 +160,7 @@ async fn unknown_keys_are_counted_for_the_deployment_not_for_a_key() {
         let app = spawn_app_configured(&backend, |setup| {
             setup.settings.brute_force = BruteForceSettings {
                 threshold: 3,
-                cooling: TimeDelta::seconds(60),
+                ..BruteForceSettings::default()
             };
         })
         .await;

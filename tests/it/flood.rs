@@ -10,7 +10,9 @@ use ring::rand::SystemRandom;
 use tokio::task::JoinSet;
 
 use crate::{
-    helpers::{TEST_PEPPER, TestApp, authed, backends, spawn_app, spawn_second_server},
+    helpers::{
+        Backend, TEST_PEPPER, TestApp, authed, backends, spawn_app_configured, spawn_second_server,
+    },
     ratelimit::{create_limited, limit},
 };
 
@@ -27,7 +29,8 @@ fn random_keys(count: usize) -> Vec<String> {
 }
 
 /// Sends VerifyKey for every key at once (each call in its own task, over the app's HTTP/2
-/// connection) and returns the responses with their keys.
+/// connection) and returns the responses with their keys. They name no client, so each counts
+/// against the test's own address.
 fn verify_all(
     client: &v1::key_service_client::KeyServiceClient<tonic::transport::Channel>,
     keys: Vec<String>,
@@ -51,10 +54,19 @@ fn verify_all(
     calls
 }
 
+/// An app whose brute-force guard never blocks: these floods come from one address (the test)
+/// and measure the lookups behind the guard (`brute_force.rs` tests the guard).
+async fn spawn_unguarded(backend: &Backend) -> TestApp {
+    spawn_app_configured(backend, |setup| {
+        setup.settings.brute_force.threshold = u32::MAX;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_random_keys_are_looked_up_in_far_fewer_queries_than_calls() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        let app = spawn_unguarded(&backend).await;
         let before = app.keyrack.store.query_count();
         let mut calls = verify_all(&app.client, random_keys(500));
         while let Some(call) = calls.join_next().await {
@@ -87,7 +99,7 @@ async fn concurrent_random_keys_are_looked_up_in_far_fewer_queries_than_calls() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_and_random_keys_in_one_flood_each_get_their_own_verdict() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        let app = spawn_unguarded(&backend).await;
         let mut valid = Vec::new();
         for i in 0..20 {
             valid.push(app.create_key(&format!("key {i}"), &["chat"], "").await.key);
@@ -139,7 +151,7 @@ async fn valid_and_random_keys_in_one_flood_each_get_their_own_verdict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_created_on_another_replica_during_a_flood_verifies_at_once() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        let app = spawn_unguarded(&backend).await;
         let other = spawn_second_server(&app).await;
         for round in 0..5 {
             // Keep the first server's lookups busy with random keys...
@@ -198,7 +210,7 @@ async fn set_default_limits(app: &TestApp, limits: Vec<v1::RateLimit>) {
 #[tokio::test]
 async fn the_store_reads_many_digests_in_one_query_like_one_digest_in_one() {
     for backend in backends() {
-        let app = spawn_app(&backend).await;
+        let app = spawn_unguarded(&backend).await;
         let store = &app.keyrack.store;
         set_default_limits(&app, vec![limit(1, v1::RatePeriod::Hour)]).await;
         let plain = app.create_key("plain", &["chat"], "").await.key;

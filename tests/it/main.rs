@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod bench;
+mod brute_force;
 mod cache;
 mod cli;
 mod context;

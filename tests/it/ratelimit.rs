@@ -262,20 +262,20 @@ async fn the_server_forgets_ended_windows_and_idle_addresses() {
         assert_eq!(app.keyrack.verifier.limiter_entries(), 1);
         assert_eq!(app.keyrack.verifier.guard_entries(), 1);
 
-        // Within the minute, and before the streak goes idle, both are kept.
+        // Within the minute, and within the failures' window, both are kept.
         app.keyrack.verifier.prune_rate_limit_state();
         assert_eq!(app.keyrack.verifier.limiter_entries(), 1);
         assert_eq!(app.keyrack.verifier.guard_entries(), 1);
 
-        // The minute ended: the key's counters go. The streak is idle after 15 minutes.
+        // The minute ended: the key's counters go. The failures' window ends after 15 minutes.
         app.clock.advance(TimeDelta::minutes(1));
         eventually("the key's counters are pruned", || {
             app.keyrack.verifier.limiter_entries() == 0
         })
         .await;
         assert_eq!(app.keyrack.verifier.guard_entries(), 1);
-        app.clock.advance(key_service::STREAK_IDLE_TIMEOUT);
-        eventually("the idle streak is pruned", || {
+        app.clock.advance(key_service::DEFAULT_FAILURE_WINDOW);
+        eventually("the ended window is pruned", || {
             app.keyrack.verifier.guard_entries() == 0
         })
         .await;

@@ -156,7 +156,7 @@ impl Client {
     }
 
     /// A fresh random key, from a distinct client address so that the brute-force guard (100
-    /// failures in a row from one address) does not cut the flood short before any lookup.
+    /// failures in 15 minutes from one address) does not cut the flood short before any lookup.
     async fn verify_random(&self, slot: usize) -> Result<(), String> {
         let key = ApiKey::generate(Environment::Live, &self.rng)
             .map_err(|error| format!("cannot generate a random key: {error}"))?;

@@ -45,7 +45,9 @@ pub use alerting::rules::{
 pub use audit::{ActorType, AuditAction, AuditEvent, AuditOutcome};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorCode};
-pub use key::api_key::{ApiKey, Environment, KEY_MAX_INPUT_BYTES, RedactedKey};
+pub use key::api_key::{
+    ApiKey, Environment, KEY_LEAD_CHARS, KEY_MAX_INPUT_BYTES, KeyLead, RedactedKey,
+};
 pub use key::digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use key::expiry::{latest_expiry, parse_expiry};
 pub use key::key_view::KeyView;

@@ -7,7 +7,10 @@
 use std::{
     net::{IpAddr, SocketAddr},
     str::FromStr,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use axum::{
@@ -97,21 +100,76 @@ pub(crate) struct ClientAddress {
     pub(crate) via_trusted_proxy: bool,
 }
 
+/// What [`identify_client`] needs: the trusted proxies, and whether it has warned that a
+/// proxy seems to be in front while none is trusted.
+#[derive(Debug, Clone)]
+pub(crate) struct Identification {
+    trusted: TrustedProxies,
+    warned: Arc<AtomicBool>,
+}
+
+impl Identification {
+    pub(crate) fn new(trusted: TrustedProxies) -> Identification {
+        Identification {
+            trusted,
+            warned: Arc::default(),
+        }
+    }
+
+    /// Warns, once, when `peer` is an internal address and no proxy is trusted: then the peer
+    /// is most likely a reverse proxy or a load balancer, and every client behind it shares
+    /// its address, for the brute-force guard too. (Only a request tells the peer, so this
+    /// comes with the first one rather than at start.)
+    fn check_peer(&self, peer: IpAddr) {
+        if self.trusted.0.is_empty()
+            && is_internal(peer)
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                peer = %peer,
+                "the gateway's client is an internal address and --trusted-proxies is empty: if \
+                 it is a proxy, every client behind it shares its address (for the brute-force \
+                 guard too); list the proxy in --trusted-proxies"
+            );
+        }
+    }
+}
+
+/// Loopback, private (RFC 1918, IPv6 unique local), shared (RFC 6598) or link-local: where a
+/// proxy in the same deployment usually connects from.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 /// Determines the client's address ([`ClientAddress`]) and appends the TCP peer's address to
 /// `X-Forwarded-For` (creating it), as a proxy does: what came before stays in front, for the
 /// audit log, and the address the gateway saw ends the list. Without `ConnectInfo` (a router
 /// served without it) the request is left as it is.
 pub(crate) async fn identify_client(
-    State(trusted): State<TrustedProxies>,
+    State(identification): State<Identification>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let trusted = &identification.trusted;
     if let Some(ConnectInfo(peer)) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .copied()
     {
         let peer = peer.ip().to_canonical();
+        identification.check_peer(peer);
         let headers = request.headers_mut();
         let mut entries: Vec<String> = headers
             .get_all(X_FORWARDED_FOR)
@@ -146,6 +204,26 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn internal_addresses_are_those_a_proxy_of_the_deployment_connects_from() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_internal(ip(internal)), "{internal}");
+        }
+        for public in ["192.0.2.1", "100.128.0.1", "8.8.8.8", "2001:db8::1"] {
+            assert!(!is_internal(ip(public)), "{public}");
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub fn router(upstream: Upstream, trusted_proxies: TrustedProxies) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
-            trusted_proxies,
+            crate::forwarded::Identification::new(trusted_proxies),
             crate::forwarded::identify_client,
         ))
         .with_state(upstream);

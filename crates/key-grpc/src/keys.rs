@@ -21,6 +21,8 @@ pub(crate) async fn verify_key(
     app: &Application,
     request: Request<v1::VerifyKeyRequest>,
 ) -> Result<v1::VerifyKeyResponse, Error> {
+    // A caller that names no client is judged by the guard as the client itself.
+    let peer = request.remote_addr().map(|address| address.ip());
     let request = request.into_inner();
     let required = request
         .required_scopes
@@ -33,12 +35,15 @@ pub(crate) async fn verify_key(
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Invalid context values are ignored (and counted), as if none were given.
-    let context = VerifyContext::parse(
-        &request.client_ip,
-        &request.country,
-        &request.tag,
-        app.verifier.metrics(),
-    );
+    let context = VerifyContext {
+        peer,
+        ..VerifyContext::parse(
+            &request.client_ip,
+            &request.country,
+            &request.tag,
+            app.verifier.metrics(),
+        )
+    };
     let verification = app
         .verifier
         .verify(&request.key, &required, &context, Mode::Request)

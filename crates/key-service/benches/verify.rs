@@ -29,6 +29,7 @@ fn verify_request(c: &mut Criterion) {
     let required = [Scope::parse("chat").unwrap()];
     let context = VerifyContext {
         client_ip: Some(IpAddr::from([203, 0, 113, 7])),
+        peer: None,
         country: Country::parse("DE"),
         tag: Some(Arc::from("POST /api/chat")),
     };

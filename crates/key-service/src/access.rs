@@ -99,9 +99,14 @@ impl Access {
                 return Err(error);
             }
         };
+        // Admin callers are guarded like any client: by the address their request came from.
+        let guarded = VerifyContext {
+            peer: context.client_ip,
+            ..VerifyContext::default()
+        };
         let verification = self
             .verifier
-            .verify(token, &[], &VerifyContext::default(), Mode::Authenticate)
+            .verify(token, &[], &guarded, Mode::Authenticate)
             .await?;
         match (verification.error(), &verification.record) {
             (None, Some(record)) => Ok(Requester {

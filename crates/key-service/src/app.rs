@@ -106,8 +106,7 @@ impl Application {
         let pepper = Arc::new(pepper);
         let key_cache = Arc::new(KeyCache::new(settings.key_cache));
         let meter = Meter::new(store.clone());
-        let guard =
-            BruteForceGuard::new(settings.brute_force.threshold, settings.brute_force.cooling);
+        let guard = BruteForceGuard::new(settings.brute_force);
         let verifier = Verifier::new(VerifierParts {
             store: store.clone(),
             pepper: Arc::clone(&pepper),

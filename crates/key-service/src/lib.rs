@@ -40,10 +40,10 @@ pub use key_store::{
 pub use metrics::{ContextField, Metrics, UnknownKeyReason};
 pub use ops::*;
 pub use rate_limit::{
-    BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
-    DEFAULT_MAX_TRACKED_ADDRESSES, DEFAULT_REDIS_RETRY_INTERVAL, DEFAULT_REDIS_TIMEOUT,
-    LocalLimiter, RateLimiter, RedisLimiter, STREAK_IDLE_TIMEOUT,
+    BruteForceGuard, BruteForceSettings, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_TRACKED, DEFAULT_REDIS_RETRY_INTERVAL,
+    DEFAULT_REDIS_TIMEOUT, LocalLimiter, RateLimiter, RedisLimiter, Suspect,
 };
 pub use requester::{Actor, RequestContext, Requester};
-pub use settings::{BruteForceSettings, Settings};
+pub use settings::Settings;
 pub use verify::{KeyCacheSettings, Mode, Verification, Verifier, VerifyContext};

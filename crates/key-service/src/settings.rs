@@ -11,7 +11,7 @@ use crate::{
         DEFAULT_ALERT_RETENTION, DEFAULT_ALERT_SWEEP_INTERVAL, FLUSH_INTERVAL, UsageRetention,
         WebhookSettings,
     },
-    rate_limit::{DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD},
+    rate_limit::BruteForceSettings,
     verify::KeyCacheSettings,
 };
 
@@ -39,7 +39,7 @@ pub struct Settings {
     pub alert_sweep_interval: Duration,
     /// How webhooks are delivered.
     pub webhooks: WebhookSettings,
-    /// When a client address failing verifications is refused.
+    /// When a client network, or a key prefix, failing verifications is refused.
     pub brute_force: BruteForceSettings,
 }
 
@@ -55,25 +55,6 @@ impl Default for Settings {
             alert_sweep_interval: DEFAULT_ALERT_SWEEP_INTERVAL,
             webhooks: WebhookSettings::default(),
             brute_force: BruteForceSettings::default(),
-        }
-    }
-}
-
-/// The brute-force guard: after `threshold` consecutive failed verifications from one client
-/// address, that address is refused for `cooling`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BruteForceSettings {
-    /// Failures in a row that start a cooling period.
-    pub threshold: u32,
-    /// How long the address is refused.
-    pub cooling: TimeDelta,
-}
-
-impl Default for BruteForceSettings {
-    fn default() -> Self {
-        BruteForceSettings {
-            threshold: DEFAULT_FAILURE_THRESHOLD,
-            cooling: DEFAULT_COOLING_PERIOD,
         }
     }
 }

@@ -132,6 +132,19 @@ impl ApiKey {
         self.environment
     }
 
+    /// The key's environment and the first [`KEY_LEAD_CHARS`] characters of its secret: what
+    /// the brute-force guard counts failures by when many addresses guess at the rest of one
+    /// key. Never shown: it is part of a secret.
+    pub fn lead(&self) -> KeyLead {
+        let start = self.environment.key_prefix().len();
+        let mut chars = [0_u8; KEY_LEAD_CHARS];
+        chars.copy_from_slice(&self.text.as_bytes()[start..start + KEY_LEAD_CHARS]);
+        KeyLead {
+            environment: self.environment,
+            chars,
+        }
+    }
+
     /// The display form, e.g. `sk_live_…abcd`.
     pub fn redacted(&self) -> RedactedKey {
         let last4 = &self.text[self.text.len() - 4..];
@@ -151,6 +164,24 @@ impl fmt::Debug for ApiKey {
 impl fmt::Display for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.redacted(), f)
+    }
+}
+
+/// How many characters of a key's secret its [`KeyLead`] keeps: 8 base62 characters (47 bits)
+/// tell random guesses apart, while someone who knows that much of one key and guesses the
+/// rest presents the same lead every time.
+pub const KEY_LEAD_CHARS: usize = 8;
+
+/// The beginning of a presented key (see [`ApiKey::lead`]). `Debug` hides the characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyLead {
+    environment: Environment,
+    chars: [u8; KEY_LEAD_CHARS],
+}
+
+impl fmt::Debug for KeyLead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyLead({}…)", self.environment.key_prefix())
     }
 }
 

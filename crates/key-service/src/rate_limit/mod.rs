@@ -24,8 +24,8 @@ use uuid::Uuid;
 
 pub use self::{
     guard::{
-        BruteForceGuard, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
-        DEFAULT_MAX_TRACKED_ADDRESSES, STREAK_IDLE_TIMEOUT,
+        BruteForceGuard, BruteForceSettings, DEFAULT_COOLING_PERIOD, DEFAULT_FAILURE_THRESHOLD,
+        DEFAULT_FAILURE_WINDOW, DEFAULT_MAX_TRACKED, Suspect,
     },
     local::LocalLimiter,
     redis::{DEFAULT_REDIS_RETRY_INTERVAL, DEFAULT_REDIS_TIMEOUT, RedisLimiter},

@@ -51,6 +51,9 @@ pub struct VerifyContext {
     /// The end client's address: for the brute-force guard, and for the country when none was
     /// given and a country database is configured.
     pub client_ip: Option<IpAddr>,
+    /// The address of whoever asked, when it named no `client_ip` (a service calling VerifyKey
+    /// directly, the caller of an admin RPC): the brute-force guard counts by it instead.
+    pub peer: Option<IpAddr>,
     /// The end client's country, as given by the caller (e.g. from an edge's geo header).
     pub country: Option<Country>,
     /// The route or operation. Shared, so counting it clones a pointer, not the text.
@@ -91,6 +94,7 @@ impl VerifyContext {
         };
         VerifyContext {
             client_ip,
+            peer: None,
             country,
             tag,
         }

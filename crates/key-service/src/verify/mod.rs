@@ -3,8 +3,8 @@
 //! store lookups behind it, the rate limiter, the brute-force guard, the meter, the country
 //! database and the clock.
 //!
-//! Read [`Verifier::verify`] top to bottom: guard, format, digest, cache (or lookup), verdict,
-//! limits, count. Nothing here writes to the store.
+//! Read [`Verifier::verify`] top to bottom: format, digest, cache (or, past the guard,
+//! lookup), verdict, limits, count. Nothing here writes to the store.
 
 mod context;
 mod geoip;
@@ -40,17 +40,17 @@ use self::{
 };
 use crate::{
     metrics::{Metrics, UnknownKeyReason},
-    rate_limit::{BruteForceGuard, RateLimiter},
+    rate_limit::{BruteForceGuard, RateLimiter, Suspect},
 };
 
 /// Which checks a verification makes besides the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// VerifyKey (and forward-auth): a client address cooling off after too many failures is
-    /// refused first, and a valid key then passes its rate limits.
+    /// VerifyKey (and forward-auth): a valid key then passes its rate limits.
     Request,
-    /// Authenticating the caller of an admin call: neither applies, so an operator is never
-    /// locked out of revoking a key by that key's own traffic.
+    /// Authenticating the caller of an admin call: no rate limit, so an operator is never
+    /// locked out of revoking a key by that key's own traffic. (The brute-force guard stands
+    /// in both modes.)
     Authenticate,
 }
 
@@ -131,18 +131,23 @@ impl Verifier {
     /// Decides whether `presented` may act under every scope of `required`, and counts the
     /// verification against the key, in memory, when the key is known.
     ///
-    /// In [`Mode::Request`], a `context.client_ip` cooling off after too many failures is
-    /// refused (`TooManyFailures`) without any lookup, and only a VALID verdict is then rate
-    /// limited and consumes budget: the key's limits (or its organization's default) are
-    /// checked all-or-nothing, and an exhausted one turns the verdict into `RateLimited`,
-    /// metered under `rate_limited`.
-    ///
     /// A malformed key is rejected without touching the database. A key in the key cache (or a
     /// digest in its negative cache) takes no lookup either. Otherwise an organization key
     /// takes one lookup; a personal key two more (its member and the organization's role
     /// scopes), as its effective scopes are its own limited by its member's current role, and
     /// a removed member's keys are invalid; what was read is cached. Nothing is written: the
     /// count is kept in memory until the next flush.
+    ///
+    /// The brute-force guard stands before every lookup, in both modes: an `invalid_api_key`
+    /// verdict counts against the client's network (`context.client_ip`, or `context.peer`
+    /// when the caller named no client) and the key's lead; while either is blocked, a key
+    /// that is not in the key cache is refused (`TooManyFailures`) without a lookup. Keys in
+    /// the cache are judged as usual, so a block does not lock out the clients that share a
+    /// blocked address.
+    ///
+    /// In [`Mode::Request`] only a VALID verdict is then rate limited and consumes budget: the
+    /// key's limits (or its organization's default) are checked all-or-nothing, and an
+    /// exhausted one turns the verdict into `RateLimited`, metered under `rate_limited`.
     ///
     /// `context` (validated by `VerifyContext::parse`) adds the country and the tag to the
     /// key's usage; verifications of unknown keys are counted in the deployment's metrics only.
@@ -156,54 +161,67 @@ impl Verifier {
         // One clock reading serves the whole decision: reading it costs more than the rest of
         // a cached verification's bookkeeping, and one instant keeps the steps consistent.
         let now = self.clock.now();
-        let guarded = match mode {
-            Mode::Request => context.client_ip,
-            Mode::Authenticate => None,
+        let mut suspect = Suspect {
+            client: context.client_ip.or(context.peer),
+            lead: None,
         };
-        if let Some(ip) = guarded
-            && let Some(reset) = self.guard.blocked_until(ip, now)
-        {
-            self.metrics.unknown_key(UnknownKeyReason::Blocked);
-            return Ok(Verification {
-                verdict: Verdict::TooManyFailures {
-                    retry_after: reset - now,
-                    reset,
-                },
-                record: None,
-                scopes: ScopeSet::EMPTY,
-            });
-        }
-        let verification = self.judge(presented, required, context, mode, now).await?;
-        if let Some(ip) = guarded {
-            let failed = match verification.verdict {
-                Verdict::Valid => Some(false),
-                Verdict::Invalid => Some(true),
-                _ => None,
-            };
-            self.guard.record(ip, failed, now, &self.metrics);
+        let verification = match ApiKey::parse(presented) {
+            Ok(key) => {
+                suspect.lead = Some(key.lead());
+                self.judge(&key, required, context, mode, suspect, now)
+                    .await?
+            }
+            Err(_) => match self.guard.blocked_until(suspect, now) {
+                Some(reset) => self.refused(reset, now),
+                None => {
+                    self.metrics.unknown_key(UnknownKeyReason::Malformed);
+                    Verification {
+                        verdict: Verdict::Invalid,
+                        record: None,
+                        scopes: ScopeSet::EMPTY,
+                    }
+                }
+            },
+        };
+        // Only failures count: one success must not wipe out a guesser's record.
+        if verification.verdict == Verdict::Invalid {
+            self.guard.record_failure(suspect, now, &self.metrics);
         }
         Ok(verification)
     }
 
-    /// Everything after the guard: format, digest, cache or lookup, verdict, limits, count.
+    /// The answer to a client the guard is refusing until `reset`.
+    fn refused(&self, reset: DateTime<Utc>, now: DateTime<Utc>) -> Verification {
+        self.metrics.unknown_key(UnknownKeyReason::Blocked);
+        Verification {
+            verdict: Verdict::TooManyFailures {
+                retry_after: reset - now,
+                reset,
+            },
+            record: None,
+            scopes: ScopeSet::EMPTY,
+        }
+    }
+
+    /// Everything after parsing: digest, cache or (unless the guard refuses) lookup, verdict,
+    /// limits, count.
     async fn judge(
         &self,
-        presented: &str,
+        key: &ApiKey,
         required: &[Scope],
         context: &VerifyContext,
         mode: Mode,
+        suspect: Suspect,
         now: DateTime<Utc>,
     ) -> Result<Verification, Error> {
-        let Ok(key) = ApiKey::parse(presented) else {
-            self.metrics.unknown_key(UnknownKeyReason::Malformed);
-            return Ok(Verification {
-                verdict: Verdict::Invalid,
-                record: None,
-                scopes: ScopeSet::EMPTY,
-            });
-        };
-        let digest = self.pepper.digest(&key);
-        let known = match self.key_cache.lookup(&digest, now) {
+        let digest = self.pepper.digest(key);
+        let cached = self.key_cache.lookup(&digest, now);
+        if !matches!(cached, Lookup::Known(_))
+            && let Some(reset) = self.guard.blocked_until(suspect, now)
+        {
+            return Ok(self.refused(reset, now));
+        }
+        let known = match cached {
             Lookup::Known(cached) => {
                 self.metrics.key_cache_hit();
                 Some(cached)
@@ -214,7 +232,7 @@ impl Verifier {
             }
             Lookup::Miss => {
                 self.metrics.key_cache_miss();
-                self.read_key(&key, digest, now).await?
+                self.read_key(key, digest, now).await?
             }
         };
         let (record, limits, effective) = match known {

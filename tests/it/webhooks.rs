@@ -974,3 +974,135 @@ async fn deliveries_to_internal_addresses_are_refused_and_errors_reveal_no_detai
         assert_eq!(delivery.attempts[0].error, "connection failed");
     }
 }
+
+/// An endpoint that holds every request until the test lets them go, as a tenant's overloaded
+/// receiver does until the worker's timeout.
+struct HeldReceiver {
+    url: String,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+    released: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HeldReceiver {
+    async fn start() -> HeldReceiver {
+        let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = (
+            Arc::clone(&arrived),
+            Arc::clone(&release),
+            Arc::clone(&released),
+        );
+        let app = Router::new()
+            .route(
+                "/hooks",
+                post(
+                    |State((arrived, release, released)): State<(
+                        Arc<std::sync::atomic::AtomicUsize>,
+                        Arc<tokio::sync::Notify>,
+                        Arc<std::sync::atomic::AtomicBool>,
+                    )>| async move {
+                        arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let notified = release.notified();
+                        if !released.load(std::sync::atomic::Ordering::SeqCst) {
+                            notified.await;
+                        }
+                        StatusCode::OK
+                    },
+                ),
+            )
+            .with_state(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        HeldReceiver {
+            url,
+            arrived,
+            release,
+            released,
+        }
+    }
+
+    fn arrived(&self) -> usize {
+        self.arrived.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn let_go(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.release.notify_waiters();
+    }
+}
+
+#[tokio::test]
+async fn one_tenants_slow_endpoint_does_not_hold_up_another_tenants_deliveries() {
+    for backend in backends() {
+        let eager = WebhookSettings {
+            allow_http: true,
+            // The receivers listen on loopback.
+            allow_private: true,
+            poll_interval: Duration::from_millis(20),
+            ..WebhookSettings::default()
+        };
+        let app = spawn_app_configured(&backend, |setup| setup.settings.webhooks = eager).await;
+        // Tenant A: a backlog of 40 events to an endpoint that does not answer.
+        let held = HeldReceiver::start().await;
+        create_endpoint(&app, &held.url).await.unwrap();
+        let tenant_a = default_organization(&app).await;
+        for _ in 0..40 {
+            enqueue_event(&app, tenant_a).await;
+        }
+        let mut waited = 0;
+        while held.arrived() == 0 {
+            waited += 1;
+            assert!(waited < 500, "tenant A's deliveries never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        // Tenant B: one event, to an endpoint that answers at once.
+        let b_admin = app.other_organization_admin("tenant-b").await;
+        let receiver = Receiver::start(&app.clock).await;
+        let created = app
+            .client
+            .clone()
+            .create_webhook_endpoint(authed(
+                &b_admin,
+                v1::CreateWebhookEndpointRequest {
+                    url: receiver.url.clone(),
+                    description: "tenant b".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        receiver.trust(&created.signing_secret);
+        let tenant_b = app
+            .keyrack
+            .store
+            .find_organization_by_name("tenant-b")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        enqueue_event(&app, tenant_b).await;
+
+        // B's event arrives while every one of A's attempts is still held, and A holds only
+        // its share of the worker.
+        let mut waited = 0;
+        while receiver.received().is_empty() {
+            waited += 1;
+            assert!(
+                waited < 300,
+                "tenant B's delivery waited on tenant A's endpoint"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            held.arrived() <= 4,
+            "{} of A's attempts at once",
+            held.arrived()
+        );
+        held.let_go();
+    }
+}

@@ -35,6 +35,6 @@ pub use store::Store;
 pub use usage::{Dimension, KeyUse, Resolution, UsageCount};
 pub use usage_query::{KeyOwner, UsageKeys, UsageRow};
 pub use webhooks::{
-    ClaimedDelivery, DeliveryAttempt, DeliveryFilter, NewWebhookEndpoint, WebhookDelivery,
-    WebhookEndpoint, enqueue_webhook_deliveries,
+    ClaimedDelivery, DeliveryAttempt, DeliveryClaim, DeliveryFilter, NewWebhookEndpoint,
+    WebhookDelivery, WebhookEndpoint, enqueue_webhook_deliveries,
 };

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use key_core::{AuditEvent, DeliveryState};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, Func},
 };
 use uuid::Uuid;
 
@@ -25,6 +26,25 @@ use crate::{
         webhook_endpoint::{self, Column as EndpointColumn, Entity as Endpoints},
     },
 };
+
+/// What a worker may claim in one round (see `Store::claim_due_webhook_deliveries`).
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryClaim<'a> {
+    /// At most this many deliveries in all.
+    pub limit: u64,
+    /// At most this many of one organization, counting those `under_way`.
+    pub per_organization: u64,
+    /// How many of each organization's deliveries the worker is attempting already.
+    pub under_way: &'a HashMap<Uuid, u64>,
+}
+
+impl DeliveryClaim<'_> {
+    /// How many more of `organization_id`'s deliveries this round may claim.
+    fn room_for(&self, organization_id: Uuid) -> u64 {
+        let busy = self.under_way.get(&organization_id).copied().unwrap_or(0);
+        self.per_organization.saturating_sub(busy)
+    }
+}
 
 /// An endpoint to store.
 #[derive(Debug, Clone)]
@@ -112,6 +132,8 @@ pub struct ClaimedDelivery {
     pub id: Uuid,
     /// The event's id (the idempotency id).
     pub event_id: Uuid,
+    /// The organization the delivery belongs to.
+    pub organization_id: Uuid,
     /// The endpoint's id.
     pub endpoint_id: Uuid,
     /// The endpoint's URL.
@@ -345,22 +367,58 @@ impl Store {
             .collect()
     }
 
-    /// Claims up to `limit` pending deliveries due at `now`, leasing each until `lease_until`:
-    /// another worker will not take them before then. Deliveries whose endpoint is gone are
-    /// marked failed instead.
+    /// Claims up to `claim.limit` pending deliveries due at `now`, leasing each until
+    /// `lease_until`: another worker will not take them before then. Deliveries whose endpoint
+    /// is gone are marked failed instead.
+    ///
+    /// Fair between organizations: the organizations with due deliveries take turns, oldest
+    /// due first, at most `claim.per_organization` deliveries each under way at once (those
+    /// the worker is already attempting count); so one tenant's backlog or slow endpoints
+    /// cannot hold up the others' deliveries.
     pub async fn claim_due_webhook_deliveries(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
-        limit: u64,
+        claim: &DeliveryClaim<'_>,
     ) -> Result<Vec<ClaimedDelivery>, Error> {
-        let due = Deliveries::find()
-            .filter(DeliveryColumn::State.eq(DeliveryState::Pending.as_str()))
-            .filter(DeliveryColumn::NextAttemptAt.lte(now))
-            .order_by_asc(DeliveryColumn::NextAttemptAt)
-            .limit(limit)
+        if claim.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pending_due = || {
+            Deliveries::find()
+                .filter(DeliveryColumn::State.eq(DeliveryState::Pending.as_str()))
+                .filter(DeliveryColumn::NextAttemptAt.lte(now))
+        };
+        let full = claim
+            .under_way
+            .keys()
+            .copied()
+            .filter(|organization_id| claim.room_for(*organization_id) == 0);
+        let organizations: Vec<Uuid> = pending_due()
+            .filter(DeliveryColumn::OrganizationId.is_not_in(full))
+            .select_only()
+            .column(DeliveryColumn::OrganizationId)
+            .group_by(DeliveryColumn::OrganizationId)
+            .order_by_asc(Func::min(Expr::col(DeliveryColumn::NextAttemptAt)))
+            .limit(claim.limit)
+            .into_tuple()
             .all(&self.db)
             .await?;
+        let mut due = Vec::new();
+        for organization_id in organizations {
+            let room = claim.limit.saturating_sub(due.len() as u64);
+            if room == 0 {
+                break;
+            }
+            due.extend(
+                pending_due()
+                    .filter(DeliveryColumn::OrganizationId.eq(organization_id))
+                    .order_by_asc(DeliveryColumn::NextAttemptAt)
+                    .limit(room.min(claim.room_for(organization_id)))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
         let mut claimed = Vec::with_capacity(due.len());
         for delivery in due {
             let claim = delivery.claim_count + 1;
@@ -387,6 +445,7 @@ impl Store {
             claimed.push(ClaimedDelivery {
                 id: delivery.id,
                 event_id: delivery.event_id,
+                organization_id: delivery.organization_id,
                 endpoint_id: delivery.endpoint_id,
                 url: endpoint.url,
                 sealed_secret: endpoint.sealed_secret,

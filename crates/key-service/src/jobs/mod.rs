@@ -182,6 +182,7 @@ impl Jobs {
             tasks,
             usage: self.usage.clone(),
             alerts: self.alerts.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 }
@@ -193,6 +194,7 @@ pub struct RunningJobs {
     tasks: JoinSet<()>,
     usage: UsageFlusher,
     alerts: AlertEvaluator,
+    webhooks: WebhookDelivery,
 }
 
 impl RunningJobs {
@@ -207,6 +209,7 @@ impl RunningJobs {
                 tracing::warn!(%error, "a background job failed");
             }
         }
+        self.webhooks.idle().await;
         match self.usage.flush().await {
             Ok(buckets) => tracing::info!(buckets, "usage flushed"),
             Err(error) => {

@@ -6,10 +6,17 @@
 //! replica makes each attempt. If a replica dies mid-attempt, its lease runs out and another
 //! makes the attempt again: delivery is at least once, and receivers deduplicate on
 //! `Keyrack-Event-Id`.
+//!
+//! One tenant must not starve the others: each round claims fairly between organizations (see
+//! the store), an organization with [`WebhookSettings::per_organization`] attempts already
+//! under way here waits for the next round, and the job does not wait for a round's slowest
+//! attempt before starting the next: attempts run on their own, at most
+//! [`WebhookSettings::batch_size`] at once.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -18,9 +25,11 @@ use key_core::{
     Clock, DeliveryState, Error, Pepper, RandomSource, RetrySchedule, WebhookSecretCipher,
     is_public_address,
 };
-use key_store::{ClaimedDelivery, DeliveryAttempt, Store};
+use key_store::{ClaimedDelivery, DeliveryAttempt, DeliveryClaim, Store};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::{sync::OnceCell, task::JoinSet};
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
@@ -50,8 +59,10 @@ pub struct WebhookSettings {
     /// How long a claimed delivery is reserved for its worker. A worker that dies mid-attempt
     /// leaves it to another after this; it must exceed `request_timeout`.
     pub lease: TimeDelta,
-    /// At most this many deliveries are attempted per poll.
+    /// At most this many attempts are under way at once (in this process).
     pub batch_size: u64,
+    /// At most this many of them for one organization.
+    pub per_organization: u64,
     /// Deliver to private, loopback and link-local addresses too (an endpoint on the
     /// deployment's own network). Off by default: a tenant's endpoint must not reach inside.
     pub allow_private: bool,
@@ -66,6 +77,7 @@ impl Default for WebhookSettings {
             request_timeout: Duration::from_secs(10),
             lease: TimeDelta::minutes(2),
             batch_size: 32,
+            per_organization: 4,
             allow_private: false,
         }
     }
@@ -82,6 +94,43 @@ pub struct WebhookDelivery {
     settings: WebhookSettings,
     /// Built on first use, so a process that never delivers never loads TLS roots.
     client: Arc<OnceCell<reqwest::Client>>,
+    /// The attempts under way, by organization.
+    in_flight: Arc<Mutex<InFlight>>,
+    /// The attempts the job started, which a stop waits for.
+    running: TaskTracker,
+}
+
+/// How many attempts are under way, in all and per organization.
+#[derive(Debug, Default)]
+struct InFlight {
+    total: u64,
+    by_organization: HashMap<Uuid, u64>,
+}
+
+/// One attempt's place in [`InFlight`], given back when the attempt ends however it ends.
+struct Slot {
+    in_flight: Arc<Mutex<InFlight>>,
+    organization_id: Uuid,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = lock(&self.in_flight);
+        in_flight.total = in_flight.total.saturating_sub(1);
+        if let Some(count) = in_flight.by_organization.get_mut(&self.organization_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.by_organization.remove(&self.organization_id);
+            }
+        }
+    }
+}
+
+fn lock(in_flight: &Mutex<InFlight>) -> std::sync::MutexGuard<'_, InFlight> {
+    // Counters only: a panic elsewhere leaves them usable.
+    in_flight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl WebhookDelivery {
@@ -101,6 +150,8 @@ impl WebhookDelivery {
             metrics,
             settings,
             client: Arc::default(),
+            in_flight: Arc::default(),
+            running: TaskTracker::new(),
         }
     }
 
@@ -131,27 +182,64 @@ impl WebhookDelivery {
             .await
     }
 
-    /// Claims the deliveries due now (on the clock), makes one attempt of each, and
-    /// returns how many attempts were made. The job calls this every poll
-    /// interval; tests call it directly to drive deliveries step by step.
-    pub async fn deliver_due(&self) -> Result<usize, Error> {
+    /// Claims the deliveries due now (on the clock) that fit beside the attempts under way,
+    /// each with its [`Slot`].
+    async fn claim(&self, now: DateTime<Utc>) -> Result<Vec<(ClaimedDelivery, Slot)>, Error> {
         let settings = self.settings;
-        let now = self.clock.now();
+        let (room, under_way) = {
+            let in_flight = lock(&self.in_flight);
+            (
+                settings.batch_size.saturating_sub(in_flight.total),
+                in_flight.by_organization.clone(),
+            )
+        };
+        let claim = DeliveryClaim {
+            limit: room,
+            per_organization: settings.per_organization,
+            under_way: &under_way,
+        };
         let claimed = self
             .store
-            .claim_due_webhook_deliveries(now, now + settings.lease, settings.batch_size)
+            .claim_due_webhook_deliveries(now, now + settings.lease, &claim)
             .await?;
+        let mut in_flight = lock(&self.in_flight);
+        Ok(claimed
+            .into_iter()
+            .map(|delivery| {
+                in_flight.total += 1;
+                *in_flight
+                    .by_organization
+                    .entry(delivery.organization_id)
+                    .or_default() += 1;
+                let slot = Slot {
+                    in_flight: Arc::clone(&self.in_flight),
+                    organization_id: delivery.organization_id,
+                };
+                (delivery, slot)
+            })
+            .collect())
+    }
+
+    /// Claims the deliveries due now (on the clock), makes one attempt of each, waits for
+    /// them, and returns how many attempts were made. Tests call this to drive deliveries step
+    /// by step; the job starts attempts without waiting ([`WebhookDelivery::run`]).
+    pub async fn deliver_due(&self) -> Result<usize, Error> {
+        let now = self.clock.now();
+        let claimed = self.claim(now).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
         let client = self.client().await?.clone();
         let cipher = Arc::new(WebhookSecretCipher::new(&self.pepper)?);
         let mut attempts = JoinSet::new();
-        for delivery in claimed {
+        for (delivery, slot) in claimed {
             let worker = self.clone();
             let client = client.clone();
             let cipher = Arc::clone(&cipher);
-            attempts.spawn(async move { attempt(&worker, &client, &cipher, delivery, now).await });
+            attempts.spawn(async move {
+                let _slot = slot;
+                attempt(&worker, &client, &cipher, delivery, now).await
+            });
         }
         let mut made = 0;
         let mut failure = None;
@@ -175,12 +263,43 @@ impl WebhookDelivery {
         }
     }
 
-    /// One run of the job. An attempt under way when the job is stopped finishes (and is
-    /// recorded) first.
+    /// One run of the job: starts an attempt of each delivery claimed now and returns without
+    /// waiting for them, so a slow endpoint holds up nothing but its own attempt.
     pub(crate) async fn run(&self) {
-        if let Err(error) = self.deliver_due().await {
+        if let Err(error) = self.start_due().await {
             tracing::warn!(%error, "webhook deliveries failed; they are retried after their lease");
         }
+    }
+
+    async fn start_due(&self) -> Result<(), Error> {
+        let now = self.clock.now();
+        let claimed = self.claim(now).await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let client = self.client().await?.clone();
+        let cipher = Arc::new(WebhookSecretCipher::new(&self.pepper)?);
+        for (delivery, slot) in claimed {
+            let worker = self.clone();
+            let client = client.clone();
+            let cipher = Arc::clone(&cipher);
+            self.running.spawn(async move {
+                let _slot = slot;
+                if let Err(error) = attempt(&worker, &client, &cipher, delivery, now).await {
+                    // The delivery stays claimed until its lease ends; then it is attempted
+                    // again.
+                    tracing::warn!(%error, "webhook attempt not made or not recorded");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the attempts the job started: each is made and recorded before a stop
+    /// completes.
+    pub(crate) async fn idle(&self) {
+        self.running.close();
+        self.running.wait().await;
     }
 }
 

@@ -124,6 +124,16 @@ impl Default for OrganizationPolicy {
 }
 
 impl OrganizationPolicy {
+    /// Whether `other` has the same ceilings: the maximum key lifetime, the default rate limits
+    /// and the scopes of each role, which bound what every key and member may get. Only the
+    /// maximum key age (when keys are reported due for rotation) is no ceiling.
+    pub fn same_ceilings(&self, other: &OrganizationPolicy) -> bool {
+        OrganizationPolicy {
+            max_key_age: other.max_key_age,
+            ..*self
+        } == *other
+    }
+
     /// The latest expiry a key created or changed at `now` may have, when the organization
     /// sets a maximum lifetime.
     pub fn latest_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -248,6 +258,23 @@ mod tests {
         assert_eq!(policy.cap_expiry(later, now()), Some(latest));
         let sooner = Some(now() + TimeDelta::days(3));
         assert_eq!(policy.cap_expiry(sooner, now()), sooner);
+    }
+
+    #[test]
+    fn every_field_but_the_key_age_is_a_ceiling() {
+        let policy = OrganizationPolicy::default();
+        let older = OrganizationPolicy {
+            max_key_age: TimeDelta::days(30),
+            ..policy
+        };
+        assert!(policy.same_ceilings(&older));
+        assert!(!policy.same_ceilings(&with_lifetime(7)));
+        let mut limited = policy;
+        limited.default_rate_limits = crate::RateLimits::parse("x", "10/minute").unwrap();
+        assert!(!policy.same_ceilings(&limited));
+        let mut narrowed = policy;
+        narrowed.role_scopes.set(Role::Viewer, ScopeSet::EMPTY);
+        assert!(!policy.same_ceilings(&narrowed));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Every operation first asks the permission table; a refusal is audited there. Every change
 //! appends its audit event in the change's own transaction. Nobody grants more than it holds:
 //! role scopes in a policy, and the role of a member added, changed or removed, must be within
-//! the requester's own scopes.
+//! the requester's own scopes. Owners, and the policy's ceilings, are an owner's business
+//! (`Caller::may_change_role`, `Caller::may_set_policy`).
 
 use std::sync::Arc;
 
@@ -153,7 +154,9 @@ impl Organizations {
 
     /// UpdateOrganizationPolicy: replaces the requester's organization's policy (`None`: the
     /// request named none). Roles the update does not list get their default scopes back; a
-    /// role may be given only scopes the requester holds itself.
+    /// role may be given only scopes the requester holds itself. The ceilings (maximum key
+    /// lifetime, default rate limits, role scopes) are an owner's to change: an admin's update
+    /// must keep them as they are in force when it is written.
     pub async fn update_policy(
         &self,
         by: &Requester,
@@ -172,17 +175,23 @@ impl Organizations {
         for scopes in overridden {
             self.access.check(by, caller.may_grant(scopes)).await?;
         }
-        // A change that changes nothing is still recorded, but drops no cached key.
-        let unchanged = self.own(by).await?.policy == policy;
         let now = self.clock.now();
-        let audit = by.event(
-            AuditAction::OrganizationPolicyUpdate,
-            caller.organization_id,
-            now,
-        );
-        let organization = self
+        // A change that changes nothing is still recorded, but drops no cached key.
+        let mut unchanged = false;
+        let updated = self
             .store
-            .update_organization_policy(caller.organization_id, &policy, &audit)
+            .update_organization_policy(caller.organization_id, &policy, |current| {
+                caller.may_set_policy(current, &policy)?;
+                unchanged = *current == policy;
+                Ok::<_, Error>(by.event(
+                    AuditAction::OrganizationPolicyUpdate,
+                    caller.organization_id,
+                    now,
+                ))
+            })
+            .await;
+        let organization = self
+            .judged(by, updated)
             .await?
             .ok_or(Error::NotFound("organization"))?;
         // Role scopes and default rate limits feed the verdicts of the organization's keys.
@@ -209,6 +218,9 @@ impl Organizations {
             .authorize(by, Action::ManageMembers, None)
             .await?;
         let user_id = UserId::parse(user_id)?;
+        self.access
+            .check(by, caller.may_change_role(None, Some(role)))
+            .await?;
         let policy = self.own(by).await?.policy;
         self.access
             .check(by, caller.may_grant(policy.role_scopes.scopes(role)))
@@ -235,7 +247,7 @@ impl Organizations {
 
     /// UpdateMember: changes a member's role. Both the member's current role and the new one
     /// must be within the requester's scopes: nobody promotes beyond, or demotes from above,
-    /// itself.
+    /// itself. Promoting to, or demoting from, `owner` is an owner's.
     pub async fn update_member(
         &self,
         by: &Requester,
@@ -252,6 +264,7 @@ impl Organizations {
         let updated = self
             .store
             .update_member(caller.organization_id, id, role, |current| {
+                caller.may_change_role(Some(current.role), Some(role))?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
                 caller.may_grant(policy.role_scopes.scopes(role))?;
                 unchanged = current.role == role;
@@ -271,8 +284,9 @@ impl Organizations {
         Ok(member)
     }
 
-    /// RemoveMember: removes a member whose role is within the requester's scopes. Their
-    /// personal keys stay stored, and fail verification from now on.
+    /// RemoveMember: removes a member whose role is within the requester's scopes (an owner:
+    /// only by an owner). Their personal keys stay stored, and fail
+    /// verification from now on.
     pub async fn remove_member(&self, by: &Requester, id: Uuid) -> Result<Member, Error> {
         let caller = &by.caller;
         self.access
@@ -283,6 +297,7 @@ impl Organizations {
         let removed = self
             .store
             .remove_member(caller.organization_id, id, |current| {
+                caller.may_change_role(Some(current.role), None)?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
                 Ok::<_, Error>(by.event(AuditAction::MemberRemove, current.id, now))
             })

@@ -25,6 +25,7 @@ mod keys;
 mod metering;
 mod organizations;
 mod outage;
+mod owners;
 mod permissions;
 mod policy;
 mod process;

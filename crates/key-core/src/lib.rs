@@ -33,7 +33,7 @@ pub use access::organization::{
 pub use access::permission::{
     Action, Caller, KeyType, PERMISSIONS, Requirement, acts_as_owner, within_role,
 };
-pub use access::role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes};
+pub use access::role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes, keeps_an_owner};
 pub use access::scope::{Scope, ScopeSet};
 pub use access::verdict::{Verdict, effective_scopes, verify, verify_effective};
 pub use alerting::alert::{Alert, AlertType};

@@ -128,7 +128,8 @@ impl Store {
     /// `plan` sees the policy in force and returns the audit event, or refuses with its own
     /// error. Role scopes equal to the defaults are stored as no override. `None` (and no
     /// event) if there is no such organization. The organization's row is locked first, so
-    /// that no other change of the policy lands between `plan`'s reading and the write.
+    /// that no other change of the policy (or of its members) lands between `plan`'s reading
+    /// and the write.
     pub async fn update_organization_policy<E: From<Error>>(
         &self,
         id: Uuid,
@@ -173,7 +174,8 @@ impl Store {
 }
 
 /// Reads the organization `id` and locks its row until the transaction ends, so that changes
-/// that decide on what they read of an organization (its policy) are serialized. PostgreSQL takes the row lock (`FOR NO KEY UPDATE`, which leaves inserts that
+/// that decide on what they read of an organization (its policy, how many owners it has) are
+/// serialized. PostgreSQL takes the row lock (`FOR NO KEY UPDATE`, which leaves inserts that
 /// refer to the organization free); SQLite has none, and needs none: a write transaction
 /// there begins `IMMEDIATE`, holding the database's write lock.
 pub(crate) async fn lock_organization_in(

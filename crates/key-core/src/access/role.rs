@@ -47,6 +47,23 @@ impl Role {
     }
 }
 
+/// An organization that has an owner keeps one: a change of the member whose role is `before`
+/// to `after` (`None`: removed) is refused (`Conflict`) when it would take away the last of the
+/// organization's `owners`, counted in the change's own transaction.
+pub fn keeps_an_owner(before: Role, after: Option<Role>, owners: u64) -> Result<(), Error> {
+    if before != Role::Owner || after == Some(Role::Owner) || owners > 1 {
+        return Ok(());
+    }
+    let change = if after.is_some() {
+        "demoted"
+    } else {
+        "removed"
+    };
+    Err(Error::Conflict(format!(
+        "the last owner of an organization cannot be {change}: make another member an owner first"
+    )))
+}
+
 /// The scopes each role may hold, as data. Organizations start from [`DEFAULT_ROLE_SCOPES`]
 /// and may override any role.
 pub const DEFAULT_ROLE_SCOPES: [(Role, &[Scope]); 4] = [
@@ -258,6 +275,27 @@ mod tests {
         assert_eq!(policy.cap_expiry(later, now()), Some(latest));
         let sooner = Some(now() + TimeDelta::days(3));
         assert_eq!(policy.cap_expiry(sooner, now()), sooner);
+    }
+
+    #[test]
+    fn the_last_owner_stays() {
+        assert!(keeps_an_owner(Role::Owner, Some(Role::Admin), 2).is_ok());
+        assert!(keeps_an_owner(Role::Owner, None, 2).is_ok());
+        assert!(keeps_an_owner(Role::Owner, Some(Role::Owner), 1).is_ok());
+        // Organizations without an owner (a new one) change their members freely.
+        assert!(keeps_an_owner(Role::Admin, None, 0).is_ok());
+        assert!(keeps_an_owner(Role::Member, Some(Role::Viewer), 0).is_ok());
+        for (after, change) in [(Some(Role::Viewer), "demoted"), (None, "removed")] {
+            let error = keeps_an_owner(Role::Owner, after, 1).unwrap_err();
+            assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the last owner of an organization cannot be {change}: make another member \
+                     an owner first"
+                )
+            );
+        }
     }
 
     #[test]

@@ -5,13 +5,14 @@
 //! appends its audit event in the change's own transaction. Nobody grants more than it holds:
 //! role scopes in a policy, and the role of a member added, changed or removed, must be within
 //! the requester's own scopes. Owners, and the policy's ceilings, are an owner's business
-//! (`Caller::may_change_role`, `Caller::may_set_policy`).
+//! (`Caller::may_change_role`, `Caller::may_set_policy`); an organization that has an owner
+//! keeps one (`keeps_an_owner`, judged in the change's transaction on a count taken there).
 
 use std::sync::Arc;
 
 use key_core::{
     Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyType, OrganizationName,
-    OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId,
+    OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId, keeps_an_owner,
     max_key_age_from_days, max_key_lifetime_from_days,
 };
 use key_store::{Member, Organization, Store};
@@ -247,7 +248,8 @@ impl Organizations {
 
     /// UpdateMember: changes a member's role. Both the member's current role and the new one
     /// must be within the requester's scopes: nobody promotes beyond, or demotes from above,
-    /// itself. Promoting to, or demoting from, `owner` is an owner's.
+    /// itself. Promoting to, or demoting from, `owner` is an owner's; the last owner is not
+    /// demoted (`Conflict`).
     pub async fn update_member(
         &self,
         by: &Requester,
@@ -263,10 +265,11 @@ impl Organizations {
         let mut unchanged = false;
         let updated = self
             .store
-            .update_member(caller.organization_id, id, role, |current| {
+            .update_member(caller.organization_id, id, role, |current, owners| {
                 caller.may_change_role(Some(current.role), Some(role))?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
                 caller.may_grant(policy.role_scopes.scopes(role))?;
+                keeps_an_owner(current.role, Some(role), owners)?;
                 unchanged = current.role == role;
                 Ok::<_, Error>(by.event(AuditAction::MemberUpdate, current.id, now))
             })
@@ -285,7 +288,7 @@ impl Organizations {
     }
 
     /// RemoveMember: removes a member whose role is within the requester's scopes (an owner:
-    /// only by an owner). Their personal keys stay stored, and fail
+    /// only by an owner, and never the last one). Their personal keys stay stored, and fail
     /// verification from now on.
     pub async fn remove_member(&self, by: &Requester, id: Uuid) -> Result<Member, Error> {
         let caller = &by.caller;
@@ -296,9 +299,10 @@ impl Organizations {
         let now = self.clock.now();
         let removed = self
             .store
-            .remove_member(caller.organization_id, id, |current| {
+            .remove_member(caller.organization_id, id, |current, owners| {
                 caller.may_change_role(Some(current.role), None)?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
+                keeps_an_owner(current.role, None, owners)?;
                 Ok::<_, Error>(by.event(AuditAction::MemberRemove, current.id, now))
             })
             .await;

@@ -8,7 +8,8 @@ use crate::{Error, KeyView, OrganizationPolicy, RateLimits, Role, Scope, ScopeSe
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
-    /// Belongs to the organization; shared across a team. Creating one needs `admin`.
+    /// Belongs to the organization; shared across a team. Creating one needs `admin`; one with
+    /// `admin` acts as an owner ([`acts_as_owner`]).
     Organization,
     /// Belongs to one member; its scopes are limited, at every verification, by the member's
     /// current role.
@@ -59,7 +60,8 @@ pub enum Action {
     CreateOrganization,
     /// Read the caller's organization and its policy.
     ReadOrganization,
-    /// Change the organization's policy (key age, key lifetime, role scopes).
+    /// Change the organization's policy (key age, key lifetime, role scopes, default rate
+    /// limits); changing its ceilings also needs [`Action::ChangePolicyCeilings`].
     UpdateOrganizationPolicy,
     /// Add, change or remove members.
     ManageMembers,

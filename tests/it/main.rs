@@ -26,6 +26,7 @@ mod keys;
 mod metering;
 mod organizations;
 mod outage;
+mod owners;
 mod permissions;
 mod policy;
 mod process;

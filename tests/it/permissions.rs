@@ -11,12 +11,18 @@ use tonic::{Code, Status};
 use crate::helpers::{TestApp, assert_status, authed, backends, spawn_app};
 
 const ADMIN_MESSAGE: &str = "API key lacks required scope: admin";
+const OWNERS_MESSAGE: &str = "only an owner may add, promote, demote or remove an owner";
+const CEILINGS_MESSAGE: &str =
+    "only an owner may change the maximum key lifetime, the default rate limits or the role scopes";
+const OWNER_KEYS_MESSAGE: &str =
+    "only an owner may create, rotate, update or revoke a key that acts as an owner";
 
 /// A tenant with keys of every kind, for the rows below.
 struct World {
     app: TestApp,
     /// An organization key with `admin`, not an operator key.
     admin: String,
+    admin_id: String,
     /// An organization key without `admin`: `chat`, `analytics:read`.
     scoped: String,
     /// An organization key with `chat` only.
@@ -31,10 +37,16 @@ struct World {
     bob_key_id: String,
     /// The scoped organization key's id.
     scoped_id: String,
+    /// A member with role `owner`, and their personal key with `admin` (made by the operator).
+    olivia: String,
+    olivia_key: String,
+    olivia_key_id: String,
+    /// A member with role `admin`, and their personal key with `admin`.
+    adam_key: String,
 }
 
 async fn world(app: TestApp) -> World {
-    let admin = app.create_key("admin", &["admin"], "").await.key;
+    let admin = app.create_key("admin", &["admin"], "").await;
     let scoped = app
         .create_key("scoped", &["chat", "analytics:read"], "")
         .await;
@@ -51,8 +63,22 @@ async fn world(app: TestApp) -> World {
     let bob_key = create(&app, &app.admin_key, personal(&bob, &["chat"]))
         .await
         .unwrap();
+    let olivia = add_member(&app, "olivia@example.com", Role::Owner).await;
+    let olivia_key = create(&app, &app.admin_key, personal(&olivia, &["admin"]))
+        .await
+        .unwrap();
+    let adam = add_member(&app, "adam@example.com", Role::Admin).await;
+    let adam_key = create(&app, &app.admin_key, personal(&adam, &["admin"]))
+        .await
+        .unwrap()
+        .key;
     World {
-        admin,
+        admin: admin.key,
+        admin_id: admin.api_key.unwrap().id,
+        olivia,
+        olivia_key_id: olivia_key.api_key.unwrap().id,
+        olivia_key: olivia_key.key,
+        adam_key,
         scoped: scoped.key,
         scoped_id: scoped.api_key.unwrap().id,
         chat,
@@ -224,6 +250,9 @@ fn every_row_has_a_test() {
             Action::ReadAlerts => "row_read_alerts",
             Action::ManageAlerts => "row_manage_alerts",
             Action::ManageWebhooks => "row_manage_webhooks",
+            Action::ManageOwners => "row_manage_owners",
+            Action::ChangePolicyCeilings => "row_change_policy_ceilings",
+            Action::ManageOwnerKeys => "row_manage_owner_keys",
         };
         assert!(!test.is_empty());
     }
@@ -900,6 +929,294 @@ async fn row_manage_webhooks() {
             ))
             .await
             .unwrap();
+    }
+}
+
+async fn add_as(
+    app: &TestApp,
+    key: &str,
+    user_id: &str,
+    role: v1::Role,
+) -> Result<v1::Member, Status> {
+    let request = v1::AddMemberRequest {
+        user_id: user_id.into(),
+        role: role.into(),
+    };
+    app.client
+        .clone()
+        .add_member(authed(key, request))
+        .await
+        .map(|response| response.into_inner().member.unwrap())
+}
+
+async fn set_role_as(
+    app: &TestApp,
+    key: &str,
+    member: &str,
+    role: v1::Role,
+) -> Result<v1::Member, Status> {
+    let request = v1::UpdateMemberRequest {
+        id: member.into(),
+        role: role.into(),
+    };
+    app.client
+        .clone()
+        .update_member(authed(key, request))
+        .await
+        .map(|response| response.into_inner().member.unwrap())
+}
+
+async fn remove_as(app: &TestApp, key: &str, member: &str) -> Result<v1::Member, Status> {
+    let request = v1::RemoveMemberRequest { id: member.into() };
+    app.client
+        .clone()
+        .remove_member(authed(key, request))
+        .await
+        .map(|response| response.into_inner().member.unwrap())
+}
+
+/// Every member's role, by member id, as the organization key sees them.
+async fn roles(w: &World) -> Vec<(String, v1::Role)> {
+    let mut roles: Vec<_> = w
+        .app
+        .client
+        .clone()
+        .list_members(authed(&w.admin, v1::ListMembersRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .members
+        .into_iter()
+        .map(|member| (member.id.clone(), member.role()))
+        .collect();
+    roles.sort();
+    roles
+}
+
+#[tokio::test]
+async fn row_manage_owners() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let before = roles(&w).await;
+        // A member with role `admin` adds, promotes, demotes and removes no owner.
+        assert_denied(
+            add_as(app, &w.adam_key, "eve@example.com", v1::Role::Owner).await,
+            OWNERS_MESSAGE,
+        );
+        assert_denied(
+            set_role_as(app, &w.adam_key, &w.bob, v1::Role::Owner).await,
+            OWNERS_MESSAGE,
+        );
+        assert_denied(
+            set_role_as(app, &w.adam_key, &w.olivia, v1::Role::Admin).await,
+            OWNERS_MESSAGE,
+        );
+        assert_denied(remove_as(app, &w.adam_key, &w.olivia).await, OWNERS_MESSAGE);
+        assert_eq!(roles(&w).await, before);
+
+        // Every other change of members stays an admin's.
+        let carol = add_as(app, &w.adam_key, "carol@example.com", v1::Role::Admin)
+            .await
+            .unwrap();
+        set_role_as(app, &w.adam_key, &carol.id, v1::Role::Viewer)
+            .await
+            .unwrap();
+        remove_as(app, &w.adam_key, &carol.id).await.unwrap();
+
+        // An owner does all four; so does an organization key with `admin`.
+        let dora = add_as(app, &w.olivia_key, "dora@example.com", v1::Role::Owner)
+            .await
+            .unwrap();
+        set_role_as(app, &w.olivia_key, &w.bob, v1::Role::Owner)
+            .await
+            .unwrap();
+        set_role_as(app, &w.olivia_key, &dora.id, v1::Role::Admin)
+            .await
+            .unwrap();
+        remove_as(app, &w.admin, &w.bob).await.unwrap();
+        let after = roles(&w).await;
+        assert!(after.contains(&(w.olivia.clone(), v1::Role::Owner)));
+        assert!(after.contains(&(dora.id.clone(), v1::Role::Admin)));
+        assert!(after.iter().all(|(id, _)| *id != w.bob));
+    }
+}
+
+fn policy(
+    lifetime_days: i32,
+    role_scopes: &[(v1::Role, &[&str])],
+    limits: &[u32],
+) -> v1::OrganizationPolicy {
+    v1::OrganizationPolicy {
+        max_key_age_days: 30,
+        max_key_lifetime_days: lifetime_days,
+        role_scopes: role_scopes
+            .iter()
+            .map(|(role, scopes)| v1::RoleScopes {
+                role: (*role).into(),
+                scopes: strings(scopes),
+            })
+            .collect(),
+        default_rate_limits: limits
+            .iter()
+            .map(|requests| v1::RateLimit {
+                requests: *requests,
+                per: v1::RatePeriod::Minute.into(),
+            })
+            .collect(),
+    }
+}
+
+async fn set_policy(
+    app: &TestApp,
+    key: &str,
+    policy: v1::OrganizationPolicy,
+) -> Result<v1::OrganizationPolicy, Status> {
+    app.client
+        .clone()
+        .update_organization_policy(authed(
+            key,
+            v1::UpdateOrganizationPolicyRequest {
+                policy: Some(policy),
+            },
+        ))
+        .await
+        .map(|response| response.into_inner().organization.unwrap().policy.unwrap())
+}
+
+#[tokio::test]
+async fn row_change_policy_ceilings() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        // An admin changes the maximum key age, the ceilings sent as they are.
+        let set = set_policy(app, &w.adam_key, policy(0, &[], &[]))
+            .await
+            .unwrap();
+        assert_eq!(set.max_key_age_days, 30);
+        // The ceilings are an owner's: the maximum key lifetime, the default rate limits and
+        // the scopes of a role.
+        for ceiling in [
+            policy(7, &[], &[]),
+            policy(0, &[], &[100]),
+            policy(0, &[(v1::Role::Viewer, &["data:read"])], &[]),
+        ] {
+            assert_denied(
+                set_policy(app, &w.adam_key, ceiling).await,
+                CEILINGS_MESSAGE,
+            );
+        }
+        let ceilings = policy(7, &[(v1::Role::Viewer, &["data:read"])], &[100]);
+        let set = set_policy(app, &w.olivia_key, ceilings.clone())
+            .await
+            .unwrap();
+        assert_eq!(set.max_key_lifetime_days, 7);
+        // An admin's update that would clear them is refused; one that keeps them passes.
+        assert_denied(
+            set_policy(app, &w.adam_key, policy(0, &[], &[])).await,
+            CEILINGS_MESSAGE,
+        );
+        let kept = set_policy(
+            app,
+            &w.adam_key,
+            v1::OrganizationPolicy {
+                max_key_age_days: 60,
+                ..ceilings
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(kept.max_key_age_days, 60);
+        assert_eq!(kept.max_key_lifetime_days, 7);
+        assert_eq!(kept.default_rate_limits.len(), 1);
+        // An organization key with `admin` changes them too.
+        let cleared = set_policy(app, &w.admin, policy(0, &[], &[]))
+            .await
+            .unwrap();
+        assert_eq!(cleared.max_key_lifetime_days, 0);
+    }
+}
+
+#[tokio::test]
+async fn row_manage_owner_keys() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let app = &w.app;
+        let mut client = app.client.clone();
+        // A member with role `admin` creates no key that acts as an owner: an organization key
+        // with `admin`, an owner's personal key with `admin`…
+        assert_denied(
+            create(app, &w.adam_key, organization_key(&["admin"])).await,
+            OWNER_KEYS_MESSAGE,
+        );
+        assert_denied(
+            create(app, &w.adam_key, personal(&w.olivia, &["admin"])).await,
+            OWNER_KEYS_MESSAGE,
+        );
+        // …rotates, updates or revokes none…
+        for target in [&w.admin_id, &w.olivia_key_id] {
+            let rotate = v1::RotateKeyRequest {
+                id: target.clone(),
+                grace_period: None,
+            };
+            assert_denied(
+                client.rotate_key(authed(&w.adam_key, rotate)).await,
+                OWNER_KEYS_MESSAGE,
+            );
+            let update = v1::UpdateKeyRequest {
+                id: target.clone(),
+                scopes: strings(&["chat"]),
+                ..Default::default()
+            };
+            assert_denied(
+                client.update_key(authed(&w.adam_key, update)).await,
+                OWNER_KEYS_MESSAGE,
+            );
+            assert_denied(revoke(app, &w.adam_key, target).await, OWNER_KEYS_MESSAGE);
+        }
+        // …and gives no key `admin` that would make it act as one.
+        let update = v1::UpdateKeyRequest {
+            id: w.scoped_id.clone(),
+            scopes: strings(&["admin"]),
+            ..Default::default()
+        };
+        assert_denied(
+            client.update_key(authed(&w.adam_key, update)).await,
+            OWNER_KEYS_MESSAGE,
+        );
+        assert!(w.app.verify(&w.admin, &["admin"]).await.valid);
+        assert!(w.app.verify(&w.olivia_key, &["admin"]).await.valid);
+
+        // Every other key stays an admin's: scoped organization keys, an owner's personal key
+        // without `admin`, anybody else's keys.
+        create(app, &w.adam_key, organization_key(&["chat"]))
+            .await
+            .unwrap();
+        let olivia_chat = create(app, &w.adam_key, personal(&w.olivia, &["chat"]))
+            .await
+            .unwrap()
+            .api_key
+            .unwrap()
+            .id;
+        revoke(app, &w.adam_key, &olivia_chat).await.unwrap();
+        revoke(app, &w.adam_key, &w.bob_key_id).await.unwrap();
+
+        // An owner does it all.
+        create(app, &w.olivia_key, organization_key(&["admin"]))
+            .await
+            .unwrap();
+        let rotated = client
+            .rotate_key(authed(
+                &w.olivia_key,
+                v1::RotateKeyRequest {
+                    id: w.admin_id.clone(),
+                    grace_period: None,
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(rotated.api_key.unwrap().scopes, strings(&["admin"]));
     }
 }
 

@@ -30,8 +30,10 @@ mod webhook;
 pub use access::organization::{
     MAX_POLICY_DAYS, OrganizationName, UserId, max_key_age_from_days, max_key_lifetime_from_days,
 };
-pub use access::permission::{Action, Caller, KeyType, PERMISSIONS, Requirement, within_role};
-pub use access::role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes};
+pub use access::permission::{
+    Action, Caller, KeyType, PERMISSIONS, Requirement, acts_as_owner, within_role,
+};
+pub use access::role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes, keeps_an_owner};
 pub use access::scope::{Scope, ScopeSet};
 pub use access::verdict::{Verdict, effective_scopes, verify, verify_effective};
 pub use alerting::alert::{Alert, AlertType};

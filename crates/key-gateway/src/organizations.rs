@@ -96,7 +96,7 @@ pub(crate) async fn get_organization(
         (status = 200, description = "The organization with its new policy", body = OrganizationJson),
         (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`, or a scope it grants", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`, or a scope it grants; or it changes a ceiling (maximum key lifetime, default rate limits, role scopes) and is no owner", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
@@ -161,7 +161,7 @@ pub(crate) async fn list_members(
         (status = 201, description = "The new member", body = MemberJson),
         (status = 400, description = "Malformed request; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`, or a scope of the role", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`, or a scope of the role; or the role is `owner` and the caller is no owner", body = ErrorBody),
         (status = 409, description = "The user is already a member", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
@@ -198,8 +198,9 @@ pub(crate) async fn add_member(
         (status = 200, description = "The updated member", body = MemberJson),
         (status = 400, description = "Malformed id or body; the message names the field", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`, or a scope of either role", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`, or a scope of either role; or either role is `owner` and the caller is no owner", body = ErrorBody),
         (status = 404, description = "No such member in the organization", body = ErrorBody),
+        (status = 409, description = "The member is the organization's last owner", body = ErrorBody),
         (status = 413, description = "Body over 64 KiB", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
@@ -232,8 +233,9 @@ pub(crate) async fn update_member(
         (status = 200, description = "The removed member", body = MemberJson),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
-        (status = 403, description = "The caller key lacks `admin`, or a scope of the member's role", body = ErrorBody),
+        (status = 403, description = "The caller key lacks `admin`, or a scope of the member's role; or the member is an owner and the caller is none", body = ErrorBody),
         (status = 404, description = "No such member in the organization", body = ErrorBody),
+        (status = 409, description = "The member is the organization's last owner", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]

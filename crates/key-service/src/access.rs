@@ -8,7 +8,8 @@ use std::{
 };
 
 use key_core::{
-    Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, ScopeSet,
+    Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, KeyView, Role,
+    ScopeSet,
 };
 use key_store::Store;
 use uuid::Uuid;
@@ -110,7 +111,7 @@ impl Access {
             .await?;
         match (verification.error(), &verification.record) {
             (None, Some(record)) => Ok(Requester {
-                caller: Caller::new(record, verification.scopes),
+                caller: Caller::new(record, verification.scopes, self.role(record).await?),
                 context,
             }),
             (error, record) => {
@@ -119,7 +120,7 @@ impl Access {
                     .as_ref()
                     .filter(|_| !matches!(error, Error::InvalidApiKey));
                 let actor = known.map_or(Actor::Anonymous, |record| {
-                    Actor::Key(Caller::new(record, ScopeSet::EMPTY))
+                    Actor::Key(Caller::new(record, ScopeSet::EMPTY, None))
                 });
                 let organization_id = known.map(|record| record.organization_id);
                 self.deny(&path, &context, &actor, organization_id, &error)
@@ -127,6 +128,22 @@ impl Access {
                 Err(error)
             }
         }
+    }
+
+    /// A personal key's member's role, read now rather than from the key cache: whether the
+    /// caller acts as an owner follows a demotion at once, on every replica.
+    async fn role(&self, record: &KeyView) -> Result<Option<Role>, Error> {
+        let Some(member_id) = record
+            .member_id
+            .filter(|_| record.key_type == KeyType::Personal)
+        else {
+            return Ok(None);
+        };
+        let member = self
+            .store
+            .get_member(record.organization_id, member_id)
+            .await?;
+        Ok(member.map(|member| member.role))
     }
 
     /// Checks `action` on something of `owner` (a member; `None` for the organization's)

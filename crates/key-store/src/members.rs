@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 use key_core::{AuditEvent, Role};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 use uuid::Uuid;
@@ -11,6 +12,7 @@ use crate::{
     Error, Store,
     audit::insert_audit_event_in,
     entity::member::{self, Column, Entity as Members},
+    organizations::lock_organization_in,
 };
 
 /// A user's membership of an organization.
@@ -95,20 +97,24 @@ impl Store {
     }
 
     /// Changes the role of the member `id` of `organization_id` in one transaction: `plan`
-    /// sees the member as stored and returns the audit event, or refuses with its own error.
-    /// Returns the updated member, or `None` if there is no such member.
+    /// sees the member as stored and how many owners the organization has, and returns the
+    /// audit event, or refuses with its own error. Returns the updated member, or `None` if
+    /// there is no such member. Changes of one organization's members are serialized
+    /// (`lock_organization_in`), so that the count stays true until the change commits.
     pub async fn update_member<E: From<Error>>(
         &self,
         organization_id: Uuid,
         id: Uuid,
         role: Role,
-        plan: impl FnOnce(&Member) -> Result<AuditEvent, E>,
+        plan: impl FnOnce(&Member, u64) -> Result<AuditEvent, E>,
     ) -> Result<Option<Member>, E> {
         let txn = self.begin_write().await.map_err(Error::from)?;
+        lock_organization_in(&txn, organization_id).await?;
         let Some(current) = get_member_in(&txn, organization_id, id).await? else {
             return Ok(None);
         };
-        let audit = plan(&current)?;
+        let owners = count_owners_in(&txn, organization_id).await?;
+        let audit = plan(&current, owners)?;
         Members::update_many()
             .col_expr(Column::Role, Expr::value(role.as_str()))
             .filter(Column::Id.eq(id))
@@ -125,20 +131,23 @@ impl Store {
     }
 
     /// Removes the member `id` of `organization_id` in one transaction: `plan` sees the member
-    /// as stored and returns the audit event, or refuses with its own error. Returns the member
-    /// as it was, or `None` if there is no such member. The member's personal keys stay in
-    /// place; verification refuses them, since their member is gone.
+    /// as stored and how many owners the organization has (as for `update_member`), and
+    /// returns the audit event, or refuses with its own error. Returns the member as it was,
+    /// or `None` if there is no such member. The member's personal keys stay in place;
+    /// verification refuses them, since their member is gone.
     pub async fn remove_member<E: From<Error>>(
         &self,
         organization_id: Uuid,
         id: Uuid,
-        plan: impl FnOnce(&Member) -> Result<AuditEvent, E>,
+        plan: impl FnOnce(&Member, u64) -> Result<AuditEvent, E>,
     ) -> Result<Option<Member>, E> {
         let txn = self.begin_write().await.map_err(Error::from)?;
+        lock_organization_in(&txn, organization_id).await?;
         let Some(current) = get_member_in(&txn, organization_id, id).await? else {
             return Ok(None);
         };
-        let audit = plan(&current)?;
+        let owners = count_owners_in(&txn, organization_id).await?;
+        let audit = plan(&current, owners)?;
         Members::delete_many()
             .filter(Column::Id.eq(id))
             .filter(Column::OrganizationId.eq(organization_id))
@@ -184,6 +193,15 @@ async fn get_member_in(
         .await?
         .map(Member::try_from)
         .transpose()
+}
+
+/// How many members of `organization_id` are owners.
+async fn count_owners_in(db: &impl ConnectionTrait, organization_id: Uuid) -> Result<u64, Error> {
+    Ok(Members::find()
+        .filter(Column::OrganizationId.eq(organization_id))
+        .filter(Column::Role.eq(Role::Owner.as_str()))
+        .count(db)
+        .await?)
 }
 
 fn vanished(id: Uuid) -> Error {

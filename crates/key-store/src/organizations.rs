@@ -2,8 +2,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, OnConflict},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, LockType, OnConflict},
 };
 use uuid::Uuid;
 
@@ -124,18 +124,26 @@ impl Store {
         Ok(Some((organization, record)))
     }
 
-    /// Replaces the policy of organization `id`, with its audit event, in one transaction.
-    /// Role scopes equal to the defaults are stored as no override. `None` (and no event) if
-    /// there is no such organization.
-    pub async fn update_organization_policy(
+    /// Replaces the policy of organization `id`, with its audit event, in one transaction:
+    /// `plan` sees the policy in force and returns the audit event, or refuses with its own
+    /// error. Role scopes equal to the defaults are stored as no override. `None` (and no
+    /// event) if there is no such organization. The organization's row is locked first, so
+    /// that no other change of the policy (or of its members) lands between `plan`'s reading
+    /// and the write.
+    pub async fn update_organization_policy<E: From<Error>>(
         &self,
         id: Uuid,
         policy: &OrganizationPolicy,
-        audit: &key_core::AuditEvent,
-    ) -> Result<Option<Organization>, Error> {
+        plan: impl FnOnce(&OrganizationPolicy) -> Result<key_core::AuditEvent, E>,
+    ) -> Result<Option<Organization>, E> {
         let days = |delta: TimeDelta| i32::try_from(delta.num_days()).unwrap_or(i32::MAX);
-        let txn = self.begin_write().await?;
-        let updated = Organizations::update_many()
+        let txn = self.begin_write().await.map_err(Error::from)?;
+        let Some(current) = lock_organization_in(&txn, id).await? else {
+            txn.rollback().await.map_err(Error::from)?;
+            return Ok(None);
+        };
+        let audit = plan(&current.policy)?;
+        Organizations::update_many()
             .col_expr(
                 organization::Column::MaxKeyAgeDays,
                 Expr::value(days(policy.max_key_age)),
@@ -154,18 +162,32 @@ impl Store {
             )
             .filter(organization::Column::Id.eq(id))
             .exec(&txn)
-            .await?;
-        if updated.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        insert_audit_event_in(&txn, audit).await?;
+            .await
+            .map_err(Error::from)?;
+        insert_audit_event_in(&txn, &audit).await?;
         let organization = get_organization_in(&txn, id)
             .await?
             .ok_or_else(|| vanished(id))?;
-        txn.commit().await?;
+        txn.commit().await.map_err(Error::from)?;
         Ok(Some(organization))
     }
+}
+
+/// Reads the organization `id` and locks its row until the transaction ends, so that changes
+/// that decide on what they read of an organization (its policy, how many owners it has) are
+/// serialized. PostgreSQL takes the row lock (`FOR NO KEY UPDATE`, which leaves inserts that
+/// refer to the organization free); SQLite has none, and needs none: a write transaction
+/// there begins `IMMEDIATE`, holding the database's write lock.
+pub(crate) async fn lock_organization_in(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<Organization>, Error> {
+    Organizations::find_by_id(id)
+        .lock(LockType::NoKeyUpdate)
+        .one(db)
+        .await?
+        .map(Organization::try_from)
+        .transpose()
 }
 
 async fn get_organization_in(

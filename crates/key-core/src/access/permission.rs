@@ -3,12 +3,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Error, KeyView, RateLimits, Role, Scope, ScopeSet};
+use crate::{Error, KeyView, OrganizationPolicy, RateLimits, Role, Scope, ScopeSet};
 
 /// The kind of a key: the organization's, or one member's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
-    /// Belongs to the organization; shared across a team. Creating one needs `admin`.
+    /// Belongs to the organization; shared across a team. Creating one needs `admin`; one with
+    /// `admin` acts as an owner ([`acts_as_owner`]).
     Organization,
     /// Belongs to one member; its scopes are limited, at every verification, by the member's
     /// current role.
@@ -47,6 +48,9 @@ pub struct Caller {
     pub scopes: ScopeSet,
     /// Whether the key is an operator key (an admin of the whole deployment).
     pub operator: bool,
+    /// For a personal key, its member's role when the call was authenticated (`None` for an
+    /// organization key, or a member since removed).
+    pub role: Option<Role>,
 }
 
 /// Everything an admin RPC can do.
@@ -56,7 +60,8 @@ pub enum Action {
     CreateOrganization,
     /// Read the caller's organization and its policy.
     ReadOrganization,
-    /// Change the organization's policy (key age, key lifetime, role scopes).
+    /// Change the organization's policy (key age, key lifetime, role scopes, default rate
+    /// limits); changing its ceilings also needs [`Action::ChangePolicyCeilings`].
     UpdateOrganizationPolicy,
     /// Add, change or remove members.
     ManageMembers,
@@ -82,6 +87,13 @@ pub enum Action {
     ManageAlerts,
     /// Create, list, delete webhook endpoints, rotate their secrets, read their deliveries.
     ManageWebhooks,
+    /// Add a member as owner, promote a member to owner, demote or remove an owner.
+    ManageOwners,
+    /// Change the policy's ceilings: the maximum key lifetime, the default rate limits and the
+    /// scopes of each role.
+    ChangePolicyCeilings,
+    /// Create, rotate, update or revoke a key that acts as an owner (see [`acts_as_owner`]).
+    ManageOwnerKeys,
 }
 
 /// What an action requires of its caller.
@@ -93,11 +105,13 @@ pub enum Requirement {
     Scope(Scope),
     /// The caller's own member's keys, or this scope for anybody's.
     OwnMemberOr(Scope),
+    /// A caller that acts as an owner (see [`Caller::is_owner`]).
+    Owner,
 }
 
 /// The permission table. The README shows the same table; `tests/it/permissions.rs` tests
 /// every row, allowed and denied.
-pub const PERMISSIONS: [(Action, Requirement); 14] = [
+pub const PERMISSIONS: [(Action, Requirement); 17] = [
     (Action::CreateOrganization, Requirement::Operator),
     (Action::ReadOrganization, Requirement::Scope(Scope::Admin)),
     (
@@ -127,6 +141,9 @@ pub const PERMISSIONS: [(Action, Requirement); 14] = [
     ),
     (Action::ManageAlerts, Requirement::OwnMemberOr(Scope::Admin)),
     (Action::ManageWebhooks, Requirement::Scope(Scope::Admin)),
+    (Action::ManageOwners, Requirement::Owner),
+    (Action::ChangePolicyCeilings, Requirement::Owner),
+    (Action::ManageOwnerKeys, Requirement::Owner),
 ];
 
 impl Action {
@@ -137,12 +154,44 @@ impl Action {
             .find(|(action, _)| *action == self)
             .map_or(Requirement::Operator, |(_, requirement)| requirement)
     }
+
+    /// Why a caller that holds `admin` but is no owner is refused this action.
+    fn owners_only(self) -> &'static str {
+        match self {
+            Action::ManageOwners => "only an owner may add, promote, demote or remove an owner",
+            Action::ChangePolicyCeilings => {
+                "only an owner may change the maximum key lifetime, the default rate limits or \
+                 the role scopes"
+            }
+            Action::ManageOwnerKeys => {
+                "only an owner may create, rotate, update or revoke a key that acts as an owner"
+            }
+            _ => "only an owner may do this",
+        }
+    }
+}
+
+/// Whether a key acts as an owner of its organization: it holds `admin` and is either an
+/// organization key (an operator key, an organization's first admin key: the organization's
+/// own, answering to no member's role) or the personal key of a member whose role is `owner`.
+/// `member_role` is the role of a personal key's member (`None` if there is none).
+///
+/// A member with role `admin` holds `admin` too, so whatever would hand them such a key (an
+/// organization key with `admin`, a key of an owner's) is an owner's to do: otherwise an admin
+/// would become an owner by creating or rotating a key.
+pub fn acts_as_owner(key_type: KeyType, scopes: ScopeSet, member_role: Option<Role>) -> bool {
+    scopes.grants(Scope::Admin)
+        && match key_type {
+            KeyType::Organization => true,
+            KeyType::Personal => member_role == Some(Role::Owner),
+        }
 }
 
 impl Caller {
     /// The caller holding key `record`, with `scopes` its effective scopes (a personal key's
     /// limited by its member's role).
-    pub fn new(record: &KeyView, scopes: ScopeSet) -> Caller {
+    /// `role` is a personal key's member's current role.
+    pub fn new(record: &KeyView, scopes: ScopeSet, role: Option<Role>) -> Caller {
         Caller {
             key_id: record.id,
             organization_id: record.organization_id,
@@ -150,7 +199,14 @@ impl Caller {
             member_id: record.member_id,
             scopes,
             operator: record.operator,
+            role,
         }
+    }
+
+    /// Whether the caller acts as an owner of its organization ([`acts_as_owner`], on its
+    /// effective scopes).
+    pub fn is_owner(&self) -> bool {
+        acts_as_owner(self.key_type, self.scopes, self.role)
     }
 
     /// Whether the caller may perform `action` on something belonging to `owner` (a member,
@@ -171,6 +227,49 @@ impl Caller {
                     self.require(scope)
                 }
             }
+            Requirement::Owner => {
+                self.require(Scope::Admin)?;
+                if self.is_owner() {
+                    Ok(())
+                } else {
+                    Err(Error::Forbidden(action.owners_only().to_owned()))
+                }
+            }
+        }
+    }
+
+    /// Owners are an owner's business: adding a member as owner, promoting one to owner,
+    /// demoting or removing one. `before` is the member's role before the change (`None`: a new
+    /// member), `after` the role after it (`None`: removed).
+    pub fn may_change_role(&self, before: Option<Role>, after: Option<Role>) -> Result<(), Error> {
+        if before == Some(Role::Owner) || after == Some(Role::Owner) {
+            self.authorize(Action::ManageOwners, None)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The policy's ceilings are an owner's (`OrganizationPolicy::same_ceilings`): an admin may
+    /// replace `current` with `new` only when they keep them as they are.
+    pub fn may_set_policy(
+        &self,
+        current: &OrganizationPolicy,
+        new: &OrganizationPolicy,
+    ) -> Result<(), Error> {
+        if current.same_ceilings(new) {
+            Ok(())
+        } else {
+            self.authorize(Action::ChangePolicyCeilings, None)
+        }
+    }
+
+    /// Only an owner may create, rotate, update or revoke a key that acts as an owner
+    /// ([`acts_as_owner`]; for an update, before or after it).
+    pub fn may_manage_owner_key(&self, acts_as_owner: bool) -> Result<(), Error> {
+        if acts_as_owner {
+            self.authorize(Action::ManageOwnerKeys, None)
+        } else {
+            Ok(())
         }
     }
 
@@ -265,6 +364,7 @@ mod tests {
             member_id: member,
             scopes: ScopeSet::parse_list("scopes", scopes).unwrap(),
             operator: false,
+            role: member.map(|_| Role::Member),
         }
     }
 
@@ -367,6 +467,103 @@ mod tests {
         ));
         admin.operator = true;
         assert!(admin.authorize(Action::CreateOrganization, None).is_ok());
+    }
+
+    #[test]
+    fn owners_are_organization_keys_and_owners_keys_holding_admin() {
+        let member = Some(Uuid::from_u128(1));
+        let with_role = |scopes: &[&str], role| Caller {
+            role: Some(role),
+            ..caller(scopes, member)
+        };
+        let organization_admin = caller(&["admin"], None);
+        let owner = with_role(&["admin"], Role::Owner);
+        let admin = with_role(&["admin"], Role::Admin);
+        let narrowed_owner = with_role(&["chat"], Role::Owner);
+        assert!(organization_admin.is_owner());
+        assert!(owner.is_owner());
+        assert!(!admin.is_owner());
+        assert!(!narrowed_owner.is_owner());
+        assert!(!caller(&["chat"], None).is_owner());
+
+        for owner in [&organization_admin, &owner] {
+            assert!(owner.may_change_role(None, Some(Role::Owner)).is_ok());
+            assert!(owner.may_change_role(Some(Role::Owner), None).is_ok());
+            assert!(owner.may_manage_owner_key(true).is_ok());
+        }
+        let refused = |result: Result<(), Error>, message: &str| match result {
+            Err(Error::Forbidden(said)) => assert_eq!(said, message),
+            other => panic!("{other:?}"),
+        };
+        let owners = "only an owner may add, promote, demote or remove an owner";
+        refused(admin.may_change_role(None, Some(Role::Owner)), owners);
+        refused(
+            admin.may_change_role(Some(Role::Member), Some(Role::Owner)),
+            owners,
+        );
+        refused(
+            admin.may_change_role(Some(Role::Owner), Some(Role::Admin)),
+            owners,
+        );
+        refused(admin.may_change_role(Some(Role::Owner), None), owners);
+        refused(
+            admin.may_manage_owner_key(true),
+            "only an owner may create, rotate, update or revoke a key that acts as an owner",
+        );
+        // Everything else about members and keys stays an admin's.
+        assert!(admin.may_change_role(None, Some(Role::Admin)).is_ok());
+        assert!(
+            admin
+                .may_change_role(Some(Role::Admin), Some(Role::Viewer))
+                .is_ok()
+        );
+        assert!(admin.may_change_role(Some(Role::Member), None).is_ok());
+        assert!(admin.may_manage_owner_key(false).is_ok());
+        // Without `admin`, the missing scope is the answer, owner or not.
+        assert!(matches!(
+            narrowed_owner.may_change_role(None, Some(Role::Owner)),
+            Err(Error::InsufficientScope(Scope::Admin))
+        ));
+    }
+
+    #[test]
+    fn an_admin_keeps_the_ceilings_of_the_policy() {
+        let admin = Caller {
+            role: Some(Role::Admin),
+            ..caller(&["admin"], Some(Uuid::from_u128(1)))
+        };
+        let current = OrganizationPolicy::default();
+        let older = OrganizationPolicy {
+            max_key_age: chrono::TimeDelta::days(7),
+            ..current
+        };
+        assert!(admin.may_set_policy(&current, &older).is_ok());
+        let shorter = OrganizationPolicy {
+            max_key_lifetime: Some(chrono::TimeDelta::days(7)),
+            ..current
+        };
+        assert!(matches!(
+            admin.may_set_policy(&current, &shorter),
+            Err(Error::Forbidden(_))
+        ));
+        assert!(
+            caller(&["admin"], None)
+                .may_set_policy(&current, &shorter)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_key_acts_as_an_owner_by_its_type_scopes_and_members_role() {
+        let admin: ScopeSet = [Scope::Admin].into_iter().collect();
+        let chat: ScopeSet = [Scope::Chat].into_iter().collect();
+        assert!(acts_as_owner(KeyType::Organization, admin, None));
+        assert!(!acts_as_owner(KeyType::Organization, chat, None));
+        assert!(acts_as_owner(KeyType::Personal, admin, Some(Role::Owner)));
+        assert!(!acts_as_owner(KeyType::Personal, chat, Some(Role::Owner)));
+        for role in [None, Some(Role::Admin), Some(Role::Member)] {
+            assert!(!acts_as_owner(KeyType::Personal, admin, role));
+        }
     }
 
     #[test]

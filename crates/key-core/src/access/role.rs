@@ -47,6 +47,23 @@ impl Role {
     }
 }
 
+/// An organization that has an owner keeps one: a change of the member whose role is `before`
+/// to `after` (`None`: removed) is refused (`Conflict`) when it would take away the last of the
+/// organization's `owners`, counted in the change's own transaction.
+pub fn keeps_an_owner(before: Role, after: Option<Role>, owners: u64) -> Result<(), Error> {
+    if before != Role::Owner || after == Some(Role::Owner) || owners > 1 {
+        return Ok(());
+    }
+    let change = if after.is_some() {
+        "demoted"
+    } else {
+        "removed"
+    };
+    Err(Error::Conflict(format!(
+        "the last owner of an organization cannot be {change}: make another member an owner first"
+    )))
+}
+
 /// The scopes each role may hold, as data. Organizations start from [`DEFAULT_ROLE_SCOPES`]
 /// and may override any role.
 pub const DEFAULT_ROLE_SCOPES: [(Role, &[Scope]); 4] = [
@@ -124,6 +141,16 @@ impl Default for OrganizationPolicy {
 }
 
 impl OrganizationPolicy {
+    /// Whether `other` has the same ceilings: the maximum key lifetime, the default rate limits
+    /// and the scopes of each role, which bound what every key and member may get. Only the
+    /// maximum key age (when keys are reported due for rotation) is no ceiling.
+    pub fn same_ceilings(&self, other: &OrganizationPolicy) -> bool {
+        OrganizationPolicy {
+            max_key_age: other.max_key_age,
+            ..*self
+        } == *other
+    }
+
     /// The latest expiry a key created or changed at `now` may have, when the organization
     /// sets a maximum lifetime.
     pub fn latest_expiry(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -248,6 +275,44 @@ mod tests {
         assert_eq!(policy.cap_expiry(later, now()), Some(latest));
         let sooner = Some(now() + TimeDelta::days(3));
         assert_eq!(policy.cap_expiry(sooner, now()), sooner);
+    }
+
+    #[test]
+    fn the_last_owner_stays() {
+        assert!(keeps_an_owner(Role::Owner, Some(Role::Admin), 2).is_ok());
+        assert!(keeps_an_owner(Role::Owner, None, 2).is_ok());
+        assert!(keeps_an_owner(Role::Owner, Some(Role::Owner), 1).is_ok());
+        // Organizations without an owner (a new one) change their members freely.
+        assert!(keeps_an_owner(Role::Admin, None, 0).is_ok());
+        assert!(keeps_an_owner(Role::Member, Some(Role::Viewer), 0).is_ok());
+        for (after, change) in [(Some(Role::Viewer), "demoted"), (None, "removed")] {
+            let error = keeps_an_owner(Role::Owner, after, 1).unwrap_err();
+            assert!(matches!(error, Error::Conflict(_)), "{error:?}");
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "the last owner of an organization cannot be {change}: make another member \
+                     an owner first"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn every_field_but_the_key_age_is_a_ceiling() {
+        let policy = OrganizationPolicy::default();
+        let older = OrganizationPolicy {
+            max_key_age: TimeDelta::days(30),
+            ..policy
+        };
+        assert!(policy.same_ceilings(&older));
+        assert!(!policy.same_ceilings(&with_lifetime(7)));
+        let mut limited = policy;
+        limited.default_rate_limits = crate::RateLimits::parse("x", "10/minute").unwrap();
+        assert!(!policy.same_ceilings(&limited));
+        let mut narrowed = policy;
+        narrowed.role_scopes.set(Role::Viewer, ScopeSet::EMPTY);
+        assert!(!policy.same_ceilings(&narrowed));
     }
 
     #[test]

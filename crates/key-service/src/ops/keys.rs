@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyRecord, KeyState, KeyType,
-    OrganizationPolicy, RateLimits, Scope, ScopeSet, parse_expiry, rotation_grace, within_role,
+    OrganizationPolicy, RateLimits, Scope, ScopeSet, acts_as_owner, parse_expiry, rotation_grace,
+    within_role,
 };
 use key_store::{KeyChanges, KeyFilter, KeyRotation, Store};
 use uuid::Uuid;
@@ -150,7 +151,9 @@ impl Keys {
 
     /// CreateKey: an organization key needs `admin`; a personal key belongs to the requester's
     /// own member unless one is named (then `admin`). The key must obey the organization's
-    /// policy (expiry), stay within its member's role, and grant nothing the requester lacks.
+    /// policy (expiry), stay within its member's role, and grant nothing the requester lacks; a
+    /// key that acts as an owner needs an owner. Rotating, updating and revoking such a key
+    /// needs an owner too.
     pub async fn create(&self, by: &Requester, request: CreateKey) -> Result<IssuedKey, Error> {
         let caller = &by.caller;
         let key_type = request.key_type.unwrap_or(caller.key_type);
@@ -195,6 +198,7 @@ impl Keys {
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         policy.check_expiry(new_key.expires_at, now)?;
         // A personal key stays within its member's role; and nobody grants what it lacks.
+        let mut member_role = None;
         if let Some(member_id) = member_id {
             let (member, allowed) = member_scopes(&self.store, caller.organization_id, member_id)
                 .await?
@@ -202,9 +206,15 @@ impl Keys {
             self.access
                 .check(by, within_role(member.role, allowed, new_key.scopes))
                 .await?;
+            member_role = Some(member.role);
         }
         self.access
             .check(by, caller.may_grant(new_key.scopes))
+            .await?;
+        // A key that acts as an owner is an owner's to make.
+        let owners_key = acts_as_owner(key_type, new_key.scopes, member_role);
+        self.access
+            .check(by, caller.may_manage_owner_key(owners_key))
             .await?;
         // A key without limits of its own gets the organization's default: a member may set
         // tighter limits, not looser.
@@ -318,6 +328,10 @@ impl Keys {
         self.access
             .check(by, caller.may_manage(current.operator))
             .await?;
+        let owners_key = self.acts_as_owner(&current, current.scopes).await?;
+        self.access
+            .check(by, caller.may_manage_owner_key(owners_key))
+            .await?;
         let reason = (!reason.is_empty()).then_some(reason);
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         let now = self.clock.now();
@@ -353,6 +367,11 @@ impl Keys {
         let current = self.access.key(by, id, Action::ManageKeys).await?;
         self.access
             .check(by, caller.may_manage(current.operator))
+            .await?;
+        // The successor would act as an owner as the old key does.
+        let owners_key = self.acts_as_owner(&current, current.scopes).await?;
+        self.access
+            .check(by, caller.may_manage_owner_key(owners_key))
             .await?;
         let grace = rotation_grace(grace)?;
         let policy = organization_policy(&self.store, organization_id).await?;
@@ -458,6 +477,14 @@ impl Keys {
         self.access
             .check(by, caller.may_manage(current.operator))
             .await?;
+        // A key that acts as an owner, before or after the change, is an owner's to change.
+        let owners_key = self.acts_as_owner(&current, current.scopes).await?
+            || self
+                .acts_as_owner(&current, changes.scopes.unwrap_or(current.scopes))
+                .await?;
+        self.access
+            .check(by, caller.may_manage_owner_key(owners_key))
+            .await?;
         let policy = organization_policy(&self.store, caller.organization_id).await?;
         // A new expiry obeys the organization's maximum lifetime; so does removing it. Without
         // `admin` it may only come sooner.
@@ -502,6 +529,21 @@ impl Keys {
         self.key_cache.forget(&digest);
         tracing::info!(key_id = %record.id, updated_by = %caller.key_id, "key updated");
         Ok(KeyDetails::at(record, self.clock.now(), &policy))
+    }
+
+    /// Whether the key `record`, holding `scopes`, acts as an owner (`key_core::acts_as_owner`).
+    /// The member of a personal key is read only when the scopes hold `admin`: without it no key
+    /// acts as an owner, and most keys a revocation or rotation meets have none.
+    async fn acts_as_owner(&self, record: &KeyRecord, scopes: ScopeSet) -> Result<bool, Error> {
+        let member_role = match (record.key_type, record.member_id) {
+            (KeyType::Personal, Some(member_id)) if scopes.grants(Scope::Admin) => self
+                .store
+                .get_member(record.organization_id, member_id)
+                .await?
+                .map(|member| member.role),
+            _ => None,
+        };
+        Ok(acts_as_owner(record.key_type, scopes, member_role))
     }
 
     /// Creates organization `name` with one operator admin key, unless the organization exists.

@@ -4,13 +4,15 @@
 //! Every operation first asks the permission table; a refusal is audited there. Every change
 //! appends its audit event in the change's own transaction. Nobody grants more than it holds:
 //! role scopes in a policy, and the role of a member added, changed or removed, must be within
-//! the requester's own scopes.
+//! the requester's own scopes. Owners, and the policy's ceilings, are an owner's business
+//! (`Caller::may_change_role`, `Caller::may_set_policy`); an organization that has an owner
+//! keeps one (`keeps_an_owner`, judged in the change's transaction on a count taken there).
 
 use std::sync::Arc;
 
 use key_core::{
     Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyType, OrganizationName,
-    OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId,
+    OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId, keeps_an_owner,
     max_key_age_from_days, max_key_lifetime_from_days,
 };
 use key_store::{Member, Organization, Store};
@@ -153,7 +155,9 @@ impl Organizations {
 
     /// UpdateOrganizationPolicy: replaces the requester's organization's policy (`None`: the
     /// request named none). Roles the update does not list get their default scopes back; a
-    /// role may be given only scopes the requester holds itself.
+    /// role may be given only scopes the requester holds itself. The ceilings (maximum key
+    /// lifetime, default rate limits, role scopes) are an owner's to change: an admin's update
+    /// must keep them as they are in force when it is written.
     pub async fn update_policy(
         &self,
         by: &Requester,
@@ -172,17 +176,23 @@ impl Organizations {
         for scopes in overridden {
             self.access.check(by, caller.may_grant(scopes)).await?;
         }
-        // A change that changes nothing is still recorded, but drops no cached key.
-        let unchanged = self.own(by).await?.policy == policy;
         let now = self.clock.now();
-        let audit = by.event(
-            AuditAction::OrganizationPolicyUpdate,
-            caller.organization_id,
-            now,
-        );
-        let organization = self
+        // A change that changes nothing is still recorded, but drops no cached key.
+        let mut unchanged = false;
+        let updated = self
             .store
-            .update_organization_policy(caller.organization_id, &policy, &audit)
+            .update_organization_policy(caller.organization_id, &policy, |current| {
+                caller.may_set_policy(current, &policy)?;
+                unchanged = *current == policy;
+                Ok::<_, Error>(by.event(
+                    AuditAction::OrganizationPolicyUpdate,
+                    caller.organization_id,
+                    now,
+                ))
+            })
+            .await;
+        let organization = self
+            .judged(by, updated)
             .await?
             .ok_or(Error::NotFound("organization"))?;
         // Role scopes and default rate limits feed the verdicts of the organization's keys.
@@ -209,6 +219,9 @@ impl Organizations {
             .authorize(by, Action::ManageMembers, None)
             .await?;
         let user_id = UserId::parse(user_id)?;
+        self.access
+            .check(by, caller.may_change_role(None, Some(role)))
+            .await?;
         let policy = self.own(by).await?.policy;
         self.access
             .check(by, caller.may_grant(policy.role_scopes.scopes(role)))
@@ -235,7 +248,8 @@ impl Organizations {
 
     /// UpdateMember: changes a member's role. Both the member's current role and the new one
     /// must be within the requester's scopes: nobody promotes beyond, or demotes from above,
-    /// itself.
+    /// itself. Promoting to, or demoting from, `owner` is an owner's; the last owner is not
+    /// demoted (`Conflict`).
     pub async fn update_member(
         &self,
         by: &Requester,
@@ -251,9 +265,11 @@ impl Organizations {
         let mut unchanged = false;
         let updated = self
             .store
-            .update_member(caller.organization_id, id, role, |current| {
+            .update_member(caller.organization_id, id, role, |current, owners| {
+                caller.may_change_role(Some(current.role), Some(role))?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
                 caller.may_grant(policy.role_scopes.scopes(role))?;
+                keeps_an_owner(current.role, Some(role), owners)?;
                 unchanged = current.role == role;
                 Ok::<_, Error>(by.event(AuditAction::MemberUpdate, current.id, now))
             })
@@ -271,8 +287,9 @@ impl Organizations {
         Ok(member)
     }
 
-    /// RemoveMember: removes a member whose role is within the requester's scopes. Their
-    /// personal keys stay stored, and fail verification from now on.
+    /// RemoveMember: removes a member whose role is within the requester's scopes (an owner:
+    /// only by an owner, and never the last one). Their personal keys stay stored, and fail
+    /// verification from now on.
     pub async fn remove_member(&self, by: &Requester, id: Uuid) -> Result<Member, Error> {
         let caller = &by.caller;
         self.access
@@ -282,8 +299,10 @@ impl Organizations {
         let now = self.clock.now();
         let removed = self
             .store
-            .remove_member(caller.organization_id, id, |current| {
+            .remove_member(caller.organization_id, id, |current, owners| {
+                caller.may_change_role(Some(current.role), None)?;
                 caller.may_grant(policy.role_scopes.scopes(current.role))?;
+                keeps_an_owner(current.role, None, owners)?;
                 Ok::<_, Error>(by.event(AuditAction::MemberRemove, current.id, now))
             })
             .await;

@@ -12,7 +12,8 @@ pub fn latest_expiry() -> DateTime<Utc> {
 /// Parses the expiry a client asks for: empty (never expires), a date `YYYY-MM-DD` (valid
 /// through the end of that day, UTC) or an RFC 3339 timestamp. Returns the first instant at
 /// which the key no longer works; it must be after `now` and at most [`latest_expiry`] (so the
-/// date `9999-12-31`, whose end is in year 10000, is refused).
+/// date `9999-12-31`, whose end is in year 10000, is refused). A leap second (`…T23:59:60Z`)
+/// is the start of the next second.
 pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Error> {
     if input.is_empty() {
         return Ok(None);
@@ -40,6 +41,7 @@ pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<U
             })?
             .with_timezone(&Utc)
     };
+    let expires_at = without_leap_second(expires_at);
     if expires_at <= now {
         return Err(invalid(format!("{input:?} is in the past")));
     }
@@ -50,6 +52,21 @@ pub fn parse_expiry(input: &str, now: DateTime<Utc>) -> Result<Option<DateTime<U
         )));
     }
     Ok(Some(expires_at))
+}
+
+/// A leap second (`23:59:60`, which RFC 3339 allows and chrono keeps as second 59 with
+/// 1_000_000_000 or more nanoseconds) as the start of the next second, as Unix time and
+/// protobuf's `Timestamp` (whose nanos stay below 10^9) count it.
+fn without_leap_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    const NANOS_PER_SECOND: u32 = 1_000_000_000;
+    let nanos = at.timestamp_subsec_nanos();
+    if nanos < NANOS_PER_SECOND {
+        return at;
+    }
+    at.timestamp()
+        .checked_add(1)
+        .and_then(|seconds| DateTime::from_timestamp(seconds, nanos - NANOS_PER_SECOND))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The last day (UTC) on which a key expiring at `expires_at` still worked: the date the
@@ -108,6 +125,25 @@ mod tests {
         }
         // Today is still valid until midnight.
         assert!(parse_expiry("2024-06-01", now()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_leap_second_is_the_start_of_the_next_second() {
+        // RFC 3339 allows second 60; chrono keeps it as 59 s and 1_000_000_000+ ns, which is
+        // no valid protobuf `Timestamp` (nanos must be below 10^9), so clients would reject
+        // the key's `expire_time`. Unix time has no leap seconds: 23:59:60 is 00:00:00.
+        let at = parse_expiry("2030-06-30T23:59:60Z", now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(at, Utc.with_ymd_and_hms(2030, 7, 1, 0, 0, 0).unwrap());
+        assert_eq!(at.timestamp_subsec_nanos(), 0);
+        let at = parse_expiry("2030-01-15T11:20:60.5+01:00", now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(at.to_rfc3339(), "2030-01-15T10:21:00.500+00:00");
+        assert!(at.timestamp_subsec_nanos() < 1_000_000_000);
+        let err = parse_expiry("9999-12-31T23:59:60Z", now()).unwrap_err();
+        assert!(err.to_string().contains("too far in the future"), "{err}");
     }
 
     #[test]

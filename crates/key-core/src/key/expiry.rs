@@ -78,7 +78,8 @@ pub(crate) fn last_valid_day(expires_at: DateTime<Utc>) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{SecondsFormat, TimeZone};
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -164,6 +165,73 @@ mod tests {
                 err.to_string().contains("too far in the future"),
                 "{beyond}: {err}"
             );
+        }
+    }
+
+    /// Text shaped like what a client sends: dates and RFC 3339 timestamps with every field
+    /// slightly out of range now and then (leap seconds, offsets, fractions, years past 9999),
+    /// and anything at all.
+    fn expiry_text() -> impl Strategy<Value = String> {
+        // Mostly valid fields, with their edges (month 13, second 60, year 10000) often.
+        let date = (
+            prop_oneof![1900_u32..=9999, 0_u32..=10_001],
+            prop_oneof![3 => 1_u32..=12, 1 => 0_u32..=13],
+            prop_oneof![3 => 1_u32..=28, 1 => 0_u32..=32],
+        );
+        let offset = prop_oneof![
+            Just("Z".to_owned()),
+            Just("z".to_owned()),
+            (any::<bool>(), 0_u32..=24, 0_u32..=60).prop_map(|(minus, h, m)| format!(
+                "{}{h:02}:{m:02}",
+                if minus { '-' } else { '+' }
+            )),
+        ];
+        prop_oneof![
+            date.clone()
+                .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
+            (
+                date,
+                (
+                    0_u32..=24,
+                    0_u32..=60,
+                    prop_oneof![2 => 0_u32..=59, 1 => 60_u32..=61],
+                ),
+                proptest::option::of("[0-9]{1,12}"),
+                offset,
+                proptest::sample::select(&['T', 't', ' '][..]),
+            )
+                .prop_map(|((y, mo, d), (h, mi, s), fraction, offset, t)| {
+                    let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+                    format!("{y:04}-{mo:02}-{d:02}{t}{h:02}:{mi:02}:{s:02}{fraction}{offset}")
+                }),
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// An accepted expiry is after now, at most 9999-12-31T23:59:59Z, a valid protobuf
+        /// timestamp (nanos below 10^9), and reads back as itself from the RFC 3339 form the
+        /// API shows; a date is the end of that day.
+        #[test]
+        fn accepted_expiries_are_in_range_and_read_back(
+            input in expiry_text(),
+            now in 0_i64..=253_402_300_799,
+        ) {
+            let now = DateTime::from_timestamp(now, 0).unwrap();
+            let Ok(Some(at)) = parse_expiry(&input, now) else {
+                return Ok(());
+            };
+            prop_assert!(now < at && at <= latest_expiry(), "{input:?} -> {at}");
+            prop_assert!(at.timestamp_subsec_nanos() < 1_000_000_000, "{input:?} -> {at:?}");
+            let shown = at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            prop_assert_eq!(parse_expiry(&shown, now).unwrap(), Some(at), "{}", shown);
+            if input.len() == 10 {
+                let day = NaiveDate::parse_from_str(&input, "%Y-%m-%d").unwrap();
+                prop_assert_eq!(last_valid_day(at), day);
+                prop_assert_eq!(at, day.and_hms_opt(0, 0, 0).unwrap().and_utc() + TimeDelta::days(1));
+            }
         }
     }
 }

@@ -34,11 +34,18 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
-        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
-            return Ok(OptionalJsonBody(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJsonBody)
+        parse_optional_json(&bytes).map(OptionalJsonBody)
     }
+}
+
+/// An optional body: empty, or `null`, is `T::default()`; anything else must be the object.
+pub(crate) fn parse_optional_json<T: DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
+        return Ok(T::default());
+    }
+    parse_json(bytes)
 }
 
 async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
@@ -59,7 +66,7 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 /// Parses a body that must be exactly one JSON object, naming the field at fault
 /// (`invalid field scopes[1]: …`). Serde would also take the fields as an array in declaration
 /// order, and would ignore anything after the object; neither is the documented API.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid_body = |detail: &dyn std::fmt::Display| {
         ApiError::invalid_request(format!("invalid JSON body: {detail}"))
     };

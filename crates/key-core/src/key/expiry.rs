@@ -230,7 +230,8 @@ mod tests {
             if input.len() == 10 {
                 let day = NaiveDate::parse_from_str(&input, "%Y-%m-%d").unwrap();
                 prop_assert_eq!(last_valid_day(at), day);
-                prop_assert_eq!(at, day.and_hms_opt(0, 0, 0).unwrap().and_utc() + TimeDelta::days(1));
+                let midnight = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+                prop_assert_eq!(at, midnight + TimeDelta::days(1));
             }
         }
     }

@@ -399,6 +399,13 @@ mod tests {
             2 => json_object(json_value()).prop_map(|value| value.to_string().into_bytes()),
             1 => json_value().prop_map(|value| format!(" {value}\n").into_bytes()),
             1 => proptest::collection::vec(any::<u8>(), 0..40),
+            // Nothing, `null` or `{}` amid whitespace, JSON's or not (form feed, vertical tab).
+            1 => (
+                proptest::collection::vec(proptest::sample::select(&b" \t\r\n\x0c\x0b"[..]), 0..3),
+                proptest::sample::select(&["", "null", "{}"][..]),
+                proptest::collection::vec(proptest::sample::select(&b" \t\r\n\x0c\x0b"[..]), 0..3),
+            )
+                .prop_map(|(before, json, after)| [before, json.as_bytes().to_vec(), after].concat()),
             1 => json_object(json_value()).prop_map(|value| format!("{value} {{}}").into_bytes()),
         ]
     }
@@ -435,7 +442,7 @@ mod tests {
                     continue;
                 }
             };
-            let empty = bytes.trim_ascii().is_empty();
+            let empty = bytes.iter().all(|byte| b" \t\r\n".contains(byte));
             let object = match &json {
                 Some(object @ Value::Object(_)) => object.clone(),
                 Some(Value::Null) if body.is_optional() => Value::Object(Map::new()),

@@ -6,12 +6,18 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderValue};
 use key_proto::v1;
+use prost_types::Timestamp;
 
 use crate::{
     ApiError, TrustedProxies, alerts,
     body::{parse_json, parse_optional_json},
-    forwarded, keys, organizations, verify, webhooks,
+    forwarded, json, keys, organizations, verify, webhooks,
 };
+
+/// A time as every JSON response shows it (`expiresAt`, `createdAt`, …).
+pub fn show_time(time: &Timestamp) -> String {
+    json::time(Some(time)).unwrap_or_default()
+}
 
 /// A request body the REST API reads, by the route that reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -171,14 +171,10 @@ pub(crate) async fn test_alerts(
     headers: HeaderMap,
     JsonBody(body): JsonBody<TestBody>,
 ) -> Result<Json<TestJson>, ApiError> {
-    let request = v1::TestAlertRulesRequest {
-        key_id: body.key_id,
-        rules: body.alerts.map(AlertRulesJson::into_proto),
-    };
     let response = upstream
         .keys
         .clone()
-        .test_alert_rules(forward(&headers, request))
+        .test_alert_rules(forward(&headers, body.into_proto()))
         .await?
         .into_inner();
     let test_event = AlertEventJson::from(required(response.test_event)?);
@@ -257,18 +253,25 @@ async fn set(
     key_id: String,
     rules: Option<AlertRulesJson>,
 ) -> Result<Json<AlertsJson>, ApiError> {
-    let request = v1::SetAlertRulesRequest {
-        key_id,
-        clear: rules.is_none(),
-        rules: rules.map(AlertRulesJson::into_proto),
-    };
     let response = upstream
         .keys
         .clone()
-        .set_alert_rules(forward(&headers, request))
+        .set_alert_rules(forward(&headers, set_request(key_id, rules)))
         .await?
         .into_inner();
     Ok(Json(AlertsJson::new(response.rules, response.source)))
+}
+
+/// Sets the rules of the organization (`key_id` empty) or of one key; `None` clears them.
+pub(crate) fn set_request(
+    key_id: String,
+    rules: Option<AlertRulesJson>,
+) -> v1::SetAlertRulesRequest {
+    v1::SetAlertRulesRequest {
+        key_id,
+        clear: rules.is_none(),
+        rules: rules.map(AlertRulesJson::into_proto),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,7 +363,7 @@ pub(crate) struct AlertsBody {
     /// organization's for a key). Required.
     // `Option::deserialize` makes the field required while still accepting null.
     #[serde(deserialize_with = "Option::deserialize")]
-    alerts: Option<AlertRulesJson>,
+    pub(crate) alerts: Option<AlertRulesJson>,
 }
 
 /// Rules in force, and where they come from.
@@ -395,6 +398,15 @@ pub(crate) struct TestBody {
     /// Rules to evaluate instead of those in force; nothing is saved.
     #[serde(default)]
     alerts: Option<AlertRulesJson>,
+}
+
+impl TestBody {
+    pub(crate) fn into_proto(self) -> v1::TestAlertRulesRequest {
+        v1::TestAlertRulesRequest {
+            key_id: self.key_id,
+            rules: self.alerts.map(AlertRulesJson::into_proto),
+        }
+    }
 }
 
 /// What one threshold rule says about the key's usage in the current period.

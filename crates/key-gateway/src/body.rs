@@ -34,10 +34,33 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(request, state).await?;
-        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
-            return Ok(OptionalJsonBody(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJsonBody)
+        parse_optional_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// An optional body: empty, or `null`, is `T::default()`; anything else must be the object.
+pub(crate) fn parse_optional_json<T: DeserializeOwned + Default>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let trimmed = trim_json_whitespace(bytes);
+    if trimmed.is_empty() || trimmed == b"null" {
+        return Ok(T::default());
+    }
+    parse_json(bytes)
+}
+
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. Not Rust's ASCII
+/// whitespace, which also has form feed: a body of form feeds is not JSON.
+fn is_json_whitespace(byte: &u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn trim_json_whitespace(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|byte| !is_json_whitespace(byte));
+    let end = bytes.iter().rposition(|byte| !is_json_whitespace(byte));
+    match (start, end) {
+        (Some(start), Some(end)) => &bytes[start..=end],
+        _ => &[],
     }
 }
 
@@ -59,11 +82,11 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 /// Parses a body that must be exactly one JSON object, naming the field at fault
 /// (`invalid field scopes[1]: …`). Serde would also take the fields as an array in declaration
 /// order, and would ignore anything after the object; neither is the documented API.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let invalid_body = |detail: &dyn std::fmt::Display| {
         ApiError::invalid_request(format!("invalid JSON body: {detail}"))
     };
-    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+    if bytes.iter().find(|byte| !is_json_whitespace(byte)) != Some(&b'{') {
         return Err(invalid_body(&"expected a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -112,5 +135,40 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             .map_err(|rejection| {
                 ApiError::invalid_request(format!("invalid id: {}", rejection.body_text()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Optional {
+        reason: Option<String>,
+    }
+
+    #[test]
+    fn an_optional_body_may_be_empty_or_null_around_json_whitespace_only() {
+        for nothing in [&b""[..], b" \t\r\n", b"null", b"\n null \r\n"] {
+            assert_eq!(
+                parse_optional_json::<Optional>(nothing).unwrap(),
+                Optional::default()
+            );
+        }
+        // Form feed is ASCII whitespace to Rust, but not JSON's (RFC 8259: space, tab, LF,
+        // CR): a body of it is not JSON, so it is not "no body" either (found by fuzzing).
+        for not_json in [&b"\x0c"[..], b"\x0cnull", b"null\x0c", b"\x0b"] {
+            let error = parse_optional_json::<Optional>(not_json).unwrap_err();
+            assert_eq!(error.code(), ErrorCode::InvalidRequest, "{not_json:?}");
+        }
+        assert_eq!(
+            parse_optional_json::<Optional>(b" {\"reason\": \"r\"}\n").unwrap(),
+            Optional {
+                reason: Some("r".to_owned())
+            }
+        );
     }
 }

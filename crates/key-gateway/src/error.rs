@@ -89,6 +89,11 @@ impl ApiError {
         self.code
     }
 
+    /// The message, as the response's body carries it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

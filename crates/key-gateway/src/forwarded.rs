@@ -15,7 +15,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
-    http::HeaderValue,
+    http::{HeaderMap, HeaderValue},
     middleware::Next,
     response::Response,
 };
@@ -153,10 +153,9 @@ fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
-/// Determines the client's address ([`ClientAddress`]) and appends the TCP peer's address to
-/// `X-Forwarded-For` (creating it), as a proxy does: what came before stays in front, for the
-/// audit log, and the address the gateway saw ends the list. Without `ConnectInfo` (a router
-/// served without it) the request is left as it is.
+/// Determines the client's address ([`ClientAddress`], with [`identify`]) of a request and puts
+/// it into the request's extensions. Without `ConnectInfo` (a router served without it) the
+/// request is left as it is.
 pub(crate) async fn identify_client(
     State(identification): State<Identification>,
     mut request: Request,
@@ -168,32 +167,43 @@ pub(crate) async fn identify_client(
         .get::<ConnectInfo<SocketAddr>>()
         .copied()
     {
-        let peer = peer.ip().to_canonical();
-        identification.check_peer(peer);
-        let headers = request.headers_mut();
-        let mut entries: Vec<String> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|entry| !entry.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let client = {
-            let forwarded: Vec<&str> = entries.iter().map(String::as_str).collect();
-            trusted.client_address(peer, &forwarded)
-        };
-        entries.push(peer.to_string());
-        if let Ok(value) = HeaderValue::from_str(&entries.join(", ")) {
-            headers.insert(X_FORWARDED_FOR, value);
-        }
-        request.extensions_mut().insert(ClientAddress {
-            address: client,
-            via_trusted_proxy: trusted.contains(peer),
-        });
+        identification.check_peer(peer.ip().to_canonical());
+        let client = identify(trusted, peer.ip(), request.headers_mut());
+        request.extensions_mut().insert(client);
     }
     next.run(request).await
+}
+
+/// The client of a request from the TCP peer `peer` with `headers`; appends the peer's address
+/// to `X-Forwarded-For` (creating it), as a proxy does: what came before stays in front, for
+/// the audit log, and the address the gateway saw ends the list.
+pub(crate) fn identify(
+    trusted: &TrustedProxies,
+    peer: IpAddr,
+    headers: &mut HeaderMap,
+) -> ClientAddress {
+    let peer = peer.to_canonical();
+    let mut entries: Vec<String> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let client = {
+        let forwarded: Vec<&str> = entries.iter().map(String::as_str).collect();
+        trusted.client_address(peer, &forwarded)
+    };
+    entries.push(peer.to_string());
+    if let Ok(value) = HeaderValue::from_str(&entries.join(", ")) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    ClientAddress {
+        address: client,
+        via_trusted_proxy: trusted.contains(peer),
+    }
 }
 
 #[cfg(test)]

@@ -143,14 +143,10 @@ pub(crate) async fn revoke_key(
     IdPath(id): IdPath,
     OptionalJsonBody(body): OptionalJsonBody<RevokeBody>,
 ) -> Result<Json<ApiKeyJson>, ApiError> {
-    let request = v1::RevokeKeyRequest {
-        id,
-        reason: body.reason.unwrap_or_default(),
-    };
     let response = upstream
         .keys
         .clone()
-        .revoke_key(forward(&headers, request))
+        .revoke_key(forward(&headers, body.into_proto(id)))
         .await?;
     let key = required(response.into_inner().api_key)?;
     Ok(Json(ApiKeyJson::from(key)))
@@ -458,6 +454,15 @@ pub(crate) enum EnvironmentParam {
 pub(crate) struct RevokeBody {
     /// Why the key is revoked, for the record.
     pub(crate) reason: Option<String>,
+}
+
+impl RevokeBody {
+    pub(crate) fn into_proto(self, id: String) -> v1::RevokeKeyRequest {
+        v1::RevokeKeyRequest {
+            id,
+            reason: self.reason.unwrap_or_default(),
+        }
+    }
 }
 
 /// Body of `POST /api/api-keys/{id}/rotate` (optional).

@@ -21,6 +21,8 @@ mod audit;
 mod body;
 mod error;
 mod forwarded;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod json;
 mod keys;

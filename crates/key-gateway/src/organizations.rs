@@ -45,11 +45,10 @@ pub(crate) async fn create_organization(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateOrganizationBody>,
 ) -> Result<(StatusCode, Json<CreatedOrganizationJson>), ApiError> {
-    let request = v1::CreateOrganizationRequest { name: body.name };
     let response = upstream
         .keys
         .clone()
-        .create_organization(forward(&headers, request))
+        .create_organization(forward(&headers, body.into_proto()))
         .await?
         .into_inner();
     Ok((
@@ -106,13 +105,10 @@ pub(crate) async fn update_policy(
     headers: HeaderMap,
     JsonBody(body): JsonBody<PolicyBody>,
 ) -> Result<Json<OrganizationJson>, ApiError> {
-    let request = v1::UpdateOrganizationPolicyRequest {
-        policy: Some(body.into_proto()),
-    };
     let response = upstream
         .keys
         .clone()
-        .update_organization_policy(forward(&headers, request))
+        .update_organization_policy(forward(&headers, body.into_proto()))
         .await?
         .into_inner();
     Ok(Json(organization(response.organization)?))
@@ -172,14 +168,10 @@ pub(crate) async fn add_member(
     headers: HeaderMap,
     JsonBody(body): JsonBody<AddMemberBody>,
 ) -> Result<(StatusCode, Json<MemberJson>), ApiError> {
-    let request = v1::AddMemberRequest {
-        user_id: body.user_id,
-        role: v1::Role::from(body.role).into(),
-    };
     let response = upstream
         .keys
         .clone()
-        .add_member(forward(&headers, request))
+        .add_member(forward(&headers, body.into_proto()))
         .await?
         .into_inner();
     Ok((
@@ -211,14 +203,10 @@ pub(crate) async fn update_member(
     IdPath(id): IdPath,
     JsonBody(body): JsonBody<UpdateMemberBody>,
 ) -> Result<Json<MemberJson>, ApiError> {
-    let request = v1::UpdateMemberRequest {
-        id,
-        role: v1::Role::from(body.role).into(),
-    };
     let response = upstream
         .keys
         .clone()
-        .update_member(forward(&headers, request))
+        .update_member(forward(&headers, body.into_proto(id)))
         .await?
         .into_inner();
     Ok(Json(MemberJson::from(required(response.member)?)))
@@ -295,6 +283,12 @@ pub(crate) struct CreateOrganizationBody {
     /// 1 to 100 characters, unique.
     #[schema(example = "Acme Corp")]
     name: String,
+}
+
+impl CreateOrganizationBody {
+    pub(crate) fn into_proto(self) -> v1::CreateOrganizationRequest {
+        v1::CreateOrganizationRequest { name: self.name }
+    }
 }
 
 /// A new organization, its first admin key's record and, this once, the key itself.
@@ -398,8 +392,8 @@ pub(crate) struct RoleScopesBody {
 }
 
 impl PolicyBody {
-    fn into_proto(self) -> v1::OrganizationPolicy {
-        v1::OrganizationPolicy {
+    pub(crate) fn into_proto(self) -> v1::UpdateOrganizationPolicyRequest {
+        let policy = v1::OrganizationPolicy {
             default_rate_limits: RateLimitJson::into_proto(
                 self.default_rate_limits.unwrap_or_default(),
             ),
@@ -414,6 +408,9 @@ impl PolicyBody {
                     scopes: entry.scopes,
                 })
                 .collect(),
+        };
+        v1::UpdateOrganizationPolicyRequest {
+            policy: Some(policy),
         }
     }
 }
@@ -477,10 +474,28 @@ pub(crate) struct AddMemberBody {
     role: RoleParam,
 }
 
+impl AddMemberBody {
+    pub(crate) fn into_proto(self) -> v1::AddMemberRequest {
+        v1::AddMemberRequest {
+            user_id: self.user_id,
+            role: v1::Role::from(self.role).into(),
+        }
+    }
+}
+
 /// The body of `PATCH /api/members/{id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UpdateMemberBody {
     /// The new role.
     role: RoleParam,
+}
+
+impl UpdateMemberBody {
+    pub(crate) fn into_proto(self, id: String) -> v1::UpdateMemberRequest {
+        v1::UpdateMemberRequest {
+            id,
+            role: v1::Role::from(self.role).into(),
+        }
+    }
 }

@@ -78,10 +78,35 @@ async fn decide(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<PrincipalJson, ApiError> {
+    let request = verify_request(client, headers, query)?;
+    let verdict = upstream
+        .keys
+        .clone()
+        .verify_key(forward(headers, request))
+        .await?
+        .into_inner();
+    if verdict.valid {
+        return Ok(PrincipalJson::from(&verdict));
+    }
+    let code = ErrorCode::from_reason(&verdict.reason).unwrap_or(ErrorCode::InvalidApiKey);
+    let mut error = ApiError::new(code, verdict.message.clone());
+    if code == ErrorCode::RateLimited {
+        error = error.with_headers(rate_limit_headers(&verdict));
+    }
+    Err(error)
+}
+
+/// The VerifyKey request for a forward-auth request; without a bearer credential, the answer
+/// that no key was sent.
+pub(crate) fn verify_request(
+    client: Option<ClientAddress>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<v1::VerifyKeyRequest, ApiError> {
     // An unreadable header gets the same answer as a missing one: either way, no key was sent.
     let key = bearer_token(headers)
         .map_err(|_| ApiError::new(ErrorCode::InvalidApiKey, MISSING_API_KEY_MESSAGE))?;
-    let request = v1::VerifyKeyRequest {
+    Ok(v1::VerifyKeyRequest {
         key: key.to_owned(),
         required_scopes: required_scopes(headers, query),
         client_ip: client
@@ -98,22 +123,7 @@ async fn decide(
             _ => String::new(),
         },
         tag: header_text(headers, TAG_HEADER),
-    };
-    let verdict = upstream
-        .keys
-        .clone()
-        .verify_key(forward(headers, request))
-        .await?
-        .into_inner();
-    if verdict.valid {
-        return Ok(PrincipalJson::from(&verdict));
-    }
-    let code = ErrorCode::from_reason(&verdict.reason).unwrap_or(ErrorCode::InvalidApiKey);
-    let mut error = ApiError::new(code, verdict.message.clone());
-    if code == ErrorCode::RateLimited {
-        error = error.with_headers(rate_limit_headers(&verdict));
-    }
-    Err(error)
+    })
 }
 
 /// The client's country: `X-Keyrack-Country`, else `CF-IPCountry` without Cloudflare's

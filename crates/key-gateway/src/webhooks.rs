@@ -43,14 +43,10 @@ pub(crate) async fn create_webhook_endpoint(
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateWebhookEndpointBody>,
 ) -> Result<(StatusCode, Json<CreatedWebhookEndpointJson>), ApiError> {
-    let request = v1::CreateWebhookEndpointRequest {
-        url: body.url,
-        description: body.description.unwrap_or_default(),
-    };
     let response = upstream
         .keys
         .clone()
-        .create_webhook_endpoint(forward(&headers, request))
+        .create_webhook_endpoint(forward(&headers, body.into_proto()))
         .await?
         .into_inner();
     Ok((
@@ -219,6 +215,15 @@ pub(crate) struct CreateWebhookEndpointBody {
     /// At most 200 characters.
     #[schema(example = "Alerts to the ops channel")]
     description: Option<String>,
+}
+
+impl CreateWebhookEndpointBody {
+    pub(crate) fn into_proto(self) -> v1::CreateWebhookEndpointRequest {
+        v1::CreateWebhookEndpointRequest {
+            url: self.url,
+            description: self.description.unwrap_or_default(),
+        }
+    }
 }
 
 /// A webhook endpoint. Its signing secret is never listed.

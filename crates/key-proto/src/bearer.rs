@@ -44,6 +44,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -87,5 +88,46 @@ mod tests {
         headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer first"));
         headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer second"));
         assert_eq!(bearer_token(&headers), Ok("first"));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the header holds: a token is returned only for a visible-ASCII value that
+        /// starts with the scheme `bearer` (any case) and one space, and it is the rest of the
+        /// value, untouched; a value that is not visible ASCII is unreadable; all else missing.
+        #[test]
+        fn the_token_is_exactly_the_rest_after_the_scheme(
+            scheme in prop_oneof![
+                Just(b"Bearer ".to_vec()),
+                "[bB][eE][aA][rR][eE][rR][ \t]?".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..10),
+            ],
+            rest in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let value = [scheme, rest].concat();
+            let Ok(header) = HeaderValue::from_bytes(&value) else {
+                return Ok(());
+            };
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, header);
+            let readable = std::str::from_utf8(&value)
+                .ok()
+                .filter(|text| text.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)));
+            match (bearer_token(&headers), readable) {
+                (Ok(token), Some(text)) => {
+                    prop_assert!(text.len() >= 7 && text[..6].eq_ignore_ascii_case("bearer"));
+                    prop_assert_eq!(&text[6..7], " ");
+                    prop_assert_eq!(token, &text[7..]);
+                }
+                (Err(BearerError::Missing), Some(text)) => {
+                    prop_assert!(!(text.len() >= 7
+                        && text[..6].eq_ignore_ascii_case("bearer")
+                        && &text[6..7] == " "));
+                }
+                (Err(BearerError::Unreadable), None) => {}
+                (result, _) => prop_assert!(false, "{:?} for {:?}", result, value),
+            }
+        }
     }
 }

@@ -343,4 +343,64 @@ mod tests {
             let _ = ApiKey::parse(&input);
         }
     }
+
+    /// A generated key, with ASCII whitespace around it, and perhaps one character replaced.
+    fn presented_key() -> impl Strategy<Value = (String, Option<(usize, char)>)> {
+        let whitespace =
+            || proptest::collection::vec(proptest::sample::select(&b" \t\r\n\x0c"[..]), 0..3);
+        (
+            proptest::collection::vec(0_u8..248, 1..64),
+            any::<bool>(),
+            whitespace(),
+            whitespace(),
+            proptest::option::of((0_usize..57, any::<char>())),
+        )
+            .prop_map(|(seed, test_env, before, after, change)| {
+                let environment = if test_env {
+                    Environment::Test
+                } else {
+                    Environment::Live
+                };
+                let mut key: Vec<char> = ApiKey::generate(environment, &Replay(seed))
+                    .unwrap()
+                    .expose()
+                    .chars()
+                    .collect();
+                let change = change.filter(|(position, new)| key[*position] != *new);
+                if let Some((position, new)) = change {
+                    key[position] = new;
+                }
+                let text = before
+                    .into_iter()
+                    .map(char::from)
+                    .chain(key)
+                    .chain(after.into_iter().map(char::from))
+                    .collect();
+                (text, change)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// What is accepted is a key and nothing else: the text as given less the surrounding
+        /// whitespace, which parses again to itself and shows only its prefix and last 4.
+        /// Any one character changed, anywhere, is refused.
+        #[test]
+        fn a_key_is_accepted_exactly_as_generated((input, change) in presented_key()) {
+            let parsed = ApiKey::parse(&input);
+            prop_assert_eq!(parsed.is_ok(), change.is_none(), "{:?}", input);
+            if let Ok(key) = parsed {
+                let text = key.expose();
+                prop_assert_eq!(text, input.trim_matches(|c: char| c.is_ascii_whitespace()));
+                prop_assert_eq!(ApiKey::parse(text).unwrap(), key.clone());
+                prop_assert!(text.starts_with(key.environment().key_prefix()));
+                prop_assert_eq!(text.len(), encoded_len(key.environment()));
+                prop_assert_eq!(
+                    key.to_string(),
+                    format!("{}…{}", key.environment().key_prefix(), &text[text.len() - 4..])
+                );
+            }
+        }
+    }
 }

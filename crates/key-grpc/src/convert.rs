@@ -17,8 +17,10 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> Timestamp {
 }
 
 pub(crate) fn from_timestamp(field: &'static str, ts: &Timestamp) -> Result<DateTime<Utc>, Error> {
+    // Protobuf allows nanos below 10^9 only; chrono would read more as a leap second.
     u32::try_from(ts.nanos)
         .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
         .ok_or_else(|| Error::InvalidArgument {
             field,
@@ -232,4 +234,25 @@ pub(crate) fn from_duration(
     TimeDelta::try_seconds(seconds)
         .and_then(|whole| whole.checked_add(&TimeDelta::nanoseconds(i64::from(nanos))))
         .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_with_a_whole_second_of_nanos_is_refused_not_taken_as_a_leap_second() {
+        // 2026-01-01T00:00:59Z: chrono would read nanos ≥ 10^9 there as a leap second.
+        let seconds = 1_767_225_659;
+        let leap = Timestamp {
+            seconds,
+            nanos: 1_000_000_000,
+        };
+        assert!(from_timestamp("from", &leap).is_err());
+        let last = Timestamp {
+            seconds,
+            nanos: 999_999_999,
+        };
+        assert!(from_timestamp("from", &last).is_ok());
+    }
 }

@@ -735,21 +735,30 @@ fn assert_contains(haystack: &str, needle: &str) {
 /// secrets, and each one's secret part alone.
 fn handle_secrets(served: &Served, admin: &str) -> Vec<String> {
     let addr = &served.addr;
-    let created = json(
-        &call(addr, Some(admin), "CreateKey", CREATE_REQUEST).into_success("CreateKey"),
-    );
+    let created =
+        json(&call(addr, Some(admin), "CreateKey", CREATE_REQUEST).into_success("CreateKey"));
     let first = string_at(&created, "/key");
     let id = string_at(&created, "/apiKey/id");
     call(addr, None, "VerifyKey", &verify_request(&first, "chat")).into_success("VerifyKey");
     let rotated = json(
-        &call(addr, Some(admin), "RotateKey", &format!(r#"{{"id":"{id}","gracePeriod":"0s"}}"#))
-            .into_success("RotateKey"),
+        &call(
+            addr,
+            Some(admin),
+            "RotateKey",
+            &format!(r#"{{"id":"{id}","gracePeriod":"0s"}}"#),
+        )
+        .into_success("RotateKey"),
     );
     let second = string_at(&rotated, "/key");
     let second_id = string_at(&rotated, "/apiKey/id");
     call(addr, None, "VerifyKey", &verify_request(&second, "chat")).into_success("VerifyKey");
-    call(addr, Some(admin), "RevokeKey", &format!(r#"{{"id":"{second_id}"}}"#))
-        .into_success("RevokeKey");
+    call(
+        addr,
+        Some(admin),
+        "RevokeKey",
+        &format!(r#"{{"id":"{second_id}"}}"#),
+    )
+    .into_success("RevokeKey");
     let endpoint = json(
         &call(
             addr,
@@ -763,8 +772,13 @@ fn handle_secrets(served: &Served, admin: &str) -> Vec<String> {
     let secret = string_at(&endpoint, "/signingSecret");
     let rotated_secret = string_at(
         &json(
-            &call(addr, Some(admin), "RotateWebhookSecret", &format!(r#"{{"id":"{endpoint_id}"}}"#))
-                .into_success("RotateWebhookSecret"),
+            &call(
+                addr,
+                Some(admin),
+                "RotateWebhookSecret",
+                &format!(r#"{{"id":"{endpoint_id}"}}"#),
+            )
+            .into_success("RotateWebhookSecret"),
         ),
         "/signingSecret",
     );

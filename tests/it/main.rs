@@ -17,6 +17,7 @@ mod cli;
 mod context;
 mod escalation;
 mod examples;
+mod faults;
 mod flood;
 mod gateway;
 mod gateway_in_process;

@@ -4,7 +4,7 @@
 //! webhook receiver down for an hour is in `webhooks.rs`, Redis going away and coming back in
 //! `redis_limiter.rs`, a database outage in `outage.rs`.
 //!
-//! CI kills each backend once after 2 s of load. The long run sets `KEYRACK_FAULT_KILLS` (kills
+//! CI kills each backend once after 3 s of load. The long run sets `KEYRACK_FAULT_KILLS` (kills
 //! per backend) and `KEYRACK_FAULT_SECONDS` (seconds of load before each), see BENCHMARKS.md:
 //!
 //! ```sh
@@ -362,7 +362,7 @@ async fn check_acknowledged(client: &mut KeyServiceClient<Channel>, ledger: &Led
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_under_load_loses_no_acknowledged_write_and_at_most_a_flush_of_usage() {
     let kills = tunable("KEYRACK_FAULT_KILLS", 1);
-    let load = Duration::from_secs(tunable("KEYRACK_FAULT_SECONDS", 2));
+    let load = Duration::from_secs(tunable("KEYRACK_FAULT_SECONDS", 3));
     for backend in backends() {
         let deployment = Deployment::new(&backend).await;
         let mut serving = deployment.serve();

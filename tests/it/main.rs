@@ -18,6 +18,7 @@ mod cli;
 mod context;
 mod escalation;
 mod examples;
+mod faults;
 mod flood;
 mod gateway;
 mod gateway_in_process;

@@ -293,6 +293,17 @@ impl LoggedChild {
         self.log.lock().unwrap().clone()
     }
 
+    /// The child's process id, e.g. to read its `/proc` entries.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.child.id()
+    }
+
+    /// Kills the child with SIGKILL, as a crash or the OOM killer would: no handler runs, no
+    /// shutdown. Returns once it has exited and the last line of stderr was read.
+    pub(crate) fn kill(&mut self) {
+        self.join_reader();
+    }
+
     /// Sends SIGTERM, then waits up to `timeout` for the exit and for the last line of stderr.
     pub(crate) fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         self.child.signal("TERM");

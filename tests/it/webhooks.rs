@@ -5,7 +5,10 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -38,6 +41,8 @@ struct Received {
     headers: HeaderMap,
     body: String,
     signature: SignatureCheck,
+    /// The status the receiver answered.
+    answered: StatusCode,
 }
 
 impl Received {
@@ -51,7 +56,8 @@ impl Received {
 
 /// A real HTTP server on 127.0.0.1:0 standing in for a customer's endpoint. It checks every
 /// request's signature with the secret it is given (as a receiver would, against its own clock:
-/// the test's), records it, and answers the statuses it is told to, then 200.
+/// the test's), records it, and answers the statuses it is told to, then 200 (503 while it is
+/// told it is unavailable).
 #[derive(Clone)]
 struct Receiver {
     url: String,
@@ -62,21 +68,27 @@ struct ReceiverState {
     secret: Mutex<Option<SigningSecret>>,
     clock: FixedClock,
     answers: Mutex<VecDeque<StatusCode>>,
+    unavailable: AtomicBool,
     received: Mutex<Vec<Received>>,
 }
 
 impl Receiver {
     async fn start(clock: &FixedClock) -> Receiver {
+        Receiver::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), clock)
+    }
+
+    /// A receiver on `listener`.
+    fn serve(listener: TcpListener, clock: &FixedClock) -> Receiver {
         let state = Arc::new(ReceiverState {
             secret: Mutex::new(None),
             clock: clock.clone(),
             answers: Mutex::new(VecDeque::new()),
+            unavailable: AtomicBool::new(false),
             received: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/hooks", post(receive))
             .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver { url, state }
@@ -93,6 +105,11 @@ impl Receiver {
             .lock()
             .unwrap()
             .extend(statuses.iter().copied());
+    }
+
+    /// While `unavailable`, answers every request with 503, as a receiver whose backend is down.
+    fn set_unavailable(&self, unavailable: bool) {
+        self.state.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
     fn received(&self) -> Vec<Received> {
@@ -117,20 +134,25 @@ async fn receive(
         ),
         None => SignatureCheck::Mismatch,
     };
+    let answered = if signature != SignatureCheck::Valid {
+        StatusCode::UNAUTHORIZED
+    } else if state.unavailable.load(Ordering::SeqCst) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        state
+            .answers
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(StatusCode::OK)
+    };
     state.received.lock().unwrap().push(Received {
         headers,
         body: String::from_utf8(body.to_vec()).unwrap(),
         signature,
+        answered,
     });
-    if signature != SignatureCheck::Valid {
-        return StatusCode::UNAUTHORIZED;
-    }
-    state
-        .answers
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or(StatusCode::OK)
+    answered
 }
 
 /// Webhook settings for tests: http allowed (the receiver is plain http on loopback), and a
@@ -389,6 +411,129 @@ async fn a_delivery_gives_up_after_retrying_for_at_least_a_day() {
         );
         app.clock.advance(TimeDelta::days(3));
         assert_eq!(app.keyrack.jobs.webhooks.deliver_due().await.unwrap(), 0);
+    }
+}
+
+/// A receiver down for an hour (its port refusing connections for the first half, its server
+/// answering 503 for the second) while events keep coming, then back: every event queued during
+/// the outage is delivered exactly once when it returns, none is given up, and the wait after
+/// the return is within the retry schedule's cap. The job runs every 30 s of the test's clock,
+/// as the worker would poll.
+#[tokio::test]
+async fn a_receiver_down_for_an_hour_gets_every_event_once_when_it_returns() {
+    for backend in backends() {
+        let app = spawn_webhook_app(&backend).await;
+        // The receiver's port, bound but not listening: connections to it are refused.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let url = format!("http://{}/hooks", socket.local_addr().unwrap());
+        let created = create_endpoint(&app, &url).await.unwrap();
+        let organization_id = default_organization(&app).await;
+        let down_at = app.clock_now();
+        let (half_time, back_at) = (
+            down_at + TimeDelta::minutes(30),
+            down_at + TimeDelta::hours(1),
+        );
+        let cap = driven_by_the_test().retry.cap;
+        let step = TimeDelta::seconds(30);
+
+        let mut socket = Some(socket);
+        let mut receiver: Option<Receiver> = None;
+        let mut events = Vec::new();
+        let mut next_event = down_at;
+        loop {
+            let now = app.clock_now();
+            if now >= half_time && receiver.is_none() {
+                let listener = socket.take().unwrap().listen(1024).unwrap();
+                let up = Receiver::serve(listener, &app.clock);
+                up.trust(&created.signing_secret);
+                up.set_unavailable(true);
+                receiver = Some(up);
+            }
+            if now >= back_at {
+                receiver.as_ref().unwrap().set_unavailable(false);
+            } else if now >= next_event {
+                events.push(enqueue_event(&app, organization_id).await.0);
+                next_event += TimeDelta::minutes(5);
+            }
+            app.keyrack.jobs.webhooks.deliver_due().await.unwrap();
+            if now >= back_at {
+                let pending = list_deliveries(
+                    &app,
+                    v1::ListWebhookDeliveriesRequest {
+                        state: v1::DeliveryState::Pending.into(),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                if pending.is_empty() {
+                    break;
+                }
+                assert!(
+                    now < back_at + cap,
+                    "still pending {cap} after the receiver returned: {pending:#?}"
+                );
+            }
+            app.clock.advance(step);
+        }
+
+        let deliveries = list_deliveries(&app, v1::ListWebhookDeliveriesRequest::default()).await;
+        assert_eq!(deliveries.len(), events.len());
+        let (mut refused, mut unavailable, mut last_delivered) = (0, 0, back_at);
+        for delivery in &deliveries {
+            assert_eq!(
+                delivery.state(),
+                v1::DeliveryState::Succeeded,
+                "{delivery:#?}"
+            );
+            let (last, failed) = delivery.attempts.split_last().unwrap();
+            assert_eq!(last.status_code, 200, "{delivery:#?}");
+            let delivered = to_time(last.attempt_time.as_ref().unwrap());
+            assert!(delivered >= back_at, "{delivery:#?}");
+            last_delivered = last_delivered.max(delivered);
+            for attempt in failed {
+                match attempt.status_code {
+                    0 => {
+                        assert_eq!(attempt.error, "connection failed", "{delivery:#?}");
+                        refused += 1;
+                    }
+                    503 => unavailable += 1,
+                    _ => panic!("unexpected attempt: {delivery:#?}"),
+                }
+            }
+        }
+        // Both halves of the outage were met.
+        assert!(refused > 0 && unavailable > 0, "{deliveries:#?}");
+        // The receiver answered each event 200 exactly once, and 503 to the attempts above.
+        let received = receiver.unwrap().received();
+        assert!(
+            received
+                .iter()
+                .all(|r| r.signature == SignatureCheck::Valid)
+        );
+        let mut accepted: HashMap<String, usize> = HashMap::new();
+        for request in received.iter().filter(|r| r.answered == StatusCode::OK) {
+            *accepted
+                .entry(request.header("keyrack-event-id").to_owned())
+                .or_default() += 1;
+        }
+        let expected: HashMap<String, usize> =
+            events.iter().map(|event| (event.to_string(), 1)).collect();
+        assert_eq!(accepted, expected, "each event accepted exactly once");
+        assert_eq!(
+            received
+                .iter()
+                .filter(|r| r.answered == StatusCode::SERVICE_UNAVAILABLE)
+                .count(),
+            unavailable
+        );
+        eprintln!(
+            "webhook receiver down for 1 h: {} events queued meanwhile, {refused} attempts \
+             refused and {unavailable} answered 503, none given up; each delivered once, the \
+             last {} min after the receiver returned",
+            events.len(),
+            (last_delivered - back_at).num_seconds() as f64 / 60.0
+        );
     }
 }
 

@@ -27,7 +27,7 @@ pub struct Settings {
     /// that must not record usage.
     pub metering: bool,
     /// How often the usage counted in memory is written to the store. A crash loses at most
-    /// one interval of counts.
+    /// one interval of counts, plus those made while that interval's write was under way.
     pub flush_interval: Duration,
     /// How long usage is kept at each resolution.
     pub usage_retention: UsageRetention,

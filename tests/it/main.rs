@@ -41,6 +41,7 @@ mod schema;
 mod scripts;
 mod server;
 mod storage;
+mod telemetry;
 mod trusted_proxies;
 mod usage;
 mod webhooks;

@@ -29,6 +29,7 @@ mod keys;
 mod openapi;
 mod organizations;
 mod server;
+mod telemetry;
 mod upstream;
 mod usage;
 mod verify;

@@ -5,15 +5,12 @@ use std::{future::Future, net::SocketAddr};
 use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
-    http::Request,
     routing::{any, get},
 };
 use key_proto::ErrorCode;
+use key_telemetry::RequestMetrics;
 use tokio::net::TcpListener;
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::OpenApi;
 
 use crate::{
@@ -25,8 +22,13 @@ use crate::{
 const BODY_LIMIT: usize = 64 * 1024;
 
 /// The gateway's routes in front of `upstream`, believing `X-Forwarded-For` from
-/// `trusted_proxies` only. Each later endpoint is one `.route` line and one handler.
-pub fn router(upstream: Upstream, trusted_proxies: TrustedProxies) -> Router {
+/// `trusted_proxies` only, recording each request's latency into `requests` (if given). Each
+/// later endpoint is one `.route` line and one handler.
+pub fn router(
+    upstream: Upstream,
+    trusted_proxies: TrustedProxies,
+    requests: Option<RequestMetrics>,
+) -> Router {
     let api = Router::new()
         .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
         .route(
@@ -99,6 +101,7 @@ pub fn router(upstream: Upstream, trusted_proxies: TrustedProxies) -> Router {
                 "this method is not allowed on this route",
             )
         })
+        .route_layer(axum::middleware::from_fn(crate::telemetry::name_route))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             crate::forwarded::Identification::new(trusted_proxies),
@@ -110,14 +113,10 @@ pub fn router(upstream: Upstream, trusted_proxies: TrustedProxies) -> Router {
     api.layer(
         tower::ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-            }))
+            .layer(axum::middleware::from_fn_with_state(
+                requests,
+                crate::telemetry::observe,
+            ))
             .layer(PropagateRequestIdLayer::new(request_id)),
     )
 }
@@ -128,6 +127,7 @@ pub struct Gateway {
     listener: TcpListener,
     upstream: Upstream,
     trusted_proxies: TrustedProxies,
+    requests: Option<RequestMetrics>,
     local_addr: SocketAddr,
 }
 
@@ -141,6 +141,7 @@ impl Gateway {
             listener,
             upstream,
             trusted_proxies: TrustedProxies::default(),
+            requests: None,
             local_addr,
         })
     }
@@ -149,6 +150,12 @@ impl Gateway {
     /// (for the brute-force guard) is the first one, from the right, that they do not cover.
     pub fn with_trusted_proxies(mut self, trusted_proxies: TrustedProxies) -> Gateway {
         self.trusted_proxies = trusted_proxies;
+        self
+    }
+
+    /// Records each request's latency, by route and status, into `requests`.
+    pub fn with_request_metrics(mut self, requests: RequestMetrics) -> Gateway {
+        self.requests = Some(requests);
         self
     }
 
@@ -164,7 +171,7 @@ impl Gateway {
     ) -> Result<(), Error> {
         tracing::info!(address = %self.local_addr, "HTTP gateway listening");
         // The caller's address reaches the handlers, for X-Forwarded-For.
-        let service = router(self.upstream, self.trusted_proxies)
+        let service = router(self.upstream, self.trusted_proxies, self.requests)
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)

@@ -7,7 +7,7 @@ use key_proto::v1::key_service_client::KeyServiceClient;
 use tonic::{
     Status,
     body::Body,
-    metadata::MetadataValue,
+    metadata::{MetadataKey, MetadataValue},
     transport::{Channel, Endpoint},
 };
 use tonic_health::pb::health_client::HealthClient;
@@ -71,17 +71,35 @@ impl Upstream {
 }
 
 /// The headers that travel on to the service: the caller's credential, untouched (the service
-/// judges it), the request id, so both sides log the same one, and `x-forwarded-for`, which
-/// the gateway has ended with its caller's address (`forwarded.rs`), for the audit log.
-const FORWARDED: [&str; 3] = ["authorization", "x-request-id", "x-forwarded-for"];
+/// judges it), the request id, so both sides log the same one, `x-forwarded-for`, which the
+/// gateway has ended with its caller's address (`forwarded.rs`), for the audit log, and the
+/// caller's trace context (replaced by the gateway's own span's when spans are recorded).
+const FORWARDED: [&str; 5] = [
+    "authorization",
+    "x-request-id",
+    "x-forwarded-for",
+    "traceparent",
+    "tracestate",
+];
 
-/// Wraps `message` in a gRPC request carrying the forwarded headers of `headers`.
+/// Wraps `message` in a gRPC request carrying the forwarded headers of `headers` and the
+/// current span's trace context, so the service's span is a child of the gateway's.
 pub(crate) fn forward<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     for name in FORWARDED {
         if let Some(value) = headers.get(name)
             && let Ok(value) = MetadataValue::try_from(value.as_bytes())
         {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    let mut trace_context = HeaderMap::new();
+    key_telemetry::inject_current(&mut trace_context);
+    for (name, value) in &trace_context {
+        if let (Ok(name), Ok(value)) = (
+            MetadataKey::from_bytes(name.as_str().as_bytes()),
+            MetadataValue::try_from(value.as_bytes()),
+        ) {
             request.metadata_mut().insert(name, value);
         }
     }

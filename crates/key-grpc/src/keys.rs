@@ -48,6 +48,16 @@ pub(crate) async fn verify_key(
         .verifier
         .verify(&request.key, &required, &context, Mode::Request)
         .await?;
+    // The verdict and the key it concerns name the call in its trace and access log.
+    let span = tracing::Span::current();
+    span.record("keyrack.verdict", verification.verdict.name());
+    if let Some(record) = &verification.record {
+        span.record("keyrack.key_id", tracing::field::display(record.id));
+        span.record(
+            "keyrack.organization_id",
+            tracing::field::display(record.organization_id),
+        );
+    }
     Ok(verify_response(&verification))
 }
 

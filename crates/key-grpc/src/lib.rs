@@ -16,6 +16,7 @@ mod organizations;
 mod server;
 mod service;
 mod status;
+mod telemetry;
 mod usage;
 mod webhooks;
 

@@ -31,6 +31,7 @@ use crate::{
     Error,
     auth::{AuthLayer, AuthService},
     service::KeyServiceImpl,
+    telemetry::{TelemetryLayer, TelemetryService},
 };
 
 /// The name health checks use for the key service.
@@ -39,6 +40,9 @@ const KEY_SERVICE_NAME: &str = "keyrack.v1.KeyService";
 /// A gRPC server bound to a listener, ready to run.
 #[derive(Debug)]
 pub struct GrpcServer {
+    /// The telemetry layer (span, access log, latency) both paths put around the
+    /// authentication layer.
+    telemetry: TelemetryLayer,
     /// The authentication layer both paths put around the routes.
     auth: AuthLayer,
     listener: TcpListener,
@@ -91,6 +95,7 @@ impl GrpcServer {
             .add_service(KeyServiceServer::new(KeyServiceImpl::new(app.clone())))
             .prepare();
         Ok(GrpcServer {
+            telemetry: TelemetryLayer::new(app.metrics.requests()),
             auth: AuthLayer::new(app.access.clone()),
             listener,
             local_addr,
@@ -131,7 +136,7 @@ impl GrpcServer {
     /// so nothing is counted after the last usage flush.
     pub fn local_service(&self) -> LocalService {
         LocalService {
-            inner: self.auth.layer(self.routes.clone()),
+            inner: self.telemetry.layer(self.auth.layer(self.routes.clone())),
             calls: Arc::clone(&self.in_process),
         }
     }
@@ -167,8 +172,13 @@ impl GrpcServer {
                 draining.notify_one();
             }
         };
+        // The first layer is the outermost: telemetry sees every call, refused ones too.
         let serve = tonic::transport::Server::builder()
-            .layer(self.auth)
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(self.telemetry)
+                    .layer(self.auth),
+            )
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming, signal);
         let served = tokio::select! {
@@ -233,7 +243,7 @@ fn set_status_now(reporter: &HealthReporter, status: ServingStatus) -> bool {
 /// The server's service stack, called in memory; see [`GrpcServer::local_service`].
 #[derive(Debug, Clone)]
 pub struct LocalService {
-    inner: AuthService<Routes>,
+    inner: TelemetryService<AuthService<Routes>>,
     calls: Arc<InProcessCalls>,
 }
 

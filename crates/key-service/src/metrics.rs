@@ -6,9 +6,16 @@
 
 use std::sync::Arc;
 
+use key_core::Verdict;
+use key_telemetry::RequestMetrics;
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
     registry::Registry,
 };
 
@@ -66,6 +73,17 @@ struct OutcomeLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    commit: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: &'static str,
 }
@@ -99,6 +117,12 @@ struct Inner {
     usage_counts_dropped: Counter,
     auth_refusals: Family<ReasonLabel, Counter>,
     database_up: Gauge,
+    /// One counter per verdict (`Verdict::index`), for the same reason as above.
+    verifications: [Counter; 6],
+    usage_flush_duration: Histogram,
+    usage_last_flush: Gauge,
+    build_info: Family<BuildLabels, Gauge>,
+    requests: RequestMetrics,
 }
 
 impl Default for Metrics {
@@ -226,8 +250,44 @@ impl Metrics {
             "Verifications not counted in usage because the counts waiting for a flush reached their bound (the database is slow or down)",
             usage_counts_dropped.clone(),
         );
+        let verifications = Family::<VerdictLabel, Counter>::default();
+        registry.register(
+            "verifications",
+            "Verifications (VerifyKey, forward-auth and admin authentication), by verdict",
+            verifications.clone(),
+        );
+        let verifications = Verdict::NAMES.map(|verdict| {
+            verifications
+                .get_or_create(&VerdictLabel { verdict })
+                .clone()
+        });
+        // 1 ms doubling to 16 s: a flush is one transaction per 140 keys.
+        let usage_flush_duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "usage_flush_duration_seconds",
+            "How long each usage flush that wrote counts took, in seconds",
+            usage_flush_duration.clone(),
+        );
+        let usage_last_flush = Gauge::default();
+        registry.register(
+            "usage_flush_last_success_timestamp_seconds",
+            "When usage was last flushed without a failure, in Unix seconds: time() minus this is how far behind the stored usage is",
+            usage_last_flush.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "The running build: always 1, its version and commit in the labels",
+            build_info.clone(),
+        );
+        let requests = RequestMetrics::register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
+                verifications,
+                usage_flush_duration,
+                usage_last_flush,
+                build_info,
+                requests,
                 registry,
                 unknown_key_verifications,
                 invalid_context,
@@ -246,6 +306,44 @@ impl Metrics {
                 auth_refusals,
                 database_up,
             }),
+        }
+    }
+
+    /// The request histograms the front doors record into.
+    pub fn requests(&self) -> RequestMetrics {
+        self.inner.requests.clone()
+    }
+
+    /// Names the running build (`keyrack_build_info{version, commit} 1`).
+    pub fn set_build_info(&self, version: &str, commit: &str) {
+        self.inner
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: version.to_owned(),
+                commit: commit.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Counts a verification's verdict.
+    pub(crate) fn verification(&self, verdict: &Verdict) {
+        self.inner.verifications[verdict.index()].inc();
+    }
+
+    /// Records a usage flush that wrote counts for `seconds` (`None`: it had nothing to
+    /// write), `succeeded` or not. The time of the last success is the wall clock's, which is
+    /// what a scraper's `time()` compares it with.
+    pub(crate) fn usage_flushed(&self, seconds: Option<f64>, succeeded: bool) {
+        if let Some(seconds) = seconds {
+            self.inner.usage_flush_duration.observe(seconds);
+        }
+        if succeeded {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| {
+                    i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+                });
+            self.inner.usage_last_flush.set(now);
         }
     }
 

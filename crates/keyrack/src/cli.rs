@@ -16,6 +16,7 @@ use crate::{
     config::{Listen, ServeConfig},
     metrics_endpoint,
     setup::{self, DatabaseConfig, Shutdown},
+    telemetry::LogFormat,
 };
 
 /// Keyrack: issues API keys and answers, with one fast gRPC call, whether a key may do what a
@@ -28,6 +29,16 @@ pub(crate) struct Cli {
     /// Log filter, e.g. `info` or `key_service=debug`.
     #[arg(long, env = "KEYRACK_LOG", default_value = "info", global = true)]
     pub(crate) log: String,
+    /// How log lines are written: `text`, or `json` (one object per line, for log
+    /// collectors). Either way each request is one line at `info` (target `keyrack::access`).
+    #[arg(
+        long,
+        env = "KEYRACK_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub(crate) log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +92,15 @@ enum AdminKeyCommand {
 }
 
 impl Cli {
+    /// How long the command lets work under way finish once it is asked to stop: `serve`'s
+    /// drain timeout, or its default.
+    pub(crate) fn drain_timeout(&self) -> std::time::Duration {
+        match &self.command {
+            Command::Serve(config) => config.drain_timeout(),
+            _ => key_grpc::DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+
     pub(crate) async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Serve(config) => serve(*config).await,
@@ -126,6 +146,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
     let settings = config.settings()?;
     let metrics = Metrics::new();
+    metrics.set_build_info(env!("CARGO_PKG_VERSION"), env!("KEYRACK_COMMIT"));
     let app = application(&config.database, &settings, async |parts| {
         parts.metrics = metrics.clone();
         parts.limiter = config.limiter(&metrics).await?;
@@ -135,10 +156,11 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     .await?;
     // Every port is bound before anything is bootstrapped: a start that fails on a taken port
     // mints no key that nobody would see.
-    let listener = TcpListener::bind(config.listen)
+    let grpc_address = config.grpc_listen();
+    let listener = TcpListener::bind(grpc_address)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let http_listener = match config.http_listen {
+        .with_context(|| format!("cannot listen on {grpc_address}"))?;
+    let http_listener = match config.http_listen() {
         Listen::Off => None,
         Listen::At(address) => Some(
             TcpListener::bind(address)
@@ -146,7 +168,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {address}"))?,
         ),
     };
-    let metrics_endpoint = metrics_endpoint::bind(config.metrics_listen, metrics).await?;
+    let metrics_endpoint = metrics_endpoint::bind(
+        config.metrics_listen,
+        config.default_metrics_listen(),
+        metrics,
+    )
+    .await?;
     setup::bootstrap(&app, config.database.data_dir()).await?;
 
     let server = GrpcServer::new(&app, listener)?
@@ -158,8 +185,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
         Some(listener) => {
             let upstream = Upstream::from_service(server.local_service());
-            let gateway =
-                Gateway::new(listener, upstream)?.with_trusted_proxies(config.trusted_proxies());
+            let gateway = Gateway::new(listener, upstream)?
+                .with_trusted_proxies(config.trusted_proxies())
+                .with_request_metrics(app.metrics.requests());
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };

@@ -6,7 +6,11 @@
 //! [`ServeConfig::settings`] turns the flags into the application's `Settings`; the parts that
 //! need I/O to build (the Redis limiter, the country database) have their own methods.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context;
 use chrono::TimeDelta;
@@ -23,14 +27,19 @@ use crate::{metrics_endpoint::MetricsListen, setup::DatabaseConfig};
 /// The options of `keyrack serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeConfig {
-    /// Address for the gRPC API.
-    #[arg(long, env = "KEYRACK_LISTEN", default_value = "127.0.0.1:50051")]
-    pub(crate) listen: SocketAddr,
-    /// Address for the REST gateway, or `off` to run gRPC only.
-    #[arg(long, env = "KEYRACK_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
-    pub(crate) http_listen: Listen,
-    /// Address for the metrics endpoint (`GET /metrics`), or `off`. Default `127.0.0.1:9464`;
-    /// if that default is taken, serve runs without metrics and logs a warning.
+    /// The IP address every listener binds unless its own flag names an address: `0.0.0.0`
+    /// (or `::`) in a container, so the gRPC API, the REST gateway, health, readiness and
+    /// metrics are all reachable from outside it with this one setting.
+    #[arg(long, env = "KEYRACK_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Address for the gRPC API. Default: the host's port 50051.
+    #[arg(long, env = "KEYRACK_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Address for the REST gateway, or `off` to run gRPC only. Default: the host's port 8080.
+    #[arg(long, env = "KEYRACK_HTTP_LISTEN", value_name = "ADDRESS|off")]
+    http_listen: Option<Listen>,
+    /// Address for the metrics endpoint (`GET /metrics`), or `off`. Default: the host's port
+    /// 9464; if that default is taken, serve runs without metrics and logs a warning.
     #[arg(long, env = "KEYRACK_METRICS_LISTEN", value_name = "ADDRESS|off")]
     pub(crate) metrics_listen: Option<MetricsListen>,
     /// How long requests in flight may take to finish after SIGTERM or Ctrl-C, e.g. `10s`.
@@ -109,7 +118,29 @@ pub(crate) struct ServeConfig {
     pub(crate) database: DatabaseConfig,
 }
 
+/// The ports of the listeners whose address is not given (the metrics port is the one
+/// Prometheus exporters commonly use).
+const GRPC_PORT: u16 = 50051;
+const HTTP_PORT: u16 = 8080;
+const METRICS_PORT: u16 = 9464;
+
 impl ServeConfig {
+    /// Where the gRPC API listens.
+    pub(crate) fn grpc_listen(&self) -> SocketAddr {
+        self.listen.unwrap_or(SocketAddr::new(self.host, GRPC_PORT))
+    }
+
+    /// Where the REST gateway listens, if anywhere.
+    pub(crate) fn http_listen(&self) -> Listen {
+        self.http_listen
+            .unwrap_or(Listen::At(SocketAddr::new(self.host, HTTP_PORT)))
+    }
+
+    /// Where the metrics endpoint listens when `--metrics-listen` is not given.
+    pub(crate) fn default_metrics_listen(&self) -> SocketAddr {
+        SocketAddr::new(self.host, METRICS_PORT)
+    }
+
     /// The application's settings. A retention too long for a date is refused here.
     pub(crate) fn settings(&self) -> anyhow::Result<Settings> {
         let delta = |duration: Duration, flag: &str| {
@@ -283,6 +314,33 @@ mod tests {
             .unwrap();
         assert_eq!(set.audit_retention, Some(TimeDelta::days(400)));
         assert!(parse(&["--audit-retention", "forever"]).is_err());
+    }
+
+    #[test]
+    fn one_host_setting_moves_every_listener_and_explicit_addresses_win() {
+        let local = parse(&[]).unwrap();
+        assert_eq!(local.grpc_listen().to_string(), "127.0.0.1:50051");
+        assert!(
+            matches!(local.http_listen(), Listen::At(at) if at.to_string() == "127.0.0.1:8080")
+        );
+        assert_eq!(local.default_metrics_listen().to_string(), "127.0.0.1:9464");
+        let all = parse(&["--host", "0.0.0.0"]).unwrap();
+        assert_eq!(all.grpc_listen().to_string(), "0.0.0.0:50051");
+        assert!(matches!(all.http_listen(), Listen::At(at) if at.to_string() == "0.0.0.0:8080"));
+        assert_eq!(all.default_metrics_listen().to_string(), "0.0.0.0:9464");
+        let mixed = parse(&[
+            "--host",
+            "::",
+            "--listen",
+            "127.0.0.1:7000",
+            "--http-listen",
+            "off",
+        ])
+        .unwrap();
+        assert_eq!(mixed.grpc_listen().to_string(), "127.0.0.1:7000");
+        assert!(matches!(mixed.http_listen(), Listen::Off));
+        assert_eq!(mixed.default_metrics_listen().to_string(), "[::]:9464");
+        assert!(parse(&["--host", "example.com"]).is_err());
     }
 
     #[test]

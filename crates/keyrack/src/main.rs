@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod metrics_endpoint;
 mod setup;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -13,12 +14,20 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    setup::init_logging(&cli.log);
     let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(cli.run()));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let telemetry = telemetry::init(&cli.log, cli.log_format)?;
+                let deadline = cli.drain_timeout();
+                let ran = cli.run().await;
+                // Spans still waiting are exported within the drain deadline.
+                telemetry.shutdown(deadline).await;
+                ran
+            })
+        });
     match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -48,14 +48,11 @@ async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render())
 }
 
-/// Where the metrics endpoint listens by default (the port Prometheus exporters commonly use).
-const DEFAULT_METRICS_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
-
 /// Binds the metrics endpoint, if any. An address the operator named must be usable; the
 /// default one is best effort, so a second process on the machine still starts.
 pub(crate) async fn bind(
     listen: Option<MetricsListen>,
+    default: SocketAddr,
     metrics: Metrics,
 ) -> anyhow::Result<Option<MetricsEndpoint>> {
     match listen {
@@ -63,7 +60,7 @@ pub(crate) async fn bind(
         Some(MetricsListen::At(address)) => {
             Ok(Some(MetricsEndpoint::bind(address, metrics).await?))
         }
-        None => match MetricsEndpoint::bind(DEFAULT_METRICS_LISTEN, metrics).await {
+        None => match MetricsEndpoint::bind(default, metrics).await {
             Ok(endpoint) => Ok(Some(endpoint)),
             Err(error) => {
                 tracing::warn!(

@@ -89,6 +89,34 @@ fn decide(key: Option<(KeyState, ScopeSet)>, required: &[Scope]) -> Verdict {
 }
 
 impl Verdict {
+    /// Every verdict's name, in the order of [`Verdict::index`].
+    pub const NAMES: [&'static str; 6] = [
+        "valid",
+        "invalid_api_key",
+        "expired_api_key",
+        "insufficient_scope",
+        "rate_limited",
+        "too_many_failures",
+    ];
+
+    /// The verdict's position in [`Verdict::NAMES`].
+    pub const fn index(&self) -> usize {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Expired => 2,
+            Verdict::InsufficientScope(_) => 3,
+            Verdict::RateLimited { .. } => 4,
+            Verdict::TooManyFailures { .. } => 5,
+        }
+    }
+
+    /// The verdict's name, for metrics and traces: `valid`, or the reason a refusal gives
+    /// (`too_many_failures` for the brute-force guard's, whose reason is `rate_limited`).
+    pub const fn name(&self) -> &'static str {
+        Verdict::NAMES[self.index()]
+    }
+
     /// The verdict as the error a caller reports, or `None` when valid. `expires_at`, the
     /// key's expiry, supplies the date for [`Verdict::Expired`].
     pub fn into_error(self, expires_at: Option<DateTime<Utc>>) -> Option<Error> {

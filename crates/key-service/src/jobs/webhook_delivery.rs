@@ -29,6 +29,7 @@ use key_store::{ClaimedDelivery, DeliveryAttempt, DeliveryClaim, Store};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::{sync::OnceCell, task::JoinSet};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
@@ -283,14 +284,25 @@ impl WebhookDelivery {
             let worker = self.clone();
             let client = client.clone();
             let cipher = Arc::clone(&cipher);
-            self.running.spawn(async move {
-                let _slot = slot;
-                if let Err(error) = attempt(&worker, &client, &cipher, delivery, now).await {
-                    // The delivery stays claimed until its lease ends; then it is attempted
-                    // again.
-                    tracing::warn!(%error, "webhook attempt not made or not recorded");
+            // Each attempt is a trace of its own, which the endpoint may continue: its
+            // request carries the span's `traceparent`.
+            let span = tracing::info_span!(
+                "webhook.deliver",
+                otel.kind = "client",
+                webhook.delivery_id = %delivery.id,
+                webhook.attempt = delivery.attempt_number,
+            );
+            self.running.spawn(
+                async move {
+                    let _slot = slot;
+                    if let Err(error) = attempt(&worker, &client, &cipher, delivery, now).await {
+                        // The delivery stays claimed until its lease ends; then it is
+                        // attempted again.
+                        tracing::warn!(%error, "webhook attempt not made or not recorded");
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
         Ok(())
     }
@@ -330,8 +342,11 @@ async fn attempt(
     let sent = if literal_refused {
         Err(Refusal::Private)
     } else {
+        let mut trace_context = reqwest::header::HeaderMap::new();
+        key_telemetry::inject_current(&mut trace_context);
         client
             .post(&delivery.url)
+            .headers(trace_context)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature)
             .header(EVENT_ID_HEADER, delivery.event_id.to_string())

@@ -26,6 +26,7 @@ use redis::{
     Client, Script,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::local::LocalLimiter;
@@ -150,7 +151,13 @@ impl RedisLimiter {
             return RateDecision::Allowed;
         }
         if self.breaker.may_try() {
-            match tokio::time::timeout(self.timeout, self.decide(key_id, limits, now)).await {
+            let decide = self
+                .decide(key_id, limits, now)
+                .instrument(tracing::info_span!(
+                    "redis.rate_limit",
+                    db.system.name = "redis"
+                ));
+            match tokio::time::timeout(self.timeout, decide).await {
                 Ok(Ok(decision)) => {
                     self.breaker.succeeded(metrics);
                     return decision;

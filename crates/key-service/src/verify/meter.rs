@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use key_core::Error;
 use key_store::{Dimension, FlushReport, KeyUse, Resolution, Store, UsageCount};
 use tokio::sync::Mutex as AsyncMutex;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::context::Country;
@@ -214,45 +215,52 @@ impl Meter {
         let guard = Arc::clone(&self.inner.flushing).lock_owned().await;
         let taken = self.take();
         if taken.is_empty() {
+            metrics.usage_flushed(None, true);
             return Ok(0);
         }
         let meter = self.clone();
-        let write = tokio::spawn(async move {
-            let _guard = guard;
-            let mut batches = split(taken, MAX_KEYS_PER_TRANSACTION).into_iter();
-            let mut written = 0;
-            let mut report = FlushReport::default();
-            let mut failure = None;
-            while let Some(batch) = batches.next() {
-                let (counts, uses) = to_store(&batch);
-                match meter.inner.store.record_usage_batch(&counts, &uses).await {
-                    Ok(batch_report) => {
-                        written += counts.len();
-                        report.keys.extend(batch_report.keys);
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            counts = counts.len(),
-                            %error,
-                            "usage flush failed; the counts are kept for the next flush"
-                        );
-                        metrics.usage_flush_failure();
-                        meter.merge(batch);
-                        for unwritten in batches.by_ref() {
-                            meter.merge(unwritten);
+        let span = tracing::info_span!("usage.flush", keys = taken.keys.len());
+        let write = tokio::spawn(
+            async move {
+                let started = std::time::Instant::now();
+                let _guard = guard;
+                let mut batches = split(taken, MAX_KEYS_PER_TRANSACTION).into_iter();
+                let mut written = 0;
+                let mut report = FlushReport::default();
+                let mut failure = None;
+                while let Some(batch) = batches.next() {
+                    let (counts, uses) = to_store(&batch);
+                    match meter.inner.store.record_usage_batch(&counts, &uses).await {
+                        Ok(batch_report) => {
+                            written += counts.len();
+                            report.keys.extend(batch_report.keys);
                         }
-                        failure = Some(Error::from(error));
+                        Err(error) => {
+                            tracing::warn!(
+                                counts = counts.len(),
+                                %error,
+                                "usage flush failed; the counts are kept for the next flush"
+                            );
+                            metrics.usage_flush_failure();
+                            meter.merge(batch);
+                            for unwritten in batches.by_ref() {
+                                meter.merge(unwritten);
+                            }
+                            failure = Some(Error::from(error));
+                        }
                     }
                 }
+                metrics.usage_flushed(Some(started.elapsed().as_secs_f64()), failure.is_none());
+                if !report.keys.is_empty() {
+                    on_flushed(report);
+                }
+                match failure {
+                    Some(error) => Err(error),
+                    None => Ok(written),
+                }
             }
-            if !report.keys.is_empty() {
-                on_flushed(report);
-            }
-            match failure {
-                Some(error) => Err(error),
-                None => Ok(written),
-            }
-        });
+            .instrument(span),
+        );
         match write.await {
             Ok(result) => result,
             Err(join_error) => Err(Error::Internal(format!(

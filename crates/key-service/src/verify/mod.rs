@@ -21,6 +21,7 @@ use key_core::{
     RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{Resolution, Store};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use self::{
@@ -183,6 +184,7 @@ impl Verifier {
                 }
             },
         };
+        self.metrics.verification(&verification.verdict);
         // Only failures count: one success must not wipe out a guesser's record.
         if verification.verdict == Verdict::Invalid {
             self.guard.record_failure(suspect, now, &self.metrics);
@@ -232,7 +234,9 @@ impl Verifier {
             }
             Lookup::Miss => {
                 self.metrics.key_cache_miss();
-                self.read_key(key, digest, now).await?
+                self.read_key(key, digest, now)
+                    .instrument(tracing::info_span!("store.read_key"))
+                    .await?
             }
         };
         let (record, limits, effective) = match known {

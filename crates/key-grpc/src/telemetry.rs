@@ -1,0 +1,136 @@
+//! One span, one access-log line and one latency sample per gRPC call, as a tower layer
+//! outside the authentication layer (so a refused caller is seen too), on both paths: the
+//! network server and the in-memory stack the gateway of the same process calls.
+//!
+//! The span follows the OpenTelemetry conventions for RPC servers (`rpc.system`,
+//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and continues the caller's W3C trace
+//! context. The authentication layer and the VerifyKey handler record the key id, its
+//! organization and the verdict on it; nothing records the key itself.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use key_telemetry::RequestMetrics;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
+
+/// The layer; see the module documentation.
+#[derive(Debug, Clone)]
+pub(crate) struct TelemetryLayer {
+    requests: RequestMetrics,
+}
+
+impl TelemetryLayer {
+    pub(crate) fn new(requests: RequestMetrics) -> TelemetryLayer {
+        TelemetryLayer { requests }
+    }
+}
+
+impl<S> Layer<S> for TelemetryLayer {
+    type Service = TelemetryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TelemetryService {
+            inner,
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+/// The service the layer wraps around the authentication layer.
+#[derive(Debug, Clone)]
+pub(crate) struct TelemetryService<S> {
+    inner: S,
+    requests: RequestMetrics,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How much of a caller's `x-request-id` the logs keep.
+const MAX_REQUEST_ID_CHARS: usize = 200;
+
+/// The gRPC status codes that mean the server failed (the OpenTelemetry conventions' list):
+/// UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. The others are
+/// the caller's doing, and leave the span's status unset.
+const SERVER_FAULTS: [i32; 6] = [2, 4, 12, 13, 14, 15];
+
+impl<S> Service<http::Request<Body>> for TelemetryService<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let path = request.uri().path().to_owned();
+        let (service, method) = key_telemetry::rpc_parts(&path);
+        let request_id: Option<String> = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect());
+        let span = tracing::info_span!(
+            "grpc",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = method,
+            rpc.grpc.status_code = Empty,
+            request_id = request_id.as_deref().map(tracing::field::debug),
+            trace_id = Empty,
+            keyrack.key_id = Empty,
+            keyrack.organization_id = Empty,
+            keyrack.verdict = Empty,
+        );
+        if let Some(trace_id) = key_telemetry::continue_trace(&span, request.headers()) {
+            span.record("trace_id", tracing::field::display(trace_id));
+        }
+        let response = span.in_scope(|| self.inner.call(request));
+        let requests = self.requests.clone();
+        Box::pin(
+            async move {
+                let response = response.await?;
+                let status = grpc_status(&response);
+                let elapsed = started.elapsed();
+                let span = tracing::Span::current();
+                span.record("rpc.grpc.status_code", status);
+                if SERVER_FAULTS.contains(&status) {
+                    span.record("otel.status_code", "ERROR");
+                }
+                requests.rpc(&path, status, elapsed);
+                tracing::info!(
+                    target: "keyrack::access",
+                    status,
+                    duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "grpc call"
+                );
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The call's gRPC status code. A failed unary call is answered with its status in the
+/// headers (trailers-only); one without it there succeeded, its OK coming in the trailers.
+fn grpc_status(response: &http::Response<Body>) -> i32 {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
+}

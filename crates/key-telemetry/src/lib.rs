@@ -1,0 +1,17 @@
+//! Telemetry shared by every front door and job: W3C trace context read from and written to
+//! HTTP and gRPC headers ([`continue_trace`], [`inject_current`]), and the request metrics
+//! ([`RequestMetrics`]) the gRPC server and the REST gateway record.
+//!
+//! Nothing here exports anything: the binary decides whether spans leave the process (an OTLP
+//! exporter when the `OTEL_*` variables ask for one). Without it, the functions here still
+//! read the caller's trace id, so access logs name it.
+//!
+//! **Invariant:** nothing here reads a credential. Only `traceparent`/`tracestate` are read
+//! from headers, and span fields are set by the callers, which never put a key, a digest or the
+//! pepper in one.
+
+mod propagation;
+mod requests;
+
+pub use propagation::{continue_trace, inject, inject_current, rename, trace_id};
+pub use requests::{RequestMetrics, http_method_label, rpc_parts};

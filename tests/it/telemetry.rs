@@ -1,0 +1,353 @@
+//! Traces and access logs of the real `keyrack serve`: spans exported over OTLP/gRPC to a real
+//! receiver (the collector's `TraceService`, from `opentelemetry-proto`) started here, and the
+//! JSON access log, for a VerifyKey, a CreateKey over REST and a refused admin call.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use key_proto::v1::{self, key_service_client::KeyServiceClient};
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::{KeyValue, any_value::Value as AnyValue},
+    trace::v1::{Span, span::SpanKind},
+};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tonic::{Code, Request, Response, Status, metadata::MetadataValue};
+
+use crate::{
+    helpers::authed,
+    process::{LoggedChild, TIMEOUT, bootstrap_key, keyrack},
+};
+
+/// The caller's trace context on each request: trace id, then parent span id.
+const GRPC_TRACE: (&str, &str) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+const REST_TRACE: (&str, &str) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+
+fn traceparent((trace, parent): (&str, &str)) -> String {
+    format!("00-{trace}-{parent}-01")
+}
+
+/// A span as received, with its resource's attributes.
+type Received = (Vec<KeyValue>, Span);
+
+/// The spans a real OTLP/gRPC endpoint received.
+#[derive(Debug, Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<Received>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for resource_spans in request.into_inner().resource_spans {
+            let resource = resource_spans
+                .resource
+                .map(|resource| resource.attributes)
+                .unwrap_or_default();
+            for scope_spans in resource_spans.scope_spans {
+                for span in scope_spans.spans {
+                    spans.push((resource.clone(), span));
+                }
+            }
+        }
+        Ok(Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Receiver {
+    /// Starts the receiver on a free port; returns its endpoint URL.
+    async fn start(&self) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let service = TraceServiceServer::new(self.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        format!("http://{address}")
+    }
+
+    /// Waits until a span named `name` has arrived and returns it.
+    async fn span(&self, name: &str) -> Span {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some((_, span)) = self
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(_, span)| span.name == name)
+            {
+                return span.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no span {name:?} within {TIMEOUT:?}; received: {:?}",
+                self.names()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        let spans = self.spans.lock().unwrap();
+        spans.iter().map(|(_, span)| span.name.clone()).collect()
+    }
+}
+
+/// A span's (or a resource's) attributes as strings.
+fn attributes(attributes: &[KeyValue]) -> HashMap<String, String> {
+    attributes
+        .iter()
+        .map(|attribute| {
+            let value = match attribute
+                .value
+                .as_ref()
+                .and_then(|value| value.value.as_ref())
+            {
+                Some(AnyValue::StringValue(value)) => value.clone(),
+                Some(AnyValue::IntValue(value)) => value.to_string(),
+                Some(AnyValue::BoolValue(value)) => value.to_string(),
+                Some(AnyValue::DoubleValue(value)) => value.to_string(),
+                other => format!("{other:?}"),
+            };
+            (attribute.key.clone(), value)
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn assert_attribute(span: &Span, key: &str, expected: &str) {
+    let found = attributes(&span.attributes);
+    assert_eq!(
+        found.get(key).map(String::as_str),
+        Some(expected),
+        "{key} of span {:?}: {found:#?}",
+        span.name
+    );
+}
+
+/// The address a JSON log line of `message` names.
+fn json_address(line: &str, message: &str) -> Option<String> {
+    let line: Value = serde_json::from_str(line).ok()?;
+    (line.pointer("/fields/message")?.as_str()? == message)
+        .then(|| line.pointer("/fields/address")?.as_str().map(str::to_owned))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_secret() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = keyrack();
+    command
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--metrics-listen", "off", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test",
+        );
+    let mut serving = LoggedChild::spawn(command, "serve");
+    // The two servers start side by side: their lines come in either order.
+    let (mut grpc, mut http) = (None, None);
+    serving.wait_for_line("both servers listening", TIMEOUT, |line| {
+        grpc = grpc
+            .take()
+            .or_else(|| json_address(line, "gRPC server listening"));
+        http = http
+            .take()
+            .or_else(|| json_address(line, "HTTP gateway listening"));
+        (grpc.is_some() && http.is_some()).then_some(())
+    });
+    let (grpc, http) = (grpc.unwrap(), http.unwrap());
+    let admin = bootstrap_key(data_dir.path());
+    let pepper = std::fs::read_to_string(data_dir.path().join("pepper")).unwrap();
+    let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+
+    // A VerifyKey continuing the caller's trace.
+    let mut verify = Request::new(v1::VerifyKeyRequest {
+        key: admin.clone(),
+        required_scopes: vec!["admin".into()],
+        ..Default::default()
+    });
+    verify.metadata_mut().insert(
+        "traceparent",
+        MetadataValue::try_from(traceparent(GRPC_TRACE)).unwrap(),
+    );
+    let verified = client.verify_key(verify).await.unwrap().into_inner();
+    assert!(verified.valid, "{verified:?}");
+
+    // A CreateKey over REST, continuing another trace.
+    let created: Value = reqwest::Client::new()
+        .post(format!("http://{http}/api/api-keys"))
+        .bearer_auth(&admin)
+        .header("traceparent", traceparent(REST_TRACE))
+        .json(&serde_json::json!({"name": "Traced", "scopes": ["chat"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_key = created["key"].as_str().unwrap().to_owned();
+
+    // An admin call refused for its key.
+    let refused = client
+        .list_keys(authed("sk_live_not_a_key", v1::ListKeysRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+
+    let span = receiver.span("keyrack.v1.KeyService/VerifyKey").await;
+    assert_eq!(span.kind, SpanKind::Server as i32);
+    assert_eq!(
+        hex(&span.trace_id),
+        GRPC_TRACE.0,
+        "the caller's trace is continued"
+    );
+    assert_eq!(
+        hex(&span.parent_span_id),
+        GRPC_TRACE.1,
+        "the caller's span is the parent"
+    );
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "keyrack.v1.KeyService"),
+        ("rpc.method", "VerifyKey"),
+        ("rpc.grpc.status_code", "0"),
+        ("keyrack.verdict", "valid"),
+        ("keyrack.key_id", verified.key_id.as_str()),
+        ("keyrack.organization_id", verified.organization_id.as_str()),
+    ] {
+        assert_attribute(&span, key, value);
+    }
+
+    let rest = receiver.span("POST /api/api-keys").await;
+    assert_eq!(rest.kind, SpanKind::Server as i32);
+    assert_eq!(hex(&rest.trace_id), REST_TRACE.0);
+    assert_eq!(hex(&rest.parent_span_id), REST_TRACE.1);
+    assert_attribute(&rest, "http.request.method", "POST");
+    assert_attribute(&rest, "http.route", "/api/api-keys");
+    assert_attribute(&rest, "http.response.status_code", "201");
+    // The gateway's call to the service is the same trace, one level down.
+    let create = receiver.span("keyrack.v1.KeyService/CreateKey").await;
+    assert_eq!(hex(&create.trace_id), REST_TRACE.0);
+    assert_eq!(
+        create.parent_span_id, rest.span_id,
+        "the gateway's span is the parent"
+    );
+    assert_attribute(&create, "rpc.grpc.status_code", "0");
+    assert_attribute(&create, "keyrack.key_id", verified.key_id.as_str());
+
+    let list = receiver.span("keyrack.v1.KeyService/ListKeys").await;
+    assert_attribute(&list, "rpc.grpc.status_code", "16");
+    assert!(
+        !attributes(&list.attributes).contains_key("keyrack.key_id"),
+        "a refused caller names no key"
+    );
+
+    // The resource names the service and keeps the operator's attributes.
+    let resource = {
+        let spans = receiver.spans.lock().unwrap();
+        attributes(&spans[0].0)
+    };
+    assert_eq!(
+        resource.get("service.name").map(String::as_str),
+        Some("keyrack")
+    );
+    assert_eq!(
+        resource
+            .get("deployment.environment.name")
+            .map(String::as_str),
+        Some("test")
+    );
+
+    // No exported attribute or event holds a key, a key's secret part or the pepper.
+    let secrets = [
+        admin.as_str(),
+        &admin["sk_live_".len()..],
+        new_key.as_str(),
+        &new_key["sk_live_".len()..],
+        pepper.trim(),
+    ];
+    let exported = format!("{:?}", receiver.spans.lock().unwrap());
+    for secret in secrets {
+        assert!(
+            !exported.contains(secret),
+            "an exported span holds a secret"
+        );
+    }
+
+    // The access log: one JSON line per call, naming the trace and the key, never the key.
+    let status = serving.terminate(TIMEOUT);
+    assert!(status.success(), "{status}");
+    let log = serving.stderr();
+    for secret in secrets {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
+    let access: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "keyrack::access")
+        .collect();
+    let verify_line = access
+        .iter()
+        .find(|line| line.pointer("/span/rpc.method") == Some(&Value::from("VerifyKey")))
+        .unwrap_or_else(|| panic!("no access line for VerifyKey in:\n{log}"));
+    assert_eq!(verify_line["level"], "INFO");
+    assert_eq!(verify_line.pointer("/fields/status"), Some(&Value::from(0)));
+    assert!(
+        verify_line
+            .pointer("/fields/duration_us")
+            .is_some_and(Value::is_u64)
+    );
+    assert_eq!(
+        verify_line.pointer("/span/trace_id"),
+        Some(&Value::from(GRPC_TRACE.0))
+    );
+    assert_eq!(
+        verify_line.pointer("/span/keyrack.key_id"),
+        Some(&Value::from(verified.key_id.as_str()))
+    );
+    let rest_line = access
+        .iter()
+        .find(|line| line.pointer("/span/http.route") == Some(&Value::from("/api/api-keys")))
+        .unwrap_or_else(|| panic!("no access line for the REST call in:\n{log}"));
+    assert_eq!(rest_line.pointer("/fields/status"), Some(&Value::from(201)));
+    assert_eq!(
+        rest_line.pointer("/span/trace_id"),
+        Some(&Value::from(REST_TRACE.0))
+    );
+    assert!(
+        rest_line.pointer("/span/request_id").is_some(),
+        "{rest_line}"
+    );
+}

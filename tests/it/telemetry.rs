@@ -1,6 +1,7 @@
 //! Traces and access logs of the real `keyrack serve`: spans exported over OTLP/gRPC to a real
 //! receiver (the collector's `TraceService`, from `opentelemetry-proto`) started here, and the
-//! JSON access log, for a VerifyKey, a CreateKey over REST and a refused admin call.
+//! JSON access log, for a VerifyKey, a CreateKey over REST and a refused admin call; and the
+//! metrics endpoint's request, verification, pool and build metrics.
 
 use std::{
     collections::HashMap,
@@ -24,6 +25,7 @@ use tonic::{Code, Request, Response, Status, metadata::MetadataValue};
 use crate::{
     helpers::authed,
     process::{LoggedChild, TIMEOUT, bootstrap_key, keyrack},
+    redis_limiter::{scrape_metrics, serve_with_metrics},
 };
 
 /// The caller's trace context on each request: trace id, then parent span id.
@@ -350,4 +352,103 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
         rest_line.pointer("/span/request_id").is_some(),
         "{rest_line}"
     );
+}
+
+/// The value of the sample `series` (name and labels, as rendered) in a metrics scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The metrics endpoint shows each call's latency by method and status (invented methods
+/// under one label), verifications by verdict, the usage flush, the database pool, the
+/// webhook backlog and the build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_show_latency_by_method_verdicts_the_pool_and_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut serving, grpc, metrics, _) = serve_with_metrics(dir.path(), &[]).await;
+    let admin = bootstrap_key(dir.path());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = KeyServiceClient::new(channel.clone());
+    for key in [
+        admin.as_str(),
+        "sk_live_0000000000000000000000000000000000000000",
+    ] {
+        client
+            .verify_key(v1::VerifyKeyRequest {
+                key: key.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    // A hundred invented methods: one label between them, not a hundred.
+    let mut grpc_client = tonic::client::Grpc::new(channel);
+    for n in 0..100 {
+        grpc_client.ready().await.unwrap();
+        let path = http::uri::PathAndQuery::try_from(format!("/keyrack.v1.KeyService/Invented{n}"))
+            .unwrap();
+        let answer: Result<tonic::Response<()>, Status> = grpc_client
+            .unary(
+                Request::new(()),
+                path,
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await;
+        // Refused for its missing key before it could be found missing.
+        assert_eq!(answer.unwrap_err().code(), Code::Unauthenticated);
+    }
+    // The flush and the probe run every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let scrape = scrape_metrics(&metrics).await;
+    let value = |series: &str| {
+        sample(&scrape, series).unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
+    };
+    assert_eq!(
+        value(
+            r#"keyrack_rpc_server_duration_seconds_count{rpc_service="keyrack.v1.KeyService",rpc_method="VerifyKey",rpc_grpc_status_code="0"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            r#"keyrack_rpc_server_duration_seconds_count{rpc_service="_OTHER",rpc_method="_OTHER",rpc_grpc_status_code="16"}"#
+        ),
+        100.0
+    );
+    assert!(
+        !scrape.contains("Invented"),
+        "an invented method became a label"
+    );
+    assert_eq!(
+        value(r#"keyrack_verifications_total{verdict="valid"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"keyrack_verifications_total{verdict="invalid_api_key"}"#),
+        1.0
+    );
+    assert!(value("keyrack_usage_flush_last_success_timestamp_seconds") > 1.7e9);
+    assert!(value("keyrack_usage_flush_duration_seconds_count") >= 1.0);
+    let open = value(r#"keyrack_database_connections{state="idle"}"#)
+        + value(r#"keyrack_database_connections{state="in_use"}"#);
+    assert!(open >= 1.0, "{open} connections open");
+    assert_eq!(value("keyrack_webhook_deliveries_due"), 0.0);
+    let build = scrape
+        .lines()
+        .find(|line| line.starts_with("keyrack_build_info{"))
+        .unwrap_or_else(|| panic!("no build info in:\n{scrape}"));
+    assert!(
+        build.contains(r#"version="0.0.0""#) && build.ends_with(" 1"),
+        "{build}"
+    );
+    assert!(!build.contains(r#"commit="""#), "{build}");
+    let status = serving.terminate(TIMEOUT);
+    assert!(status.success(), "{status}");
 }

@@ -82,6 +82,15 @@ impl GrpcServer {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_types::pb::FILE_DESCRIPTOR_SET,
         ];
+        // Every method served, reflection's too, for the telemetry layer's names.
+        let served: Vec<&[u8]> = descriptors
+            .iter()
+            .copied()
+            .chain([
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ])
+            .collect();
         let mut reflection_v1 = tonic_reflection::server::Builder::configure();
         let mut reflection_v1alpha = tonic_reflection::server::Builder::configure();
         for descriptor in descriptors {
@@ -95,7 +104,7 @@ impl GrpcServer {
             .add_service(KeyServiceServer::new(KeyServiceImpl::new(app.clone())))
             .prepare();
         Ok(GrpcServer {
-            telemetry: TelemetryLayer::new(app.metrics.requests()),
+            telemetry: TelemetryLayer::new(app.metrics.requests(), &served),
             auth: AuthLayer::new(app.access.clone()),
             listener,
             local_addr,

@@ -8,12 +8,15 @@
 //! organization and the verdict on it; nothing records the key itself.
 
 use std::{
+    collections::HashSet,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
 
 use key_telemetry::RequestMetrics;
+use prost::Message as _;
 use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
@@ -22,11 +25,34 @@ use tracing::{Instrument, field::Empty};
 #[derive(Debug, Clone)]
 pub(crate) struct TelemetryLayer {
     requests: RequestMetrics,
+    known: Arc<HashSet<String>>,
 }
 
 impl TelemetryLayer {
-    pub(crate) fn new(requests: RequestMetrics) -> TelemetryLayer {
-        TelemetryLayer { requests }
+    /// The layer for a server of the methods `descriptors` (encoded file descriptor sets)
+    /// define. Any other path a client sends is named `_OTHER` in spans, logs and metrics, as
+    /// the OpenTelemetry conventions say: a client cannot mint span names or metric labels.
+    pub(crate) fn new(requests: RequestMetrics, descriptors: &[&[u8]]) -> TelemetryLayer {
+        let mut known = HashSet::new();
+        for descriptor in descriptors {
+            // Compiled in; one that does not decode names no method, and its calls count as
+            // `_OTHER`.
+            let Ok(set) = prost_types::FileDescriptorSet::decode(*descriptor) else {
+                continue;
+            };
+            for file in set.file {
+                let package = file.package();
+                for service in &file.service {
+                    for method in &service.method {
+                        known.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                    }
+                }
+            }
+        }
+        TelemetryLayer {
+            requests,
+            known: Arc::new(known),
+        }
     }
 }
 
@@ -37,6 +63,7 @@ impl<S> Layer<S> for TelemetryLayer {
         TelemetryService {
             inner,
             requests: self.requests.clone(),
+            known: Arc::clone(&self.known),
         }
     }
 }
@@ -46,9 +73,13 @@ impl<S> Layer<S> for TelemetryLayer {
 pub(crate) struct TelemetryService<S> {
     inner: S,
     requests: RequestMetrics,
+    known: Arc<HashSet<String>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What an unknown service or method is called.
+const OTHER: &str = "_OTHER";
 
 /// How much of a caller's `x-request-id` the logs keep.
 const MAX_REQUEST_ID_CHARS: usize = 200;
@@ -73,8 +104,13 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let started = Instant::now();
-        let path = request.uri().path().to_owned();
-        let (service, method) = key_telemetry::rpc_parts(&path);
+        let path = request.uri().path();
+        let (service, method) = if self.known.contains(path) {
+            key_telemetry::rpc_parts(path)
+        } else {
+            (OTHER, OTHER)
+        };
+        let (service, method) = (service.to_owned(), method.to_owned());
         let request_id: Option<String> = request
             .headers()
             .get("x-request-id")
@@ -86,8 +122,8 @@ where
             otel.kind = "server",
             otel.status_code = Empty,
             rpc.system = "grpc",
-            rpc.service = service,
-            rpc.method = method,
+            rpc.service = service.as_str(),
+            rpc.method = method.as_str(),
             rpc.grpc.status_code = Empty,
             request_id = request_id.as_deref().map(tracing::field::debug),
             trace_id = Empty,
@@ -110,7 +146,7 @@ where
                 if SERVER_FAULTS.contains(&status) {
                     span.record("otel.status_code", "ERROR");
                 }
-                requests.rpc(&path, status, elapsed);
+                requests.rpc(&service, &method, status, elapsed);
                 tracing::info!(
                     target: "keyrack::access",
                     status,

@@ -78,6 +78,11 @@ struct VerdictLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     commit: String,
@@ -123,6 +128,9 @@ struct Inner {
     usage_last_flush: Gauge,
     build_info: Family<BuildLabels, Gauge>,
     requests: RequestMetrics,
+    /// Connections of the database pool, in use and idle.
+    database_connections: [Gauge; 2],
+    webhook_backlog: Gauge,
 }
 
 impl Default for Metrics {
@@ -281,8 +289,27 @@ impl Metrics {
             build_info.clone(),
         );
         let requests = RequestMetrics::register(&mut registry);
+        let database_connections = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "database_connections",
+            "Connections of the database pool, by state (in_use, idle), sampled every second",
+            database_connections.clone(),
+        );
+        let database_connections = ["in_use", "idle"].map(|state| {
+            database_connections
+                .get_or_create(&StateLabel { state })
+                .clone()
+        });
+        let webhook_backlog = Gauge::default();
+        registry.register(
+            "webhook_deliveries_due",
+            "Webhook deliveries due and not yet started, at the delivery worker's last poll",
+            webhook_backlog.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                database_connections,
+                webhook_backlog,
                 verifications,
                 usage_flush_duration,
                 usage_last_flush,
@@ -323,6 +350,20 @@ impl Metrics {
                 commit: commit.to_owned(),
             })
             .set(1);
+    }
+
+    /// The database pool's connections: `open` in all, `idle` of them unused.
+    pub(crate) fn set_database_connections(&self, open: u32, idle: usize) {
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        self.inner.database_connections[0].set(i64::from(open).saturating_sub(idle).max(0));
+        self.inner.database_connections[1].set(idle);
+    }
+
+    /// The webhook deliveries due and not yet started.
+    pub(crate) fn set_webhook_backlog(&self, due: u64) {
+        self.inner
+            .webhook_backlog
+            .set(i64::try_from(due).unwrap_or(i64::MAX));
     }
 
     /// Counts a verification's verdict.

@@ -7,8 +7,8 @@ use std::sync::{
 };
 
 use sea_orm::{
-    Database, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -74,6 +74,20 @@ impl Store {
     pub async fn ping(&self) -> Result<(), Error> {
         self.db.ping().await?;
         Ok(())
+    }
+
+    /// The connection pool now: connections open, and how many of them are idle.
+    pub fn pool_connections(&self) -> (u32, usize) {
+        match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        }
     }
 
     /// Closes the connection pool, waiting for statements in flight.

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use key_core::{AuditEvent, DeliveryState};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
     sea_query::{Expr, Func},
 };
 use uuid::Uuid;
@@ -365,6 +366,15 @@ impl Store {
                 delivery_from_model(model, own)
             })
             .collect()
+    }
+
+    /// How many pending deliveries are due at `now`: the backlog the worker has yet to start.
+    pub async fn count_due_webhook_deliveries(&self, now: DateTime<Utc>) -> Result<u64, Error> {
+        Ok(Deliveries::find()
+            .filter(DeliveryColumn::State.eq(DeliveryState::Pending.as_str()))
+            .filter(DeliveryColumn::NextAttemptAt.lte(now))
+            .count(&self.db)
+            .await?)
     }
 
     /// Claims up to `claim.limit` pending deliveries due at `now`, leasing each until

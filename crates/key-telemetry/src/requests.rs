@@ -3,7 +3,7 @@
 //! and status" needs no second metric.
 //!
 //! Label values come from a bounded set whatever clients send: a gRPC method the server does
-//! not have is counted as `other`, an HTTP method outside the standard ones as `_OTHER` (as
+//! not have is counted as `_OTHER` (the gRPC layer knows the server's methods), an HTTP method outside the standard ones as `_OTHER` (as
 //! the OpenTelemetry conventions say), a path that matched no route as `unmatched`.
 
 use std::{sync::Arc, time::Duration};
@@ -75,17 +75,9 @@ impl RequestMetrics {
         }
     }
 
-    /// Records a gRPC call to `path` (`/package.Service/Method`) answered with `status` (the
-    /// gRPC status code) after `elapsed`.
-    pub fn rpc(&self, path: &str, status: i32, elapsed: Duration) {
-        /// UNIMPLEMENTED: the method does not exist (tonic's router answers it).
-        const UNIMPLEMENTED: i32 = 12;
-        let (service, method) = rpc_parts(path);
-        let (service, method) = if status == UNIMPLEMENTED {
-            ("other", "other")
-        } else {
-            (service, method)
-        };
+    /// Records a call of `service`'s `method` (known ones only: the caller names any other
+    /// `_OTHER`) answered with `status` (the gRPC status code) after `elapsed`.
+    pub fn rpc(&self, service: &str, method: &str, status: i32, elapsed: Duration) {
         self.inner
             .rpc
             .get_or_create(&RpcLabels {
@@ -110,12 +102,13 @@ impl RequestMetrics {
     }
 }
 
-/// The service and method of a gRPC path, `/package.Service/Method`; `other` for anything else.
+/// The service and method of a gRPC path, `/package.Service/Method`; `_OTHER` for anything
+/// else.
 pub fn rpc_parts(path: &str) -> (&str, &str) {
     path.strip_prefix('/')
         .and_then(|rest| rest.split_once('/'))
         .filter(|(service, method)| !service.is_empty() && !method.is_empty())
-        .unwrap_or(("other", "other"))
+        .unwrap_or(("_OTHER", "_OTHER"))
 }
 
 /// An HTTP method as a bounded label: a standard method's name, or `_OTHER`.
@@ -150,17 +143,13 @@ mod tests {
     }
 
     #[test]
-    fn invented_methods_and_paths_share_one_label() {
+    fn invented_http_methods_and_paths_share_one_label() {
         let text = rendered(|requests| {
             for n in 0..100 {
-                requests.rpc(&format!("/x.Y/M{n}"), 12, Duration::from_micros(10));
                 let method = http::Method::from_bytes(format!("M{n}").as_bytes()).unwrap();
                 requests.http(&method, None, 404, Duration::from_micros(10));
             }
         });
-        assert!(text.contains(
-            r#"keyrack_rpc_server_duration_seconds_count{rpc_service="other",rpc_method="other",rpc_grpc_status_code="12"} 100"#
-        ), "{text}");
         assert!(text.contains(
             r#"keyrack_http_server_duration_seconds_count{http_request_method="_OTHER",http_route="unmatched",http_response_status_code="404"} 100"#
         ), "{text}");
@@ -169,12 +158,8 @@ mod tests {
     #[test]
     fn a_call_is_counted_by_method_and_status_and_its_bucket_resolves_50_microseconds() {
         let text = rendered(|requests| {
-            requests.rpc(
-                "/keyrack.v1.KeyService/VerifyKey",
-                0,
-                Duration::from_micros(40),
-            );
+            requests.rpc("keyrack.v1.KeyService", "VerifyKey", 0, Duration::from_micros(40));
         });
-        assert!(text.contains(r#"keyrack_rpc_server_duration_seconds_bucket{le="5e-5",rpc_service="keyrack.v1.KeyService",rpc_method="VerifyKey",rpc_grpc_status_code="0"} 1"#), "{text}");
+        assert!(text.contains(r#"keyrack_rpc_server_duration_seconds_bucket{le="0.00005",rpc_service="keyrack.v1.KeyService",rpc_method="VerifyKey",rpc_grpc_status_code="0"} 1"#), "{text}");
     }
 }

@@ -64,8 +64,10 @@ impl DatabaseProbe {
         up
     }
 
-    /// One run of the job.
+    /// One run of the job: the probe, and the connection pool's state for the metrics.
     pub(crate) async fn run(&self) {
         self.probe().await;
+        let (open, idle) = self.store.pool_connections();
+        self.metrics.set_database_connections(open, idle);
     }
 }

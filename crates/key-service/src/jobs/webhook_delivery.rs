@@ -274,6 +274,9 @@ impl WebhookDelivery {
 
     async fn start_due(&self) -> Result<(), Error> {
         let now = self.clock.now();
+        // The backlog before this run's claim: what waits for a free slot or a turn.
+        let due = self.store.count_due_webhook_deliveries(now).await?;
+        self.metrics.set_webhook_backlog(due);
         let claimed = self.claim(now).await?;
         if claimed.is_empty() {
             return Ok(());

@@ -452,3 +452,57 @@ async fn the_metrics_show_latency_by_method_verdicts_the_pool_and_the_build() {
     let status = serving.terminate(TIMEOUT);
     assert!(status.success(), "{status}");
 }
+
+/// The specification's default protocol, OTLP/HTTP with protobuf, to a real HTTP endpoint
+/// that decodes what it receives: the same spans arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_http_endpoint_by_default() {
+    let receiver = Receiver::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let sink = receiver.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = <ExportTraceServiceRequest as prost::Message>::decode(body).unwrap();
+                sink.export(Request::new(request)).await.unwrap();
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = keyrack();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
+        .args(["--metrics-listen", "off"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{address}"))
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut serving = LoggedChild::spawn(command, "serve");
+    let grpc = serving.wait_for_line("gRPC server listening", TIMEOUT, |line| {
+        crate::redis_limiter::logged_address(line, "gRPC server listening")
+    });
+    let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let answer = client
+        .verify_key(v1::VerifyKeyRequest {
+            key: bootstrap_key(data_dir.path()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let span = receiver.span("keyrack.v1.KeyService/VerifyKey").await;
+    assert_attribute(&span, "keyrack.key_id", &answer.key_id);
+    let status = serving.terminate(TIMEOUT);
+    assert!(status.success(), "{status}");
+}

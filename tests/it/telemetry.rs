@@ -322,7 +322,7 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
         .collect();
     let verify_line = access
         .iter()
-        .find(|line| line.pointer("/span/rpc.method") == Some(&Value::from("VerifyKey")))
+        .find(|line| line.pointer("/fields/method") == Some(&Value::from("VerifyKey")))
         .unwrap_or_else(|| panic!("no access line for VerifyKey in:\n{log}"));
     assert_eq!(verify_line["level"], "INFO");
     assert_eq!(verify_line.pointer("/fields/status"), Some(&Value::from(0)));
@@ -332,24 +332,28 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
             .is_some_and(Value::is_u64)
     );
     assert_eq!(
-        verify_line.pointer("/span/trace_id"),
+        verify_line.pointer("/fields/trace_id"),
         Some(&Value::from(GRPC_TRACE.0))
     );
     assert_eq!(
-        verify_line.pointer("/span/keyrack.key_id"),
+        verify_line.pointer("/fields/key_id"),
         Some(&Value::from(verified.key_id.as_str()))
+    );
+    assert_eq!(
+        verify_line.pointer("/fields/verdict"),
+        Some(&Value::from("valid"))
     );
     let rest_line = access
         .iter()
-        .find(|line| line.pointer("/span/http.route") == Some(&Value::from("/api/api-keys")))
+        .find(|line| line.pointer("/fields/route") == Some(&Value::from("/api/api-keys")))
         .unwrap_or_else(|| panic!("no access line for the REST call in:\n{log}"));
     assert_eq!(rest_line.pointer("/fields/status"), Some(&Value::from(201)));
     assert_eq!(
-        rest_line.pointer("/span/trace_id"),
+        rest_line.pointer("/fields/trace_id"),
         Some(&Value::from(REST_TRACE.0))
     );
     assert!(
-        rest_line.pointer("/span/request_id").is_some(),
+        rest_line.pointer("/fields/request_id").is_some(),
         "{rest_line}"
     );
 }
@@ -505,4 +509,93 @@ async fn spans_reach_an_otlp_http_endpoint_by_default() {
     assert_attribute(&span, "keyrack.key_id", &answer.key_id);
     let status = serving.terminate(TIMEOUT);
     assert!(status.success(), "{status}");
+}
+
+/// Sampling is decided before a span exists, and a request through the gateway is kept or
+/// dropped as a whole: with a sampler that starts no trace of its own
+/// (`parentbased_traceidratio` at 0), a call whose caller sampled its trace is exported, and
+/// neither a call without one nor any part of a REST request without one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_traces_the_sampler_keeps_are_exported() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = keyrack();
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "off", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        .env("OTEL_TRACES_SAMPLER_ARG", "0");
+    let mut serving = LoggedChild::spawn(command, "serve");
+    let (mut grpc, mut http) = (None, None);
+    serving.wait_for_line("both servers listening", TIMEOUT, |line| {
+        grpc = grpc.take().or_else(|| json_address(line, "gRPC server listening"));
+        http = http.take().or_else(|| json_address(line, "HTTP gateway listening"));
+        (grpc.is_some() && http.is_some()).then_some(())
+    });
+    let (grpc, http) = (grpc.unwrap(), http.unwrap());
+    let admin = bootstrap_key(data_dir.path());
+    let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let verify = |traceparent: Option<String>| {
+        let mut request = Request::new(v1::VerifyKeyRequest {
+            key: admin.clone(),
+            ..Default::default()
+        });
+        if let Some(traceparent) = traceparent {
+            request.metadata_mut().insert(
+                "traceparent",
+                MetadataValue::try_from(traceparent).unwrap(),
+            );
+        }
+        request
+    };
+    // No trace context: a root the sampler drops.
+    client.verify_key(verify(None)).await.unwrap();
+    // A REST request without one: dropped, its call to the service too.
+    let listed = reqwest::Client::new()
+        .get(format!("http://{http}/api/api-keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    // The caller sampled its trace: kept.
+    client
+        .verify_key(verify(Some(traceparent(GRPC_TRACE))))
+        .await
+        .unwrap();
+    let kept = receiver.span("keyrack.v1.KeyService/VerifyKey").await;
+    assert_eq!(hex(&kept.trace_id), GRPC_TRACE.0);
+    // Whatever else was exported has had time to arrive with it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let names = receiver.names();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|name| name.starts_with("keyrack.v1.") || name.starts_with("GET"))
+            .collect::<Vec<_>>(),
+        ["keyrack.v1.KeyService/VerifyKey"],
+        "only the caller's sampled call: {names:?}"
+    );
+    let status = serving.terminate(TIMEOUT);
+    assert!(status.success(), "{status}");
+    // The REST request and the call it made share one trace id in the access log, though
+    // neither was exported.
+    let log = serving.stderr();
+    let trace_of = |field: &str, value: &str| -> Option<String> {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line.pointer(field) == Some(&Value::from(value)))
+            .and_then(|line| line.pointer("/fields/trace_id")?.as_str().map(str::to_owned))
+    };
+    let rest = trace_of("/fields/route", "/api/api-keys");
+    assert!(rest.is_some(), "the REST request names a trace: {log}");
+    assert_eq!(rest, trace_of("/fields/method", "ListKeys"));
 }

@@ -1,7 +1,7 @@
-//! One span, one access-log line and one latency sample per REST request: the outer
-//! [`observe`] middleware opens the span (OpenTelemetry's HTTP server conventions, continuing
-//! the caller's W3C trace context) and the inner [`name_route`] one, which runs only once a
-//! route matched, names the route. The gRPC calls a handler makes carry the span's trace
+//! One access-log line and one latency sample per REST request, and a span when it will be
+//! exported: the outer [`observe`] middleware opens the span (OpenTelemetry's HTTP server
+//! conventions, continuing the caller's W3C trace context) and logs; the inner [`name_route`]
+//! one, which runs only once a route matched, tells it the route. The gRPC calls a handler makes carry the span's trace
 //! context (`upstream::forward`), so a request through the gateway is one trace.
 
 use std::time::Instant;
@@ -20,7 +20,7 @@ const MAX_REQUEST_ID_CHARS: usize = 200;
 /// The outer middleware: see the module documentation.
 pub(crate) async fn observe(
     State(requests): State<Option<RequestMetrics>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
@@ -31,20 +31,28 @@ pub(crate) async fn observe(
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect());
-    let span = tracing::info_span!(
-        "http",
-        otel.name = method_label,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method_label,
-        http.route = Empty,
-        http.response.status_code = Empty,
-        request_id = request_id.as_deref().map(tracing::field::debug),
-        trace_id = Empty,
-    );
-    if let Some(trace_id) = key_telemetry::continue_trace(&span, request.headers()) {
-        span.record("trace_id", tracing::field::display(trace_id));
-    }
+    // A span only when it will be exported (see key_telemetry's sampling).
+    let incoming = key_telemetry::Incoming::read(request.headers());
+    let mut unsampled_trace = None;
+    let span = if incoming.sampled(method_label) {
+        tracing::info_span!(
+            "http",
+            otel.name = method_label,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method_label,
+            http.route = Empty,
+            http.response.status_code = Empty,
+        )
+    } else {
+        // Not kept: the service this request calls must not keep its part either.
+        if let Some((traceparent, trace_id)) = incoming.not_sampled_traceparent() {
+            request.headers_mut().insert("traceparent", traceparent);
+            unsampled_trace = Some(trace_id);
+        }
+        tracing::Span::none()
+    };
+    let trace_id = incoming.continue_in(&span).or(unsampled_trace);
     let response = next.run(request).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status();
@@ -52,18 +60,17 @@ pub(crate) async fn observe(
         .extensions()
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
-    // Named as the conventions say, `{method} {route}`, or the method alone when no route
-    // matched (a path is the client's, not a name).
-    key_telemetry::rename(
-        &span,
-        match route {
-            Some(route) => format!("{method_label} {route}"),
-            None => method_label.to_owned(),
-        },
-    );
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+    if !span.is_disabled() {
+        // Named as the conventions say, `{method} {route}`, or the method alone when no
+        // route matched (a path is the client's, not a name).
+        if let Some(route) = route {
+            key_telemetry::rename(&span, format!("{method_label} {route}"));
+            span.record("http.route", route);
+        }
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
     }
     if let Some(requests) = requests {
         requests.http(&method, route, status.as_u16(), elapsed);
@@ -71,20 +78,21 @@ pub(crate) async fn observe(
     span.in_scope(|| {
         tracing::info!(
             target: "keyrack::access",
+            method = method_label,
+            route = route.unwrap_or("unmatched"),
             status = status.as_u16(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            request_id = request_id.as_deref().map(debug),
+            trace_id = trace_id.map(display),
             "http request"
         );
     });
     response
 }
 
-/// The inner middleware: names the matched route on the span and hands it to [`observe`].
+/// The inner middleware: hands the matched route to [`observe`].
 pub(crate) async fn name_route(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(route) = &route {
-        tracing::Span::current().record("http.route", route.as_str());
-    }
     let mut response = next.run(request).await;
     if let Some(route) = route {
         response.extensions_mut().insert(route);

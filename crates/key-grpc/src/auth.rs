@@ -12,9 +12,9 @@ use std::{
 use key_core::Error;
 use key_proto::BearerError;
 use key_service::{Access, RequestContext, Requester};
+use key_telemetry::CallSlot;
 use tonic::{Request, body::Body, transport::server::TcpConnectInfo};
 use tower::{Layer, Service};
-use tracing::field::display;
 
 use crate::status_from_error;
 
@@ -109,12 +109,9 @@ where
             match authenticated {
                 Ok(requester) => {
                     // The caller's key names the call in its trace and access log.
-                    let span = tracing::Span::current();
-                    span.record("keyrack.key_id", display(requester.caller.key_id));
-                    span.record(
-                        "keyrack.organization_id",
-                        display(requester.caller.organization_id),
-                    );
+                    if let Some(slot) = request.extensions().get::<CallSlot>() {
+                        slot.set_key(requester.caller.key_id, requester.caller.organization_id);
+                    }
                     request.extensions_mut().insert(requester);
                 }
                 Err(error) => return Ok(status_from_error(error).into_http()),

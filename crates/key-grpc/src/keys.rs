@@ -7,6 +7,7 @@ use key_service::{
     Application, CreateKey, ListKeys, Mode, PageRequest, UpdateKey, VerifyContext, parse_id,
     parse_uuid,
 };
+use key_telemetry::CallSlot;
 use tonic::Request;
 
 use crate::{
@@ -23,6 +24,7 @@ pub(crate) async fn verify_key(
 ) -> Result<v1::VerifyKeyResponse, Error> {
     // A caller that names no client is judged by the guard as the client itself.
     let peer = request.remote_addr().map(|address| address.ip());
+    let slot = request.extensions().get::<CallSlot>().cloned();
     let request = request.into_inner();
     let required = request
         .required_scopes
@@ -49,14 +51,11 @@ pub(crate) async fn verify_key(
         .verify(&request.key, &required, &context, Mode::Request)
         .await?;
     // The verdict and the key it concerns name the call in its trace and access log.
-    let span = tracing::Span::current();
-    span.record("keyrack.verdict", verification.verdict.name());
-    if let Some(record) = &verification.record {
-        span.record("keyrack.key_id", tracing::field::display(record.id));
-        span.record(
-            "keyrack.organization_id",
-            tracing::field::display(record.organization_id),
-        );
+    if let Some(slot) = slot {
+        slot.set_verdict(verification.verdict.name());
+        if let Some(record) = &verification.record {
+            slot.set_key(record.id, record.organization_id);
+        }
     }
     Ok(verify_response(&verification))
 }

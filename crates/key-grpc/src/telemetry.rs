@@ -2,10 +2,11 @@
 //! outside the authentication layer (so a refused caller is seen too), on both paths: the
 //! network server and the in-memory stack the gateway of the same process calls.
 //!
-//! The span follows the OpenTelemetry conventions for RPC servers (`rpc.system`,
-//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and continues the caller's W3C trace
-//! context. The authentication layer and the VerifyKey handler record the key id, its
-//! organization and the verdict on it; nothing records the key itself.
+//! The span, created only when it will be exported, follows the OpenTelemetry conventions for
+//! RPC servers (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and
+//! continues the caller's W3C trace context. The authentication layer and the VerifyKey
+//! handler name the key id, its organization and the verdict in the call's `CallSlot`; the
+//! access-log line and the span report them. Nothing records the key itself.
 
 use std::{
     collections::HashSet,
@@ -15,11 +16,14 @@ use std::{
     time::Instant,
 };
 
-use key_telemetry::RequestMetrics;
+use key_telemetry::{CallSlot, RequestMetrics};
 use prost::Message as _;
 use tonic::body::Body;
 use tower::{Layer, Service};
-use tracing::{Instrument, field::Empty};
+use tracing::{
+    Instrument,
+    field::{Empty, display},
+};
 
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
@@ -102,7 +106,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let started = Instant::now();
         let path = request.uri().path();
         let (service, method) = if self.known.contains(path) {
@@ -116,24 +120,28 @@ where
             .get("x-request-id")
             .and_then(|value| value.to_str().ok())
             .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect());
-        let span = tracing::info_span!(
-            "grpc",
-            otel.name = %format_args!("{service}/{method}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = service.as_str(),
-            rpc.method = method.as_str(),
-            rpc.grpc.status_code = Empty,
-            request_id = request_id.as_deref().map(tracing::field::debug),
-            trace_id = Empty,
-            keyrack.key_id = Empty,
-            keyrack.organization_id = Empty,
-            keyrack.verdict = Empty,
-        );
-        if let Some(trace_id) = key_telemetry::continue_trace(&span, request.headers()) {
-            span.record("trace_id", tracing::field::display(trace_id));
-        }
+        // A span only when it will be exported (see key_telemetry's sampling).
+        let incoming = key_telemetry::Incoming::read(request.headers());
+        let span = if incoming.sampled(path) {
+            tracing::info_span!(
+                "grpc",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = service.as_str(),
+                rpc.method = method.as_str(),
+                rpc.grpc.status_code = Empty,
+                keyrack.key_id = Empty,
+                keyrack.organization_id = Empty,
+                keyrack.verdict = Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let trace_id = incoming.continue_in(&span);
+        let slot = CallSlot::default();
+        request.extensions_mut().insert(slot.clone());
         let response = span.in_scope(|| self.inner.call(request));
         let requests = self.requests.clone();
         Box::pin(
@@ -141,16 +149,35 @@ where
                 let response = response.await?;
                 let status = grpc_status(&response);
                 let elapsed = started.elapsed();
+                let facts = slot.facts();
                 let span = tracing::Span::current();
-                span.record("rpc.grpc.status_code", status);
-                if SERVER_FAULTS.contains(&status) {
-                    span.record("otel.status_code", "ERROR");
+                if !span.is_disabled() {
+                    span.record("rpc.grpc.status_code", status);
+                    if SERVER_FAULTS.contains(&status) {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                    if let Some(key_id) = facts.key_id {
+                        span.record("keyrack.key_id", display(key_id));
+                    }
+                    if let Some(organization_id) = facts.organization_id {
+                        span.record("keyrack.organization_id", display(organization_id));
+                    }
+                    if let Some(verdict) = facts.verdict {
+                        span.record("keyrack.verdict", verdict);
+                    }
                 }
                 requests.rpc(&service, &method, status, elapsed);
                 tracing::info!(
                     target: "keyrack::access",
+                    service = service.as_str(),
+                    method = method.as_str(),
                     status,
                     duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    request_id = request_id.as_deref().map(debug),
+                    trace_id = trace_id.map(display),
+                    key_id = facts.key_id.map(display),
+                    organization_id = facts.organization_id.map(display),
+                    verdict = facts.verdict,
                     "grpc call"
                 );
                 Ok(response)

@@ -1,6 +1,8 @@
 //! Telemetry shared by every front door and job: W3C trace context read from and written to
-//! HTTP and gRPC headers ([`continue_trace`], [`inject_current`]), and the request metrics
-//! ([`RequestMetrics`]) the gRPC server and the REST gateway record.
+//! HTTP and gRPC headers ([`Incoming`], [`inject_current`]), head sampling ([`Incoming::sampled`]:
+//! a request's span exists only when it will be exported), what a call's handlers tell its
+//! access log ([`CallSlot`]), and the request metrics ([`RequestMetrics`]) the gRPC server and
+//! the REST gateway record.
 //!
 //! Nothing here exports anything: the binary decides whether spans leave the process (an OTLP
 //! exporter when the `OTEL_*` variables ask for one). Without it, the functions here still
@@ -10,8 +12,12 @@
 //! from headers, and span fields are set by the callers, which never put a key, a digest or the
 //! pepper in one.
 
+mod call;
 mod propagation;
 mod requests;
+mod sampling;
 
-pub use propagation::{continue_trace, inject, inject_current, rename, trace_id};
+pub use call::{CallFacts, CallSlot};
+pub use propagation::{inject, inject_current, rename, trace_id};
 pub use requests::{RequestMetrics, http_method_label, rpc_parts};
+pub use sampling::{Incoming, in_kept_trace, record_spans, recording, root_sampled};

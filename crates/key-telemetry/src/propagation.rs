@@ -12,7 +12,7 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Reads the headers for the propagator.
-struct Headers<'a>(&'a HeaderMap);
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
@@ -38,24 +38,6 @@ impl Injector for HeadersMut<'_> {
             self.0.insert(name, value);
         }
     }
-}
-
-/// Makes `span` continue the trace the caller's `traceparent` names, if it names a valid one,
-/// and returns the trace id the request's logs should carry: the span's own when spans are
-/// recorded (the caller's when continued, a new one otherwise), or else the caller's, if any.
-pub fn continue_trace(span: &Span, headers: &HeaderMap) -> Option<TraceId> {
-    let mut caller = None;
-    if headers.contains_key("traceparent") {
-        let parent = TraceContextPropagator::new().extract(&Headers(headers));
-        let context = parent.span().span_context().clone();
-        if context.is_valid() {
-            caller = Some(context.trace_id());
-            // Only fails when no OpenTelemetry layer records spans: then there is no span to
-            // parent, and the caller's trace id still reaches the logs below.
-            let _ = span.set_parent(parent);
-        }
-    }
-    trace_id(span).or(caller)
 }
 
 /// Names `span` in its trace, after it started: a REST request's span is named by its route,
@@ -91,6 +73,7 @@ pub fn inject_current(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Incoming;
 
     const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -98,23 +81,26 @@ mod tests {
     fn without_recorded_spans_the_callers_trace_id_still_reaches_the_logs() {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static(TRACEPARENT));
-        let span = tracing::info_span!("request");
-        let id = continue_trace(&span, &headers).unwrap();
+        let incoming = Incoming::read(&headers);
+        assert!(
+            !incoming.sampled("request"),
+            "nothing is sampled without an exporter"
+        );
+        let id = incoming.continue_in(&Span::none()).unwrap();
         assert_eq!(id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
     #[test]
     fn an_invalid_or_missing_traceparent_names_no_trace() {
-        let span = tracing::info_span!("request");
-        assert_eq!(continue_trace(&span, &HeaderMap::new()), None);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "traceparent",
-            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-        );
-        assert_eq!(continue_trace(&span, &headers), None);
-        headers.insert("traceparent", HeaderValue::from_static("garbage"));
-        assert_eq!(continue_trace(&span, &headers), None);
+        assert_eq!(Incoming::read(&HeaderMap::new()).caller_trace(), None);
+        for invalid in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert("traceparent", HeaderValue::from_static(invalid));
+            assert_eq!(Incoming::read(&headers).caller_trace(), None, "{invalid}");
+        }
     }
 
     #[test]

@@ -158,7 +158,12 @@ mod tests {
     #[test]
     fn a_call_is_counted_by_method_and_status_and_its_bucket_resolves_50_microseconds() {
         let text = rendered(|requests| {
-            requests.rpc("keyrack.v1.KeyService", "VerifyKey", 0, Duration::from_micros(40));
+            requests.rpc(
+                "keyrack.v1.KeyService",
+                "VerifyKey",
+                0,
+                Duration::from_micros(40),
+            );
         });
         assert!(text.contains(r#"keyrack_rpc_server_duration_seconds_bucket{le="0.00005",rpc_service="keyrack.v1.KeyService",rpc_method="VerifyKey",rpc_grpc_status_code="0"} 1"#), "{text}");
     }

@@ -289,12 +289,16 @@ impl WebhookDelivery {
             let cipher = Arc::clone(&cipher);
             // Each attempt is a trace of its own, which the endpoint may continue: its
             // request carries the span's `traceparent`.
-            let span = tracing::info_span!(
-                "webhook.deliver",
-                otel.kind = "client",
-                webhook.delivery_id = %delivery.id,
-                webhook.attempt = delivery.attempt_number,
-            );
+            let span = if key_telemetry::root_sampled("webhook.deliver") {
+                tracing::info_span!(
+                    "webhook.deliver",
+                    otel.kind = "client",
+                    webhook.delivery_id = %delivery.id,
+                    webhook.attempt = delivery.attempt_number,
+                )
+            } else {
+                tracing::Span::none()
+            };
             self.running.spawn(
                 async move {
                     let _slot = slot;

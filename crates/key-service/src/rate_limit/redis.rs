@@ -153,10 +153,9 @@ impl RedisLimiter {
         if self.breaker.may_try() {
             let decide = self
                 .decide(key_id, limits, now)
-                .instrument(tracing::info_span!(
-                    "redis.rate_limit",
-                    db.system.name = "redis"
-                ));
+                .instrument(crate::verify::child_span(|| {
+                    tracing::info_span!("redis.rate_limit", db.system.name = "redis")
+                }));
             match tokio::time::timeout(self.timeout, decide).await {
                 Ok(Ok(decision)) => {
                     self.breaker.succeeded(metrics);

@@ -219,7 +219,11 @@ impl Meter {
             return Ok(0);
         }
         let meter = self.clone();
-        let span = tracing::info_span!("usage.flush", keys = taken.keys.len());
+        let span = if key_telemetry::root_sampled("usage.flush") {
+            tracing::info_span!("usage.flush", keys = taken.keys.len())
+        } else {
+            tracing::Span::none()
+        };
         let write = tokio::spawn(
             async move {
                 let started = std::time::Instant::now();

@@ -8,7 +8,10 @@
 #   sampled-100  OTLP/HTTP export, every call sampled
 #   baseline     $BASELINE (another keyrack binary, e.g. main before tracing), `--log info`
 # Export goes to bench/otlp-sink.py, which accepts and drops. Logs go to a file. Prints each
-# round's VerifyKey calls per second, then each configuration's median and spread.
+# round's VerifyKey calls per second and the server's CPU time per call (user + system, from
+# /proc/PID/stat, over every call of the run: VerifyKey and key-bench's Health/Check rounds),
+# then each configuration's median and spread. CPU per call is the steadier figure: it does not
+# depend on how much of the two cores the client takes.
 # Usage: [BASELINE=path/to/keyrack] bench/tracing.sh [SECONDS] [ROUNDS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,24 +56,33 @@ run() {
   grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
   http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
   admin=$(cat "$data/bootstrap-admin-key")
-  KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-    -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])') \
-    "$bin/key-bench" --addr "http://$grpc" --mode closed --concurrency 16 --connections 4 \
-    --duration "${seconds}s" --rounds 1 --json "$data/bench.json" >/dev/null
+  local key before after
+  key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
+    -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  # utime + stime, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  KEYRACK_BENCH_KEY=$key "$bin/key-bench" --addr "http://$grpc" --mode closed --concurrency 16 \
+    --connections 4 --duration "${seconds}s" --rounds 1 --json "$data/bench.json" >/dev/null
+  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   python3 -c '
-import json, sys
+import json, os, sys
 rows = json.load(open(sys.argv[1]))["rows"]
-print(int(next(r for r in rows if r["name"] == "keyrack.v1.KeyService/VerifyKey")["throughput"]))' "$data/bench.json"
+verify = next(r for r in rows if r["name"] == "keyrack.v1.KeyService/VerifyKey")
+calls = sum(r["requests"] for r in rows)
+ticks = int(sys.argv[3]) - int(sys.argv[2])
+cpu_us = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / calls
+print(int(verify["throughput"]), f"{cpu_us:.1f}")' "$data/bench.json" "$before" "$after"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-declare -A results
+declare -A results cpus
 for round in $(seq 1 "$rounds"); do
   for config in "${configs[@]}"; do
-    rate=$(run "$config")
+    read -r rate cpu < <(run "$config")
     results[$config]="${results[$config]:-} $rate"
-    echo "round $round  $config  $rate VerifyKey/s"
+    cpus[$config]="${cpus[$config]:-} $cpu"
+    echo "round $round  $config  $rate VerifyKey/s  $cpu µs server CPU per call"
   done
 done
 echo
@@ -78,5 +90,8 @@ for config in "${configs[@]}"; do
   python3 -c '
 import statistics, sys
 rates = [int(r) for r in sys.argv[2].split()]
-print(f"{sys.argv[1]:12} median {statistics.median(rates):>8.0f}/s  spread {min(rates)}–{max(rates)}")' "$config" "${results[$config]}"
+cpus = [float(c) for c in sys.argv[3].split()]
+print(f"{sys.argv[1]:12} VerifyKey/s median {statistics.median(rates):>6.0f} ({min(rates)}–{max(rates)}),"
+      f"  server CPU per call median {statistics.median(cpus):.1f} µs ({min(cpus)}–{max(cpus)})")' \
+    "$config" "${results[$config]}" "${cpus[$config]}"
 done

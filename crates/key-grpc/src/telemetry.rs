@@ -9,7 +9,7 @@
 //! access-log line and the span report them. Nothing records the key itself.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -29,15 +29,20 @@ use tracing::{
 #[derive(Debug, Clone)]
 pub(crate) struct TelemetryLayer {
     requests: RequestMetrics,
-    known: Arc<HashSet<String>>,
+    known: Arc<Methods>,
 }
+
+/// The served methods by path (`/package.Service/Method`), with their service and method
+/// names. The names are leaked once, at start: a fixed handful of strings, so that labelling a
+/// call allocates nothing.
+type Methods = HashMap<String, (&'static str, &'static str)>;
 
 impl TelemetryLayer {
     /// The layer for a server of the methods `descriptors` (encoded file descriptor sets)
     /// define. Any other path a client sends is named `_OTHER` in spans, logs and metrics, as
     /// the OpenTelemetry conventions say: a client cannot mint span names or metric labels.
     pub(crate) fn new(requests: RequestMetrics, descriptors: &[&[u8]]) -> TelemetryLayer {
-        let mut known = HashSet::new();
+        let mut known = Methods::new();
         for descriptor in descriptors {
             // Compiled in; one that does not decode names no method, and its calls count as
             // `_OTHER`.
@@ -48,7 +53,13 @@ impl TelemetryLayer {
                 let package = file.package();
                 for service in &file.service {
                     for method in &service.method {
-                        known.insert(format!("/{package}.{}/{}", service.name(), method.name()));
+                        let service_name: &'static str =
+                            String::leak(format!("{package}.{}", service.name()));
+                        let method_name: &'static str = String::leak(method.name().to_owned());
+                        known.insert(
+                            format!("/{service_name}/{method_name}"),
+                            (service_name, method_name),
+                        );
                     }
                 }
             }
@@ -77,7 +88,7 @@ impl<S> Layer<S> for TelemetryLayer {
 pub(crate) struct TelemetryService<S> {
     inner: S,
     requests: RequestMetrics,
-    known: Arc<HashSet<String>>,
+    known: Arc<Methods>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -109,12 +120,7 @@ where
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let started = Instant::now();
         let path = request.uri().path();
-        let (service, method) = if self.known.contains(path) {
-            key_telemetry::rpc_parts(path)
-        } else {
-            (OTHER, OTHER)
-        };
-        let (service, method) = (service.to_owned(), method.to_owned());
+        let (service, method) = self.known.get(path).copied().unwrap_or((OTHER, OTHER));
         let request_id: Option<String> = request
             .headers()
             .get("x-request-id")
@@ -129,8 +135,8 @@ where
                 otel.kind = "server",
                 otel.status_code = Empty,
                 rpc.system = "grpc",
-                rpc.service = service.as_str(),
-                rpc.method = method.as_str(),
+                rpc.service = service,
+                rpc.method = method,
                 rpc.grpc.status_code = Empty,
                 keyrack.key_id = Empty,
                 keyrack.organization_id = Empty,
@@ -166,11 +172,11 @@ where
                         span.record("keyrack.verdict", verdict);
                     }
                 }
-                requests.rpc(&service, &method, status, elapsed);
+                requests.rpc(service, method, status, elapsed);
                 tracing::info!(
                     target: "keyrack::access",
-                    service = service.as_str(),
-                    method = method.as_str(),
+                    service,
+                    method,
                     status,
                     duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                     request_id = request_id.as_deref().map(debug),

@@ -25,8 +25,8 @@ fn buckets() -> impl Iterator<Item = f64> {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    rpc_service: String,
-    rpc_method: String,
+    rpc_service: &'static str,
+    rpc_method: &'static str,
     rpc_grpc_status_code: i32,
 }
 
@@ -77,12 +77,12 @@ impl RequestMetrics {
 
     /// Records a call of `service`'s `method` (known ones only: the caller names any other
     /// `_OTHER`) answered with `status` (the gRPC status code) after `elapsed`.
-    pub fn rpc(&self, service: &str, method: &str, status: i32, elapsed: Duration) {
+    pub fn rpc(&self, service: &'static str, method: &'static str, status: i32, elapsed: Duration) {
         self.inner
             .rpc
             .get_or_create(&RpcLabels {
-                rpc_service: service.to_owned(),
-                rpc_method: method.to_owned(),
+                rpc_service: service,
+                rpc_method: method,
                 rpc_grpc_status_code: status,
             })
             .observe(elapsed.as_secs_f64());

@@ -11,24 +11,8 @@ cd "$root"
 n=${1:-50000}
 revokes=${2:-100}
 
-bin=${KEYRACK_BIN:-}
-if [ -z "$bin" ]; then
-  cargo build --release -q -p keyrack
-  bin="${CARGO_TARGET_DIR:-target}/release/keyrack"
-fi
-[ -x tools/venv/bin/python ] || tools/install >/dev/null
-data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-"$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --metrics-listen off --data-dir "$data" --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-  sleep 0.1
-done
-http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-# Builds before the bootstrap key file printed the key on stderr instead.
-admin=$(cat "$data/bootstrap-admin-key" 2>/dev/null || grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+. bench/serve.sh
+serve_fresh "${KEYRACK_BIN:-}"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 KEYRACK_URL="http://$http" KEYRACK_KEY="$admin" N="$n" REVOKES="$revokes" \

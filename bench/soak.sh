@@ -19,18 +19,8 @@ seconds=${1:-600}
 rate=${2:-200}
 sample=${3:-30}
 
-cargo build --release -q -p keyrack
-data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-"${CARGO_TARGET_DIR:-target}/release/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --metrics-listen off --data-dir "$data" --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-  sleep 0.1
-done
-http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(cat "$data/bootstrap-admin-key")
+. bench/serve.sh
+serve_fresh "${KEYRACK_BIN:-}"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
 echo "soak: ${seconds} s, ${rate} verifications/s, 1 create + 1 revoke/s, samples every ${sample} s"

@@ -9,19 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 n=${1:-500}
 
-cargo build --release -q -p keyrack
-[ -x tools/venv/bin/python ] || tools/install >/dev/null
-data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-"${CARGO_TARGET_DIR:-target}/release/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-  --metrics-listen off --data-dir "$data" --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-  sleep 0.1
-done
-http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(cat "$data/bootstrap-admin-key")
+. bench/serve.sh
+serve_fresh "${KEYRACK_BIN:-}"
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(df -h "$data" | awk 'NR==2 {print $1}')"
 KEYRACK_URL="http://$http" KEYRACK_KEY="$admin" N="$n" tools/venv/bin/python - <<'PY'

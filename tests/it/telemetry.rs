@@ -134,6 +134,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// Asserts that `span`'s attribute `key` is the integer `expected` (the conventions' type for
+/// status codes), not its text.
+fn assert_int_attribute(span: &Span, key: &str, expected: i64) {
+    let found = span
+        .attributes
+        .iter()
+        .find(|attribute| attribute.key == key)
+        .and_then(|attribute| attribute.value.as_ref()?.value.clone());
+    assert_eq!(
+        found,
+        Some(AnyValue::IntValue(expected)),
+        "{key} of span {:?}",
+        span.name
+    );
+}
+
 fn assert_attribute(span: &Span, key: &str, expected: &str) {
     let found = attributes(&span.attributes);
     assert_eq!(
@@ -240,11 +256,11 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
         GRPC_TRACE.1,
         "the caller's span is the parent"
     );
+    assert_int_attribute(&span, "rpc.grpc.status_code", 0);
     for (key, value) in [
         ("rpc.system", "grpc"),
         ("rpc.service", "keyrack.v1.KeyService"),
         ("rpc.method", "VerifyKey"),
-        ("rpc.grpc.status_code", "0"),
         ("keyrack.verdict", "valid"),
         ("keyrack.key_id", verified.key_id.as_str()),
         ("keyrack.organization_id", verified.organization_id.as_str()),
@@ -258,7 +274,7 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
     assert_eq!(hex(&rest.parent_span_id), REST_TRACE.1);
     assert_attribute(&rest, "http.request.method", "POST");
     assert_attribute(&rest, "http.route", "/api/api-keys");
-    assert_attribute(&rest, "http.response.status_code", "201");
+    assert_int_attribute(&rest, "http.response.status_code", 201);
     // The gateway's call to the service is the same trace, one level down.
     let create = receiver.span("keyrack.v1.KeyService/CreateKey").await;
     assert_eq!(hex(&create.trace_id), REST_TRACE.0);
@@ -266,11 +282,11 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
         create.parent_span_id, rest.span_id,
         "the gateway's span is the parent"
     );
-    assert_attribute(&create, "rpc.grpc.status_code", "0");
+    assert_int_attribute(&create, "rpc.grpc.status_code", 0);
     assert_attribute(&create, "keyrack.key_id", verified.key_id.as_str());
 
     let list = receiver.span("keyrack.v1.KeyService/ListKeys").await;
-    assert_attribute(&list, "rpc.grpc.status_code", "16");
+    assert_int_attribute(&list, "rpc.grpc.status_code", 16);
     assert!(
         !attributes(&list.attributes).contains_key("keyrack.key_id"),
         "a refused caller names no key"
@@ -522,7 +538,13 @@ async fn only_the_traces_the_sampler_keeps_are_exported() {
     let data_dir = tempfile::tempdir().unwrap();
     let mut command = keyrack();
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--metrics-listen", "off", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data_dir.path())
@@ -534,8 +556,12 @@ async fn only_the_traces_the_sampler_keeps_are_exported() {
     let mut serving = LoggedChild::spawn(command, "serve");
     let (mut grpc, mut http) = (None, None);
     serving.wait_for_line("both servers listening", TIMEOUT, |line| {
-        grpc = grpc.take().or_else(|| json_address(line, "gRPC server listening"));
-        http = http.take().or_else(|| json_address(line, "HTTP gateway listening"));
+        grpc = grpc
+            .take()
+            .or_else(|| json_address(line, "gRPC server listening"));
+        http = http
+            .take()
+            .or_else(|| json_address(line, "HTTP gateway listening"));
         (grpc.is_some() && http.is_some()).then_some(())
     });
     let (grpc, http) = (grpc.unwrap(), http.unwrap());
@@ -549,10 +575,9 @@ async fn only_the_traces_the_sampler_keeps_are_exported() {
             ..Default::default()
         });
         if let Some(traceparent) = traceparent {
-            request.metadata_mut().insert(
-                "traceparent",
-                MetadataValue::try_from(traceparent).unwrap(),
-            );
+            request
+                .metadata_mut()
+                .insert("traceparent", MetadataValue::try_from(traceparent).unwrap());
         }
         request
     };
@@ -593,7 +618,11 @@ async fn only_the_traces_the_sampler_keeps_are_exported() {
         log.lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .find(|line| line.pointer(field) == Some(&Value::from(value)))
-            .and_then(|line| line.pointer("/fields/trace_id")?.as_str().map(str::to_owned))
+            .and_then(|line| {
+                line.pointer("/fields/trace_id")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
     };
     let rest = trace_of("/fields/route", "/api/api-keys");
     assert!(rest.is_some(), "the REST request names a trace: {log}");

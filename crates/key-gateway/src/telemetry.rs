@@ -67,7 +67,8 @@ pub(crate) async fn observe(
             key_telemetry::rename(&span, format!("{method_label} {route}"));
             span.record("http.route", route);
         }
-        span.record("http.response.status_code", status.as_u16());
+        // An i64: the OpenTelemetry layer records unsigned integers as text.
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         if status.is_server_error() {
             span.record("otel.status_code", "ERROR");
         }

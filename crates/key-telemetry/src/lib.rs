@@ -20,4 +20,4 @@ mod sampling;
 pub use call::{CallFacts, CallSlot};
 pub use propagation::{inject, inject_current, rename, trace_id};
 pub use requests::{RequestMetrics, http_method_label, rpc_parts};
-pub use sampling::{Incoming, in_kept_trace, record_spans, recording, root_sampled};
+pub use sampling::{Incoming, child_span, in_kept_trace, record_spans, recording, root_sampled};

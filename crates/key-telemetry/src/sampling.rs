@@ -47,6 +47,16 @@ pub fn in_kept_trace() -> bool {
     recording() && !Span::current().is_disabled()
 }
 
+/// A child of the current span, made by `make`, only inside a kept trace: otherwise it would
+/// start a trace of its own.
+pub fn child_span(make: impl FnOnce() -> Span) -> Span {
+    if in_kept_trace() {
+        make()
+    } else {
+        Span::none()
+    }
+}
+
 /// The trace context a request came with.
 #[derive(Debug, Default)]
 pub struct Incoming {

@@ -62,12 +62,19 @@ pub(crate) fn init(filter: &str, format: LogFormat) -> anyhow::Result<Telemetry>
     // Keyrack's own spans, whatever the log filter says: the log level must not switch off
     // traces. The libraries' spans (h2, hyper, sqlx) stay out.
     let traces = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::OpenTelemetryLayer::new(provider.tracer("keyrack")).with_filter(
-            Targets::new()
-                .with_target("key_grpc", Level::INFO)
-                .with_target("key_gateway", Level::INFO)
-                .with_target("key_service", Level::INFO),
-        )
+        // Only the conventions' attributes and Keyrack's: no source location, thread, target
+        // or busy/idle timings on every span.
+        tracing_opentelemetry::OpenTelemetryLayer::new(provider.tracer("keyrack"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                Targets::new()
+                    .with_target("key_grpc", Level::INFO)
+                    .with_target("key_gateway", Level::INFO)
+                    .with_target("key_service", Level::INFO),
+            )
     });
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))

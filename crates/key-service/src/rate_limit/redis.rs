@@ -153,7 +153,7 @@ impl RedisLimiter {
         if self.breaker.may_try() {
             let decide = self
                 .decide(key_id, limits, now)
-                .instrument(crate::verify::child_span(|| {
+                .instrument(key_telemetry::child_span(|| {
                     tracing::info_span!("redis.rate_limit", db.system.name = "redis")
                 }));
             match tokio::time::timeout(self.timeout, decide).await {

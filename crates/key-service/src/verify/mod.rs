@@ -235,7 +235,9 @@ impl Verifier {
             Lookup::Miss => {
                 self.metrics.key_cache_miss();
                 self.read_key(key, digest, now)
-                    .instrument(child_span(|| tracing::info_span!("store.read_key")))
+                    .instrument(key_telemetry::child_span(|| {
+                        tracing::info_span!("store.read_key")
+                    }))
                     .await?
             }
         };
@@ -404,14 +406,4 @@ pub(crate) async fn member_scopes(
         .unwrap_or_default();
     let scopes = policy.role_scopes.scopes(member.role);
     Ok(Some((member, scopes)))
-}
-
-/// A child span of the current request's, made by `make`, only inside a trace that is kept:
-/// otherwise it would start a trace of its own.
-pub(crate) fn child_span(make: impl FnOnce() -> tracing::Span) -> tracing::Span {
-    if key_telemetry::in_kept_trace() {
-        make()
-    } else {
-        tracing::Span::none()
-    }
 }

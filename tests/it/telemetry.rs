@@ -167,30 +167,25 @@ fn json_address(line: &str, message: &str) -> Option<String> {
         .then(|| line.pointer("/fields/address")?.as_str().map(str::to_owned))?
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_secret() {
-    let receiver = Receiver::default();
-    let endpoint = receiver.start().await;
-    let data_dir = tempfile::tempdir().unwrap();
+/// A `keyrack serve` (gRPC and REST on free ports, JSON logs) on `data_dir` exporting spans over
+/// OTLP/gRPC to `endpoint` every 100 ms, with `env` added: the process, once both servers
+/// listen, and their addresses.
+fn serve_traced(
+    data_dir: &std::path::Path,
+    endpoint: &str,
+    env: &[(&str, &str)],
+) -> (LoggedChild, String, String) {
     let mut command = keyrack();
     command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--metrics-listen", "off", "--log-format", "json"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .args(["--log-format", "json"])
         .arg("--data-dir")
-        .arg(data_dir.path())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .arg(data_dir)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env(
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "deployment.environment.name=test",
-        );
+        .envs(env.iter().copied());
     let mut serving = LoggedChild::spawn(command, "serve");
     // The two servers start side by side: their lines come in either order.
     let (mut grpc, mut http) = (None, None);
@@ -203,7 +198,22 @@ async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_s
             .or_else(|| json_address(line, "HTTP gateway listening"));
         (grpc.is_some() && http.is_some()).then_some(())
     });
-    let (grpc, http) = (grpc.unwrap(), http.unwrap());
+    (serving, grpc.unwrap(), http.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_reach_an_otlp_receiver_continuing_the_callers_trace_and_hold_no_secret() {
+    let receiver = Receiver::default();
+    let endpoint = receiver.start().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let (mut serving, grpc, http) = serve_traced(
+        data_dir.path(),
+        &endpoint,
+        &[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=test",
+        )],
+    );
     let admin = bootstrap_key(data_dir.path());
     let pepper = std::fs::read_to_string(data_dir.path().join("pepper")).unwrap();
     let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
@@ -536,35 +546,14 @@ async fn only_the_traces_the_sampler_keeps_are_exported() {
     let receiver = Receiver::default();
     let endpoint = receiver.start().await;
     let data_dir = tempfile::tempdir().unwrap();
-    let mut command = keyrack();
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--metrics-listen", "off", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(data_dir.path())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-        .env("OTEL_TRACES_SAMPLER_ARG", "0");
-    let mut serving = LoggedChild::spawn(command, "serve");
-    let (mut grpc, mut http) = (None, None);
-    serving.wait_for_line("both servers listening", TIMEOUT, |line| {
-        grpc = grpc
-            .take()
-            .or_else(|| json_address(line, "gRPC server listening"));
-        http = http
-            .take()
-            .or_else(|| json_address(line, "HTTP gateway listening"));
-        (grpc.is_some() && http.is_some()).then_some(())
-    });
-    let (grpc, http) = (grpc.unwrap(), http.unwrap());
+    let (mut serving, grpc, http) = serve_traced(
+        data_dir.path(),
+        &endpoint,
+        &[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
     let admin = bootstrap_key(data_dir.path());
     let mut client = KeyServiceClient::connect(format!("http://{grpc}"))
         .await

@@ -14,9 +14,6 @@ use axum::{
 use key_telemetry::{RequestMetrics, http_method_label};
 use tracing::{Instrument, field::Empty};
 
-/// How much of a caller's `x-request-id` the logs keep.
-const MAX_REQUEST_ID_CHARS: usize = 200;
-
 /// The outer middleware: see the module documentation.
 pub(crate) async fn observe(
     State(requests): State<Option<RequestMetrics>>,
@@ -26,11 +23,7 @@ pub(crate) async fn observe(
     let started = Instant::now();
     let method = request.method().clone();
     let method_label = http_method_label(&method);
-    let request_id: Option<String> = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect());
+    let request_id = key_telemetry::request_id(request.headers());
     // A span only when it will be exported (see key_telemetry's sampling).
     let incoming = key_telemetry::Incoming::read(request.headers());
     let mut unsampled_trace = None;

@@ -96,9 +96,6 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// What an unknown service or method is called.
 const OTHER: &str = "_OTHER";
 
-/// How much of a caller's `x-request-id` the logs keep.
-const MAX_REQUEST_ID_CHARS: usize = 200;
-
 /// The gRPC status codes that mean the server failed (the OpenTelemetry conventions' list):
 /// UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS. The others are
 /// the caller's doing, and leave the span's status unset.
@@ -121,11 +118,7 @@ where
         let started = Instant::now();
         let path = request.uri().path();
         let (service, method) = self.known.get(path).copied().unwrap_or((OTHER, OTHER));
-        let request_id: Option<String> = request
-            .headers()
-            .get("x-request-id")
-            .and_then(|value| value.to_str().ok())
-            .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect());
+        let request_id = key_telemetry::request_id(request.headers());
         // A span only when it will be exported (see key_telemetry's sampling).
         let incoming = key_telemetry::Incoming::read(request.headers());
         let span = if incoming.sampled(path) {

@@ -21,3 +21,14 @@ pub use call::{CallFacts, CallSlot};
 pub use propagation::{inject, inject_current, rename, trace_id};
 pub use requests::{RequestMetrics, http_method_label, rpc_parts};
 pub use sampling::{Incoming, child_span, in_kept_trace, record_spans, recording, root_sampled};
+
+/// How much of a caller's `x-request-id` the logs keep.
+const MAX_REQUEST_ID_CHARS: usize = 200;
+
+/// The request id a caller sent (`x-request-id`), cut to 200 characters, for the access log.
+pub fn request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.chars().take(MAX_REQUEST_ID_CHARS).collect())
+}

@@ -25,6 +25,7 @@ mod gateway_in_process;
 mod helpers;
 mod keys;
 mod metering;
+mod migrations;
 mod organizations;
 mod outage;
 mod owners;

@@ -7,12 +7,16 @@ use std::sync::{
 };
 
 use sea_orm::{
-    Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
-use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
 use crate::{Error, StoreTimeouts, connect, migration::Migrator};
+
+/// The PostgreSQL advisory lock key migrations hold: any 64-bit number no other application
+/// on the database uses (the ASCII of "keyrack" with "m").
+pub(crate) const MIGRATION_LOCK: i64 = 0x6b65_7972_6163_6b6d;
 
 /// The repository: every read and write Keyrack makes goes through here.
 #[derive(Debug, Clone)]
@@ -58,10 +62,34 @@ impl Store {
             .await
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. On PostgreSQL they run in one transaction holding an
+    /// advisory lock ([`MIGRATION_LOCK`]), so replicas started together migrate once: the
+    /// others wait for the lock, then find nothing pending. (SQLite is one process: see the
+    /// binary's data-directory lock.)
     pub async fn migrate(&self) -> Result<(), Error> {
-        Migrator::up(&self.db, None).await?;
+        if self.db.get_database_backend() != DatabaseBackend::Postgres {
+            Migrator::up(&self.db, None).await?;
+            return Ok(());
+        }
+        let transaction = self.db.begin().await?;
+        transaction
+            .execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
+        Migrator::up(&transaction, None).await?;
+        transaction.commit().await?;
         Ok(())
+    }
+
+    /// Every migration, in order, with whether this database has applied it.
+    pub async fn migrations(&self) -> Result<Vec<(String, bool)>, Error> {
+        Ok(Migrator::get_migration_with_status_read_only(&self.db)
+            .await?
+            .into_iter()
+            .map(|migration| {
+                let applied = migration.status() == MigrationStatus::Applied;
+                (migration.name().to_owned(), applied)
+            })
+            .collect())
     }
 
     /// How many statements this store has sent to the database since it connected. Tests use

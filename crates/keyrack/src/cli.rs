@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use crate::{
     config::{Listen, ServeConfig},
     metrics_endpoint,
-    setup::{self, DatabaseConfig, Shutdown},
+    setup::{self, DatabaseConfig, MigratePolicy, Shutdown},
     telemetry::LogFormat,
 };
 
@@ -49,8 +49,15 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Runs the REST gateway alone, in front of a KeyService elsewhere.
     Gateway(GatewayArgs),
-    /// Applies pending database migrations and exits.
-    Migrate(DatabaseConfig),
+    /// Applies pending database migrations and exits (non-zero if one fails); `migrate status`
+    /// lists them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Recovery: mints keys directly against the database.
     AdminKey {
         #[command(subcommand)]
@@ -70,6 +77,15 @@ struct GatewayArgs {
     /// `keyrack serve --help`).
     #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<key_gateway::TrustedProxies>,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Lists every migration, applied or pending, and exits; changes nothing.
+    Status {
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,11 +121,21 @@ impl Cli {
         match self.command {
             Command::Serve(config) => serve(*config).await,
             Command::Gateway(args) => gateway(args).await,
-            Command::Migrate(database) => {
-                database.open_store().await?;
+            Command::Migrate {
+                action: None,
+                database,
+            } => {
+                // On the embedded default, the database and its pepper are made together, as
+                // by a first `serve`: a database without its pepper would refuse to start.
+                database.pepper()?;
+                database.open_store(MigratePolicy::Auto).await?;
                 tracing::info!("migrations applied");
                 Ok(())
             }
+            Command::Migrate {
+                action: Some(MigrateAction::Status { database }),
+                ..
+            } => migration_status(&database).await,
             Command::AdminKey {
                 command:
                     AdminKeyCommand::Create {
@@ -126,11 +152,12 @@ impl Cli {
 /// The application on `database`, as `settings` say, with `parts` changed by `prepare`.
 async fn application(
     database: &DatabaseConfig,
+    migrate: MigratePolicy,
     settings: &Settings,
     prepare: impl AsyncFnOnce(&mut Parts) -> anyhow::Result<()>,
 ) -> anyhow::Result<Application> {
     let pepper = database.pepper()?;
-    let store = database.open_store().await?;
+    let store = database.open_store(migrate).await?;
     setup::check_pepper(&store, &pepper).await?;
     let mut parts = Parts::new(
         store,
@@ -147,7 +174,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let settings = config.settings()?;
     let metrics = Metrics::new();
     metrics.set_build_info(env!("CARGO_PKG_VERSION"), env!("KEYRACK_COMMIT"));
-    let app = application(&config.database, &settings, async |parts| {
+    // SQLite is one process: a second `serve` on the same file stops here, with the lock held
+    // until this one exits.
+    let _sqlite_lock = config.database.lock_sqlite()?;
+    let app = application(&config.database, config.migrate, &settings, async |parts| {
         parts.metrics = metrics.clone();
         parts.limiter = config.limiter(&metrics).await?;
         parts.country_db = config.country_db()?;
@@ -230,7 +260,13 @@ async fn create_admin_key(
     operator: bool,
     database: DatabaseConfig,
 ) -> anyhow::Result<()> {
-    let app = application(&database, &Settings::default(), async |_| Ok(())).await?;
+    let app = application(
+        &database,
+        MigratePolicy::Auto,
+        &Settings::default(),
+        async |_| Ok(()),
+    )
+    .await?;
     let organization_id = app
         .keys
         .organization_named(organization)
@@ -255,5 +291,19 @@ async fn create_admin_key(
         record.id
     );
     println!("{}", key.expose());
+    Ok(())
+}
+
+/// `keyrack migrate status`: every migration and whether it is applied.
+async fn migration_status(database: &DatabaseConfig) -> anyhow::Result<()> {
+    // Like `migrate`: the embedded database is not made without its pepper.
+    database.pepper()?;
+    let store = database.open_store(MigratePolicy::Off).await?;
+    let migrations = store.migrations().await?;
+    let pending = migrations.iter().filter(|(_, applied)| !applied).count();
+    for (name, applied) in &migrations {
+        println!("{}  {name}", if *applied { "applied" } else { "pending" });
+    }
+    println!("{pending} pending of {}", migrations.len());
     Ok(())
 }

@@ -22,7 +22,10 @@ use key_service::{
     verify::{CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL},
 };
 
-use crate::{metrics_endpoint::MetricsListen, setup::DatabaseConfig};
+use crate::{
+    metrics_endpoint::MetricsListen,
+    setup::{DatabaseConfig, MigratePolicy},
+};
 
 /// The options of `keyrack serve`.
 #[derive(Debug, Args)]
@@ -114,6 +117,12 @@ pub(crate) struct ServeConfig {
     /// Meant for measuring what metering costs (bench/metering.sh).
     #[arg(long, env = "KEYRACK_METERING", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "true")]
     metering: bool,
+    /// What to do about pending database migrations at start: `auto` applies them (on
+    /// PostgreSQL under a lock, so replicas started together migrate once), `check` refuses to
+    /// start unless the schema is current (for deployments that migrate with a job: `keyrack
+    /// migrate`), `off` does neither.
+    #[arg(long, env = "KEYRACK_MIGRATE", value_enum, default_value = "auto")]
+    pub(crate) migrate: MigratePolicy,
     #[command(flatten)]
     pub(crate) database: DatabaseConfig,
 }

@@ -65,6 +65,18 @@ pub(crate) async fn check_pepper(store: &Store, pepper: &Pepper) -> anyhow::Resu
     Ok(())
 }
 
+/// What `serve` does about pending migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum MigratePolicy {
+    /// Applies them (on PostgreSQL under an advisory lock, so replicas started together
+    /// migrate once).
+    Auto,
+    /// Leaves the schema alone: a deployment that migrates with a job.
+    Off,
+    /// Refuses to start unless every migration is applied.
+    Check,
+}
+
 impl DatabaseConfig {
     /// The data directory: the embedded database, the generated pepper, the bootstrap key.
     pub(crate) fn data_dir(&self) -> &Path {
@@ -75,8 +87,8 @@ impl DatabaseConfig {
         self.database_url.is_none()
     }
 
-    /// Connects and applies pending migrations.
-    pub(crate) async fn open_store(&self) -> anyhow::Result<Store> {
+    /// Connects, and does with pending migrations what `migrate` says.
+    pub(crate) async fn open_store(&self, migrate: MigratePolicy) -> anyhow::Result<Store> {
         let url = match &self.database_url {
             Some(url) => url.clone(),
             None => {
@@ -95,11 +107,76 @@ impl DatabaseConfig {
         let store = Store::connect_with(&url, timeouts)
             .await
             .context("cannot connect to the database")?;
-        store
-            .migrate()
-            .await
-            .context("cannot apply database migrations")?;
+        match migrate {
+            MigratePolicy::Auto => store
+                .migrate()
+                .await
+                .context("cannot apply database migrations")?,
+            MigratePolicy::Off => {}
+            MigratePolicy::Check => {
+                let pending: Vec<String> = store
+                    .migrations()
+                    .await
+                    .context("cannot read the applied migrations")?
+                    .into_iter()
+                    .filter(|(_, applied)| !applied)
+                    .map(|(name, _)| name)
+                    .collect();
+                if !pending.is_empty() {
+                    anyhow::bail!(
+                        "the database schema is not current: {} migration(s) pending ({}); run \
+                         `keyrack migrate` first, or start with --migrate auto",
+                        pending.len(),
+                        pending.join(", ")
+                    );
+                }
+            }
+        }
         Ok(store)
+    }
+
+    /// For SQLite, an exclusive lock on a file beside the database, held while the returned
+    /// file is open: SQLite is one process, and a second `serve` on the same database would
+    /// keep its own caches and limits beside the first's. `None` on PostgreSQL.
+    pub(crate) fn lock_sqlite(&self) -> anyhow::Result<Option<fs::File>> {
+        let database = match &self.database_url {
+            None => {
+                create_private_dir(&self.data_dir)?;
+                self.data_dir.join(EMBEDDED_DATABASE)
+            }
+            Some(url) => match url.strip_prefix("sqlite:") {
+                Some(rest) => {
+                    let path = rest.trim_start_matches("//");
+                    let path = path.split('?').next().unwrap_or(path);
+                    if path.is_empty() || path == ":memory:" {
+                        return Ok(None);
+                    }
+                    PathBuf::from(path)
+                }
+                None => return Ok(None),
+            },
+        };
+        let mut name = database.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = database.with_file_name(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another `keyrack serve` is already running on {}: SQLite is one process; stop \
+                 it first, or use PostgreSQL (KEYRACK_DATABASE_URL) for several replicas",
+                database.display()
+            ),
+            Err(fs::TryLockError::Error(error)) => {
+                Err(error).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
     }
 
     /// The pepper, from `KEYRACK_PEPPER`, the pepper file, or (embedded default only) a file

@@ -66,7 +66,7 @@ export function verify() {
 // Each malformed request claims its own client address (198.18.0.0/15, the benchmarking range):
 // from one address, the brute-force guard would answer 429 after 100 failures and this row would
 // measure the guard instead of the rejection. The gateway believes the header only from a
-// trusted proxy: bench/gateway.sh starts it with `--trusted-proxies 127.0.0.1`.
+// trusted proxy: bench/gateway.sh starts it with `KEYRACK_TRUSTED_PROXIES=127.0.0.1`.
 function benchmarkAddress() {
   const n = Math.floor(Math.random() * 131072);
   return `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;

@@ -17,15 +17,10 @@ mkdir -p bench/results
 
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-"${CARGO_TARGET_DIR:-target}/release/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --data-dir "$data" \
-  --trusted-proxies 127.0.0.1 --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-  sleep 0.1
-done
-http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(cat "$data/bootstrap-admin-key")
+. bench/serve.sh
+# k6 is trusted as a proxy: its malformed requests each name their own client (gateway.js).
+start_serve "${CARGO_TARGET_DIR:-target}/release/keyrack" "$data" warn,key_gateway=info,key_grpc=info \
+  KEYRACK_TRUSTED_PROXIES=127.0.0.1
 key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
   -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 

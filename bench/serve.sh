@@ -1,9 +1,32 @@
-# Sourced by the bench scripts that drive one `keyrack serve` through its REST gateway:
-# `serve_fresh BIN` starts BIN (the release build when empty, built first) on a fresh embedded
-# SQLite in a temporary data directory, gRPC and gateway on ephemeral ports, metrics off, and
-# sets `data` (the directory), `pid`, `http` (the gateway's host:port) and `admin` (the
-# bootstrap key, read from its file). An EXIT trap stops the server and removes the directory.
-# Python's requests come from tools/venv (tools/install).
+# Sourced by the bench scripts that drive `keyrack serve`.
+#
+# `start_serve BIN DATA LOG [VAR=VALUE...]` starts BIN on the embedded SQLite in the directory
+# DATA (which must exist), gRPC and gateway on ephemeral ports, metrics off, with the log
+# filter LOG and the variables given, waits until both servers listen, and sets `pid`, `grpc`
+# and `http` (host:port each) and `admin` (the bootstrap key, read from its file). The caller
+# stops it.
+#
+# `serve_fresh BIN` does that with BIN (the release build when empty, built first) in a fresh
+# temporary directory, setting `data` too; an EXIT trap stops the server and removes the
+# directory. Python's requests come from tools/venv (tools/install).
+
+start_serve() {
+  local bin=$1 dir=$2 log=$3
+  shift 3
+  env "$@" "$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+    --metrics-listen off --data-dir "$dir" --log "$log" 2>"$dir/stderr" &
+  pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "HTTP gateway listening" "$dir/stderr" 2>/dev/null \
+      && grep -q "gRPC server listening" "$dir/stderr" && break
+    sleep 0.1
+  done
+  grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$dir/stderr" | sed 's/.*address=//')
+  http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$dir/stderr" | sed 's/.*address=//')
+  # Builds before the bootstrap key file printed the key on stderr instead.
+  admin=$(cat "$dir/bootstrap-admin-key" 2>/dev/null \
+    || grep -o 'sk_live_[A-Za-z0-9]*' "$dir/stderr" | head -n 1)
+}
 
 serve_fresh() {
   local bin=$1
@@ -14,16 +37,5 @@ serve_fresh() {
   [ -x tools/venv/bin/python ] || tools/install >/dev/null
   data=$(mktemp -d)
   trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-  "$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-    --metrics-listen off --data-dir "$data" --log warn,key_gateway=info,key_grpc=info \
-    2>"$data/stderr" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-    sleep 0.1
-  done
-  http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-  # Builds before the bootstrap key file printed the key on stderr instead.
-  admin=$(cat "$data/bootstrap-admin-key" 2>/dev/null \
-    || grep -o 'sk_live_[A-Za-z0-9]*' "$data/stderr" | head -n 1)
+  start_serve "$bin" "$data" warn,key_gateway=info,key_grpc=info
 }

@@ -19,6 +19,7 @@ cd "$root"
 seconds=${1:-5}
 rounds=${2:-3}
 
+. bench/serve.sh
 cargo build --release -q -p keyrack -p key-bench
 bin="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d)
@@ -34,28 +35,18 @@ configs=(off off-quiet sampled-1 sampled-100)
 
 # Runs one configuration once; prints VerifyKey's calls per second.
 run() {
-  local config=$1 keyrack="$bin/keyrack" log=info
-  local env=(env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_TRACES_SAMPLER -u OTEL_TRACES_SAMPLER_ARG)
+  local config=$1 keyrack="$bin/keyrack" log=info env=()
   case $config in
     baseline) keyrack=$BASELINE ;;
     off-quiet) log=info,keyrack::access=off ;;
-    sampled-1) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
-    sampled-100) env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint") ;;
+    sampled-1) env=(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint" OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01) ;;
+    sampled-100) env=(OTEL_EXPORTER_OTLP_ENDPOINT="$endpoint") ;;
   esac
   local data="$work/$config"
   rm -rf "$data" && mkdir -p "$data"
-  "${env[@]}" "$keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-    --metrics-listen off --data-dir "$data" --log "$log" 2>"$data/stderr" &
-  pid=$!
-  for _ in $(seq 1 100); do
-    grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null \
-      && grep -q "gRPC server listening" "$data/stderr" && break
-    sleep 0.1
-  done
-  local grpc http admin
-  grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-  http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-  admin=$(cat "$data/bootstrap-admin-key")
+  # The other configurations' variables are cleared, and any the caller's shell exports.
+  start_serve "$keyrack" "$data" "$log" -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_TRACES_SAMPLER \
+    -u OTEL_TRACES_SAMPLER_ARG "${env[@]}"
   local key before after
   key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
     -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')

@@ -22,16 +22,8 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-"$bin/keyrack" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --metrics-listen off \
-  --data-dir "$data" --log warn,key_gateway=info,key_grpc=info 2>"$data/stderr" &
-pid=$!
-for _ in $(seq 1 100); do
-  grep -q "HTTP gateway listening" "$data/stderr" 2>/dev/null && break
-  sleep 0.1
-done
-grpc=$(grep -o 'gRPC server listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-http=$(grep -o 'HTTP gateway listening address=[0-9.:]*' "$data/stderr" | sed 's/.*address=//')
-admin=$(cat "$data/bootstrap-admin-key")
+. bench/serve.sh
+start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info
 KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
   -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
 export KEYRACK_BENCH_KEY

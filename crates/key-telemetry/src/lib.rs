@@ -18,9 +18,10 @@ mod requests;
 mod sampling;
 
 pub use call::{CallFacts, CallSlot};
-pub use propagation::{inject, inject_current, rename, trace_id};
-pub use requests::{RequestMetrics, http_method_label, rpc_parts};
-pub use sampling::{Incoming, child_span, in_kept_trace, record_spans, recording, root_sampled};
+pub(crate) use propagation::{inject, trace_id};
+pub use propagation::{inject_current, rename};
+pub use requests::{RequestMetrics, http_method_label};
+pub use sampling::{Incoming, child_span, record_spans, root_sampled};
 
 /// How much of a caller's `x-request-id` the logs keep.
 const MAX_REQUEST_ID_CHARS: usize = 200;

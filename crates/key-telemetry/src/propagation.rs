@@ -51,14 +51,14 @@ pub fn rename(span: &Span, name: String) {
 }
 
 /// The trace id of `span`, when spans are recorded.
-pub fn trace_id(span: &Span) -> Option<TraceId> {
+pub(crate) fn trace_id(span: &Span) -> Option<TraceId> {
     let context = span.context();
     let id = context.span().span_context().trace_id();
     (id != TraceId::INVALID).then_some(id)
 }
 
 /// Writes `context`'s trace context into `headers` (nothing when it has no valid span).
-pub fn inject(context: &Context, headers: &mut HeaderMap) {
+pub(crate) fn inject(context: &Context, headers: &mut HeaderMap) {
     if context.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(context, &mut HeadersMut(headers));
     }

@@ -102,15 +102,6 @@ impl RequestMetrics {
     }
 }
 
-/// The service and method of a gRPC path, `/package.Service/Method`; `_OTHER` for anything
-/// else.
-pub fn rpc_parts(path: &str) -> (&str, &str) {
-    path.strip_prefix('/')
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(service, method)| !service.is_empty() && !method.is_empty())
-        .unwrap_or(("_OTHER", "_OTHER"))
-}
-
 /// An HTTP method as a bounded label: a standard method's name, or `_OTHER`.
 pub fn http_method_label(method: &http::Method) -> &'static str {
     match *method {

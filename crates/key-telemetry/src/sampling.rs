@@ -32,7 +32,7 @@ pub fn record_spans(sampler: Box<dyn ShouldSample>) {
 }
 
 /// Whether spans are recorded at all (an exporter is configured).
-pub fn recording() -> bool {
+fn recording() -> bool {
     SAMPLER.get().is_some()
 }
 
@@ -43,7 +43,7 @@ pub fn root_sampled(name: &str) -> bool {
 
 /// Whether a child of the current span is worth creating: only inside a kept trace, so a
 /// sampled-out request's store read does not become a trace of its own.
-pub fn in_kept_trace() -> bool {
+fn in_kept_trace() -> bool {
     recording() && !Span::current().is_disabled()
 }
 

@@ -87,16 +87,18 @@ impl DatabaseConfig {
         self.database_url.is_none()
     }
 
+    /// The embedded default's database file.
+    fn embedded_database(&self) -> PathBuf {
+        self.data_dir.join(EMBEDDED_DATABASE)
+    }
+
     /// Connects, and does with pending migrations what `migrate` says.
     pub(crate) async fn open_store(&self, migrate: MigratePolicy) -> anyhow::Result<Store> {
         let url = match &self.database_url {
             Some(url) => url.clone(),
             None => {
                 create_private_dir(&self.data_dir)?;
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    self.data_dir.join(EMBEDDED_DATABASE).display()
-                )
+                format!("sqlite://{}?mode=rwc", self.embedded_database().display())
             }
         };
         let timeouts = StoreTimeouts {
@@ -142,7 +144,7 @@ impl DatabaseConfig {
         let database = match &self.database_url {
             None => {
                 create_private_dir(&self.data_dir)?;
-                self.data_dir.join(EMBEDDED_DATABASE)
+                self.embedded_database()
             }
             Some(url) => match url.strip_prefix("sqlite:") {
                 Some(rest) => {
@@ -190,7 +192,7 @@ impl DatabaseConfig {
             Some(path) => path.clone(),
             None if self.is_embedded() => {
                 let path = self.data_dir.join("pepper");
-                let database = self.data_dir.join(EMBEDDED_DATABASE);
+                let database = self.embedded_database();
                 if !path.exists() && database.exists() {
                     // A new pepper would make every stored key and webhook secret invalid.
                     bail!(

@@ -43,6 +43,7 @@ mod scripts;
 mod server;
 mod storage;
 mod telemetry;
+mod tls;
 mod trusted_proxies;
 mod usage;
 mod webhooks;

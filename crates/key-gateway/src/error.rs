@@ -18,6 +18,12 @@ pub enum Error {
     /// The upstream address is not a valid URI.
     #[error("invalid upstream address {0:?}: {1}")]
     Upstream(String, String),
+    /// A file of the upstream's TLS settings cannot be used.
+    #[error("upstream TLS: {0}")]
+    UpstreamTls(String),
+    /// The gateway's own certificate cannot be used.
+    #[error(transparent)]
+    Tls(#[from] key_tls::Error),
     /// An entry of the trusted proxies is neither an address nor a CIDR network.
     #[error("invalid trusted proxy {0:?}: expected an IP address or a CIDR network")]
     TrustedProxy(String),

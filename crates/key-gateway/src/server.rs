@@ -6,16 +6,18 @@ use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
     routing::{any, get},
+    serve::ListenerExt,
 };
 use key_proto::ErrorCode;
 use key_telemetry::RequestMetrics;
+use key_tls::ServerTls;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use utoipa::OpenApi;
 
 use crate::{
     ApiDoc, ApiError, Error, alerts, forwarded::TrustedProxies, health, keys, organizations,
-    upstream::Upstream, usage, verify, webhooks,
+    tls::TlsListener, upstream::Upstream, usage, verify, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -129,6 +131,8 @@ pub struct Gateway {
     trusted_proxies: TrustedProxies,
     requests: Option<RequestMetrics>,
     local_addr: SocketAddr,
+    /// The listener's TLS configuration, if it speaks HTTPS.
+    tls: Option<ServerTls>,
 }
 
 impl Gateway {
@@ -143,6 +147,7 @@ impl Gateway {
             trusted_proxies: TrustedProxies::default(),
             requests: None,
             local_addr,
+            tls: None,
         })
     }
 
@@ -159,6 +164,14 @@ impl Gateway {
         self
     }
 
+    /// Serves HTTPS (HTTP/2 or HTTP/1.1 by ALPN) instead of plain HTTP: a connection whose
+    /// handshake fails never reaches a route, and the certificate files are re-read when they
+    /// change.
+    pub fn with_tls(mut self, tls: ServerTls) -> Gateway {
+        self.tls = Some(tls);
+        self
+    }
+
     /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -169,13 +182,26 @@ impl Gateway {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        tracing::info!(address = %self.local_addr, "HTTP gateway listening");
+        let tls_mode = self.tls.as_ref().map_or("off", ServerTls::mode);
+        tracing::info!(address = %self.local_addr, tls = %tls_mode, "HTTP gateway listening");
         // The caller's address reaches the handlers, for X-Forwarded-For.
         let service = router(self.upstream, self.trusted_proxies, self.requests)
             .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        match self.tls {
+            None => {
+                axum::serve(self.listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+            Some(tls) => {
+                // `tap_io` with nothing to do: axum provides `ConnectInfo<SocketAddr>` for a
+                // tapped listener of any kind, and for no other listener than its own TCP one.
+                let listener = TlsListener(tls.incoming(self.listener)?).tap_io(|_| {});
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+            }
+        }
         tracing::info!("HTTP gateway stopped");
         Ok(())
     }

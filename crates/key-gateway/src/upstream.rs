@@ -1,6 +1,6 @@
 //! The gRPC service the gateway translates to, and the headers that travel on to it.
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use axum::http::HeaderMap;
 use key_proto::v1::key_service_client::KeyServiceClient;
@@ -8,7 +8,7 @@ use tonic::{
     Status,
     body::Body,
     metadata::{MetadataKey, MetadataValue},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use tonic_health::pb::health_client::HealthClient;
 use tower::{BoxError, Service, ServiceExt, util::BoxCloneSyncService};
@@ -34,11 +34,28 @@ impl Upstream {
     /// lazily and re-made as needed, so the gateway starts, and answers 503, while the service
     /// is down.
     pub fn connect_lazy(url: &str) -> Result<Upstream, Error> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        Upstream::connect_lazy_with_tls(url, &UpstreamTls::default())
+    }
+
+    /// The gRPC service at `url`, as [`Upstream::connect_lazy`]; an `https://` URL is
+    /// reached over TLS as `tls` says (its files are read now, once).
+    pub fn connect_lazy_with_tls(url: &str, tls: &UpstreamTls) -> Result<Upstream, Error> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|error| Error::Upstream(url.to_owned(), error.to_string()))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true);
+        let https = endpoint.uri().scheme_str() == Some("https");
+        if !https && *tls != UpstreamTls::default() {
+            return Err(Error::UpstreamTls(format!(
+                "{url} is not https://: the upstream CA, certificate and key apply to TLS only"
+            )));
+        }
+        if https {
+            endpoint = endpoint
+                .tls_config(tls.client_config()?)
+                .map_err(|error| Error::UpstreamTls(error.to_string()))?;
+        }
         Ok(Upstream::from_channel(endpoint.connect_lazy()))
     }
 
@@ -67,6 +84,48 @@ impl Upstream {
             keys: KeyServiceClient::new(service.clone()),
             health: HealthClient::new(service),
         }
+    }
+}
+
+/// How the gateway reaches an `https://` upstream: whom it trusts, and the certificate it
+/// presents for mutual TLS. All PEM files, read when the upstream is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// The CA certificates the service's certificate must chain to. Required for `https://`:
+    /// the gateway trusts no public roots, since a KeyService is an internal service.
+    pub ca: Option<PathBuf>,
+    /// The gateway's client certificate, for a service that requires mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// The private key of `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl UpstreamTls {
+    fn client_config(&self) -> Result<ClientTlsConfig, Error> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|error| {
+                Error::UpstreamTls(format!("cannot read {}: {error}", path.display()))
+            })
+        };
+        let Some(ca) = &self.ca else {
+            return Err(Error::UpstreamTls(
+                "an https:// upstream needs the CA that signs its certificate (--upstream-ca)"
+                    .to_owned(),
+            ));
+        };
+        let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::UpstreamTls(
+                    "a client certificate needs its key, and a key its certificate".to_owned(),
+                ));
+            }
+        }
+        Ok(config)
     }
 }
 

@@ -3,7 +3,7 @@
 //! travels in the request's extensions. The layer also reads where a request came from.
 
 use std::{
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -13,7 +13,11 @@ use key_core::Error;
 use key_proto::BearerError;
 use key_service::{Access, RequestContext, Requester};
 use key_telemetry::CallSlot;
-use tonic::{Request, body::Body, transport::server::TcpConnectInfo};
+use tonic::{
+    Request,
+    body::Body,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
 use tower::{Layer, Service};
 
 use crate::status_from_error;
@@ -121,6 +125,17 @@ where
     }
 }
 
+/// The TCP peer of a call that came over the network, in plaintext or TLS (what
+/// `tonic::Request::remote_addr` reads, for an `http::Request`); `None` in memory.
+pub(crate) fn peer_address(extensions: &http::Extensions) -> Option<SocketAddr> {
+    let tcp = extensions.get::<TcpConnectInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .map(TlsConnectInfo::get_ref)
+    });
+    tcp.and_then(TcpConnectInfo::remote_addr)
+}
+
 /// How much of a caller-supplied header an event keeps.
 const MAX_HEADER_CHARS: usize = 200;
 
@@ -138,10 +153,7 @@ pub(crate) fn request_context<B>(request: &http::Request<B>) -> RequestContext {
             .collect();
         (!values.is_empty()).then(|| values.join(", "))
     };
-    let peer = request
-        .extensions()
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr);
+    let peer = peer_address(request.extensions());
     // Without a TCP peer the call came in memory from this process's gateway, which appended
     // the address it saw (its client, through any trusted proxies) to X-Forwarded-For.
     let client_ip = peer.map(|address| address.ip()).or_else(|| {

@@ -2,6 +2,8 @@
 //! v1alpha, since grpcurl 1.8 speaks v1alpha), served until a shutdown signal. The same stack
 //! is also reachable in memory ([`GrpcServer::local_service`]), for the REST gateway of the
 //! same process. The background jobs are not the server's: the binary runs them beside it.
+//! Given a certificate ([`GrpcServer::with_tls`]), the listener speaks only TLS (key-tls
+//! handshakes each connection before tonic sees it), mutual TLS with a client CA.
 
 use std::{
     convert::Infallible,
@@ -17,6 +19,7 @@ use std::{
 };
 
 use key_proto::v1::key_service_server::KeyServiceServer;
+use key_tls::ServerTls;
 use tokio::{
     net::TcpListener,
     sync::{Notify, watch},
@@ -59,6 +62,8 @@ pub struct GrpcServer {
     /// health follows it while serving.
     readiness: Option<watch::Receiver<bool>>,
     in_process: Arc<InProcessCalls>,
+    /// The TLS configuration of the listener, if it speaks TLS.
+    tls: Option<ServerTls>,
 }
 
 /// How long requests in flight may take to finish after a shutdown signal, by default.
@@ -114,6 +119,7 @@ impl GrpcServer {
             serving_pending,
             readiness: None,
             in_process: Arc::default(),
+            tls: None,
         })
     }
 
@@ -129,6 +135,15 @@ impl GrpcServer {
     /// never end on their own (a health `Watch`, say) are cut off after it.
     pub fn with_drain_timeout(mut self, drain_timeout: Duration) -> GrpcServer {
         self.drain_timeout = drain_timeout;
+        self
+    }
+
+    /// Serves TLS (mutual TLS if `tls` has a client CA) on the listener instead of plaintext:
+    /// a connection whose handshake fails never reaches a service, and the certificate files
+    /// are re-read when they change. The in-memory path ([`GrpcServer::local_service`]) is
+    /// unchanged.
+    pub fn with_tls(mut self, tls: ServerTls) -> GrpcServer {
+        self.tls = Some(tls);
         self
     }
 
@@ -161,8 +176,8 @@ impl GrpcServer {
                 .await;
         }
 
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        tracing::info!(address = %self.local_addr, "gRPC server listening");
+        let tls_mode = self.tls.as_ref().map_or("off", ServerTls::mode);
+        tracing::info!(address = %self.local_addr, tls = %tls_mode, "gRPC server listening");
         let follower = self
             .readiness
             .map(|readiness| tokio::spawn(follow_readiness(reporter.clone(), readiness)));
@@ -182,14 +197,25 @@ impl GrpcServer {
             }
         };
         // The first layer is the outermost: telemetry sees every call, refused ones too.
-        let serve = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(self.telemetry)
                     .layer(self.auth),
             )
-            .add_routes(self.routes)
-            .serve_with_incoming_shutdown(incoming, signal);
+            .add_routes(self.routes);
+        // Boxed: the plaintext and TLS servers are different types of future.
+        let serve: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + '_>> =
+            match self.tls {
+                None => {
+                    let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+                Some(tls) => {
+                    let incoming = tls.incoming(self.listener)?;
+                    Box::pin(router.serve_with_incoming_shutdown(incoming, signal))
+                }
+            };
         let served = tokio::select! {
             served = serve => served,
             () = async {

@@ -1,14 +1,15 @@
 //! The commands: `serve`, `gateway`, `migrate`, `admin-key create`. `serve` composes the
 //! application, its front doors and its jobs, and stops them in order.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
-use key_gateway::{Gateway, Upstream};
+use key_gateway::{Gateway, Upstream, UpstreamTls};
 use key_grpc::GrpcServer;
 use key_service::{Actor, Application, Metrics, NewKeyRequest, Parts, Settings};
+use key_tls::{Protocols, ServerTls, TlsFiles};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
@@ -77,6 +78,41 @@ struct GatewayArgs {
     /// `keyrack serve --help`).
     #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<key_gateway::TrustedProxies>,
+    /// For an `https://` upstream: the CA certificates (PEM) its certificate must chain to.
+    #[arg(long, env = "KEYRACK_UPSTREAM_CA", value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
+    /// For an upstream that requires mutual TLS: the gateway's client certificate (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_UPSTREAM_CERT",
+        value_name = "FILE",
+        requires = "upstream_key"
+    )]
+    upstream_cert: Option<PathBuf>,
+    /// The private key of `--upstream-cert` (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_UPSTREAM_KEY",
+        value_name = "FILE",
+        requires = "upstream_cert"
+    )]
+    upstream_key: Option<PathBuf>,
+    /// The gateway's certificate chain (PEM): it serves HTTPS only. Re-read when it changes.
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "http_tls_key"
+    )]
+    http_tls_cert: Option<PathBuf>,
+    /// The private key of `--http-tls-cert` (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "http_tls_cert"
+    )]
+    http_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,20 +240,29 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         metrics,
     )
     .await?;
+    // Like the ports: a certificate that does not load stops the start before the bootstrap.
+    let grpc_tls = config.grpc_tls()?;
+    let http_tls = config.http_tls()?;
     setup::bootstrap(&app, config.database.data_dir()).await?;
 
-    let server = GrpcServer::new(&app, listener)?
+    let mut server = GrpcServer::new(&app, listener)?
         .with_drain_timeout(config.drain_timeout())
         .with_readiness(app.jobs.database.readiness());
+    if let Some(tls) = grpc_tls {
+        server = server.with_tls(tls);
+    }
     // The gateway of this process calls the gRPC service's own stack in memory: the same
     // authentication and handlers as over the network, without a socket in between.
     let gateway = match http_listener {
         None => None,
         Some(listener) => {
             let upstream = Upstream::from_service(server.local_service());
-            let gateway = Gateway::new(listener, upstream)?
+            let mut gateway = Gateway::new(listener, upstream)?
                 .with_trusted_proxies(config.trusted_proxies())
                 .with_request_metrics(app.metrics.requests());
+            if let Some(tls) = http_tls {
+                gateway = gateway.with_tls(tls);
+            }
             Some(tokio::spawn(gateway.run_until(shutdown.wait())))
         }
     };
@@ -247,10 +292,25 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    Gateway::new(listener, Upstream::connect_lazy(&args.upstream)?)?
-        .with_trusted_proxies(args.trusted_proxies.unwrap_or_default())
-        .run_until(shutdown.wait())
-        .await?;
+    let upstream_tls = UpstreamTls {
+        ca: args.upstream_ca,
+        cert: args.upstream_cert,
+        key: args.upstream_key,
+    };
+    let upstream = Upstream::connect_lazy_with_tls(&args.upstream, &upstream_tls)?;
+    let mut gateway = Gateway::new(listener, upstream)?
+        .with_trusted_proxies(args.trusted_proxies.unwrap_or_default());
+    if let (Some(cert), Some(key)) = (args.http_tls_cert, args.http_tls_key) {
+        let files = TlsFiles {
+            cert,
+            key,
+            client_ca: None,
+        };
+        let tls = ServerTls::load(files, Protocols::Http2AndHttp1)
+            .context("--http-tls-cert/--http-tls-key")?;
+        gateway = gateway.with_tls(tls);
+    }
+    gateway.run_until(shutdown.wait()).await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use key_service::{
     WebhookSettings,
     verify::{CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL},
 };
+use key_tls::{Protocols, ServerTls, TlsFiles};
 
 use crate::{
     metrics_endpoint::MetricsListen,
@@ -117,6 +118,50 @@ pub(crate) struct ServeConfig {
     /// Meant for measuring what metering costs (bench/metering.sh).
     #[arg(long, env = "KEYRACK_METERING", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "true")]
     metering: bool,
+    /// The gRPC API's certificate chain (PEM, the server's certificate first): the API is
+    /// served over TLS only. Re-read when the file changes (checked every second), as are the
+    /// key and the client CA.
+    #[arg(
+        long,
+        env = "KEYRACK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA certificates (PEM) that sign the callers' client certificates. A
+    /// caller without a certificate signed by one of them is refused during the handshake.
+    #[arg(
+        long,
+        env = "KEYRACK_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// The REST gateway's certificate chain (PEM): the gateway is served over HTTPS only.
+    /// Re-read when the file changes, as is the key.
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "http_tls_key"
+    )]
+    http_tls_cert: Option<PathBuf>,
+    /// The private key of `--http-tls-cert` (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "http_tls_cert"
+    )]
+    http_tls_key: Option<PathBuf>,
     /// What to do about pending database migrations at start: `auto` applies them (on
     /// PostgreSQL under a lock, so replicas started together migrate once), `check` refuses to
     /// start unless the schema is current (for deployments that migrate with a job: `keyrack
@@ -194,6 +239,36 @@ impl ServeConfig {
     pub(crate) fn drain_timeout(&self) -> Duration {
         self.drain_timeout_secs
             .map_or(self.drain_timeout, Duration::from_secs)
+    }
+
+    /// The gRPC API's TLS configuration, if it has a certificate. Files that cannot be read
+    /// or do not load stop the start.
+    pub(crate) fn grpc_tls(&self) -> anyhow::Result<Option<ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca.clone(),
+        };
+        let tls = ServerTls::load(files, Protocols::Http2).context("--tls-cert/--tls-key")?;
+        Ok(Some(tls))
+    }
+
+    /// The REST gateway's TLS configuration, if it has a certificate.
+    pub(crate) fn http_tls(&self) -> anyhow::Result<Option<ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.http_tls_cert, &self.http_tls_key) else {
+            return Ok(None);
+        };
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+        };
+        let tls = ServerTls::load(files, Protocols::Http2AndHttp1)
+            .context("--http-tls-cert/--http-tls-key")?;
+        Ok(Some(tls))
     }
 
     /// Whose `X-Forwarded-For` the gateway believes.
@@ -350,6 +425,18 @@ mod tests {
         assert!(matches!(mixed.http_listen(), Listen::Off));
         assert_eq!(mixed.default_metrics_listen().to_string(), "[::]:9464");
         assert!(parse(&["--host", "example.com"]).is_err());
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_a_client_ca_needs_a_certificate() {
+        assert!(parse(&["--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["--tls-key", "k.pem"]).is_err());
+        assert!(parse(&["--tls-client-ca", "ca.pem"]).is_err());
+        assert!(parse(&["--http-tls-cert", "c.pem"]).is_err());
+        let config = parse(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert!(config.grpc_tls().is_err(), "missing files are an error");
+        let plain = parse(&[]).unwrap();
+        assert!(plain.grpc_tls().unwrap().is_none() && plain.http_tls().unwrap().is_none());
     }
 
     #[test]

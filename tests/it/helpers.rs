@@ -181,7 +181,7 @@ async fn spawn_app_at(
     let addr = server.local_addr();
     // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
     let upstream = Upstream::from_service(server.local_service());
-    let (shutdown, server) = run_server(server, &keyrack);
+    let (shutdown, server) = run_server(server, &keyrack).await;
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -241,10 +241,23 @@ fn build(
 }
 
 /// Runs `server`, and `keyrack`'s jobs beside it as `keyrack serve` does, in a task until the
-/// returned sender sends (or is dropped); then the jobs stop after the server drained.
-fn run_server(server: GrpcServer, keyrack: &Application) -> (oneshot::Sender<()>, JoinHandle<()>) {
+/// returned sender sends (or is dropped); then the jobs stop after the server drained. On
+/// PostgreSQL, returns once the cache notice listener is subscribed, so the key cache is in
+/// use from the test's first call (as it is within milliseconds of `keyrack serve`'s start).
+async fn run_server(
+    server: GrpcServer,
+    keyrack: &Application,
+) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (shutdown, stop) = oneshot::channel::<()>();
     let jobs = keyrack.jobs.start();
+    assert!(
+        keyrack
+            .jobs
+            .cache_notices
+            .wait_until_listening(Duration::from_secs(10))
+            .await,
+        "the cache notice listener did not subscribe"
+    );
     let server = tokio::spawn(async move {
         let served = server
             .run_until(async {
@@ -285,7 +298,7 @@ pub(crate) async fn spawn_second_server_configured(
         .with_drain_timeout(Duration::from_millis(500))
         .with_readiness(keyrack.jobs.database.readiness());
     let addr = server.local_addr();
-    let (shutdown, server) = run_server(server, &keyrack);
+    let (shutdown, server) = run_server(server, &keyrack).await;
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -298,6 +311,16 @@ pub(crate) async fn spawn_second_server_configured(
 }
 
 impl SecondServer {
+    /// [`TestApp::caught_up`] for this server.
+    pub(crate) async fn caught_up(&self) {
+        self.keyrack
+            .jobs
+            .cache_notices
+            .caught_up(crate::process::TIMEOUT)
+            .await
+            .expect("the cache notices caught up");
+    }
+
     /// Stops the server gracefully and waits until it has stopped.
     pub(crate) async fn stop(self) {
         let _ = self.shutdown.send(());
@@ -397,7 +420,8 @@ impl TestApp {
         scopes: &[&str],
         expires_at: &str,
     ) -> v1::CreateKeyResponse {
-        self.client
+        let created = self
+            .client
             .clone()
             .create_key(authed(
                 &self.admin_key,
@@ -411,7 +435,24 @@ impl TestApp {
             ))
             .await
             .unwrap()
-            .into_inner()
+            .into_inner();
+        // The creation's own notice comes back on PostgreSQL: a test's first verification
+        // then caches the key for good.
+        self.caught_up().await;
+        created
+    }
+
+    /// Waits until the notices of every change made so far have reached this server's key
+    /// cache (on PostgreSQL its own changes come back as notices too, a few milliseconds
+    /// after the change, and drop what they name once more), so a test that counts queries
+    /// counts only its own.
+    pub(crate) async fn caught_up(&self) {
+        self.keyrack
+            .jobs
+            .cache_notices
+            .caught_up(crate::process::TIMEOUT)
+            .await
+            .expect("the cache notices caught up");
     }
 
     pub(crate) async fn verify(&self, key: &str, scopes: &[&str]) -> v1::VerifyKeyResponse {

@@ -36,6 +36,7 @@ mod proxy;
 mod ratelimit;
 mod redis_limiter;
 mod reliability;
+mod replicas;
 mod rotation;
 mod scale_tool;
 mod schema;

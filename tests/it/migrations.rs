@@ -69,7 +69,7 @@ async fn three_replicas_started_together_on_an_empty_database_migrate_once_and_a
         listening(replica);
     }
     let status = migrate(dirs[0].path(), &env, true).into_success("migrate status");
-    assert!(status.ends_with("0 pending of 9\n"), "{status}");
+    assert!(status.ends_with("0 pending of 10\n"), "{status}");
     for mut replica in replicas {
         let stopped = replica.terminate(TIMEOUT);
         assert!(stopped.success(), "{stopped}:\n{}", replica.stderr());
@@ -85,7 +85,7 @@ fn serve_with_migrate_check_refuses_a_schema_behind_and_status_lists_what_is_pen
     let status = migrate(dir.path(), &env, true).into_success("migrate status");
     assert!(
         status.contains("pending  m20261128_000001_create_tables")
-            && status.ends_with("9 pending of 9\n"),
+            && status.ends_with("10 pending of 10\n"),
         "{status}"
     );
     let refused = run_bounded(serve(dir.path(), &env, &["--migrate", "check"]), TIMEOUT);
@@ -93,7 +93,7 @@ fn serve_with_migrate_check_refuses_a_schema_behind_and_status_lists_what_is_pen
     assert!(
         refused
             .stderr
-            .contains("the database schema is not current: 9 migration(s) pending")
+            .contains("the database schema is not current: 10 migration(s) pending")
             && refused.stderr.contains("run `keyrack migrate` first"),
         "{}",
         refused.stderr
@@ -102,7 +102,7 @@ fn serve_with_migrate_check_refuses_a_schema_behind_and_status_lists_what_is_pen
     let status = migrate(dir.path(), &env, true).into_success("migrate status");
     assert!(
         status.contains("applied  m20261128_000001_create_tables")
-            && status.ends_with("0 pending of 9\n"),
+            && status.ends_with("0 pending of 10\n"),
         "{status}"
     );
     let mut serving = LoggedChild::spawn(serve(dir.path(), &env, &["--migrate", "check"]), "serve");

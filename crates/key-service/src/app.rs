@@ -11,7 +11,7 @@ use crate::{
     access::Access,
     alerting::Alerting,
     jobs::{
-        AlertEvaluator, AlertSweep, DatabaseProbe, Jobs, RetentionJob, UsageFlusher,
+        AlertEvaluator, AlertSweep, CacheNotices, DatabaseProbe, Jobs, RetentionJob, UsageFlusher,
         WebhookDelivery,
     },
     metrics::Metrics,
@@ -149,6 +149,11 @@ impl Application {
                 settings.webhooks,
             ),
             database: DatabaseProbe::new(store.clone(), metrics.clone()),
+            cache_notices: CacheNotices::new(
+                store.clone(),
+                Arc::clone(&key_cache),
+                metrics.clone(),
+            ),
             verifier: verifier.clone(),
             flush_interval: settings.flush_interval,
             alert_sweep_interval: settings.alert_sweep_interval,

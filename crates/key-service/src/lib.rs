@@ -32,7 +32,7 @@ pub use access::Access;
 pub use alerting::ThresholdEvaluation;
 pub use app::{Application, Parts};
 pub use error::SetupError;
-pub use jobs::{FLUSH_INTERVAL, Jobs, RunningJobs, UsageRetention, WebhookSettings};
+pub use jobs::{CacheNotices, FLUSH_INTERVAL, Jobs, RunningJobs, UsageRetention, WebhookSettings};
 /// The store's types that operations return, so front doors need not depend on key-store.
 pub use key_store::{
     AlertEvent, DeliveryAttempt, Member, Organization, Resolution, WebhookDelivery, WebhookEndpoint,
@@ -46,4 +46,6 @@ pub use rate_limit::{
 };
 pub use requester::{Actor, RequestContext, Requester};
 pub use settings::Settings;
-pub use verify::{KeyCacheSettings, Mode, Verification, Verifier, VerifyContext};
+pub use verify::{
+    DEFAULT_KEY_CACHE_TTL, KeyCacheSettings, Mode, Verification, Verifier, VerifyContext,
+};

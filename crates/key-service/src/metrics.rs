@@ -131,6 +131,15 @@ struct Inner {
     /// Connections of the database pool, in use and idle.
     database_connections: [Gauge; 2],
     webhook_backlog: Gauge,
+    /// The cache notice listener: whether it is subscribed, notices received, losses.
+    cache_notices: CacheNoticeMetrics,
+}
+
+#[derive(Debug, Default)]
+struct CacheNoticeMetrics {
+    listening: Gauge,
+    received: Counter,
+    losses: Counter,
 }
 
 impl Default for Metrics {
@@ -306,8 +315,25 @@ impl Metrics {
             "Webhook deliveries due and not yet started, at the delivery worker's last poll",
             webhook_backlog.clone(),
         );
+        let cache_notices = CacheNoticeMetrics::default();
+        registry.register(
+            "cache_notices_listening",
+            "1 while the key cache hears of every change (always on SQLite, one process; on PostgreSQL while LISTEN is subscribed); 0 while it does not and every verification reads the database",
+            cache_notices.listening.clone(),
+        );
+        registry.register(
+            "cache_notices",
+            "Cache notices received (changes committed by any process, this one included)",
+            cache_notices.received.clone(),
+        );
+        registry.register(
+            "cache_notice_listener_losses",
+            "Times the cache notice listener lost its connection (the cache was emptied each time)",
+            cache_notices.losses.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                cache_notices,
                 database_connections,
                 webhook_backlog,
                 verifications,
@@ -397,6 +423,21 @@ impl Metrics {
     }
 
     /// Whether the database answers the readiness probe.
+    /// Notes whether the cache notice listener is subscribed.
+    pub(crate) fn set_cache_notices_listening(&self, listening: bool) {
+        self.inner.cache_notices.listening.set(i64::from(listening));
+    }
+
+    /// Counts a cache notice received.
+    pub(crate) fn cache_notice_received(&self) {
+        self.inner.cache_notices.received.inc();
+    }
+
+    /// Counts a loss of the cache notice listener's connection.
+    pub(crate) fn cache_notice_listener_lost(&self) {
+        self.inner.cache_notices.losses.inc();
+    }
+
     pub(crate) fn set_database_up(&self, up: bool) {
         self.inner.database_up.set(i64::from(up));
     }

@@ -15,6 +15,7 @@ mod error;
 mod keys;
 mod members;
 mod migration;
+mod notices;
 mod organizations;
 mod settings;
 mod store;
@@ -30,6 +31,9 @@ pub use connect::StoreTimeouts;
 pub use error::Error;
 pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey};
 pub use members::Member;
+pub use notices::{
+    CacheNotice, HEARTBEAT_DEADLINE, HEARTBEAT_INTERVAL, ListenerError, NoticeListener,
+};
 pub use organizations::Organization;
 pub use store::Store;
 pub use usage::{Dimension, KeyUse, Resolution, UsageCount};

@@ -12,7 +12,11 @@ use sea_orm::{
 };
 use sea_orm_migration::{MigrationStatus, MigratorTrait};
 
-use crate::{Error, StoreTimeouts, connect, migration::Migrator};
+use crate::{
+    Error, StoreTimeouts, connect,
+    migration::Migrator,
+    notices::{ListenerOptions, NoticeListener},
+};
 
 /// The PostgreSQL advisory lock key migrations hold: any 64-bit number no other application
 /// on the database uses (the ASCII of "keyrack" with "m").
@@ -23,6 +27,8 @@ pub(crate) const MIGRATION_LOCK: i64 = 0x6b65_7972_6163_6b6d;
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     queries: Arc<AtomicU64>,
+    /// Where a [`NoticeListener`] connects; `None` on SQLite.
+    listener: Option<ListenerOptions>,
 }
 
 impl Store {
@@ -45,7 +51,14 @@ impl Store {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        Ok(Store { db, queries })
+        let listener = (db.get_database_backend() == DatabaseBackend::Postgres)
+            .then(|| url.parse().ok().map(ListenerOptions::new))
+            .flatten();
+        Ok(Store {
+            db,
+            queries,
+            listener,
+        })
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
@@ -90,6 +103,29 @@ impl Store {
                 (migration.name().to_owned(), applied)
             })
             .collect())
+    }
+
+    /// On PostgreSQL, a listener for the cache notices of every process that writes to this
+    /// database (not yet subscribed); `None` on SQLite, which is one process.
+    pub fn notice_listener(&self) -> Option<NoticeListener> {
+        self.listener.clone().map(NoticeListener::new)
+    }
+
+    /// Sends a cache notice that names nothing but `marker`, after every change committed so
+    /// far (PostgreSQL delivers notices in commit order): a listener that receives it has
+    /// received theirs. Does nothing on SQLite.
+    pub async fn send_cache_marker(&self, marker: &str) -> Result<(), Error> {
+        if self.listener.is_none() {
+            return Ok(());
+        }
+        self.db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [crate::notices::CHANNEL.into(), format!("p:{marker}").into()],
+            ))
+            .await?;
+        Ok(())
     }
 
     /// How many statements this store has sent to the database since it connected. Tests use

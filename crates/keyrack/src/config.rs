@@ -74,10 +74,11 @@ pub(crate) struct ServeConfig {
     /// How many keys are cached in memory for verification (a few hundred bytes each).
     #[arg(long, env = "KEYRACK_KEY_CACHE_CAPACITY", default_value_t = key_service::verify::DEFAULT_KEY_CACHE_CAPACITY)]
     key_cache_capacity: usize,
-    /// How long a cached key is trusted, e.g. `5s`: another replica's revocation or change
-    /// takes effect here within this time (this process's own changes at once). `0` turns the
-    /// cache off: every verification reads the database.
-    #[arg(long, env = "KEYRACK_KEY_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How long a cached key is trusted at most, e.g. `60s`. Changes reach the cache at once
+    /// (this process's own, and other replicas' through PostgreSQL's cache notices), so this
+    /// only bounds a change that announced nothing. `0` turns the cache off: every
+    /// verification reads the database.
+    #[arg(long, env = "KEYRACK_KEY_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     key_cache_ttl: Duration,
     /// Redis that keeps rate limits global across replicas, e.g. `redis://127.0.0.1:6379`.
     /// Unset: each process keeps its own limits in memory.

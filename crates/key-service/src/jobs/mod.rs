@@ -1,5 +1,5 @@
 //! The background jobs: the usage flusher (with the pruning of rate limit state), usage
-//! retention, the alert sweep and webhook delivery, plus the alert evaluation that each flush
+//! retention, the alert sweep, webhook delivery and the cache notice listener, plus the alert evaluation that each flush
 //! hands off. Each is a small type with a `run` (one pass) that tests may call directly;
 //! [`Jobs::start`] runs them periodically, all under one cancellation token in one `JoinSet`,
 //! and [`RunningJobs::stop`] ends them in order: the passes under way finish, the usage
@@ -10,6 +10,7 @@
 
 mod alert_evaluation;
 mod alert_sweep;
+mod cache_notices;
 mod database_probe;
 mod retention;
 mod webhook_delivery;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::{
     alert_evaluation::AlertEvaluator,
     alert_sweep::{AlertSweep, DEFAULT_ALERT_SWEEP_INTERVAL},
+    cache_notices::CacheNotices,
     database_probe::{DatabaseProbe, PROBE_INTERVAL, PROBE_TIMEOUT},
     retention::{DEFAULT_ALERT_RETENTION, RETENTION_INTERVAL, RetentionJob, UsageRetention},
     webhook_delivery::{WebhookDelivery, WebhookSettings},
@@ -108,6 +110,8 @@ pub struct Jobs {
     pub webhooks: WebhookDelivery,
     /// Readiness: whether the database answers, every [`PROBE_INTERVAL`].
     pub database: DatabaseProbe,
+    /// Other replicas' changes to the key cache, as they commit (PostgreSQL).
+    pub cache_notices: CacheNotices,
     /// Whose rate limit state the flusher prunes.
     pub(crate) verifier: Verifier,
     /// How often the usage flusher runs.
@@ -124,6 +128,7 @@ impl Jobs {
     pub fn start(&self) -> RunningJobs {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
+        tasks.spawn(self.cache_notices.clone().run(cancel.clone()));
         let flush = {
             let (usage, verifier) = (self.usage.clone(), self.verifier.clone());
             move || {

@@ -7,8 +7,12 @@
 //! not cached: expiry is judged against the current clock at every verification.
 //!
 //! Entries are dropped at once, in this process, by every change that alters a verdict (the
-//! operations call `KeyCache::forget`, `forget_organization` and `forget_member`). Other replicas do not see
-//! those drops, so every entry also lives at most `ttl` by the application's clock.
+//! operations call `KeyCache::forget`, `forget_organization` and `forget_member`). On
+//! PostgreSQL, changes committed by other replicas arrive as cache notices
+//! (`jobs::CacheNotices`), which drop the same entries here. While this process has no
+//! listener for those notices, the cache is suspended ([`KeyCache::suspend`]): every
+//! verification reads the store. Every entry also lives at most `ttl` by the application's
+//! clock, the last line of defence against a change that announced nothing.
 //!
 //! A verification that read the store while a change was being made must not put what it read
 //! back into the cache after the change dropped it. Every drop first moves `epoch` forward;
@@ -16,7 +20,7 @@
 //! again if the epoch moved meanwhile. Whichever of the two runs last removes the entry.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -27,9 +31,12 @@ use uuid::Uuid;
 
 /// How many keys are cached by default. An entry takes a few hundred bytes.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 1_000_000;
-/// How long a cached key is trusted by default: how long another replica's change may take to
-/// be seen here.
-pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// How long a cached key is trusted by default. Changes reach every replica's cache at once
+/// (in-process drops, and cache notices on PostgreSQL), so the TTL only bounds a change that
+/// announced nothing: a row edited while its replica's listener was between a loss and its
+/// suspension, say. A minute keeps that bound short while a busy key is read from the store
+/// once a minute per replica rather than every few seconds.
+pub const DEFAULT_KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 /// How many unknown digests are remembered by default.
 pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: usize = 100_000;
 /// How long an unknown digest is remembered by default.
@@ -110,6 +117,8 @@ pub(crate) struct KeyCache {
     negative_ttl: TimeDelta,
     /// Moves forward at every drop; see the module documentation.
     epoch: AtomicU64,
+    /// Whether entries may be used: false while changes made elsewhere could go unannounced.
+    trusted: AtomicBool,
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -157,11 +166,45 @@ impl KeyCache {
             ttl,
             negative_ttl,
             epoch: AtomicU64::new(0),
+            trusted: AtomicBool::new(true),
+        }
+    }
+
+    /// Stops using the cache, and empties it: changes made elsewhere may not be announced
+    /// from now on (the listener for them is gone, or not yet there). Every verification
+    /// reads the store until [`KeyCache::resume`].
+    pub(crate) fn suspend(&self) {
+        self.trusted.store(false, Ordering::SeqCst);
+        self.clear();
+    }
+
+    /// Uses the cache again, from empty: changes are announced again from now on, and what
+    /// was cached before (or read while suspended) may predate one that was missed.
+    pub(crate) fn resume(&self) {
+        self.clear();
+        self.trusted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the cache is in use (not suspended).
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.trusted.load(Ordering::SeqCst)
+    }
+
+    fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(known) = &self.known {
+            known.clear();
+        }
+        if let Some(unknown) = &self.unknown {
+            unknown.clear();
         }
     }
 
     /// What is known about `digest` at `now`.
     pub(crate) fn lookup(&self, digest: &KeyDigest, now: DateTime<Utc>) -> Lookup {
+        if !self.is_trusted() {
+            return Lookup::Miss;
+        }
         if let Some(known) = &self.known
             && let Some(entry) = known.get(digest)
         {
@@ -199,6 +242,9 @@ impl KeyCache {
         let Some(known) = &self.known else {
             return;
         };
+        if !self.is_trusted() {
+            return;
+        }
         known.insert(
             digest,
             Entry {
@@ -217,6 +263,9 @@ impl KeyCache {
         let Some(unknown) = &self.unknown else {
             return;
         };
+        if !self.is_trusted() {
+            return;
+        }
         unknown.insert(digest, now);
         if self.epoch() != epoch {
             // A key may have been created meanwhile, under this very digest.
@@ -257,6 +306,13 @@ impl KeyCache {
         if let Some(unknown) = &self.unknown {
             unknown.remove(digest);
         }
+    }
+
+    /// Drops everything known about `digest`, after another process changed, created or
+    /// deleted the key stored under it.
+    pub(crate) fn forget_digest(&self, digest: &KeyDigest) {
+        self.forget(digest);
+        self.key_created(digest);
     }
 
     /// How many keys are cached.
@@ -367,6 +423,28 @@ mod tests {
         assert!(matches!(cache.lookup(&digest(2), at(0)), Lookup::Miss));
         cache.key_created(&digest(3));
         assert!(matches!(cache.lookup(&digest(3), at(0)), Lookup::Miss));
+    }
+
+    #[test]
+    fn a_suspended_cache_answers_nothing_and_resumes_empty() {
+        let cache = cache();
+        cache.remember(digest(1), key(), cache.epoch(), at(0));
+        cache.remember_unknown(digest(2), cache.epoch(), at(0));
+        let noted = cache.epoch();
+        cache.suspend();
+        assert!(matches!(cache.lookup(&digest(1), at(0)), Lookup::Miss));
+        cache.remember(digest(3), key(), cache.epoch(), at(0));
+        assert!(matches!(cache.lookup(&digest(3), at(0)), Lookup::Miss));
+        cache.resume();
+        // Neither what was cached before nor a read that began before the resume comes back.
+        cache.remember(digest(4), key(), noted, at(0));
+        for gone in 1..=4 {
+            assert!(matches!(cache.lookup(&digest(gone), at(0)), Lookup::Miss));
+        }
+        cache.remember(digest(5), key(), cache.epoch(), at(0));
+        assert!(matches!(cache.lookup(&digest(5), at(0)), Lookup::Known(_)));
+        cache.forget_digest(&digest(5));
+        assert!(matches!(cache.lookup(&digest(5), at(0)), Lookup::Miss));
     }
 
     #[test]

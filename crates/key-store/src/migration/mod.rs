@@ -11,6 +11,7 @@ mod m20261128_000006_alerts_and_webhooks;
 mod m20261128_000007_webhooks;
 mod m20261206_000008_deployment_settings;
 mod m20261206_000009_retention_indexes;
+mod m20261206_000010_cache_notices;
 #[cfg(test)]
 mod tests;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_webhooks::Migration),
             Box::new(m20261206_000008_deployment_settings::Migration),
             Box::new(m20261206_000009_retention_indexes::Migration),
+            Box::new(m20261206_000010_cache_notices::Migration),
         ]
     }
 }

@@ -70,10 +70,23 @@ async fn down_and_up_again(url: &str) {
         // The server keeps its NOTICEs (`relation "seaql_migrations" already exists,
         // skipping` at every start) to itself; see `connect::options`.
         assert_eq!(strings(db, "SHOW client_min_messages").await, ["warning"]);
+        // The cache notices' triggers (000010).
+        assert_eq!(
+            strings(
+                db,
+                "SELECT tgname::text FROM pg_trigger WHERE NOT tgisinternal ORDER BY tgname"
+            )
+            .await,
+            [
+                "api_keys_notify_cache",
+                "members_notify_cache",
+                "organizations_notify_cache"
+            ]
+        );
     }
     let first_schema = schema(db).await;
 
-    // 000005 folded `usage_hourly` into `usage_buckets`; undoing it (and the four after it)
+    // 000005 folded `usage_hourly` into `usage_buckets`; undoing it (and the five after it)
     // brings the hourly counts back where 000001 kept them.
     let key_id = uuid::Uuid::now_v7();
     let organization_id = uuid::Uuid::now_v7();
@@ -113,7 +126,7 @@ async fn down_and_up_again(url: &str) {
     )
     .await
     .unwrap();
-    Migrator::down(db, Some(5)).await.unwrap();
+    Migrator::down(db, Some(6)).await.unwrap();
     let hourly = db
         .query_all_raw(Statement::from_string(
             db.get_database_backend(),

@@ -17,6 +17,25 @@ pub(crate) struct Args {
     )]
     pub(crate) addr: String,
 
+    /// For an `https://` --addr: the CA certificate (PEM) the server's certificate must chain
+    /// to. Every connection's handshake happens before the warmup, so rounds measure requests
+    /// on established TLS connections.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+
+    /// For a server that requires mutual TLS: the client certificate (PEM) to present.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_ca",
+        requires = "tls_client_key"
+    )]
+    pub(crate) tls_client_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-client-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert")]
+    pub(crate) tls_client_key: Option<PathBuf>,
+
     /// A valid key holding the required scope. Never printed.
     #[arg(long, env = "KEYRACK_BENCH_KEY", hide_env_values = true)]
     pub(crate) key: String,

@@ -15,6 +15,11 @@ pub(crate) enum Error {
         address: String,
         source: tonic::transport::Error,
     },
+    #[error("cannot read {path}: {source}")]
+    ReadPem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the key given with --key or KEYRACK_BENCH_KEY is not a well-formed Keyrack key")]
     MalformedKey,
     #[error("the server does not accept the benchmark key for scope {scope:?}: {reason}")]

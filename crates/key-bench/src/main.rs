@@ -10,12 +10,12 @@ mod record;
 mod report;
 mod target;
 
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use key_core::ApiKey;
 use key_proto::v1::VerifyKeyRequest;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{
     cli::{Args, Mode},
@@ -58,7 +58,7 @@ async fn run(args: &Args) -> Result<Report, Error> {
     };
     ApiKey::parse(&args.key).map_err(|_| Error::MalformedKey)?;
 
-    let channels = connect(&args.addr, args.connections).await?;
+    let channels = connect(&args.addr, args.connections, args).await?;
     let valid = VerifyKeyRequest {
         key: args.key.clone(),
         required_scopes: vec![args.scope.clone()],
@@ -124,15 +124,31 @@ async fn run(args: &Args) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// Opens `count` separate HTTP/2 connections to `address`.
-async fn connect(address: &str, count: u16) -> Result<Vec<Channel>, Error> {
-    let endpoint = Endpoint::from_shared(address.to_owned())
+/// Opens `count` separate HTTP/2 connections to `address`, over TLS if `args` name a CA.
+async fn connect(address: &str, count: u16, args: &Args) -> Result<Vec<Channel>, Error> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| Error::ReadPem {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut endpoint = Endpoint::from_shared(address.to_owned())
         .map_err(|source| Error::Address {
             address: address.to_owned(),
             source,
         })?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true);
+    if let Some(ca) = &args.tls_ca {
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+        if let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|source| Error::Address {
+            address: address.to_owned(),
+            source,
+        })?;
+    }
     let mut channels = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
         let channel = endpoint.connect().await.map_err(|source| Error::Connect {

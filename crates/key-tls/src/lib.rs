@@ -372,3 +372,82 @@ impl futures_core::Stream for TlsIncoming {
             .map(|connection| connection.map(|(stream, _)| Ok(stream)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rustls::{ClientConfig, pki_types::ServerName};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::TlsConnector;
+
+    use super::*;
+
+    /// A self-signed certificate for localhost in `dir`; its files, and the certificate to trust.
+    fn self_signed(dir: &Path) -> (TlsFiles, CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+            client_ca: None,
+        };
+        std::fs::write(&files.cert, cert.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        (files, cert.der().clone())
+    }
+
+    /// Handshakes run beside the accept loop: a client that connects and says nothing does not
+    /// hold up the next one (were they handshaken in turn, it would for HANDSHAKE_TIMEOUT).
+    #[tokio::test]
+    async fn a_silent_client_does_not_hold_up_the_next_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, trusted) = self_signed(dir.path());
+        let tls = ServerTls::load(files, Protocols::Http2).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut incoming = tls.incoming(listener).unwrap();
+
+        let _silent = TcpStream::connect(address).await.unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(trusted).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = tokio::spawn(async move {
+            let tcp = TcpStream::connect(address).await.unwrap();
+            let name = ServerName::try_from("localhost").unwrap();
+            TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
+        });
+        let accepted = tokio::time::timeout(Duration::from_secs(5), incoming.accept())
+            .await
+            .expect("the second client waited for the silent one");
+        let (stream, _) = accepted.unwrap();
+        assert_eq!(stream.get_ref().1.alpn_protocol(), None);
+        client.await.unwrap().unwrap();
+    }
+
+    /// A key that does not belong to the certificate is refused when loading, so a
+    /// half-finished rotation is never installed.
+    #[test]
+    fn a_key_of_another_certificate_does_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = self_signed(dir.path());
+        let other = tempfile::tempdir().unwrap();
+        let (other_files, _) = self_signed(other.path());
+        let mismatched = TlsFiles {
+            key: other_files.key,
+            ..files
+        };
+        let error = ServerTls::load(mismatched, Protocols::Http2).unwrap_err();
+        assert!(matches!(error, Error::Rustls(_)), "{error}");
+    }
+}

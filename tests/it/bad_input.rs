@@ -626,7 +626,7 @@ async fn grpc_cases(app: &TestApp) {
         "x".repeat(511),
         "x".repeat(512),
         "x".repeat(513),
-        "x".repeat(1 << 20),
+        "x".repeat(60 * 1024),
         "sk_live_\0nul".to_owned(),
         "sk_live_\u{202E}evil".to_owned(),
         format!("  {}  ", "sk_live_abc"),
@@ -646,6 +646,16 @@ async fn grpc_cases(app: &TestApp) {
             key.len()
         );
     }
+    // Larger than any request needs: refused before it is read.
+    let huge = client
+        .verify_key(v1::VerifyKeyRequest {
+            key: "x".repeat(1 << 20),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(huge.code(), Code::OutOfRange, "{huge:?}");
+    assert!(huge.message().contains("too large"), "{huge:?}");
     let unknown_scope = client
         .verify_key(v1::VerifyKeyRequest {
             key: "sk_live_x".into(),

@@ -42,6 +42,7 @@ mod scale_tool;
 mod schema;
 mod scripts;
 mod server;
+mod shedding;
 mod storage;
 mod telemetry;
 mod tls;

@@ -85,6 +85,19 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidRequest, message)
     }
 
+    /// The 503 of a request the gateway shed, or whose call the gRPC server shed: at capacity,
+    /// retry in a second.
+    pub(crate) fn overloaded() -> ApiError {
+        ApiError::new(
+            ErrorCode::Overloaded,
+            "Keyrack is at capacity; retry in a second",
+        )
+        .with_headers(vec![(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(1),
+        )])
+    }
+
     /// An unexpected failure; the details belong in the log, never in the response.
     pub(crate) fn internal() -> ApiError {
         ApiError::new(ErrorCode::Internal, "internal error")
@@ -121,6 +134,9 @@ impl ApiError {
     pub(crate) fn from_status(status: &tonic::Status) -> ApiError {
         let reason = status.get_details_error_info().map(|info| info.reason);
         if let Some(code) = reason.as_deref().and_then(ErrorCode::from_reason) {
+            if code == ErrorCode::Overloaded {
+                return ApiError::overloaded();
+            }
             return ApiError::new(code, status.message());
         }
         match status.code() {

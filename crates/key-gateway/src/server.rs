@@ -30,7 +30,9 @@ pub fn router(
     upstream: Upstream,
     trusted_proxies: TrustedProxies,
     requests: Option<RequestMetrics>,
+    max_in_flight: usize,
 ) -> Router {
+    let in_flight = crate::shed::InFlight::new(max_in_flight, requests.clone());
     let api = Router::new()
         .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
         .route(
@@ -119,6 +121,11 @@ pub fn router(
                 requests,
                 crate::telemetry::observe,
             ))
+            // Inside the telemetry: shed requests are logged and counted as 503s.
+            .layer(axum::middleware::from_fn_with_state(
+                in_flight,
+                crate::shed::shed,
+            ))
             .layer(PropagateRequestIdLayer::new(request_id)),
     )
 }
@@ -133,6 +140,8 @@ pub struct Gateway {
     local_addr: SocketAddr,
     /// The listener's TLS configuration, if it speaks HTTPS.
     tls: Option<ServerTls>,
+    /// Requests above this many in flight are answered 503 at once.
+    max_in_flight: usize,
 }
 
 impl Gateway {
@@ -148,6 +157,7 @@ impl Gateway {
             requests: None,
             local_addr,
             tls: None,
+            max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
         })
     }
 
@@ -172,6 +182,13 @@ impl Gateway {
         self
     }
 
+    /// Answers 503 `overloaded` (with `Retry-After: 1`) to requests above `max_in_flight` in
+    /// flight instead of queueing them; `/healthz` and `/readyz` are never refused.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Gateway {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
     /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -185,8 +202,13 @@ impl Gateway {
         let tls_mode = self.tls.as_ref().map_or("off", ServerTls::mode);
         tracing::info!(address = %self.local_addr, tls = %tls_mode, "HTTP gateway listening");
         // The caller's address reaches the handlers, for X-Forwarded-For.
-        let service = router(self.upstream, self.trusted_proxies, self.requests)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let service = router(
+            self.upstream,
+            self.trusted_proxies,
+            self.requests,
+            self.max_in_flight,
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
         match self.tls {
             None => {
                 axum::serve(self.listener, service)

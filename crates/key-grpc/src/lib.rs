@@ -15,6 +15,7 @@ mod keys;
 mod organizations;
 mod server;
 mod service;
+mod shed;
 mod status;
 mod telemetry;
 mod usage;
@@ -22,4 +23,5 @@ mod webhooks;
 
 pub use error::Error;
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer, LocalService};
+pub use shed::DEFAULT_MAX_IN_FLIGHT;
 pub use status::status_from_error;

@@ -34,6 +34,7 @@ use crate::{
     Error,
     auth::{AuthLayer, AuthService},
     service::KeyServiceImpl,
+    shed::{DEFAULT_MAX_IN_FLIGHT, ShedLayer},
     telemetry::{TelemetryLayer, TelemetryService},
 };
 
@@ -64,7 +65,25 @@ pub struct GrpcServer {
     in_process: Arc<InProcessCalls>,
     /// The TLS configuration of the listener, if it speaks TLS.
     tls: Option<ServerTls>,
+    /// Calls above this many in flight are refused at once ([`ShedLayer`]).
+    max_in_flight: usize,
+    /// Where shed calls are counted.
+    requests: key_telemetry::RequestMetrics,
 }
+
+/// The largest request KeyService decodes. Every request is a few hundred bytes (a key is 56
+/// characters; names, reasons, rules and lists are bounded far below this), so a larger one
+/// is refused before it is read (OUT_OF_RANGE, "decoded message length too large") instead of
+/// taking tonic's default 4 MiB of memory per call.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Concurrent calls on one HTTP/2 connection: a client that wants more opens another
+/// connection, and one connection cannot take the whole in-flight bound.
+const MAX_CONCURRENT_STREAMS: u32 = 256;
+
+/// The largest header block (all metadata of one call) the server accepts: a bearer key, a
+/// trace context and a request id take well under 1 KiB.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 /// How long requests in flight may take to finish after a shutdown signal, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,7 +125,10 @@ impl GrpcServer {
         let routes = Routes::new(health_service)
             .add_service(reflection_v1.build_v1()?)
             .add_service(reflection_v1alpha.build_v1alpha()?)
-            .add_service(KeyServiceServer::new(KeyServiceImpl::new(app.clone())))
+            .add_service(
+                KeyServiceServer::new(KeyServiceImpl::new(app.clone()))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
             .prepare();
         Ok(GrpcServer {
             telemetry: TelemetryLayer::new(app.metrics.requests(), &served),
@@ -120,6 +142,8 @@ impl GrpcServer {
             readiness: None,
             in_process: Arc::default(),
             tls: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            requests: app.metrics.requests(),
         })
     }
 
@@ -144,6 +168,13 @@ impl GrpcServer {
     /// unchanged.
     pub fn with_tls(mut self, tls: ServerTls) -> GrpcServer {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Refuses calls (RESOURCE_EXHAUSTED, reason `overloaded`) above `max_in_flight` in
+    /// flight over the listener, instead of queueing them. Health checks are never refused.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> GrpcServer {
+        self.max_in_flight = max_in_flight;
         self
     }
 
@@ -196,11 +227,15 @@ impl GrpcServer {
                 draining.notify_one();
             }
         };
-        // The first layer is the outermost: telemetry sees every call, refused ones too.
+        // The first layer is the outermost: telemetry sees every call, refused ones too. Calls
+        // are shed before authentication, which may read the database.
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .layer(
                 tower::ServiceBuilder::new()
                     .layer(self.telemetry)
+                    .layer(ShedLayer::new(self.max_in_flight, self.requests))
                     .layer(self.auth),
             )
             .add_routes(self.routes);

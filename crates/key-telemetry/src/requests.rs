@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
+        counter::Counter,
         family::Family,
         histogram::{Histogram, exponential_buckets},
     },
@@ -28,6 +29,11 @@ struct RpcLabels {
     rpc_service: &'static str,
     rpc_method: &'static str,
     rpc_grpc_status_code: i32,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabel {
+    transport: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +59,7 @@ pub struct RequestMetrics {
 struct Inner {
     rpc: Histograms<RpcLabels>,
     http: Histograms<HttpLabels>,
+    shed: Family<TransportLabel, Counter>,
 }
 
 impl RequestMetrics {
@@ -70,9 +77,23 @@ impl RequestMetrics {
             "REST requests answered, by method, route and status code, and how long each took in seconds",
             http.clone(),
         );
+        let shed = Family::<TransportLabel, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Requests refused at once because the front door was at its in-flight bound (gRPC RESOURCE_EXHAUSTED, REST 503), by transport",
+            shed.clone(),
+        );
         RequestMetrics {
-            inner: Arc::new(Inner { rpc, http }),
+            inner: Arc::new(Inner { rpc, http, shed }),
         }
+    }
+
+    /// Counts a request refused by the load shedding of `transport` (`grpc` or `http`).
+    pub fn shed(&self, transport: &'static str) {
+        self.inner
+            .shed
+            .get_or_create(&TransportLabel { transport })
+            .inc();
     }
 
     /// Records a call of `service`'s `method` (known ones only: the caller names any other

@@ -78,6 +78,10 @@ struct GatewayArgs {
     /// `keyrack serve --help`).
     #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<key_gateway::TrustedProxies>,
+    /// Requests served at once; above it a request is answered 503 `overloaded` with
+    /// `Retry-After: 1`. `/healthz` and `/readyz` are never refused.
+    #[arg(long, env = "KEYRACK_HTTP_MAX_IN_FLIGHT", default_value_t = key_gateway::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// For an `https://` upstream: the CA certificates (PEM) its certificate must chain to.
     #[arg(long, env = "KEYRACK_UPSTREAM_CA", value_name = "FILE")]
     upstream_ca: Option<PathBuf>,
@@ -247,6 +251,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
     let mut server = GrpcServer::new(&app, listener)?
         .with_drain_timeout(config.drain_timeout())
+        .with_max_in_flight(config.max_in_flight)
         .with_readiness(app.jobs.database.readiness());
     if let Some(tls) = grpc_tls {
         server = server.with_tls(tls);
@@ -259,6 +264,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             let upstream = Upstream::from_service(server.local_service());
             let mut gateway = Gateway::new(listener, upstream)?
                 .with_trusted_proxies(config.trusted_proxies())
+                .with_max_in_flight(config.http_max_in_flight)
                 .with_request_metrics(app.metrics.requests());
             if let Some(tls) = http_tls {
                 gateway = gateway.with_tls(tls);
@@ -299,7 +305,8 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let upstream = Upstream::connect_lazy_with_tls(&args.upstream, &upstream_tls)?;
     let mut gateway = Gateway::new(listener, upstream)?
-        .with_trusted_proxies(args.trusted_proxies.unwrap_or_default());
+        .with_trusted_proxies(args.trusted_proxies.unwrap_or_default())
+        .with_max_in_flight(args.max_in_flight);
     if let (Some(cert), Some(key)) = (args.http_tls_cert, args.http_tls_key) {
         let files = TlsFiles {
             cert,

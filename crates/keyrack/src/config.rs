@@ -49,6 +49,15 @@ pub(crate) struct ServeConfig {
     /// How long requests in flight may take to finish after SIGTERM or Ctrl-C, e.g. `10s`.
     #[arg(long, env = "KEYRACK_DRAIN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
+    /// Calls the gRPC server serves at once; above it a call is refused at once with
+    /// RESOURCE_EXHAUSTED (reason `overloaded`) instead of waiting. Health checks are never
+    /// refused.
+    #[arg(long, env = "KEYRACK_MAX_IN_FLIGHT", default_value_t = key_grpc::DEFAULT_MAX_IN_FLIGHT)]
+    pub(crate) max_in_flight: usize,
+    /// Requests the REST gateway serves at once; above it a request is answered 503
+    /// `overloaded` with `Retry-After: 1`. `/healthz` and `/readyz` are never refused.
+    #[arg(long, env = "KEYRACK_HTTP_MAX_IN_FLIGHT", default_value_t = key_gateway::DEFAULT_MAX_IN_FLIGHT)]
+    pub(crate) http_max_in_flight: usize,
     /// Deprecated: `--drain-timeout` in whole seconds.
     #[arg(
         long,

@@ -14,7 +14,7 @@ use std::{
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -65,11 +65,17 @@ impl Ca {
         path
     }
 
-    /// A certificate for `name`, valid for TLS servers on localhost and 127.0.0.1 or for TLS
-    /// clients, written to `dir/<file>.pem` and `dir/<file>-key.pem`.
+    /// A certificate for `name`, valid for TLS servers on localhost and 127.0.0.1, or for TLS
+    /// clients as `spiffe://keyrack.test/<name>`, written to `dir/<file>.pem` and
+    /// `dir/<file>-key.pem`.
     fn issue(&self, dir: &Path, file: &str, name: &str, client: bool) -> Issued {
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        if client {
+            let uri = rcgen::string::Ia5String::try_from(format!("spiffe://keyrack.test/{name}"))
+                .unwrap();
+            params.subject_alt_names = vec![SanType::URI(uri)];
+        }
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![if client {
             ExtendedKeyUsagePurpose::ClientAuth
@@ -292,6 +298,7 @@ async fn grpc_over_tls_answers_verify_key_and_refuses_plaintext() {
 
 /// Mutual TLS: only callers with a certificate signed by the client CA are answered; without
 /// one, or with one from another CA, the handshake fails. grpcurl works as the README shows.
+/// The access log names the certificate of each call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_refuses_callers_without_a_certificate_from_the_client_ca() {
     let pki = tempfile::tempdir().unwrap();
@@ -347,6 +354,12 @@ async fn mutual_tls_refuses_callers_without_a_certificate_from_the_client_ca() {
     assert!(!refused.status.success(), "{}", refused.text());
     let stderr = served.stop();
     assert!(stderr.contains("tls=mutual"), "{stderr}");
+    // The access log names the caller's certificate.
+    assert!(
+        stderr.lines().any(|line| line.contains("grpc call")
+            && line.contains(r#"client_cert="spiffe://keyrack.test/billing-service""#)),
+        "{stderr}"
+    );
 }
 
 /// Rotation in place: the files are replaced under a running server (by a certificate of

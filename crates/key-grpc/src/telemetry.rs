@@ -6,7 +6,8 @@
 //! RPC servers (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`) and
 //! continues the caller's W3C trace context. The authentication layer and the VerifyKey
 //! handler name the key id, its organization and the verdict in the call's `CallSlot`; the
-//! access-log line and the span report them. Nothing records the key itself.
+//! access-log line and the span report them. Nothing records the key itself. Over mutual TLS
+//! the access log also names the caller's certificate (`client_cert`: its URI or DNS name).
 
 use std::{
     collections::HashMap,
@@ -18,7 +19,10 @@ use std::{
 
 use key_telemetry::{CallSlot, RequestMetrics};
 use prost::Message as _;
-use tonic::body::Body;
+use tonic::{
+    body::Body,
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
 use tower::{Layer, Service};
 use tracing::{
     Instrument,
@@ -119,6 +123,7 @@ where
         let path = request.uri().path();
         let (service, method) = self.known.get(path).copied().unwrap_or((OTHER, OTHER));
         let request_id = key_telemetry::request_id(request.headers());
+        let client_cert = client_certificate(request.extensions());
         // A span only when it will be exported (see key_telemetry's sampling).
         let incoming = key_telemetry::Incoming::read(request.headers());
         let span = if incoming.sampled(path) {
@@ -173,6 +178,7 @@ where
                     status,
                     duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                     request_id = request_id.as_deref().map(debug),
+                    client_cert = client_cert.as_deref().map(debug),
                     trace_id = trace_id.map(display),
                     key_id = facts.key_id.map(display),
                     organization_id = facts.organization_id.map(display),
@@ -184,6 +190,14 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The name in the client certificate of the call's connection, over mutual TLS.
+fn client_certificate(extensions: &http::Extensions) -> Option<String> {
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    key_tls::certificate_name(certs.first()?)
 }
 
 /// The call's gRPC status code. A failed unary call is answered with its status in the

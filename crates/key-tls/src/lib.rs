@@ -238,6 +238,17 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
+/// The identity a client certificate names, for logs: its first URI subject alternative name
+/// (a SPIFFE ID, say), else its first DNS name; `None` if it names neither. The certificate is
+/// only parsed here: the handshake has verified it already.
+pub fn certificate_name(cert: &CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(cert).ok()?;
+    cert.valid_uri_names()
+        .next()
+        .or_else(|| cert.valid_dns_names().next())
+        .map(str::to_owned)
+}
+
 /// Reads the files every [`RELOAD_INTERVAL`] and publishes a new configuration when their
 /// contents change and load, until nobody accepts connections any more.
 async fn watch_files(

@@ -1,10 +1,10 @@
 # Sourced by the bench scripts that drive `keyrack serve`.
 #
 # `start_serve BIN DATA LOG [VAR=VALUE...]` starts BIN on the embedded SQLite in the directory
-# DATA (which must exist), gRPC and gateway on ephemeral ports, metrics off, with the log
-# filter LOG and the variables given, waits until both servers listen, and sets `pid`, `grpc`
-# and `http` (host:port each) and `admin` (the bootstrap key, read from its file). The caller
-# stops it.
+# DATA (which must exist), gRPC and gateway on ephemeral ports, metrics off (or on
+# `$metrics_listen` if the caller set it), with the log filter LOG and the variables given,
+# waits until both servers listen, and sets `pid`, `grpc` and `http` (host:port each) and
+# `admin` (the bootstrap key, read from its file). The caller stops it.
 #
 # `serve_fresh BIN` does that with BIN (the release build when empty, built first) in a fresh
 # temporary directory, setting `data` too; an EXIT trap stops the server and removes the
@@ -14,7 +14,7 @@ start_serve() {
   local bin=$1 dir=$2 log=$3
   shift 3
   env "$@" "$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
-    --metrics-listen off --data-dir "$dir" --log "$log" 2>"$dir/stderr" &
+    --metrics-listen "${metrics_listen:-off}" --data-dir "$dir" --log "$log" 2>"$dir/stderr" &
   pid=$!
   for _ in $(seq 1 100); do
     grep -q "HTTP gateway listening" "$dir/stderr" 2>/dev/null \

@@ -3,8 +3,9 @@
 //! and a replica whose notice listener is killed stays correct and listens again.
 //!
 //! The number of trials (`KEYRACK_PROPAGATION_TRIALS`, 30 by default) and of replicas
-//! (`KEYRACK_PROPAGATION_REPLICAS`, 3) can be raised: `bench/replicas.sh` runs the 200-trial
-//! measurement for BENCHMARKS.md. The distribution is printed (`--nocapture` shows it).
+//! (`KEYRACK_PROPAGATION_REPLICAS`, 3) can be raised, and the binary replaced
+//! (`KEYRACK_PROPAGATION_BIN`): `bench/replicas.sh` runs the measurement for BENCHMARKS.md
+//! with the release build. The distribution is printed (`--nocapture` shows it).
 
 use std::{
     net::Ipv4Addr,
@@ -45,6 +46,14 @@ struct Replica {
 impl Replica {
     async fn start(data_dir: &std::path::Path, database_url: &str) -> Replica {
         let mut command = keyrack();
+        // bench/replicas.sh measures the release build.
+        if let Some(bin) = std::env::var_os("KEYRACK_PROPAGATION_BIN") {
+            let mut release = std::process::Command::new(bin);
+            release
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+            command = release;
+        }
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off"])
             .args(["--metrics-listen", "off", "--log", "info"])

@@ -1,6 +1,7 @@
 //! A database outage, on a real PostgreSQL reached through a TCP proxy the test cuts (closing
-//! every connection and refusing new ones, as a stopped server does): cached keys follow the
-//! cache's stale bound, an unknown key is never VALID, calls that need the database fail fast
+//! every connection and refusing new ones, as a stopped server does): with its cache notice
+//! listener gone, a replica stops trusting its cache, so no key is VALID while the database
+//! cannot be read, calls that need the database fail fast
 //! with UNAVAILABLE, readiness (not liveness) turns NOT_SERVING, and everything recovers when
 //! the database answers again, without a restart.
 
@@ -139,9 +140,36 @@ async fn an_outage_fails_fast_flips_readiness_and_recovers_without_a_restart() {
         assert_eq!(list_keys(&app).await.unwrap(), 3);
 
         proxy.cut();
-        // A cached key verifies on (the cache's stale bound, its TTL, is the documented
-        // limit); a key the cache does not hold is never VALID.
-        assert!(app.verify(&cached, &["chat"]).await.valid);
+        // The cache notice listener's connection went with the others: this replica can no
+        // longer hear of changes made elsewhere, so it stops trusting its cache at once and a
+        // cached key is read from the database like any other: never VALID while it cannot be.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match app
+                .client
+                .clone()
+                .verify_key(v1::VerifyKeyRequest {
+                    key: cached.clone(),
+                    required_scopes: vec!["chat".into()],
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(verdict) if verdict.get_ref().valid => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "a cached key stayed VALID for 5 s without a notice listener"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(_) => break,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                    break;
+                }
+            }
+        }
+        // A key the cache does not hold is never VALID either.
         let started = Instant::now();
         let unknown = app
             .client
@@ -173,6 +201,15 @@ async fn an_outage_fails_fast_flips_readiness_and_recovers_without_a_restart() {
         let recovered = until_health(&app, ServingStatus::Serving).await;
         assert_eq!(list_keys(&app).await.unwrap(), 3);
         assert!(app.verify(&uncached, &["chat"]).await.valid);
+        // The listener subscribes again (backoff of at most 5 s) and the cache is used again.
+        assert!(
+            app.keyrack
+                .jobs
+                .cache_notices
+                .wait_until_listening(Duration::from_secs(10))
+                .await
+        );
+        assert!(app.verify(&cached, &["chat"]).await.valid);
         eprintln!(
             "outage: two calls failed within {failed_within:?}, readiness flipped after \
              {flipped:?}, recovered {recovered:?} after the database came back"

@@ -874,3 +874,51 @@ fn no_secret_reaches_the_logs_the_database_files_or_a_dump() {
     assert_holds_none("the TRACE log", served.stderr().as_bytes(), &secrets);
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
+
+/// `keyrack key check` tells a Keyrack key from look-alikes offline (a Stripe-shaped
+/// `sk_live_` string, a key with one character changed), one verdict per input line, exit
+/// status 1 when any input is not a key, and never prints a key.
+#[test]
+fn key_check_tells_keys_from_look_alikes_and_prints_no_key() {
+    use key_core::{ApiKey, Environment};
+    let key = ApiKey::generate(Environment::Live, &ring::rand::SystemRandom::new()).unwrap();
+    let key = key.expose().to_owned();
+    let mut altered = key.clone().into_bytes();
+    altered[10] = if altered[10] == b'a' { b'b' } else { b'a' };
+    let altered = String::from_utf8(altered).unwrap();
+    let stripe_like = format!("{LIVE_PREFIX}{}", "4eC39HqLyjWDarjtT1zdp7dc");
+
+    let mut good = keyrack();
+    good.args(["key", "check", &key]);
+    let checked = run_bounded(good, TIMEOUT).into_success("key check");
+    assert_eq!(
+        checked,
+        format!(
+            "1: well-formed live key sk_live_…{}\n",
+            &key[key.len() - 4..]
+        )
+    );
+
+    let mut mixed = keyrack();
+    mixed.args(["key", "check", &key, &altered, &stripe_like]);
+    let ran = run_bounded(mixed, TIMEOUT);
+    assert_eq!(ran.status.code(), Some(1), "{}", ran.text());
+    assert!(
+        ran.stdout.starts_with("1: well-formed live key"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("2: not a Keyrack key"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("3: not a Keyrack key"),
+        "{}",
+        ran.stdout
+    );
+    for secret in [&key, &altered, &stripe_like] {
+        assert!(!ran.text().contains(secret.as_str()), "{}", ran.text());
+    }
+}

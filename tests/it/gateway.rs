@@ -1355,3 +1355,43 @@ async fn an_id_that_is_not_utf8_gets_400_in_the_error_shape() {
         assert!(message.starts_with("invalid id"), "{path}: {message}");
     }
 }
+
+/// Envoy's ext_authz HTTP mode appends the original request's path (and query) to its
+/// `path_prefix`, and Traefik's forwardAuth can be set up alike: `/api/auth/verify/<original>`
+/// is the same verification as `/api/auth/verify`, whatever the method.
+#[tokio::test]
+async fn the_verify_endpoint_also_answers_under_the_original_path_as_envoy_sends_it() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let (chat, _) = create_simple(&app, "chat", &["chat"]).await;
+        let response = bearer(
+            &app,
+            Method::POST,
+            "/api/auth/verify/v1/chat/completions?stream=true",
+            &chat,
+        )
+        .header("x-keyrack-required-scopes", "chat")
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("x-keyrack-key-id"));
+        let response = bearer(&app, Method::GET, "/api/auth/verify/v1/agents", &chat)
+            .header("x-keyrack-required-scopes", "agents:write")
+            .send()
+            .await
+            .unwrap();
+        assert_error(
+            response,
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            Some("API key lacks required scope: agents:write"),
+        )
+        .await;
+        let response = anonymous(&app, Method::GET, "/api/auth/verify/v1/agents")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+}

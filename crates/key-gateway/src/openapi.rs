@@ -26,7 +26,7 @@ use crate::{alerts, audit, error, health, keys, organizations, usage, verify, we
         alerts::get_organization_alerts, alerts::put_organization_alerts,
         alerts::reset_organization_alerts, alerts::get_key_alerts, alerts::put_key_alerts,
         alerts::reset_key_alerts, alerts::test_alerts, alerts::list_alert_events,
-        verify::verify,
+        verify::verify, verify::verify_original_path,
         health::healthz, health::readyz,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, keys::ApiKeyJson, keys::CreatedKeyJson)),

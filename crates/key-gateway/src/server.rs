@@ -95,6 +95,10 @@ pub fn router(
         .route("/api/alerts/test", axum::routing::post(alerts::test_alerts))
         .route("/api/alert-events", get(alerts::list_alert_events))
         .route("/api/auth/verify", any(verify::verify))
+        .route(
+            "/api/auth/verify/{*original_path}",
+            any(verify::verify_original_path),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

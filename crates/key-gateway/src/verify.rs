@@ -70,6 +70,35 @@ pub(crate) async fn verify(
     }
 }
 
+/// [`verify`] under the original request's path: Envoy's ext_authz HTTP mode appends the
+/// path it is authorizing (and its query) to its `path_prefix`, and a Traefik forwardAuth
+/// address can end the same way. The path is not read: the scopes come from the
+/// `X-Keyrack-Required-Scopes` header the proxy adds (or a `scope` in the query, which can
+/// only require more).
+#[utoipa::path(
+    get, path = "/api/auth/verify/{original_path}", tag = "auth",
+    params(
+        ("original_path" = String, Path, description = "The path of the request being authorized, as the proxy appends it; not read"),
+        ("X-Keyrack-Required-Scopes" = Option<String>, Header, description = "Required scopes, comma-separated"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key may proceed", body = PrincipalJson),
+        (status = 400, description = "An unknown scope was required", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, revoked or expired key", body = ErrorBody),
+        (status = 403, description = "The key lacks a required scope", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn verify_original_path(
+    upstream: State<Upstream>,
+    client: Option<Extension<ClientAddress>>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    verify(upstream, client, headers, query).await
+}
+
 /// `client` is the end client, as `forwarded.rs` determined it: the brute-force guard counts
 /// failures by its address, and its country headers count only through a trusted proxy.
 async fn decide(

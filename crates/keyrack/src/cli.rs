@@ -64,6 +64,22 @@ enum Command {
         #[command(subcommand)]
         command: AdminKeyCommand,
     },
+    /// Offline checks of keys, for secret scanners.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Tells whether each KEY (or each line of stdin) is a well-formed Keyrack key: prefix,
+    /// length, alphabet and checksum, offline. Prints one verdict per input, never the key
+    /// itself; exits 1 if any input is not a key.
+    Check {
+        /// The keys to check; none: one per line of stdin.
+        keys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +201,17 @@ impl Cli {
                         database,
                     },
             } => create_admin_key(&organization, &name, operator, database).await,
+            Command::Key {
+                command: KeyCommand::Check { keys },
+            } => {
+                if crate::key_check::check(keys)? {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "not every input is a well-formed Keyrack key"
+                    ))
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod key_check;
 mod metrics_endpoint;
 mod setup;
 mod telemetry;

@@ -8,7 +8,7 @@
 # calls at once, so fewer could not reach the bound). Prints admitted throughput, shed calls
 # (key-bench's errors: RESOURCE_EXHAUSTED `overloaded`), the admitted calls' latency, and the
 # server's peak RSS (VmHWM). Figures also go to bench/results/overload-*.json.
-# Usage: bench/overload.sh [SECONDS] [MAX] [CONNECTIONS]
+# Usage: [QUOTA=5000] bench/overload.sh [SECONDS] [MAX] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +35,16 @@ start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info,keyrack=i
 # The server on core 0, key-bench on core 1: the generator cannot take the server's CPU, so the
 # load the server sees is the load offered.
 taskset -a -p -c 0 "$pid" >/dev/null
+# QUOTA (µs of CPU per 10 ms, e.g. 5000 for half a core): the server also gets a CFS quota
+# (cgroup v1, as root), so the generator's core can offer twice what the server can do.
+if [ -n "${QUOTA:-}" ]; then
+  group=/sys/fs/cgroup/cpu/keyrack-bench
+  mkdir -p "$group"
+  echo 10000 >"$group/cpu.cfs_period_us"
+  echo "$QUOTA" >"$group/cpu.cfs_quota_us"
+  for task in /proc/"$pid"/task/*; do basename "$task" >"$group/tasks"; done
+  trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; rmdir "$group" 2>/dev/null || true' EXIT
+fi
 bench=(taskset -c 1 "$bin/key-bench")
 KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
   -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')

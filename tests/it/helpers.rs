@@ -240,6 +240,16 @@ fn build(
     )
 }
 
+/// Waits until the notices of every change made so far have reached `keyrack`'s key cache.
+async fn caught_up(keyrack: &Application) {
+    keyrack
+        .jobs
+        .cache_notices
+        .caught_up(crate::process::TIMEOUT)
+        .await
+        .expect("the cache notices caught up");
+}
+
 /// Runs `server`, and `keyrack`'s jobs beside it as `keyrack serve` does, in a task until the
 /// returned sender sends (or is dropped); then the jobs stop after the server drained. On
 /// PostgreSQL, returns once the cache notice listener is subscribed, so the key cache is in
@@ -313,12 +323,7 @@ pub(crate) async fn spawn_second_server_configured(
 impl SecondServer {
     /// [`TestApp::caught_up`] for this server.
     pub(crate) async fn caught_up(&self) {
-        self.keyrack
-            .jobs
-            .cache_notices
-            .caught_up(crate::process::TIMEOUT)
-            .await
-            .expect("the cache notices caught up");
+        caught_up(&self.keyrack).await;
     }
 
     /// Stops the server gracefully and waits until it has stopped.
@@ -447,12 +452,7 @@ impl TestApp {
     /// after the change, and drop what they name once more), so a test that counts queries
     /// counts only its own.
     pub(crate) async fn caught_up(&self) {
-        self.keyrack
-            .jobs
-            .cache_notices
-            .caught_up(crate::process::TIMEOUT)
-            .await
-            .expect("the cache notices caught up");
+        caught_up(&self.keyrack).await;
     }
 
     pub(crate) async fn verify(&self, key: &str, scopes: &[&str]) -> v1::VerifyKeyResponse {

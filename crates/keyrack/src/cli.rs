@@ -9,7 +9,6 @@ use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
 use key_gateway::{Gateway, Upstream, UpstreamTls};
 use key_grpc::GrpcServer;
 use key_service::{Actor, Application, Metrics, NewKeyRequest, Parts, Settings};
-use key_tls::{Protocols, ServerTls, TlsFiles};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
@@ -117,22 +116,8 @@ struct GatewayArgs {
         requires = "upstream_cert"
     )]
     upstream_key: Option<PathBuf>,
-    /// The gateway's certificate chain (PEM): it serves HTTPS only. Re-read when it changes.
-    #[arg(
-        long,
-        env = "KEYRACK_HTTP_TLS_CERT",
-        value_name = "FILE",
-        requires = "http_tls_key"
-    )]
-    http_tls_cert: Option<PathBuf>,
-    /// The private key of `--http-tls-cert` (PEM).
-    #[arg(
-        long,
-        env = "KEYRACK_HTTP_TLS_KEY",
-        value_name = "FILE",
-        requires = "http_tls_cert"
-    )]
-    http_tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    http_tls: crate::config::HttpTlsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,14 +319,7 @@ async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let mut gateway = Gateway::new(listener, upstream)?
         .with_trusted_proxies(args.trusted_proxies.unwrap_or_default())
         .with_max_in_flight(args.max_in_flight);
-    if let (Some(cert), Some(key)) = (args.http_tls_cert, args.http_tls_key) {
-        let files = TlsFiles {
-            cert,
-            key,
-            client_ca: None,
-        };
-        let tls = ServerTls::load(files, Protocols::Http2AndHttp1)
-            .context("--http-tls-cert/--http-tls-key")?;
+    if let Some(tls) = args.http_tls.load()? {
         gateway = gateway.with_tls(tls);
     }
     gateway.run_until(shutdown.wait()).await?;

@@ -155,23 +155,8 @@ pub(crate) struct ServeConfig {
         requires = "tls_cert"
     )]
     tls_client_ca: Option<PathBuf>,
-    /// The REST gateway's certificate chain (PEM): the gateway is served over HTTPS only.
-    /// Re-read when the file changes, as is the key.
-    #[arg(
-        long,
-        env = "KEYRACK_HTTP_TLS_CERT",
-        value_name = "FILE",
-        requires = "http_tls_key"
-    )]
-    http_tls_cert: Option<PathBuf>,
-    /// The private key of `--http-tls-cert` (PEM).
-    #[arg(
-        long,
-        env = "KEYRACK_HTTP_TLS_KEY",
-        value_name = "FILE",
-        requires = "http_tls_cert"
-    )]
-    http_tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    http_tls: HttpTlsArgs,
     /// What to do about pending database migrations at start: `auto` applies them (on
     /// PostgreSQL under a lock, so replicas started together migrate once), `check` refuses to
     /// start unless the schema is current (for deployments that migrate with a job: `keyrack
@@ -268,17 +253,7 @@ impl ServeConfig {
 
     /// The REST gateway's TLS configuration, if it has a certificate.
     pub(crate) fn http_tls(&self) -> anyhow::Result<Option<ServerTls>> {
-        let (Some(cert), Some(key)) = (&self.http_tls_cert, &self.http_tls_key) else {
-            return Ok(None);
-        };
-        let files = TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: None,
-        };
-        let tls = ServerTls::load(files, Protocols::Http2AndHttp1)
-            .context("--http-tls-cert/--http-tls-key")?;
-        Ok(Some(tls))
+        self.http_tls.load()
     }
 
     /// Whose `X-Forwarded-For` the gateway believes.
@@ -346,6 +321,46 @@ impl std::str::FromStr for Listen {
         } else {
             value.parse().map(Listen::At)
         }
+    }
+}
+
+/// The REST gateway's HTTPS listener, the same flags in `serve` and `gateway`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpTlsArgs {
+    /// The REST gateway's certificate chain (PEM): the gateway is served over HTTPS only.
+    /// Re-read when the file changes, as is the key.
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_CERT",
+        value_name = "FILE",
+        requires = "http_tls_key"
+    )]
+    http_tls_cert: Option<PathBuf>,
+    /// The private key of `--http-tls-cert` (PEM).
+    #[arg(
+        long,
+        env = "KEYRACK_HTTP_TLS_KEY",
+        value_name = "FILE",
+        requires = "http_tls_cert"
+    )]
+    http_tls_key: Option<PathBuf>,
+}
+
+impl HttpTlsArgs {
+    /// The listener's TLS configuration, if it has a certificate. Files that cannot be read
+    /// stop the start.
+    pub(crate) fn load(&self) -> anyhow::Result<Option<ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.http_tls_cert, &self.http_tls_key) else {
+            return Ok(None);
+        };
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+        };
+        let tls = ServerTls::load(files, Protocols::Http2AndHttp1)
+            .context("--http-tls-cert/--http-tls-key")?;
+        Ok(Some(tls))
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -20,7 +19,7 @@ use tonic::{
 };
 use tower::{Layer, Service};
 
-use crate::status_from_error;
+use crate::{BoxFuture, status_from_error};
 
 /// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, and
 /// health and reflection are public by nature.
@@ -79,8 +78,6 @@ pub(crate) struct AuthService<S> {
     inner: S,
     access: Arc<Access>,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S> Service<http::Request<Body>> for AuthService<S>
 where

@@ -25,3 +25,7 @@ pub use error::Error;
 pub use server::{DEFAULT_DRAIN_TIMEOUT, GrpcServer, LocalService};
 pub use shed::DEFAULT_MAX_IN_FLIGHT;
 pub use status::status_from_error;
+
+/// The future of the tower services here (`AuthService`, `TelemetryService`, `Shed`,
+/// `LocalService`): boxed, since each wraps an inner future in an `async` block.
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;

@@ -31,7 +31,7 @@ use tower::{Layer, Service};
 use key_service::Application;
 
 use crate::{
-    Error,
+    BoxFuture, Error,
     auth::{AuthLayer, AuthService},
     service::KeyServiceImpl,
     shed::{DEFAULT_MAX_IN_FLIGHT, ShedLayer},
@@ -316,8 +316,6 @@ pub struct LocalService {
     inner: TelemetryService<AuthService<Routes>>,
     calls: Arc<InProcessCalls>,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl Service<http::Request<Body>> for LocalService {
     type Response = http::Response<Body>;

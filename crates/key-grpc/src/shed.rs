@@ -5,8 +5,6 @@
 //! saw a busy replica as dead would restart it and move its load onto the others.
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -18,6 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Status, body::Body};
 use tonic_types::{ErrorDetails, StatusExt};
 use tower::{Layer, Service};
+
+use crate::BoxFuture;
 
 /// How many calls may be in flight at once by default, per server. Far above what two cores
 /// finish in a millisecond (BENCHMARKS.md, "Shedding"), so it only binds when calls queue.
@@ -71,8 +71,6 @@ pub(crate) struct Shed<S> {
     inner: S,
     layer: ShedLayer,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// The refusal of a shed call.
 fn overloaded() -> Status {

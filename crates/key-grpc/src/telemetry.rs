@@ -11,7 +11,6 @@
 
 use std::{
     collections::HashMap,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Instant,
@@ -28,6 +27,8 @@ use tracing::{
     Instrument,
     field::{Empty, display},
 };
+
+use crate::BoxFuture;
 
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
@@ -94,8 +95,6 @@ pub(crate) struct TelemetryService<S> {
     requests: RequestMetrics,
     known: Arc<Methods>,
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// What an unknown service or method is called.
 const OTHER: &str = "_OTHER";

@@ -105,6 +105,12 @@ impl Store {
             .collect())
     }
 
+    /// Whether writes to this database send cache notices (PostgreSQL), so other processes'
+    /// changes can reach a key cache; SQLite is one process and sends none.
+    pub fn sends_cache_notices(&self) -> bool {
+        self.listener.is_some()
+    }
+
     /// On PostgreSQL, a listener for the cache notices of every process that writes to this
     /// database (not yet subscribed); `None` on SQLite, which is one process.
     pub fn notice_listener(&self) -> Option<NoticeListener> {
@@ -115,7 +121,7 @@ impl Store {
     /// far (PostgreSQL delivers notices in commit order): a listener that receives it has
     /// received theirs. Does nothing on SQLite.
     pub async fn send_cache_marker(&self, marker: &str) -> Result<(), Error> {
-        if self.listener.is_none() {
+        if !self.sends_cache_notices() {
             return Ok(());
         }
         self.db

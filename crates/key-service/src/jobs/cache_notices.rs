@@ -55,7 +55,7 @@ impl CacheNotices {
     /// until the listener is subscribed ([`CacheNotices::run`]); on SQLite there is nothing to
     /// listen to (one process) and the cache is used at once.
     pub(crate) fn new(store: Store, cache: Arc<KeyCache>, metrics: Metrics) -> CacheNotices {
-        let needed = store.notice_listener().is_some();
+        let needed = store.sends_cache_notices();
         if needed {
             cache.suspend();
         }
@@ -78,7 +78,7 @@ impl CacheNotices {
     /// database behind them. For tests, and for whoever must read their own writes through
     /// another replica.
     pub async fn caught_up(&self, timeout: Duration) -> Result<(), Error> {
-        if self.store.notice_listener().is_none() {
+        if !self.store.sends_cache_notices() {
             return Ok(());
         }
         let number = self.markers.sent.fetch_add(1, Ordering::SeqCst) + 1;

@@ -13,11 +13,10 @@
 //! ```
 
 use std::{
-    net::Ipv4Addr,
     path::Path,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -28,7 +27,7 @@ use tempfile::TempDir;
 use tonic::{Status, transport::Channel};
 
 use crate::{
-    helpers::{Backend, TestDatabase, authed, backends},
+    helpers::{Backend, TestDatabase, authed, backends, fresh_client_ip},
     process::{LoggedChild, TIMEOUT, bootstrap_key, keyrack},
     redis_limiter::logged_address,
 };
@@ -171,9 +170,6 @@ async fn verify_for(
     .await
 }
 
-/// How many verifications meant to fail the test has sent.
-static REFUSALS: AtomicU32 = AtomicU32::new(0);
-
 /// Verifies a revoked `key` for an end client of its own. The load stands for a service that
 /// verifies for many end clients, and each revoked key is presented once, by whoever held it;
 /// from one address, the brute-force guard would rightly block the test after 100 refusals
@@ -182,10 +178,7 @@ async fn verify_revoked(
     client: &mut KeyServiceClient<Channel>,
     key: &str,
 ) -> Result<v1::VerifyKeyResponse, Status> {
-    let n = REFUSALS.fetch_add(1, Ordering::Relaxed);
-    // 10.0.0.0/8 holds 2^24 addresses, far more than any run sends.
-    let client_ip = Ipv4Addr::from(0x0A00_0000 | (n & 0x00FF_FFFF)).to_string();
-    verify_for(client, key, client_ip).await
+    verify_for(client, key, fresh_client_ip()).await
 }
 
 async fn revoke(

@@ -240,6 +240,15 @@ fn build(
     )
 }
 
+/// An end client's address not handed out before in this test process (10.0.0.0/8 holds 2^24,
+/// far more than any run takes), for loads that present many refused keys: from one address
+/// the brute-force guard would rightly block the test after 100 refusals.
+pub(crate) fn fresh_client_ip() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::net::Ipv4Addr::from(0x0A00_0000 | (n & 0x00FF_FFFF)).to_string()
+}
+
 /// Waits until the notices of every change made so far have reached `keyrack`'s key cache.
 async fn caught_up(keyrack: &Application) {
     keyrack

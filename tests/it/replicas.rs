@@ -7,17 +7,13 @@
 //! (`KEYRACK_PROPAGATION_BIN`): `bench/replicas.sh` runs the measurement for BENCHMARKS.md
 //! with the release build. The distribution is printed (`--nocapture` shows it).
 
-use std::{
-    net::Ipv4Addr,
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use key_proto::v1::{self, key_service_client::KeyServiceClient};
 use tonic::transport::Channel;
 
 use crate::{
-    helpers::{Backend, TestDatabase, authed, backends},
+    helpers::{Backend, TestDatabase, authed, backends, fresh_client_ip},
     process::{LoggedChild, TIMEOUT, bootstrap_key, keyrack},
     redis_limiter::logged_address,
 };
@@ -84,14 +80,6 @@ impl Replica {
     }
 }
 
-/// A client address of its own for each verification meant to be refused: the brute-force
-/// guard would rightly block one address that presents hundreds of revoked keys.
-fn client_ip() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    Ipv4Addr::from(0x0A00_0000 | (n & 0x00FF_FFFF)).to_string()
-}
-
 async fn verify(client: &mut KeyServiceClient<Channel>, key: &str, ip: &str) -> bool {
     let response = client
         .verify_key(v1::VerifyKeyRequest {
@@ -113,7 +101,7 @@ async fn first_refusal(
     key: String,
     deadline: Instant,
 ) -> Option<Instant> {
-    let ip = client_ip();
+    let ip = fresh_client_ip();
     while Instant::now() < deadline {
         if !verify(&mut client, &key, &ip).await {
             return Some(Instant::now());
@@ -144,7 +132,7 @@ async fn create_key(client: &mut KeyServiceClient<Channel>, admin: &str) -> (Str
 async fn trial(replicas: &mut [Replica], admin: &str) -> Vec<Duration> {
     let (id, key) = create_key(&mut replicas[0].client, admin).await;
     for replica in &mut replicas[1..] {
-        let ip = client_ip();
+        let ip = fresh_client_ip();
         // Twice: the first reads the store, the second is answered from the cache.
         assert!(verify(&mut replica.client, &key, &ip).await);
         assert!(verify(&mut replica.client, &key, &ip).await);
@@ -245,7 +233,7 @@ async fn a_key_revoked_through_one_replica_is_refused_by_every_other_within_a_se
     // The second replica's listener is killed. A key it has cached is revoked at once: the
     // notice is lost with the connection, and the replica must refuse the key anyway.
     let (id, key) = create_key(&mut replicas[0].client, &admin).await;
-    let ip = client_ip();
+    let ip = fresh_client_ip();
     assert!(verify(&mut replicas[1].client, &key, &ip).await);
     assert!(verify(&mut replicas[1].client, &key, &ip).await);
     assert!(terminate_listener(&url, &replicas[1]).await >= 1);

@@ -18,6 +18,7 @@ mod cli;
 mod context;
 mod escalation;
 mod examples;
+mod ext_authz;
 mod faults;
 mod flood;
 mod gateway;

@@ -11,6 +11,7 @@ mod audit_log;
 mod auth;
 mod convert;
 mod error;
+mod ext_authz;
 mod keys;
 mod organizations;
 mod server;

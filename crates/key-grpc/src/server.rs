@@ -28,11 +28,12 @@ use tonic::{Status, body::Body, service::Routes, transport::server::TcpIncoming}
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Layer, Service};
 
-use key_service::Application;
+use key_service::{Application, verify::ExtAuthz};
 
 use crate::{
     BoxFuture, Error,
     auth::{AuthLayer, AuthService},
+    ext_authz::AuthorizationService,
     service::KeyServiceImpl,
     shed::{DEFAULT_MAX_IN_FLIGHT, ShedLayer},
     telemetry::{TelemetryLayer, TelemetryService},
@@ -77,6 +78,10 @@ pub struct GrpcServer {
 /// taking tonic's default 4 MiB of memory per call.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// The largest CheckRequest ext_authz decodes: it carries the proxied request's headers, which
+/// Envoy bounds at 60 KiB by default, and its body only if the filter is told to send it.
+const MAX_CHECK_REQUEST_BYTES: usize = 256 * 1024;
+
 /// Concurrent calls on one HTTP/2 connection: a client that wants more opens another
 /// connection, and one connection cannot take the whole in-flight bound.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -106,13 +111,16 @@ impl GrpcServer {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_types::pb::FILE_DESCRIPTOR_SET,
         ];
-        // Every method served, reflection's too, for the telemetry layer's names.
+        // Every method served, reflection's too, for the telemetry layer's names; ext_authz's
+        // Check too, whether or not it is configured.
+        let check_method = key_proto::envoy::check_method_descriptor();
         let served: Vec<&[u8]> = descriptors
             .iter()
             .copied()
             .chain([
                 tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
                 tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+                &check_method,
             ])
             .collect();
         let mut reflection_v1 = tonic_reflection::server::Builder::configure();
@@ -175,6 +183,20 @@ impl GrpcServer {
     /// flight over the listener, instead of queueing them. Health checks are never refused.
     pub fn with_max_in_flight(mut self, max_in_flight: usize) -> GrpcServer {
         self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// Also serves Envoy's ext_authz API (`envoy.service.auth.v3.Authorization/Check`),
+    /// deciding with `ext_authz`, on the listener and in memory. Without it, Check answers
+    /// UNIMPLEMENTED. Call it before [`GrpcServer::local_service`].
+    pub fn with_ext_authz(mut self, ext_authz: ExtAuthz) -> GrpcServer {
+        self.routes = self
+            .routes
+            .add_service(
+                key_proto::envoy::AuthorizationServer::new(AuthorizationService::new(ext_authz))
+                    .max_decoding_message_size(MAX_CHECK_REQUEST_BYTES),
+            )
+            .prepare();
         self
     }
 

@@ -6,6 +6,7 @@
 //! Every other crate uses these types; none generates its own.
 
 mod bearer;
+pub mod envoy;
 mod vocabulary;
 
 pub use bearer::{BearerError, bearer_token};

@@ -8,7 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
 use key_gateway::{Gateway, Upstream, UpstreamTls};
 use key_grpc::GrpcServer;
-use key_service::{Actor, Application, Metrics, NewKeyRequest, Parts, Settings};
+use key_service::{
+    Actor, Application, Metrics, NewKeyRequest, Parts, Settings,
+    verify::{ClientAddresses, ExtAuthz},
+};
 use ring::rand::SystemRandom;
 use tokio::net::TcpListener;
 
@@ -259,6 +262,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     // Like the ports: a certificate that does not load stops the start before the bootstrap.
     let grpc_tls = config.grpc_tls()?;
     let http_tls = config.http_tls()?;
+    let ext_authz_routes = config.ext_authz_routes()?;
     setup::bootstrap(&app, config.database.data_dir()).await?;
 
     let mut server = GrpcServer::new(&app, listener)?
@@ -267,6 +271,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .with_readiness(app.jobs.database.readiness());
     if let Some(tls) = grpc_tls {
         server = server.with_tls(tls);
+    }
+    if let Some(routes) = ext_authz_routes {
+        // The client of a checked request is found as the gateway finds its own.
+        let trusted = config.trusted_proxies();
+        let clients: ClientAddresses =
+            Arc::new(move |source, forwarded| trusted.client_address(source, forwarded));
+        server = server.with_ext_authz(
+            ExtAuthz::new(app.verifier.clone(), routes).with_client_addresses(clients),
+        );
     }
     // The gateway of this process calls the gRPC service's own stack in memory: the same
     // authentication and handlers as over the network, without a socket in between.

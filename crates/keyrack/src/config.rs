@@ -19,7 +19,9 @@ use key_gateway::TrustedProxies;
 use key_service::{
     KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, Settings, UsageRetention,
     WebhookSettings,
-    verify::{CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL},
+    verify::{
+        CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL, ExtAuthzRoutes,
+    },
 };
 use key_tls::{Protocols, ServerTls, TlsFiles};
 
@@ -77,9 +79,17 @@ pub(crate) struct ServeConfig {
     /// Reverse proxies in front of the REST gateway, comma-separated addresses or CIDR
     /// networks (e.g. `10.0.0.0/8,192.0.2.7`). The client's address, which the brute-force
     /// guard counts failures by, is read from the right of `X-Forwarded-For` through these
-    /// proxies only; by default none is trusted and the client is the TCP peer.
+    /// proxies only; by default none is trusted and the client is the TCP peer. ext_authz
+    /// checks walk the `X-Forwarded-For` of the checked request the same way, from the source
+    /// address Envoy reports.
     #[arg(long, env = "KEYRACK_TRUSTED_PROXIES", value_name = "LIST")]
     trusted_proxies: Option<TrustedProxies>,
+    /// Serve Envoy's ext_authz API (`envoy.service.auth.v3.Authorization/Check`) on the gRPC
+    /// listener, with the routes of this TOML file: which scopes each host, method and path
+    /// prefix needs (the first matching route decides; a request matching none is refused).
+    /// Read once at start; without it, Check answers UNIMPLEMENTED.
+    #[arg(long, env = "KEYRACK_EXT_AUTHZ_ROUTES", value_name = "FILE")]
+    ext_authz_routes: Option<PathBuf>,
     /// How many keys are cached in memory for verification (a few hundred bytes each).
     #[arg(long, env = "KEYRACK_KEY_CACHE_CAPACITY", default_value_t = key_service::verify::DEFAULT_KEY_CACHE_CAPACITY)]
     key_cache_capacity: usize,
@@ -254,6 +264,20 @@ impl ServeConfig {
     /// The REST gateway's TLS configuration, if it has a certificate.
     pub(crate) fn http_tls(&self) -> anyhow::Result<Option<ServerTls>> {
         self.http_tls.load()
+    }
+
+    /// The ext_authz routes, if a file is given. One that cannot be read or has a mistake
+    /// stops the start.
+    pub(crate) fn ext_authz_routes(&self) -> anyhow::Result<Option<ExtAuthzRoutes>> {
+        let Some(path) = &self.ext_authz_routes else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--ext-authz-routes: cannot read {}", path.display()))?;
+        let routes = ExtAuthzRoutes::parse(&text)
+            .with_context(|| format!("--ext-authz-routes {}", path.display()))?;
+        tracing::info!(path = %path.display(), routes = routes.len(), "ext_authz routes loaded");
+        Ok(Some(routes))
     }
 
     /// Whose `X-Forwarded-For` the gateway believes.

@@ -7,6 +7,7 @@
 //! lookup), verdict, limits, count. Nothing here writes to the store.
 
 mod context;
+mod ext_authz;
 mod geoip;
 mod key_cache;
 mod key_lookup;
@@ -26,6 +27,10 @@ use uuid::Uuid;
 
 pub use self::{
     context::{Country, MAX_TAG_LEN, VerifyContext},
+    ext_authz::{
+        AuthzRequest, ClientAddresses, Decision, ExtAuthz, ExtAuthzRoutes, NO_ROUTE_MESSAGE, Route,
+        RoutesError,
+    },
     geoip::CountryDb,
     key_cache::{
         DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_KEY_CACHE_TTL, DEFAULT_NEGATIVE_CACHE_CAPACITY,

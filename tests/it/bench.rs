@@ -115,7 +115,7 @@ async fn a_key_the_server_refuses_stops_the_run_before_any_load_with_the_reason(
 }
 
 /// Every row counted requests and no errors.
-fn assert_rows_clean(rows: &[serde_json::Value], json: &serde_json::Value) {
+pub(crate) fn assert_rows_clean(rows: &[serde_json::Value], json: &serde_json::Value) {
     for row in rows {
         assert!(row["requests"].as_u64().unwrap() > 0, "{json:#}");
         assert_eq!(row["errors"], 0, "{json:#}");
@@ -151,7 +151,7 @@ async fn run_key_bench(app: &TestApp, extra: &[&str]) -> (String, serde_json::Va
 /// The `key-bench` binary, built once per test run. Cargo only builds the binaries of the
 /// package under test (`keyrack`), so this asks Cargo for it (only that binary: the `keyrack`
 /// binary other tests are running is left alone) and reads its path from Cargo's messages.
-async fn key_bench_binary() -> PathBuf {
+pub(crate) async fn key_bench_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     if let Some(path) = BINARY.get() {
         return path.clone();

@@ -21,8 +21,9 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
 use crate::{
-    helpers::{TestApp, backends, spawn_app},
-    process::{LoggedChild, bootstrap_key, keyrack, run_bounded},
+    bench::{assert_rows_clean, key_bench_binary},
+    helpers::{Backend, TestApp, backends, spawn_app},
+    process::{LoggedChild, TIMEOUT, bootstrap_key, keyrack, run_bounded},
     ratelimit::{create_limited, limit},
 };
 
@@ -50,6 +51,7 @@ const PROXY: &str = "192.0.2.10";
 
 /// Check served beside KeyService on a server of its own, over `app`'s application.
 struct CheckServer {
+    addr: std::net::SocketAddr,
     client: AuthorizationClient<Channel>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -84,6 +86,7 @@ impl CheckServer {
             .await
             .unwrap();
         CheckServer {
+            addr,
             client,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -589,4 +592,94 @@ fn serve_answers_check_with_its_routes_file() {
         "{}",
         ran.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_bench_measures_check_beside_verify_key() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let checks = CheckServer::start(&app).await;
+    let key = app.create_key("bench", &["chat"], "").await.key;
+    let dir = tempfile::tempdir().unwrap();
+    let json_path = dir.path().join("figures.json");
+    let mut command = std::process::Command::new(key_bench_binary().await);
+    command
+        .args(["--addr", &format!("http://{}", checks.addr)])
+        .args(["--ext-authz", "/v1/chat/completions"])
+        .args(["--duration", "250ms", "--rounds", "2", "--warmup", "100ms"])
+        .arg("--json")
+        .arg(&json_path)
+        .env("KEYRACK_BENCH_KEY", &key);
+    let ran = tokio::task::spawn_blocking(move || run_bounded(command, TIMEOUT))
+        .await
+        .unwrap();
+    let table = ran.expect_success("key-bench --ext-authz").to_owned();
+    assert!(!ran.text().contains(&key), "the key leaked into the output");
+    assert!(table.contains("ext_authz Authorization/Check"), "{table}");
+    assert!(
+        table.contains("ratio ext_authz Check/VerifyKey throughput: "),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{json:#}");
+    assert_rows_clean(rows, &json);
+    assert!(json["ratio_check_verify_throughput"].as_f64().unwrap() > 0.0);
+    checks.stop().await;
+}
+
+#[tokio::test]
+async fn without_routes_check_is_not_served() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let status = AuthorizationClient::connect(format!("http://{}", app.addr))
+        .await
+        .unwrap()
+        .check(check_request("GET", "x", "/", &[], "127.0.0.1"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
+}
+
+#[test]
+fn the_documented_routes_are_the_shipped_file_and_parse() {
+    let root = crate::process::repo_root();
+    let shipped = std::fs::read_to_string(root.join("deploy/envoy/routes.toml")).unwrap();
+    let routes = ExtAuthzRoutes::parse(&shipped).unwrap();
+    assert_eq!(routes.len(), 5);
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let documented = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has a toml block");
+    assert_eq!(
+        documented, shipped,
+        "README.md's routes are not deploy/envoy/routes.toml"
+    );
+    // The routes decide as the README says.
+    let scopes = |method: &str, host: &str, path: &str| {
+        routes.find(host, method, path).map(|route| {
+            route
+                .scopes()
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+        })
+    };
+    assert_eq!(
+        scopes("POST", "api.example.com", "/api/agents/1"),
+        Some(vec!["agents:write"])
+    );
+    assert_eq!(
+        scopes("GET", "api.example.com", "/api/agents"),
+        Some(vec!["agents:read"])
+    );
+    assert_eq!(
+        scopes("GET", "chat.example.com:443", "/anything"),
+        Some(vec!["chat"])
+    );
+    assert_eq!(
+        scopes("GET", "api.example.com", "/api/catalogue/x"),
+        Some(vec![])
+    );
+    assert_eq!(scopes("POST", "api.example.com", "/api/catalogue"), None);
 }

@@ -78,6 +78,13 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) flood: Option<f64>,
 
+    /// Adds a target: Envoy's ext_authz `envoy.service.auth.v3.Authorization/Check` with the
+    /// valid key, for a GET of this path (on host `bench.keyrack`, from --client-ip), which the
+    /// server's --ext-authz-routes must map to --scope. Reported beside VerifyKey, with the
+    /// ratio of their throughputs.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) ext_authz: Option<String>,
+
     /// The end client's address sent with the valid key (flood requests use distinct ones).
     #[arg(long, default_value = "203.0.113.7")]
     pub(crate) client_ip: String,

@@ -24,6 +24,10 @@ pub(crate) enum Error {
     MalformedKey,
     #[error("the server does not accept the benchmark key for scope {scope:?}: {reason}")]
     KeyRejected { scope: String, reason: String },
+    #[error(
+        "ext_authz Check did not allow the key (does --ext-authz-routes map the --ext-authz path to --scope?): {0}"
+    )]
+    CheckRefused(String),
     #[error("the server's health check failed: {0}")]
     Unhealthy(String),
     #[error("--flood must be a fraction between 0 and 1, got {0}")]

@@ -154,5 +154,6 @@ fn target_row(target: Target) -> crate::target::Row {
         Target::Health => Row::Health,
         Target::Verify => Row::Verify,
         Target::Flood => Row::FloodValid,
+        Target::ExtAuthz => Row::ExtAuthz,
     }
 }

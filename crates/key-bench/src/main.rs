@@ -1,7 +1,8 @@
 //! `key-bench`: a load generator for Keyrack. It drives a running server over real gRPC, with
 //! several HTTP/2 connections, and measures `keyrack.v1.KeyService/VerifyKey` against the
 //! server's own `grpc.health.v1.Health/Check` in the same run, alternating rounds, so that the
-//! ratio of the two is what a shared machine's noise affects least. See BENCHMARKS.md.
+//! ratio of the two is what a shared machine's noise affects least; with `--ext-authz`, Envoy's
+//! ext_authz Check too, against VerifyKey. See BENCHMARKS.md.
 
 mod cli;
 mod error;
@@ -14,7 +15,10 @@ use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use key_core::ApiKey;
-use key_proto::v1::VerifyKeyRequest;
+use key_proto::{
+    envoy::{Address, AttributeContext, CheckRequest, SocketAddress, address, attribute_context},
+    v1::VerifyKeyRequest,
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{
@@ -66,12 +70,19 @@ async fn run(args: &Args) -> Result<Report, Error> {
         country: args.country.clone(),
         tag: args.tag.clone(),
     };
-    let client = Arc::new(Client::new(&channels, valid, flood.unwrap_or(0.0)));
-    preflight(&client, &args.scope).await?;
+    let check = args
+        .ext_authz
+        .as_deref()
+        .map(|path| check_request(path, &args.key, &args.client_ip));
+    let client = Arc::new(Client::new(&channels, valid, check, flood.unwrap_or(0.0)));
+    preflight(&client, &args.scope, args.ext_authz.is_some()).await?;
 
     let mut targets = vec![Target::Health, Target::Verify];
     if flood.is_some() {
         targets.push(Target::Flood);
+    }
+    if args.ext_authz.is_some() {
+        targets.push(Target::ExtAuthz);
     }
     let empty = Recorder::new()?;
     let run_phase = |target: Target, duration: Duration| {
@@ -91,7 +102,7 @@ async fn run(args: &Args) -> Result<Report, Error> {
         }
     }
     let mut recorder = empty.clone();
-    let mut elapsed = [Duration::ZERO; 3];
+    let mut elapsed = [Duration::ZERO; 4];
     for _ in 0..args.rounds {
         for &target in &targets {
             let Phase {
@@ -111,6 +122,7 @@ async fn run(args: &Args) -> Result<Report, Error> {
         duration: args.duration,
         rounds: args.rounds,
         flood,
+        ext_authz: args.ext_authz.is_some(),
     };
     let report = Report::new(setup, &recorder, |target| elapsed[target as usize]);
     print!("{}", report.table(&args.addr));
@@ -162,7 +174,7 @@ async fn connect(address: &str, count: u16, args: &Args) -> Result<Vec<Channel>,
 
 /// Checks, once, that the server is healthy and accepts the key, so that a wrong key or address
 /// is a clear error rather than a table full of failures.
-async fn preflight(client: &Client, scope: &str) -> Result<(), Error> {
+async fn preflight(client: &Client, scope: &str, ext_authz: bool) -> Result<(), Error> {
     if let (_, Err(error)) = client.call(Target::Health, 0).await {
         return Err(Error::Unhealthy(error));
     }
@@ -172,5 +184,38 @@ async fn preflight(client: &Client, scope: &str) -> Result<(), Error> {
             reason,
         });
     }
+    if ext_authz && let (_, Err(reason)) = client.call(Target::ExtAuthz, 0).await {
+        return Err(Error::CheckRefused(reason));
+    }
     Ok(())
+}
+
+/// The Check request Envoy's ext_authz filter would send for a GET of `path` by the client at
+/// `client_ip` presenting `key`: only what Keyrack reads (the request line, the Authorization
+/// header, the source address).
+fn check_request(path: &str, key: &str, client_ip: &str) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(attribute_context::Peer {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: client_ip.to_owned(),
+                        ..SocketAddress::default()
+                    })),
+                }),
+                ..attribute_context::Peer::default()
+            }),
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    method: "GET".to_owned(),
+                    host: "bench.keyrack".to_owned(),
+                    path: path.to_owned(),
+                    headers: [("authorization".to_owned(), format!("Bearer {key}"))].into(),
+                    ..attribute_context::HttpRequest::default()
+                }),
+                ..attribute_context::Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Report {
     pub(crate) ratio_verify_health_throughput: Option<f64>,
     /// The valid key's p99 under the flood divided by its p99 without it.
     pub(crate) ratio_flood_valid_p99: Option<f64>,
+    /// ext_authz Check throughput divided by VerifyKey throughput, in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_check_verify_throughput: Option<f64>,
     /// Open loop: how late the generator itself sent requests (part of every latency).
     pub(crate) send_lag_p99_us: Option<f64>,
 }
@@ -59,6 +62,8 @@ pub(crate) struct Setup {
     pub(crate) duration: Duration,
     pub(crate) rounds: u16,
     pub(crate) flood: Option<f64>,
+    /// Whether ext_authz's Check ran too.
+    pub(crate) ext_authz: bool,
 }
 
 impl Report {
@@ -70,7 +75,11 @@ impl Report {
     ) -> Report {
         let rows: Vec<RowReport> = Row::ALL
             .iter()
-            .filter(|row| setup.flood.is_some() || row.target() != Target::Flood)
+            .filter(|row| match row.target() {
+                Target::Flood => setup.flood.is_some(),
+                Target::ExtAuthz => setup.ext_authz,
+                Target::Health | Target::Verify => true,
+            })
             .map(|&row| row_report(row, recorder, elapsed(row.target())))
             .collect();
         let find = |row: Row| rows.iter().find(|report| report.name == row.name());
@@ -86,6 +95,10 @@ impl Report {
             find(Row::FloodValid).map(|row| row.p99_us),
             find(Row::Verify).map(|row| row.p99_us),
         );
+        let ratio_check_verify_throughput = ratio(
+            find(Row::ExtAuthz).map(|row| row.throughput),
+            find(Row::Verify).map(|row| row.throughput),
+        );
         let open = setup.mode == Mode::Open;
         Report {
             mode: setup.mode,
@@ -97,6 +110,7 @@ impl Report {
             flood: setup.flood,
             ratio_verify_health_throughput,
             ratio_flood_valid_p99,
+            ratio_check_verify_throughput,
             send_lag_p99_us: open.then(|| micros(&recorder.send_lag, 0.99)),
             rows,
         }
@@ -154,6 +168,12 @@ impl Report {
         }
         if let Some(ratio) = self.ratio_flood_valid_p99 {
             let _ = writeln!(out, "ratio valid-key p99 under flood / quiet: {ratio:.3}");
+        }
+        if let Some(ratio) = self.ratio_check_verify_throughput {
+            let _ = writeln!(
+                out,
+                "ratio ext_authz Check/VerifyKey throughput: {ratio:.3}"
+            );
         }
         if let Some(lag) = self.send_lag_p99_us {
             let _ = writeln!(

@@ -6,7 +6,10 @@ use std::{
 };
 
 use key_core::{ApiKey, Environment};
-use key_proto::v1::{VerifyKeyRequest, key_service_client::KeyServiceClient};
+use key_proto::{
+    envoy::{AuthorizationClient, CheckRequest, HttpResponse},
+    v1::{VerifyKeyRequest, key_service_client::KeyServiceClient},
+};
 use ring::rand::SystemRandom;
 use tonic::transport::Channel;
 use tonic_health::pb::{
@@ -22,6 +25,8 @@ pub(crate) enum Target {
     Verify,
     /// VerifyKey, a fraction of the requests with random well-formed keys.
     Flood,
+    /// `envoy.service.auth.v3.Authorization/Check` with the valid key.
+    ExtAuthz,
 }
 
 /// A row of the report. The flood target fills two rows: its valid-key and its random-key
@@ -32,10 +37,17 @@ pub(crate) enum Row {
     Verify,
     FloodValid,
     FloodRandom,
+    ExtAuthz,
 }
 
 impl Row {
-    pub(crate) const ALL: [Row; 4] = [Row::Health, Row::Verify, Row::FloodValid, Row::FloodRandom];
+    pub(crate) const ALL: [Row; 5] = [
+        Row::Health,
+        Row::Verify,
+        Row::FloodValid,
+        Row::FloodRandom,
+        Row::ExtAuthz,
+    ];
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -48,6 +60,7 @@ impl Row {
             Row::Verify => "keyrack.v1.KeyService/VerifyKey",
             Row::FloodValid => "VerifyKey valid key, under flood",
             Row::FloodRandom => "VerifyKey random keys (flood)",
+            Row::ExtAuthz => "ext_authz Authorization/Check",
         }
     }
 
@@ -57,6 +70,7 @@ impl Row {
             Row::Health => Target::Health,
             Row::Verify => Target::Verify,
             Row::FloodValid | Row::FloodRandom => Target::Flood,
+            Row::ExtAuthz => Target::ExtAuthz,
         }
     }
 }
@@ -71,7 +85,10 @@ const FLOOD_ADDRESSES: u64 = 1 << 17;
 pub(crate) struct Client {
     health: Vec<HealthClient<Channel>>,
     keys: Vec<KeyServiceClient<Channel>>,
+    authz: Vec<AuthorizationClient<Channel>>,
     valid: VerifyKeyRequest,
+    /// The ext_authz Check request of the valid key, if that target runs.
+    check: Option<CheckRequest>,
     /// The fraction of the flood target's requests that carry a random key.
     flood: f64,
     /// How many flood-target requests have been sent, valid or random.
@@ -82,8 +99,14 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// `channels` must not be empty; `valid` is the VerifyKey request of the valid key.
-    pub(crate) fn new(channels: &[Channel], valid: VerifyKeyRequest, flood: f64) -> Client {
+    /// `channels` must not be empty; `valid` is the VerifyKey request of the valid key, `check`
+    /// its ext_authz Check request.
+    pub(crate) fn new(
+        channels: &[Channel],
+        valid: VerifyKeyRequest,
+        check: Option<CheckRequest>,
+        flood: f64,
+    ) -> Client {
         Client {
             health: channels.iter().cloned().map(HealthClient::new).collect(),
             keys: channels
@@ -91,7 +114,13 @@ impl Client {
                 .cloned()
                 .map(KeyServiceClient::new)
                 .collect(),
+            authz: channels
+                .iter()
+                .cloned()
+                .map(AuthorizationClient::new)
+                .collect(),
             valid,
+            check,
             flood,
             flood_decisions: AtomicU64::new(0),
             flood_sent: AtomicU64::new(0),
@@ -110,6 +139,7 @@ impl Client {
         match target {
             Target::Health => (Row::Health, self.check_health(slot).await),
             Target::Verify => (Row::Verify, self.verify_valid(slot).await),
+            Target::ExtAuthz => (Row::ExtAuthz, self.check_valid(slot).await),
             Target::Flood => {
                 if self.next_is_random() {
                     (Row::FloodRandom, self.verify_random(slot).await)
@@ -152,6 +182,26 @@ impl Client {
                 "VerifyKey refused the benchmark key: {} ({})",
                 response.reason, response.message
             ))
+        }
+    }
+
+    async fn check_valid(&self, slot: usize) -> Result<(), String> {
+        let Some(check) = &self.check else {
+            return Err("no ext_authz path was given".to_owned());
+        };
+        let mut client = self.authz[slot].clone();
+        let response = client
+            .check(check.clone())
+            .await
+            .map_err(|status| format!("Authorization/Check failed: {status}"))?
+            .into_inner();
+        match response.http_response {
+            Some(HttpResponse::OkResponse(_)) => Ok(()),
+            Some(HttpResponse::DeniedResponse(denied)) => Err(format!(
+                "Authorization/Check denied the benchmark key: {}",
+                denied.body
+            )),
+            _ => Err("Authorization/Check answered neither OK nor Denied".to_owned()),
         }
     }
 

@@ -869,6 +869,7 @@ async fn alert_rules_set_on_an_unknown_key_record_nothing() {
             time: app.clock_now(),
             organization_id: Some(organization_id),
             actor_key_id: None,
+            actor_member_id: None,
             actor_type: key_core::ActorType::Operator,
             action: key_core::AuditAction::AlertRulesUpdate,
             target: missing.to_string(),

@@ -5,6 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, TimeZone, Utc};
+use key_console::Console;
 use key_core::{Environment, FixedClock, KeyName, Pepper, Scope};
 use key_gateway::{Gateway, TrustedProxies, Upstream};
 use key_grpc::GrpcServer;
@@ -181,6 +182,7 @@ async fn spawn_app_at(
     let addr = server.local_addr();
     // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
     let upstream = Upstream::from_service(server.local_service());
+    let console = Console::new(server.local_service());
     let (shutdown, server) = run_server(server, &keyrack).await;
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
@@ -189,7 +191,8 @@ async fn spawn_app_at(
     let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Gateway::new(http_listener, upstream)
         .unwrap()
-        .with_trusted_proxies(trusted_proxies);
+        .with_trusted_proxies(trusted_proxies)
+        .with_console(console.router());
     let http = format!("http://{}", gateway.local_addr());
     let (gateway_shutdown, gateway_stop) = oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

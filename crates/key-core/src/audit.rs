@@ -37,11 +37,18 @@ pub enum AuditAction {
     /// `webhook_endpoint.rotate_secret`: an endpoint's signing secret replaced. The event
     /// names the endpoint, never the secret.
     WebhookSecretRotate,
+    /// `session.create`: a person signed in to the console. The target is the session's id,
+    /// never its token.
+    SessionCreate,
+    /// `session.end`: a person signed out.
+    SessionEnd,
+    /// `sign_in_link.create`: a one-time sign-in link made for a member (the target).
+    SignInLinkCreate,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
@@ -56,6 +63,9 @@ impl AuditAction {
         AuditAction::WebhookEndpointCreate,
         AuditAction::WebhookEndpointDelete,
         AuditAction::WebhookSecretRotate,
+        AuditAction::SessionCreate,
+        AuditAction::SessionEnd,
+        AuditAction::SignInLinkCreate,
     ];
 
     /// The action's name in the log.
@@ -75,6 +85,9 @@ impl AuditAction {
             AuditAction::WebhookEndpointCreate => "webhook_endpoint.create",
             AuditAction::WebhookEndpointDelete => "webhook_endpoint.delete",
             AuditAction::WebhookSecretRotate => "webhook_endpoint.rotate_secret",
+            AuditAction::SessionCreate => "session.create",
+            AuditAction::SessionEnd => "session.end",
+            AuditAction::SignInLinkCreate => "sign_in_link.create",
         }
     }
 
@@ -91,6 +104,9 @@ impl AuditAction {
 pub enum ActorType {
     /// An API key (its id is the actor id).
     Key,
+    /// A person signed in to the console without a key (by SSO or a sign-in link): their
+    /// member acts, with their role's scopes (the member's id is the actor id).
+    Member,
     /// An operator command run against the database, such as `keyrack admin-key create`.
     Operator,
     /// A caller whose credential was missing or matched no key.
@@ -102,6 +118,7 @@ impl ActorType {
     pub const fn as_str(self) -> &'static str {
         match self {
             ActorType::Key => "key",
+            ActorType::Member => "member",
             ActorType::Operator => "operator",
             ActorType::Anonymous => "anonymous",
         }
@@ -109,9 +126,14 @@ impl ActorType {
 
     /// The type with this name, if any.
     pub fn parse(name: &str) -> Option<ActorType> {
-        [ActorType::Key, ActorType::Operator, ActorType::Anonymous]
-            .into_iter()
-            .find(|actor| actor.as_str() == name)
+        [
+            ActorType::Key,
+            ActorType::Member,
+            ActorType::Operator,
+            ActorType::Anonymous,
+        ]
+        .into_iter()
+        .find(|actor| actor.as_str() == name)
     }
 }
 
@@ -152,6 +174,8 @@ pub struct AuditEvent {
     pub organization_id: Option<Uuid>,
     /// The caller's key, when known.
     pub actor_key_id: Option<Uuid>,
+    /// The member who acted, for a person signed in without a key ([`ActorType::Member`]).
+    pub actor_member_id: Option<Uuid>,
     /// What kind of caller.
     pub actor_type: ActorType,
     /// What was attempted.

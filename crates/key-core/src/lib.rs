@@ -13,6 +13,7 @@
 //! - `alerting`: alert rules, spike, dormancy and expiry judgements, and the alerts raised.
 //! - `webhook`: signing secrets and signatures, endpoint rules, delivery retries.
 //! - `audit`: the audit log's entries.
+//! - `session`: the console's sessions and sign-in links.
 //! - `clock` and `random`: the injected time and randomness.
 //! - `error`: the one error type and its stable codes.
 
@@ -24,6 +25,7 @@ mod error;
 mod key;
 mod limits;
 mod random;
+mod session;
 mod text;
 mod webhook;
 
@@ -63,6 +65,10 @@ pub use limits::ratelimit::{
     MAX_RATE_LIMIT_REQUESTS, Period, RateDecision, RateLimit, RateLimits, RateWindows,
 };
 pub use random::RandomSource;
+pub use session::{
+    SESSION_IDLE_TIMEOUT, SESSION_LIFETIME, SESSION_TOUCH_INTERVAL, SIGN_IN_LINK_LIFETIME,
+    SessionToken, TokenKind, session_ends_at,
+};
 pub use text::is_free_text;
 pub use webhook::delivery::{DeliveryState, RetrySchedule};
 pub use webhook::endpoint::{

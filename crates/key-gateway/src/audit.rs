@@ -118,7 +118,9 @@ pub(crate) struct AuditEventJson {
     organization_id: Option<String>,
     /// The caller's key; null for an unknown key or an operator command.
     actor_key_id: Option<String>,
-    /// `key`, `operator` or `anonymous`.
+    /// For a person signed in to the console without a key, their member.
+    actor_member_id: Option<String>,
+    /// `key`, `member`, `operator` or `anonymous`.
     #[schema(example = "key")]
     actor_type: String,
     /// One of the actions the `action` filter accepts, e.g. `key.create`, `alert_rules.update`,
@@ -151,6 +153,7 @@ impl From<v1::AuditEvent> for AuditEventJson {
             id: event.id,
             organization_id: non_empty(event.organization_id),
             actor_key_id: non_empty(event.actor_key_id),
+            actor_member_id: non_empty(event.actor_member_id),
             actor_type: event.actor_type,
             action: event.action,
             target: event.target,

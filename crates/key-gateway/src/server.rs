@@ -31,9 +31,10 @@ pub fn router(
     trusted_proxies: TrustedProxies,
     requests: Option<RequestMetrics>,
     max_in_flight: usize,
+    console: Option<Router>,
 ) -> Router {
     let in_flight = crate::shed::InFlight::new(max_in_flight, requests.clone());
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
         .route(
             "/api/api-keys/{id}",
@@ -101,7 +102,13 @@ pub fn router(
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    if let Some(console) = console {
+        // Another client of the same upstream, behind the same limits, access log and
+        // client identification; the gateway knows nothing of what it serves.
+        api = api.nest_service("/console", console);
+    }
+    let api = api
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -146,6 +153,7 @@ pub struct Gateway {
     tls: Option<ServerTls>,
     /// Requests above this many in flight are answered 503 at once.
     max_in_flight: usize,
+    console: Option<Router>,
 }
 
 impl Gateway {
@@ -162,6 +170,7 @@ impl Gateway {
             local_addr,
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
+            console: None,
         })
     }
 
@@ -194,6 +203,12 @@ impl Gateway {
     }
 
     /// The address the gateway listens on.
+    /// Serves `console` (the web console's router) under `/console`, beside the API.
+    pub fn with_console(mut self, console: Router) -> Gateway {
+        self.console = Some(console);
+        self
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -211,6 +226,7 @@ impl Gateway {
             self.trusted_proxies,
             self.requests,
             self.max_in_flight,
+            self.console,
         )
         .into_make_service_with_connect_info::<SocketAddr>();
         match self.tls {

@@ -43,6 +43,7 @@ fn audit_event_to_proto(event: &AuditEvent) -> v1::AuditEvent {
         time: Some(timestamp(event.time)),
         organization_id: id(event.organization_id),
         actor_key_id: id(event.actor_key_id),
+        actor_member_id: id(event.actor_member_id),
         actor_type: event.actor_type.as_str().to_owned(),
         action: event.action.as_str().to_owned(),
         target: event.target.clone(),

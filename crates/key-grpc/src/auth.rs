@@ -21,11 +21,17 @@ use tower::{Layer, Service};
 
 use crate::{BoxFuture, status_from_error};
 
-/// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, and
-/// health and reflection are public by nature.
+/// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, a
+/// sign-in link is its own credential, and health and reflection are public by nature.
 fn is_public(path: &str) -> bool {
-    path == "/keyrack.v1.KeyService/VerifyKey" || !path.starts_with("/keyrack.v1.")
+    path == "/keyrack.v1.KeyService/VerifyKey"
+        || path == REDEEM_SIGN_IN_LINK
+        || !path.starts_with("/keyrack.v1.")
 }
+
+/// The one public method that reads its request's context (for the audit event of the session
+/// it begins).
+const REDEEM_SIGN_IN_LINK: &str = "/keyrack.v1.KeyService/RedeemSignInLink";
 
 /// The caller's bearer credential, as the domain sees a missing or unreadable one.
 fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
@@ -96,6 +102,10 @@ where
         // The clone that was not polled ready stays behind; the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        if request.uri().path() == REDEEM_SIGN_IN_LINK {
+            let context = request_context(&request);
+            request.extensions_mut().insert(context);
+        }
         if is_public(request.uri().path()) {
             // VerifyKey, health and reflection need no caller, and their handlers read no
             // request context (VerifyKey carries its client's context in its message).

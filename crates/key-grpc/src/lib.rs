@@ -16,6 +16,7 @@ mod keys;
 mod organizations;
 mod server;
 mod service;
+mod sessions;
 mod shed;
 mod status;
 mod telemetry;

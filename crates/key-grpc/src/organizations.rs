@@ -161,7 +161,7 @@ fn organization_to_proto(organization: &Organization) -> v1::Organization {
     }
 }
 
-fn role_to_proto(role: Role) -> v1::Role {
+pub(crate) fn role_to_proto(role: Role) -> v1::Role {
     match role {
         Role::Owner => v1::Role::Owner,
         Role::Admin => v1::Role::Admin,

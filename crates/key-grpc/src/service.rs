@@ -7,7 +7,7 @@ use key_proto::v1::{self, key_service_server::KeyService};
 use key_service::Application;
 use tonic::{Request, Response, Status};
 
-use crate::{alerts, audit_log, keys, organizations, status_from_error, usage, webhooks};
+use crate::{alerts, audit_log, keys, organizations, sessions, status_from_error, usage, webhooks};
 
 /// The KeyService implementation.
 #[derive(Debug, Clone)]
@@ -30,6 +30,41 @@ fn reply<T>(result: Result<T, Error>) -> Reply<T> {
 
 #[tonic::async_trait]
 impl KeyService for KeyServiceImpl {
+    async fn get_caller(
+        &self,
+        request: Request<v1::GetCallerRequest>,
+    ) -> Reply<v1::GetCallerResponse> {
+        reply(sessions::get_caller(&self.app, request).await)
+    }
+
+    async fn create_session(
+        &self,
+        request: Request<v1::CreateSessionRequest>,
+    ) -> Reply<v1::CreateSessionResponse> {
+        reply(sessions::create_session(&self.app, request).await)
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<v1::EndSessionRequest>,
+    ) -> Reply<v1::EndSessionResponse> {
+        reply(sessions::end_session(&self.app, request).await)
+    }
+
+    async fn create_sign_in_link(
+        &self,
+        request: Request<v1::CreateSignInLinkRequest>,
+    ) -> Reply<v1::CreateSignInLinkResponse> {
+        reply(sessions::create_sign_in_link(&self.app, request).await)
+    }
+
+    async fn redeem_sign_in_link(
+        &self,
+        request: Request<v1::RedeemSignInLinkRequest>,
+    ) -> Reply<v1::RedeemSignInLinkResponse> {
+        reply(sessions::redeem_sign_in_link(&self.app, request).await)
+    }
+
     async fn create_key(
         &self,
         request: Request<v1::CreateKeyRequest>,

@@ -22,7 +22,7 @@ pub const SCOPES: [&str; 8] = [
 ];
 
 /// The audit log's action names, in key-core's `AuditAction::ALL` order.
-pub const AUDIT_ACTIONS: [&str; 14] = [
+pub const AUDIT_ACTIONS: [&str; 17] = [
     "key.create",
     "key.rotate",
     "key.update",
@@ -37,6 +37,9 @@ pub const AUDIT_ACTIONS: [&str; 14] = [
     "webhook_endpoint.create",
     "webhook_endpoint.delete",
     "webhook_endpoint.rotate_secret",
+    "session.create",
+    "session.end",
+    "sign_in_link.create",
 ];
 
 /// The message for a request without a bearer credential (`invalid_api_key`), word for word

@@ -126,6 +126,7 @@ fn draw_batch(
             time: now,
             organization_id: Some(organization_id),
             actor_key_id: None,
+            actor_member_id: None,
             actor_type: ActorType::Operator,
             action: AuditAction::KeyCreate,
             target: id.to_string(),

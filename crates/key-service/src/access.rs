@@ -7,9 +7,11 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use chrono::{DateTime, Utc};
 use key_core::{
-    Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, KeyView, Role,
-    ScopeSet,
+    Action, AuditAction, AuditOutcome, Caller, Clock, Error, KeyRecord, KeyType, KeyView, Pepper,
+    Role, SESSION_TOUCH_INTERVAL, ScopeSet, SessionToken, TokenKind, effective_scopes,
+    verify_effective,
 };
 use key_store::Store;
 use uuid::Uuid;
@@ -17,8 +19,9 @@ use uuid::Uuid;
 use crate::{
     Actor, RequestContext, Requester,
     metrics::Metrics,
+    ops::sessions_end_at,
     requester::audit_event,
-    verify::{Mode, Verifier, VerifyContext},
+    verify::{Mode, Verifier, VerifyContext, member_scopes},
 };
 
 /// How much of a refused call's method path the audit event keeps.
@@ -61,6 +64,7 @@ pub struct Access {
     store: Store,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
+    pepper: Arc<Pepper>,
     anonymous: Arc<Mutex<AnonymousRecords>>,
 }
 
@@ -70,12 +74,14 @@ impl Access {
         store: Store,
         clock: Arc<dyn Clock>,
         metrics: Metrics,
+        pepper: Arc<Pepper>,
     ) -> Access {
         Access {
             verifier,
             store,
             clock,
             metrics,
+            pepper,
             anonymous: Arc::default(),
         }
     }
@@ -100,6 +106,16 @@ impl Access {
                 return Err(error);
             }
         };
+        if SessionToken::claims(TokenKind::Session, token) {
+            return match self.session(token, context.clone()).await {
+                Ok(requester) => Ok(requester),
+                Err(error) => {
+                    self.deny(&path, &context, &Actor::Anonymous, None, &error)
+                        .await;
+                    Err(error)
+                }
+            };
+        }
         // Admin callers are guarded like any client: by the address their request came from.
         let guarded = VerifyContext {
             peer: context.client_ip,
@@ -128,6 +144,81 @@ impl Access {
                 Err(error)
             }
         }
+    }
+
+    /// The caller of console session `text`: what it acts as, judged now, from the store (a
+    /// key revoked, a member removed or demoted, ends or narrows every session at once, on
+    /// every replica). A session past its idle timeout or its lifetime is deleted and refused.
+    async fn session(&self, text: &str, context: RequestContext) -> Result<Requester, Error> {
+        let token = SessionToken::parse(TokenKind::Session, text).ok_or(Error::InvalidApiKey)?;
+        let session = self
+            .store
+            .find_session(TokenKind::Session, &self.pepper.token_digest(&token))
+            .await?
+            .filter(|session| self.pepper.token_matches(&token, &session.digest))
+            .ok_or(Error::InvalidApiKey)?;
+        let now = self.clock.now();
+        if now >= sessions_end_at(&session) {
+            self.store.delete_session(session.id, None).await?;
+            return Err(Error::InvalidApiKey);
+        }
+        let organization_id = session.organization_id;
+        let caller = match (session.key_id, session.member_id) {
+            (Some(key_id), _) => {
+                let record = self
+                    .store
+                    .get_key(organization_id, key_id)
+                    .await?
+                    .ok_or(Error::InvalidApiKey)?;
+                let view = KeyView::from(&record);
+                let member_limit = match (record.key_type, record.member_id) {
+                    (KeyType::Personal, Some(member_id)) => {
+                        member_scopes(&self.store, organization_id, member_id)
+                            .await?
+                            .map(|(_, scopes)| scopes)
+                    }
+                    _ => None,
+                };
+                let effective = effective_scopes(&record, member_limit);
+                // The key is judged as if presented: a revoked, expired or orphaned key's
+                // sessions end with it.
+                if let Some(error) =
+                    verify_effective(Some(&view), effective, &[], now).into_error(view.expires_at)
+                {
+                    return Err(error);
+                }
+                let mut caller = Caller::new(
+                    &view,
+                    effective.unwrap_or(ScopeSet::EMPTY),
+                    self.role(&view).await?,
+                );
+                caller.session_id = Some(session.id);
+                caller
+            }
+            (None, Some(member_id)) => {
+                let (member, scopes) = member_scopes(&self.store, organization_id, member_id)
+                    .await?
+                    .ok_or(Error::InvalidApiKey)?;
+                Caller::member(session.id, organization_id, member.id, member.role, scopes)
+            }
+            (None, None) => return Err(Error::InvalidApiKey),
+        };
+        if now - session.last_seen_at >= SESSION_TOUCH_INTERVAL {
+            self.store.touch_session(session.id, now).await?;
+        }
+        Ok(Requester { caller, context })
+    }
+
+    /// When the requester's session ends at the latest, if it came through one.
+    pub(crate) async fn session_end(&self, by: &Requester) -> Result<Option<DateTime<Utc>>, Error> {
+        let Some(id) = by.caller.session_id else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_session(id)
+            .await?
+            .map(|session| session.expires_at))
     }
 
     /// A personal key's member's role, read now rather than from the key cache: whether the

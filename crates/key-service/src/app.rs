@@ -15,7 +15,7 @@ use crate::{
         WebhookDelivery,
     },
     metrics::Metrics,
-    ops::{Alerts, AuditLog, KeyIssuer, Keys, Organizations, UsageReports, Webhooks},
+    ops::{Alerts, AuditLog, KeyIssuer, Keys, Organizations, Sessions, UsageReports, Webhooks},
     rate_limit::{BruteForceGuard, RateLimiter},
     verify::{CountryDb, KeyCache, Meter, Verifier, VerifierParts},
 };
@@ -78,6 +78,8 @@ pub struct Application {
     pub usage: UsageReports,
     /// ListAuditEvents.
     pub audit: AuditLog,
+    /// Console sessions and sign-in links.
+    pub sessions: Sessions,
     /// Alert rules and events.
     pub alerts: Alerts,
     /// Webhook endpoints.
@@ -124,6 +126,7 @@ impl Application {
             store.clone(),
             Arc::clone(&clock),
             metrics.clone(),
+            Arc::clone(&pepper),
         );
         let alerting = Alerting::new(store.clone(), Arc::clone(&clock), metrics.clone());
         let evaluator = AlertEvaluator::new(alerting.clone());
@@ -182,6 +185,13 @@ impl Application {
                 settings.usage_retention,
             ),
             audit: AuditLog::new(store.clone(), access.clone()),
+            sessions: Sessions::new(
+                store.clone(),
+                Arc::clone(&clock),
+                access.clone(),
+                Arc::clone(&pepper),
+                Arc::clone(&random),
+            ),
             alerts: Alerts::new(store.clone(), access.clone(), alerting, usage),
             webhooks: Webhooks::new(
                 store.clone(),

@@ -24,7 +24,8 @@ impl Actor {
     /// The key that acted, if a key did.
     pub(crate) fn key_id(&self) -> Option<Uuid> {
         match self {
-            Actor::Key(caller) => Some(caller.key_id),
+            Actor::Key(caller) if !caller.keyless => Some(caller.key_id),
+            Actor::Key(_) => None,
             Actor::Operator | Actor::Anonymous => None,
         }
     }
@@ -97,16 +98,18 @@ pub(crate) fn audit_event(
     context: &RequestContext,
     now: DateTime<Utc>,
 ) -> AuditEvent {
-    let (actor_type, actor_key_id) = match actor {
-        Actor::Key(caller) => (ActorType::Key, Some(caller.key_id)),
-        Actor::Operator => (ActorType::Operator, None),
-        Actor::Anonymous => (ActorType::Anonymous, None),
+    let (actor_type, actor_key_id, actor_member_id) = match actor {
+        Actor::Key(caller) if caller.keyless => (ActorType::Member, None, caller.member_id),
+        Actor::Key(caller) => (ActorType::Key, Some(caller.key_id), None),
+        Actor::Operator => (ActorType::Operator, None, None),
+        Actor::Anonymous => (ActorType::Anonymous, None, None),
     };
     AuditEvent {
         id: Uuid::now_v7(),
         time: now,
         organization_id,
         actor_key_id,
+        actor_member_id,
         actor_type,
         action,
         target,

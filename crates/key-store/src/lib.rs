@@ -17,6 +17,7 @@ mod members;
 mod migration;
 mod notices;
 mod organizations;
+mod sessions;
 mod settings;
 mod store;
 mod usage;
@@ -35,6 +36,7 @@ pub use notices::{
     CacheNotice, HEARTBEAT_DEADLINE, HEARTBEAT_INTERVAL, ListenerError, NoticeListener,
 };
 pub use organizations::Organization;
+pub use sessions::{MAX_SESSIONS_PER_PRINCIPAL, StoredSession};
 pub use store::Store;
 pub use usage::{Dimension, KeyUse, Resolution, UsageCount};
 pub use usage_query::{KeyOwner, UsageKeys, UsageRow};

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use key_console::{Console, CookiePolicy};
 use key_core::{Environment, KeyName, KeyType, Scope, SystemClock};
 use key_gateway::{Gateway, Upstream, UpstreamTls};
 use key_grpc::GrpcServer;
@@ -263,7 +264,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let grpc_tls = config.grpc_tls()?;
     let http_tls = config.http_tls()?;
     let ext_authz_routes = config.ext_authz_routes()?;
-    setup::bootstrap(&app, config.database.data_dir()).await?;
+    // Where people sign in, printed beside the bootstrap key.
+    let console_url = http_listener.as_ref().and_then(|listener| {
+        let mut address = listener.local_addr().ok()?;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if http_tls.is_some() { "https" } else { "http" };
+        Some(format!("{scheme}://{address}/console"))
+    });
+    setup::bootstrap(&app, config.database.data_dir(), console_url.as_deref()).await?;
 
     let mut server = GrpcServer::new(&app, listener)?
         .with_drain_timeout(config.drain_timeout())
@@ -287,7 +297,12 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         None => None,
         Some(listener) => {
             let upstream = Upstream::from_service(server.local_service());
+            // The web console: another client of the same in-memory stack.
+            let console = Console::new(server.local_service()).with_cookies(CookiePolicy {
+                secure: http_tls.is_some() || config.console_secure_cookies,
+            });
             let mut gateway = Gateway::new(listener, upstream)?
+                .with_console(console.router())
                 .with_trusted_proxies(config.trusted_proxies())
                 .with_max_in_flight(config.http_max_in_flight)
                 .with_request_metrics(app.metrics.requests());

@@ -60,6 +60,11 @@ pub(crate) struct ServeConfig {
     /// `overloaded` with `Retry-After: 1`. `/healthz` and `/readyz` are never refused.
     #[arg(long, env = "KEYRACK_HTTP_MAX_IN_FLIGHT", default_value_t = key_gateway::DEFAULT_MAX_IN_FLIGHT)]
     pub(crate) http_max_in_flight: usize,
+    /// Mark the web console's session cookie `Secure` (and name it with the `__Host-` prefix)
+    /// although this listener speaks plain HTTP: for a proxy in front that terminates TLS.
+    /// Implied by `--http-tls-cert`.
+    #[arg(long, env = "KEYRACK_CONSOLE_SECURE_COOKIES", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) console_secure_cookies: bool,
     /// Deprecated: `--drain-timeout` in whole seconds.
     #[arg(
         long,

@@ -239,7 +239,11 @@ const BOOTSTRAP_KEY_FILE: &str = "bootstrap-admin-key";
 /// container's logs), which keeps and ships what it is given; it gets the file's path only.
 /// The file is made before the organization, so a key is never minted that cannot be handed
 /// over. Later starts find `default` and do nothing.
-pub(crate) async fn bootstrap(app: &Application, data_dir: &Path) -> anyhow::Result<()> {
+pub(crate) async fn bootstrap(
+    app: &Application,
+    data_dir: &Path,
+    console_url: Option<&str>,
+) -> anyhow::Result<()> {
     if app.keys.organization_named("default").await?.is_some() {
         return Ok(());
     }
@@ -273,10 +277,14 @@ pub(crate) async fn bootstrap(app: &Application, data_dir: &Path) -> anyhow::Res
     } else {
         String::new()
     };
+    let console = console_url
+        .map(|url| format!("Sign in to the web console at {url} with this key.\n"))
+        .unwrap_or_default();
     eprintln!(
         "\nCreated organization \"default\" and its first admin key (id {}).{shown}\n\
          The key is in {} (readable by you only): store it in your secret manager, then delete\n\
-         the file. It is not shown again. Lost it? `keyrack admin-key create` mints another.\n",
+         the file. It is not shown again. Lost it? `keyrack admin-key create` mints another.\n\
+         {console}",
         record.id,
         path.display()
     );

@@ -36,7 +36,8 @@ impl KeyType {
 /// The verified caller of an admin RPC, with its effective scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The caller's key.
+    /// The caller's key; for a person signed in to the console without one (`keyless`), the
+    /// id of their session, which names them in logs.
     pub key_id: Uuid,
     /// The caller's organization.
     pub organization_id: Uuid,
@@ -51,6 +52,11 @@ pub struct Caller {
     /// For a personal key, its member's role when the call was authenticated (`None` for an
     /// organization key, or a member since removed).
     pub role: Option<Role>,
+    /// The console session the call came through (`None`: a key presented directly).
+    pub session_id: Option<Uuid>,
+    /// A person signed in to the console without a key (SSO, a sign-in link): their member
+    /// acts, with the scopes of their role, like a personal key holding all of them.
+    pub keyless: bool,
 }
 
 /// Everything an admin RPC can do.
@@ -200,6 +206,30 @@ impl Caller {
             scopes,
             operator: record.operator,
             role,
+            session_id: None,
+            keyless: false,
+        }
+    }
+
+    /// A person signed in without a key, through session `session_id`: member `member_id`
+    /// with `role`, whose role may hold `scopes` under the organization's policy.
+    pub fn member(
+        session_id: Uuid,
+        organization_id: Uuid,
+        member_id: Uuid,
+        role: Role,
+        scopes: ScopeSet,
+    ) -> Caller {
+        Caller {
+            key_id: session_id,
+            organization_id,
+            key_type: KeyType::Personal,
+            member_id: Some(member_id),
+            scopes,
+            operator: false,
+            role: Some(role),
+            session_id: Some(session_id),
+            keyless: true,
         }
     }
 
@@ -365,6 +395,8 @@ mod tests {
             scopes: ScopeSet::parse_list("scopes", scopes).unwrap(),
             operator: false,
             role: member.map(|_| Role::Member),
+            session_id: None,
+            keyless: false,
         }
     }
 

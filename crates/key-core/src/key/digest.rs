@@ -56,17 +56,27 @@ impl Pepper {
 
     /// The digest under which `key` is stored and looked up.
     pub fn digest(&self, key: &ApiKey) -> KeyDigest {
-        let tag = hmac::sign(&self.0, key.expose().as_bytes());
-        let mut bytes = [0_u8; 32];
-        bytes.copy_from_slice(tag.as_ref());
-        KeyDigest(bytes)
+        self.digest_text(key.expose())
     }
 
     /// Whether `key` has the stored `digest`, compared in constant time. A lookup by digest
     /// already found the row; this check makes the final decision independent of how the
     /// database compares.
     pub fn matches(&self, key: &ApiKey, digest: &KeyDigest) -> bool {
-        hmac::verify(&self.0, key.expose().as_bytes(), &digest.0).is_ok()
+        self.matches_text(key.expose(), digest)
+    }
+
+    /// HMAC-SHA-256 of a credential's text under the pepper.
+    pub(crate) fn digest_text(&self, text: &str) -> KeyDigest {
+        let tag = hmac::sign(&self.0, text.as_bytes());
+        let mut bytes = [0_u8; 32];
+        bytes.copy_from_slice(tag.as_ref());
+        KeyDigest(bytes)
+    }
+
+    /// Whether `text` has `digest`, in constant time.
+    pub(crate) fn matches_text(&self, text: &str, digest: &KeyDigest) -> bool {
+        hmac::verify(&self.0, text.as_bytes(), &digest.0).is_ok()
     }
 }
 

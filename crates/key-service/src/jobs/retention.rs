@@ -79,7 +79,7 @@ impl RetentionJob {
     }
 
     /// Deletes what is older than its retention, by the clock, in bounded batches; returns how
-    /// many rows it deleted (usage rows, alert events, audit events). The job runs it every
+    /// many rows it deleted (usage rows, alert events, audit events, ended sessions). The job runs it every
     /// [`RETENTION_INTERVAL`]; tests call it.
     pub async fn prune(&self) -> Result<u64, Error> {
         let now = self.clock.now();
@@ -90,6 +90,9 @@ impl RetentionJob {
             let before = now - retention;
             deleted += batches(|| self.store.prune_audit_events(before, PRUNE_BATCH)).await?;
         }
+        // Sessions and sign-in links past their absolute end (an idle one is deleted when next
+        // presented, or here once its lifetime is over).
+        deleted += batches(|| self.store.delete_expired_sessions(now, PRUNE_BATCH)).await?;
         Ok(deleted)
     }
 

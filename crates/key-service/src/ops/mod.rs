@@ -9,6 +9,7 @@ mod issue;
 mod keys;
 mod organizations;
 mod paging;
+mod sessions;
 mod usage;
 mod webhooks;
 
@@ -17,6 +18,7 @@ use key_store::Store;
 use uuid::Uuid;
 
 pub(crate) use self::issue::KeyIssuer;
+pub(crate) use self::sessions::ends_at as sessions_end_at;
 pub use self::{
     alerts::{AlertTest, Alerts, RulesInForce},
     audit_log::{AuditLog, AuditQuery},
@@ -24,6 +26,7 @@ pub use self::{
     keys::{CreateKey, IssuedKey, KeyDetails, Keys, ListKeys, RotatedKey, UpdateKey},
     organizations::{CreatedOrganization, Organizations, PolicyUpdate},
     paging::{Listed, PageRequest},
+    sessions::{CallerInfo, NewSession, Sessions},
     usage::{UsageBucket, UsageQuery, UsageReport, UsageReports, UsageSummary},
     webhooks::{DeliveryQuery, EndpointWithSecret, Webhooks},
 };

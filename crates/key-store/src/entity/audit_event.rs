@@ -9,6 +9,7 @@ pub struct Model {
     pub time: DateTimeUtc,
     pub organization_id: Option<Uuid>,
     pub actor_key_id: Option<Uuid>,
+    pub actor_member_id: Option<Uuid>,
     pub actor_type: String,
     pub action: String,
     pub target: String,

@@ -7,6 +7,7 @@ pub(crate) mod api_key;
 pub(crate) mod audit_event;
 pub(crate) mod member;
 pub(crate) mod organization;
+pub(crate) mod session;
 pub(crate) mod usage_bucket;
 pub(crate) mod webhook_delivery;
 pub(crate) mod webhook_delivery_attempt;

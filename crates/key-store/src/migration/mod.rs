@@ -12,6 +12,7 @@ mod m20261128_000007_webhooks;
 mod m20261206_000008_deployment_settings;
 mod m20261206_000009_retention_indexes;
 mod m20261206_000010_cache_notices;
+mod m20261206_000011_sessions;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000008_deployment_settings::Migration),
             Box::new(m20261206_000009_retention_indexes::Migration),
             Box::new(m20261206_000010_cache_notices::Migration),
+            Box::new(m20261206_000011_sessions::Migration),
         ]
     }
 }

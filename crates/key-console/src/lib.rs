@@ -1,0 +1,152 @@
+//! Keyrack's web console: Settings → API Keys for people. Server-rendered HTML (askama
+//! templates, escaped by default), one small script and one style sheet embedded in the binary,
+//! no CDN. It is a client of the gRPC API like the gateway: every page calls KeyService with the
+//! signed-in person's session token as the bearer credential, so it can do nothing the person
+//! could not do through the API, and the permission table decides.
+//!
+//! - `session`: the cookie, the CSRF token, the refusal of cross-site posts.
+//! - `pages`: one module per page family (sign-in, keys, members, audit log).
+//! - `chart`: usage drawn as SVG on the server.
+//! - `error`: refusals as pages; an ended session back to sign-in.
+//! - `upstream`: the KeyService client and the headers that travel on.
+
+mod chart;
+mod error;
+mod pages;
+mod session;
+mod upstream;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    http::{HeaderValue, header},
+    middleware,
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+};
+use tonic::body::Body;
+use tower::{BoxError, Service};
+
+pub use session::CookiePolicy;
+
+/// Where the console lives on the HTTP listener.
+pub const CONSOLE_PATH: &str = "/console";
+
+/// The console. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Console {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: upstream::Client,
+    cookies: CookiePolicy,
+}
+
+impl Console {
+    /// The console of the KeyService `service` (in `keyrack serve`, the gRPC server's own stack
+    /// in memory).
+    pub fn new<S>(service: S) -> Console
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Console {
+            inner: Arc::new(Inner {
+                client: upstream::client(service),
+                cookies: CookiePolicy::default(),
+            }),
+        }
+    }
+
+    /// Sets how the session cookie is set (`Secure` over HTTPS).
+    pub fn with_cookies(self, cookies: CookiePolicy) -> Console {
+        Console {
+            inner: Arc::new(Inner {
+                client: self.inner.client.clone(),
+                cookies,
+            }),
+        }
+    }
+
+    pub(crate) fn client(&self) -> upstream::Client {
+        self.inner.client.clone()
+    }
+
+    pub(crate) fn cookies(&self) -> CookiePolicy {
+        self.inner.cookies
+    }
+
+    /// The console's routes, relative to [`CONSOLE_PATH`] (mount them there with
+    /// `Router::nest_service`).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(
+                "/",
+                get(|| async { Redirect::to("/console/settings/api-keys") }),
+            )
+            .merge(pages::routes())
+            .route("/assets/console.css", get(stylesheet))
+            .route("/assets/console.js", get(script))
+            .layer(middleware::from_fn_with_state(
+                self.clone(),
+                session::refuse_cross_site,
+            ))
+            .layer(middleware::map_response(security_headers))
+            .with_state(self)
+    }
+}
+
+/// The headers of every console response. The policy allows the console's own script and style
+/// sheet and nothing inline (askama escapes what people typed; this keeps a slip from running),
+/// and no framing. Pages are never cached: some show a key once.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/console.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/console.js"),
+    )
+}

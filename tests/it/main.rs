@@ -15,6 +15,7 @@ mod bench;
 mod brute_force;
 mod cache;
 mod cli;
+mod client_layer;
 mod console;
 mod context;
 mod escalation;

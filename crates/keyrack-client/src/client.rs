@@ -70,14 +70,16 @@ impl KeyrackClient {
     /// until it is up). Default deadline and cache.
     pub fn connect_lazy(uri: impl Into<String>) -> Result<KeyrackClient, Error> {
         let uri = uri.into();
-        let endpoint = Endpoint::from_shared(uri.clone()).map_err(|_| Error::InvalidUri(uri))?;
+        let endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|_| Error::InvalidUri(uri))?
+            .connect_timeout(DEFAULT_DEADLINE);
         Ok(KeyrackClient::from_endpoint(endpoint))
     }
 
-    /// A client over `endpoint` as configured (TLS, keep-alive...), connecting at first use.
-    /// Its connect timeout, if none is set, is the deadline.
+    /// A client over `endpoint` as you configured it (TLS, timeouts, keep-alive...),
+    /// connecting at first use. Each verification, connecting included, is still bounded by
+    /// the deadline.
     pub fn from_endpoint(endpoint: Endpoint) -> KeyrackClient {
-        let endpoint = endpoint.connect_timeout(DEFAULT_DEADLINE);
         KeyrackClient::from_channel(endpoint.connect_lazy())
     }
 

@@ -491,6 +491,8 @@ impl TestApp {
             .unwrap();
         let request = NewKeyRequest {
             rate_limits: key_core::RateLimits::NONE,
+            metadata: None,
+            ip_allowlist: key_core::IpAllowlist::EMPTY,
             name: KeyName::parse("other admin").unwrap(),
             scopes: [Scope::Admin].into_iter().collect(),
             expires_at: None,

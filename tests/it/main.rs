@@ -26,6 +26,7 @@ mod flood;
 mod gateway;
 mod gateway_in_process;
 mod helpers;
+mod key_controls;
 mod keys;
 mod metering;
 mod migrations;

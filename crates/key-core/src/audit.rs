@@ -15,6 +15,10 @@ pub enum AuditAction {
     KeyUpdate,
     /// `key.revoke`
     KeyRevoke,
+    /// `key.disable`: a key disabled (refused until enabled again).
+    KeyDisable,
+    /// `key.enable`: a disabled key enabled again.
+    KeyEnable,
     /// `auth.denied`: an admin call refused for its credential or its scope.
     AuthDenied,
     /// `organization.create`
@@ -48,11 +52,13 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
         AuditAction::KeyRevoke,
+        AuditAction::KeyDisable,
+        AuditAction::KeyEnable,
         AuditAction::AuthDenied,
         AuditAction::OrganizationCreate,
         AuditAction::OrganizationPolicyUpdate,
@@ -75,6 +81,8 @@ impl AuditAction {
             AuditAction::KeyRotate => "key.rotate",
             AuditAction::KeyUpdate => "key.update",
             AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::KeyDisable => "key.disable",
+            AuditAction::KeyEnable => "key.enable",
             AuditAction::AuthDenied => "auth.denied",
             AuditAction::OrganizationCreate => "organization.create",
             AuditAction::OrganizationPolicyUpdate => "organization.policy.update",

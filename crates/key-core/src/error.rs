@@ -21,6 +21,13 @@ pub enum Error {
     /// The key is valid but lacks a scope the operation needs.
     #[error("API key lacks required scope: {0}")]
     InsufficientScope(Scope),
+    /// The key exists but is disabled (until it is enabled again).
+    #[error("API key is disabled")]
+    DisabledApiKey,
+    /// The key has an IP allowlist and the client's address is not on it, or no client address
+    /// was given.
+    #[error("API key is not allowed from this IP address")]
+    IpNotAllowed,
     /// The caller's key is valid but the operation is not allowed to it for a reason other than a
     /// missing scope (e.g. it needs an operator key).
     #[error("{0}")]
@@ -59,6 +66,8 @@ impl Error {
         match self {
             Error::InvalidApiKey | Error::MissingApiKey => ErrorCode::InvalidApiKey,
             Error::ExpiredApiKey(_) => ErrorCode::ExpiredApiKey,
+            Error::DisabledApiKey => ErrorCode::DisabledApiKey,
+            Error::IpNotAllowed => ErrorCode::IpNotAllowed,
             Error::InsufficientScope(_) | Error::Forbidden(_) => ErrorCode::InsufficientScope,
             Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Error::NotFound(_) => ErrorCode::NotFound,
@@ -82,6 +91,10 @@ pub enum ErrorCode {
     ExpiredApiKey,
     /// `insufficient_scope`
     InsufficientScope,
+    /// `disabled_api_key`
+    DisabledApiKey,
+    /// `ip_not_allowed`
+    IpNotAllowed,
     /// `invalid_request`
     InvalidRequest,
     /// `not_found`
@@ -98,10 +111,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidApiKey,
         ErrorCode::ExpiredApiKey,
         ErrorCode::InsufficientScope,
+        ErrorCode::DisabledApiKey,
+        ErrorCode::IpNotAllowed,
         ErrorCode::InvalidRequest,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
@@ -116,6 +131,8 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::ExpiredApiKey => "expired_api_key",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::DisabledApiKey => "disabled_api_key",
+            ErrorCode::IpNotAllowed => "ip_not_allowed",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",

@@ -52,6 +52,9 @@ pub use error::{Error, ErrorCode};
 pub use key::api_key::{
     ApiKey, Environment, KEY_LEAD_CHARS, KEY_MAX_INPUT_BYTES, KeyLead, RedactedKey,
 };
+pub use key::controls::{
+    IpAllowlist, KeyControls, KeyMetadata, MAX_IP_ALLOWLIST_ENTRIES, MAX_METADATA_BYTES,
+};
 pub use key::digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use key::expiry::{latest_expiry, parse_expiry};
 pub use key::key_view::KeyView;

@@ -1,4 +1,5 @@
-//! `/api/api-keys`: create, list, get, revoke, rotate and update keys; with their JSON shapes.
+//! `/api/api-keys`: create, list, get, revoke, disable, enable, rotate and update keys; with
+//! their JSON shapes.
 
 use axum::{
     Json,
@@ -152,6 +153,65 @@ pub(crate) async fn revoke_key(
     Ok(Json(ApiKeyJson::from(key)))
 }
 
+/// Disables a key at once: every verification refuses it (`disabled_api_key`) until it is
+/// enabled again. Unlike a revocation, it can be undone. Disabling twice is not an error.
+#[utoipa::path(
+    post, path = "/api/api-keys/{id}/disable", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The disabled key (`state` `disabled`, `disabledAt` set)", body = ApiKeyJson),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "As for revoking: not the caller's own personal key, and the caller lacks `admin`; or an operator key and the caller is none; or a key that acts as an owner and the caller is no owner", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 409, description = "The key is revoked", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn disable_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    IdPath(id): IdPath,
+) -> Result<Json<ApiKeyJson>, ApiError> {
+    let response = upstream
+        .keys
+        .clone()
+        .disable_key(forward(&headers, v1::DisableKeyRequest { id }))
+        .await?;
+    let key = required(response.into_inner().api_key)?;
+    Ok(Json(ApiKeyJson::from(key)))
+}
+
+/// Enables a disabled key again, at once. Enabling an enabled key is not an error.
+#[utoipa::path(
+    post, path = "/api/api-keys/{id}/enable", tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The enabled key", body = ApiKeyJson),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired caller key", body = ErrorBody),
+        (status = 403, description = "As for revoking: not the caller's own personal key, and the caller lacks `admin`; or an operator key and the caller is none; or a key that acts as an owner and the caller is no owner", body = ErrorBody),
+        (status = 404, description = "No such key in the organization", body = ErrorBody),
+        (status = 409, description = "The key is revoked", body = ErrorBody),
+        (status = 503, description = "The key service is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn enable_key(
+    State(upstream): State<Upstream>,
+    headers: HeaderMap,
+    IdPath(id): IdPath,
+) -> Result<Json<ApiKeyJson>, ApiError> {
+    let response = upstream
+        .keys
+        .clone()
+        .enable_key(forward(&headers, v1::EnableKeyRequest { id }))
+        .await?;
+    let key = required(response.into_inner().api_key)?;
+    Ok(Json(ApiKeyJson::from(key)))
+}
+
 /// Rotates a key: issues a successor with the same name, scopes and environment (the plaintext
 /// `key` is in this response only), and lets the old key work for the grace period.
 #[utoipa::path(
@@ -244,6 +304,7 @@ fn state_name(value: i32) -> &'static str {
     match v1::KeyState::try_from(value) {
         Ok(v1::KeyState::Expired) => "expired",
         Ok(v1::KeyState::Revoked) => "revoked",
+        Ok(v1::KeyState::Disabled) => "disabled",
         _ => "active",
     }
 }
@@ -272,9 +333,11 @@ pub(crate) struct ApiKeyJson {
     revoked_at: Option<String>,
     revoke_reason: Option<String>,
     last_used_at: Option<String>,
-    /// `active`, `expired` or `revoked`.
+    /// `active`, `expired`, `revoked` or `disabled`.
     #[schema(example = "active")]
     state: String,
+    /// When the key was disabled (RFC 3339); null: enabled.
+    disabled_at: Option<String>,
     /// True for any key without `admin`.
     scoped: bool,
     /// The key this one replaced by rotation; null if none.
@@ -292,6 +355,13 @@ pub(crate) struct ApiKeyJson {
     operator: bool,
     /// The key's own rate limits; empty: its organization's default applies.
     rate_limits: Vec<RateLimitJson>,
+    /// The key's metadata, a JSON object returned to every service that verifies it; null:
+    /// none.
+    #[schema(value_type = Option<Object>, example = json!({"plan": "pro"}))]
+    metadata: Option<serde_json::Value>,
+    /// The addresses and CIDR networks the key may be used from; empty: anywhere.
+    #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
+    ip_allowlist: Vec<String>,
 }
 
 impl From<v1::ApiKey> for ApiKeyJson {
@@ -303,6 +373,10 @@ impl From<v1::ApiKey> for ApiKeyJson {
             revoke_reason: non_empty(key.revoke_reason),
             last_used_at: time(key.last_used_time.as_ref()),
             state: state_name(key.state).to_owned(),
+            disabled_at: time(key.disable_time.as_ref()),
+            // The service stores only JSON objects; text that is not one is shown as none.
+            metadata: serde_json::from_str(&key.metadata_json).ok(),
+            ip_allowlist: key.ip_allowlist,
             environment: environment_name(key.environment).to_owned(),
             id: key.id,
             organization_id: key.organization_id,
@@ -342,6 +416,16 @@ pub(crate) struct CreateKeyBody {
     pub(crate) member_id: Option<String>,
     /// Rate limits, at most one per period; absent: the organization's default.
     pub(crate) rate_limits: Option<Vec<RateLimitJson>>,
+    /// Metadata returned by verification (forward-auth: `X-Keyrack-Metadata`): a JSON object
+    /// of at most 1024 bytes in compact form. Visible to every service that verifies the key:
+    /// never a secret.
+    #[schema(value_type = Option<Object>, example = json!({"plan": "pro"}))]
+    pub(crate) metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// At most 100 IP addresses and CIDR networks (IPv4 or IPv6) the key may be used from;
+    /// absent or empty: anywhere. A verification from elsewhere, or without a client address,
+    /// is refused (`ip_not_allowed`).
+    #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
+    pub(crate) ip_allowlist: Option<Vec<String>>,
 }
 
 /// A key's type.
@@ -371,6 +455,8 @@ impl CreateKeyBody {
             .into(),
             member_id: self.member_id.unwrap_or_default(),
             rate_limits: RateLimitJson::into_proto(self.rate_limits.unwrap_or_default()),
+            metadata_json: metadata_json(self.metadata),
+            ip_allowlist: self.ip_allowlist.unwrap_or_default(),
         })
     }
 }
@@ -428,6 +514,7 @@ pub(crate) enum KeyStateParam {
     Active,
     Expired,
     Revoked,
+    Disabled,
 }
 
 impl From<KeyStateParam> for v1::KeyState {
@@ -436,6 +523,7 @@ impl From<KeyStateParam> for v1::KeyState {
             KeyStateParam::Active => v1::KeyState::Active,
             KeyStateParam::Expired => v1::KeyState::Expired,
             KeyStateParam::Revoked => v1::KeyState::Revoked,
+            KeyStateParam::Disabled => v1::KeyState::Disabled,
         }
     }
 }
@@ -528,6 +616,21 @@ pub(crate) struct UpdateKeyBody {
     /// organization's default then applies); absent leaves them.
     #[serde(default, deserialize_with = "present")]
     pub(crate) rate_limits: Option<Option<Vec<RateLimitJson>>>,
+    /// New metadata, replacing the old; `null` or `{}` removes it; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>, example = json!({"plan": "enterprise"}))]
+    pub(crate) metadata: Option<Option<serde_json::Map<String, serde_json::Value>>>,
+    /// A new IP allowlist, replacing the old; `[]` or `null` removes it (anywhere); absent
+    /// leaves it.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) ip_allowlist: Option<Option<Vec<String>>>,
+}
+
+/// Metadata as the service takes it: the object's JSON text, empty for none.
+fn metadata_json(metadata: Option<serde_json::Map<String, serde_json::Value>>) -> String {
+    metadata.map_or_else(String::new, |object| {
+        serde_json::Value::Object(object).to_string()
+    })
 }
 
 /// Tells a field that is present (even as `null`: `Some(None)`) from an absent one (`None`,
@@ -551,6 +654,10 @@ impl UpdateKeyBody {
             clear_rate_limits: matches!(&self.rate_limits, Some(None))
                 || matches!(&self.rate_limits, Some(Some(limits)) if limits.is_empty()),
             rate_limits: RateLimitJson::into_proto(self.rate_limits.flatten().unwrap_or_default()),
+            metadata_json: self.metadata.map(metadata_json),
+            clear_ip_allowlist: matches!(&self.ip_allowlist, Some(None))
+                || matches!(&self.ip_allowlist, Some(Some(list)) if list.is_empty()),
+            ip_allowlist: self.ip_allowlist.flatten().unwrap_or_default(),
         }
     }
 }

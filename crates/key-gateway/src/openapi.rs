@@ -13,7 +13,7 @@ use crate::{alerts, audit, error, health, keys, organizations, usage, verify, we
     info(title = "Keyrack REST API", description = "API keys: create, list, revoke, usage, and forward-auth."),
     paths(
         keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key,
-        keys::rotate_key, keys::update_key,
+        keys::rotate_key, keys::update_key, keys::disable_key, keys::enable_key,
         usage::key_usage, usage::organization_usage,
         audit::list_audit_events,
         organizations::create_organization, organizations::get_organization,

@@ -45,6 +45,14 @@ pub fn router(
             "/api/api-keys/{id}/rotate",
             axum::routing::post(keys::rotate_key),
         )
+        .route(
+            "/api/api-keys/{id}/disable",
+            axum::routing::post(keys::disable_key),
+        )
+        .route(
+            "/api/api-keys/{id}/enable",
+            axum::routing::post(keys::enable_key),
+        )
         .route("/api/api-keys/{id}/usage", get(usage::key_usage))
         .route("/api/usage", get(usage::organization_usage))
         .route("/api/audit-events", get(crate::audit::list_audit_events))

@@ -7,7 +7,9 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use key_proto::{ErrorCode, MISSING_API_KEY_MESSAGE, bearer_token, v1};
+use key_proto::{
+    ErrorCode, METADATA_HEADER, MISSING_API_KEY_MESSAGE, bearer_token, metadata_header_value, v1,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,7 +37,10 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
 /// Verifies the caller's `Authorization: Bearer` key for the scopes given as `scope` query
 /// parameters (repeatable) or in the `X-Keyrack-Required-Scopes` header. 200 carries the
 /// principal, also as `X-Keyrack-Key-Id`, `X-Keyrack-Org-Id` and `X-Keyrack-Scopes` headers for
-/// the proxy to pass upstream. Any method is accepted, since proxies send the original one.
+/// the proxy to pass upstream, and a key's metadata as `X-Keyrack-Metadata` (the JSON object in
+/// base64url without padding). Any method is accepted, since proxies send the original one.
+///
+/// The client (as `--trusted-proxies` finds it) is judged by a key's IP allowlist.
 ///
 /// For usage statistics, the client's country comes from `X-Keyrack-Country` (or the edge's
 /// `CF-IPCountry`), believed only from a trusted proxy (`--trusted-proxies`), and a tag for the
@@ -52,8 +57,9 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
     responses(
         (status = 200, description = "The key may proceed", body = PrincipalJson),
         (status = 400, description = "An unknown scope was required", body = ErrorBody),
-        (status = 401, description = "Missing, invalid, revoked or expired key", body = ErrorBody),
-        (status = 403, description = "The key lacks a required scope", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, revoked, expired or disabled key", body = ErrorBody),
+        (status = 403, description = "The key lacks a required scope, or its IP allowlist refuses the client (`ip_not_allowed`)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]
@@ -85,8 +91,9 @@ pub(crate) async fn verify(
     responses(
         (status = 200, description = "The key may proceed", body = PrincipalJson),
         (status = 400, description = "An unknown scope was required", body = ErrorBody),
-        (status = 401, description = "Missing, invalid, revoked or expired key", body = ErrorBody),
-        (status = 403, description = "The key lacks a required scope", body = ErrorBody),
+        (status = 401, description = "Missing, invalid, revoked, expired or disabled key", body = ErrorBody),
+        (status = 403, description = "The key lacks a required scope, or its IP allowlist refuses the client (`ip_not_allowed`)", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]
@@ -225,11 +232,19 @@ fn required_scopes(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
 
 fn principal_response(principal: PrincipalJson) -> Response {
     let mut extra = Vec::new();
+    let metadata = principal
+        .metadata_json
+        .as_deref()
+        .map(metadata_header_value)
+        .map(|value| (METADATA_HEADER, value));
     for (name, value) in [
         ("x-keyrack-key-id", principal.key_id.clone()),
         ("x-keyrack-org-id", principal.organization_id.clone()),
         ("x-keyrack-scopes", principal.scopes.join(",")),
-    ] {
+    ]
+    .into_iter()
+    .chain(metadata)
+    {
         if let Ok(value) = HeaderValue::from_str(&value) {
             extra.push((HeaderName::from_static(name), value));
         }
@@ -269,6 +284,12 @@ pub(crate) struct PrincipalJson {
     pub(crate) key_type: String,
     /// For a personal key, its member; null otherwise.
     pub(crate) member_id: Option<String>,
+    /// The key's metadata (a JSON object); null: none. Also sent as `X-Keyrack-Metadata`.
+    #[schema(value_type = Option<Object>, example = json!({"plan": "pro"}))]
+    pub(crate) metadata: Option<serde_json::Value>,
+    /// The metadata's text as the service sent it, for the header.
+    #[serde(skip)]
+    pub(crate) metadata_json: Option<String>,
 }
 
 impl From<&v1::VerifyKeyResponse> for PrincipalJson {
@@ -282,6 +303,8 @@ impl From<&v1::VerifyKeyResponse> for PrincipalJson {
             expires_at: time(verdict.expire_time.as_ref()),
             key_type: key_type_name(verdict.key_type).to_owned(),
             member_id: non_empty(verdict.member_id.clone()),
+            metadata: serde_json::from_str(&verdict.metadata_json).ok(),
+            metadata_json: non_empty(verdict.metadata_json.clone()),
         }
     }
 }

@@ -58,6 +58,7 @@ pub(crate) fn state_to_proto(state: KeyState) -> v1::KeyState {
         KeyState::Active => v1::KeyState::Active,
         KeyState::Expired => v1::KeyState::Expired,
         KeyState::Revoked => v1::KeyState::Revoked,
+        KeyState::Disabled => v1::KeyState::Disabled,
     }
 }
 
@@ -94,18 +95,28 @@ pub(crate) fn api_key(key: &KeyDetails) -> v1::ApiKey {
             .unwrap_or_default(),
         operator: record.operator,
         rate_limits: rate_limits_to_proto(&record.rate_limits),
+        disable_time: record.disabled_at.map(timestamp),
+        metadata_json: record
+            .metadata
+            .as_ref()
+            .map(|metadata| metadata.as_json().to_owned())
+            .unwrap_or_default(),
+        ip_allowlist: record.ip_allowlist.entries(),
     }
 }
 
 /// VerifyKey's answer: the verdict's code, reason and message; the limits of a rate-limited
-/// one; and the principal, for keys that are alive (valid, or valid but lacking a scope). An
-/// expired or revoked key reveals nothing beyond its verdict.
+/// one; and the principal with its metadata, for keys that are alive (valid, or valid but
+/// lacking a scope). An expired, revoked or disabled key, and a key presented from outside its
+/// IP allowlist, reveal nothing beyond their verdict.
 pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyResponse {
     let code = match verification.verdict {
         Verdict::Valid => v1::VerifyCode::Valid,
         Verdict::Invalid => v1::VerifyCode::InvalidApiKey,
         Verdict::Expired => v1::VerifyCode::ExpiredApiKey,
         Verdict::InsufficientScope(_) => v1::VerifyCode::InsufficientScope,
+        Verdict::Disabled => v1::VerifyCode::DisabledApiKey,
+        Verdict::IpNotAllowed => v1::VerifyCode::IpNotAllowed,
         Verdict::RateLimited { .. } | Verdict::TooManyFailures { .. } => {
             v1::VerifyCode::RateLimited
         }
@@ -154,6 +165,12 @@ pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyRespo
             .unwrap_or_default();
         response.environment = environment_to_proto(record.environment).into();
         response.expire_time = record.expires_at.map(timestamp);
+        response.metadata_json = record
+            .controls
+            .as_ref()
+            .and_then(|controls| controls.metadata.as_ref())
+            .map(|metadata| metadata.as_json().to_owned())
+            .unwrap_or_default();
     }
     response
 }

@@ -12,12 +12,13 @@ use chrono::TimeDelta;
 use http::{HeaderMap, HeaderValue as HttpHeaderValue, header::AUTHORIZATION};
 use key_core::Verdict;
 use key_proto::{
-    ErrorCode, bearer_token,
+    ErrorCode, METADATA_HEADER, bearer_token,
     envoy::{
         Authorization, CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction,
         HeaderValue, HeaderValueOption, HttpResponse, HttpStatus, OkHttpResponse, RpcStatus,
         address, attribute_context::HttpRequest,
     },
+    metadata_header_value,
 };
 use key_service::verify::{AuthzRequest, Decision, ExtAuthz};
 use key_telemetry::CallSlot;
@@ -137,7 +138,7 @@ fn report(slot: &CallSlot, decision: &Decision) {
 fn check_response(decision: &Decision) -> CheckResponse {
     match decision {
         Decision::Allow(verification) => {
-            let mut headers = Vec::with_capacity(3);
+            let mut headers = Vec::with_capacity(4);
             let mut headers_to_remove = Vec::new();
             if let Some(record) = &verification.record {
                 headers.push(overwrite(KEY_ID_HEADER, record.id.to_string()));
@@ -145,6 +146,19 @@ fn check_response(decision: &Decision) -> CheckResponse {
                     ORGANIZATION_ID_HEADER,
                     record.organization_id.to_string(),
                 ));
+            }
+            // The key's metadata as forward-auth sends it; a key without any removes a
+            // client-sent copy.
+            let metadata = verification
+                .record
+                .as_ref()
+                .and_then(|record| record.controls.as_ref()?.metadata.as_ref());
+            match metadata {
+                Some(metadata) => headers.push(overwrite(
+                    METADATA_HEADER,
+                    metadata_header_value(metadata.as_json()),
+                )),
+                None => headers_to_remove.push(METADATA_HEADER.to_owned()),
             }
             // A key without scopes removes the header rather than setting it empty, so no
             // client-sent copy survives whatever Envoy does with empty values.

@@ -1,4 +1,5 @@
-//! The key RPCs: VerifyKey, CreateKey, GetKey, ListKeys, RevokeKey, RotateKey and UpdateKey.
+//! The key RPCs: VerifyKey, CreateKey, GetKey, ListKeys, RevokeKey, DisableKey, EnableKey,
+//! RotateKey and UpdateKey.
 //! Each decodes its request, makes one call into the application, and encodes the answer.
 
 use key_core::{Error, KeyState, KeyType, RateLimits, Scope};
@@ -89,6 +90,8 @@ pub(crate) async fn create_key(
         expires_at: request.expires_at,
         key_type,
         member_id,
+        metadata: request.metadata_json,
+        ip_allowlist: request.ip_allowlist,
     };
     let issued = app.keys.create(&by, create).await?;
     Ok(v1::CreateKeyResponse {
@@ -120,6 +123,7 @@ pub(crate) async fn list_keys(
         Ok(v1::KeyState::Active) => Some(KeyState::Active),
         Ok(v1::KeyState::Expired) => Some(KeyState::Expired),
         Ok(v1::KeyState::Revoked) => Some(KeyState::Revoked),
+        Ok(v1::KeyState::Disabled) => Some(KeyState::Disabled),
         Err(_) => {
             return Err(Error::InvalidArgument {
                 field: "state",
@@ -151,6 +155,30 @@ pub(crate) async fn revoke_key(
     let id = parse_id("id", &request.id)?;
     let key = app.keys.revoke(&by, id, request.reason).await?;
     Ok(v1::RevokeKeyResponse {
+        api_key: Some(api_key(&key)),
+    })
+}
+
+pub(crate) async fn disable_key(
+    app: &Application,
+    request: Request<v1::DisableKeyRequest>,
+) -> Result<v1::DisableKeyResponse, Error> {
+    let by = requester(&request)?;
+    let id = parse_id("id", &request.get_ref().id)?;
+    let key = app.keys.set_disabled(&by, id, true).await?;
+    Ok(v1::DisableKeyResponse {
+        api_key: Some(api_key(&key)),
+    })
+}
+
+pub(crate) async fn enable_key(
+    app: &Application,
+    request: Request<v1::EnableKeyRequest>,
+) -> Result<v1::EnableKeyResponse, Error> {
+    let by = requester(&request)?;
+    let id = parse_id("id", &request.get_ref().id)?;
+    let key = app.keys.set_disabled(&by, id, false).await?;
+    Ok(v1::EnableKeyResponse {
         api_key: Some(api_key(&key)),
     })
 }
@@ -193,11 +221,24 @@ pub(crate) async fn update_key(
         (false, true) => None,
         (false, false) => Some(rate_limits_from_proto("rate_limits", &request.rate_limits)?),
     };
+    let ip_allowlist = match (request.clear_ip_allowlist, request.ip_allowlist.is_empty()) {
+        (true, false) => {
+            return Err(Error::InvalidArgument {
+                field: "ip_allowlist",
+                message: "give ip_allowlist or clear_ip_allowlist, not both".to_owned(),
+            });
+        }
+        (true, true) => Some(Vec::new()),
+        (false, true) => None,
+        (false, false) => Some(request.ip_allowlist),
+    };
     let update = UpdateKey {
         name: request.name,
         scopes: request.scopes,
         expires_at: request.expires_at,
         rate_limits,
+        metadata: request.metadata_json,
+        ip_allowlist,
     };
     let key = app.keys.update(&by, id, update).await?;
     Ok(v1::UpdateKeyResponse {

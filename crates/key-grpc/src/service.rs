@@ -97,6 +97,20 @@ impl KeyService for KeyServiceImpl {
         reply(keys::revoke_key(&self.app, request).await)
     }
 
+    async fn disable_key(
+        &self,
+        request: Request<v1::DisableKeyRequest>,
+    ) -> Reply<v1::DisableKeyResponse> {
+        reply(keys::disable_key(&self.app, request).await)
+    }
+
+    async fn enable_key(
+        &self,
+        request: Request<v1::EnableKeyRequest>,
+    ) -> Reply<v1::EnableKeyResponse> {
+        reply(keys::enable_key(&self.app, request).await)
+    }
+
     async fn rotate_key(
         &self,
         request: Request<v1::RotateKeyRequest>,

@@ -38,6 +38,8 @@ fn wire_code(code: key_core::ErrorCode) -> ErrorCode {
         Domain::InvalidApiKey => ErrorCode::InvalidApiKey,
         Domain::ExpiredApiKey => ErrorCode::ExpiredApiKey,
         Domain::InsufficientScope => ErrorCode::InsufficientScope,
+        Domain::DisabledApiKey => ErrorCode::DisabledApiKey,
+        Domain::IpNotAllowed => ErrorCode::IpNotAllowed,
         Domain::InvalidRequest => ErrorCode::InvalidRequest,
         Domain::NotFound => ErrorCode::NotFound,
         Domain::Conflict => ErrorCode::Conflict,

@@ -7,9 +7,11 @@
 
 mod bearer;
 pub mod envoy;
+mod metadata;
 mod vocabulary;
 
 pub use bearer::{BearerError, bearer_token};
+pub use metadata::{METADATA_HEADER, metadata_header_value};
 pub use vocabulary::{AUDIT_ACTIONS, ERROR_DOMAIN, ErrorCode, MISSING_API_KEY_MESSAGE, SCOPES};
 
 /// The `keyrack.v1` package.

@@ -22,11 +22,13 @@ pub const SCOPES: [&str; 8] = [
 ];
 
 /// The audit log's action names, in key-core's `AuditAction::ALL` order.
-pub const AUDIT_ACTIONS: [&str; 17] = [
+pub const AUDIT_ACTIONS: [&str; 19] = [
     "key.create",
     "key.rotate",
     "key.update",
     "key.revoke",
+    "key.disable",
+    "key.enable",
     "auth.denied",
     "organization.create",
     "organization.policy.update",
@@ -58,6 +60,10 @@ pub enum ErrorCode {
     ExpiredApiKey,
     /// `insufficient_scope`
     InsufficientScope,
+    /// `disabled_api_key`: the key is disabled until it is enabled again.
+    DisabledApiKey,
+    /// `ip_not_allowed`: the key's IP allowlist refuses the client's address.
+    IpNotAllowed,
     /// `invalid_request`
     InvalidRequest,
     /// `not_found`
@@ -79,7 +85,7 @@ pub enum ErrorCode {
 }
 
 /// One row per code: the code, its reason string, its HTTP status and its gRPC code.
-const TABLE: [(ErrorCode, &str, u16, Code); 12] = [
+const TABLE: [(ErrorCode, &str, u16, Code); 14] = [
     (
         ErrorCode::InvalidApiKey,
         "invalid_api_key",
@@ -95,6 +101,20 @@ const TABLE: [(ErrorCode, &str, u16, Code); 12] = [
     (
         ErrorCode::InsufficientScope,
         "insufficient_scope",
+        403,
+        Code::PermissionDenied,
+    ),
+    // As an expired key: the credential does not work now, whatever the request.
+    (
+        ErrorCode::DisabledApiKey,
+        "disabled_api_key",
+        401,
+        Code::Unauthenticated,
+    ),
+    // As a missing scope: the credential is good, but not from where it is used.
+    (
+        ErrorCode::IpNotAllowed,
+        "ip_not_allowed",
         403,
         Code::PermissionDenied,
     ),
@@ -146,8 +166,8 @@ const TABLE: [(ErrorCode, &str, u16, Code); 12] = [
 
 impl ErrorCode {
     /// Every code, in the table's order.
-    pub const ALL: [ErrorCode; 12] = {
-        let mut all = [ErrorCode::Internal; 12];
+    pub const ALL: [ErrorCode; 14] = {
+        let mut all = [ErrorCode::Internal; 14];
         let mut i = 0;
         while i < TABLE.len() {
             all[i] = TABLE[i].0;
@@ -214,7 +234,7 @@ mod tests {
     #[test]
     fn grpc_codes_are_the_canonical_ones() {
         // google.rpc.Code numbers, as key-core's table gives them.
-        let numbers = [16, 16, 7, 3, 5, 9, 12, 3, 8, 14, 8, 13];
+        let numbers = [16, 16, 7, 16, 7, 3, 5, 9, 12, 3, 8, 14, 8, 13];
         for (code, number) in ErrorCode::ALL.into_iter().zip(numbers) {
             assert_eq!(i32::from(code.grpc_code()), number, "{code:?}");
         }

@@ -119,6 +119,8 @@ fn draw_batch(
             member_id: None,
             operator: false,
             rate_limits: RateLimits::NONE,
+            metadata: None,
+            ip_allowlist: key_core::IpAllowlist::EMPTY,
         };
         // The event `Keys::issue` writes for an operator's key.
         let event = AuditEvent {

@@ -102,6 +102,8 @@ async fn verifier_with_chat_key(dir: &Path) -> (Verifier, ApiKey) {
         member_id: None,
         operator: false,
         rate_limits: RateLimits::NONE,
+        metadata: None,
+        ip_allowlist: key_core::IpAllowlist::EMPTY,
     };
     let (_, key) = app
         .keys

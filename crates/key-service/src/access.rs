@@ -180,10 +180,12 @@ impl Access {
                     _ => None,
                 };
                 let effective = effective_scopes(&record, member_limit);
-                // The key is judged as if presented: a revoked, expired or orphaned key's
-                // sessions end with it.
+                // The key is judged as if presented, from the session's caller: a revoked,
+                // expired, disabled or orphaned key's sessions end with it, and an allowlisted
+                // one's work only from its addresses.
                 if let Some(error) =
-                    verify_effective(Some(&view), effective, &[], now).into_error(view.expires_at)
+                    verify_effective(Some(&view), effective, &[], context.client_ip, now)
+                        .into_error(view.expires_at)
                 {
                     return Err(error);
                 }

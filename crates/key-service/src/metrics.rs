@@ -123,7 +123,7 @@ struct Inner {
     auth_refusals: Family<ReasonLabel, Counter>,
     database_up: Gauge,
     /// One counter per verdict (`Verdict::index`), for the same reason as above.
-    verifications: [Counter; 6],
+    verifications: [Counter; Verdict::NAMES.len()],
     usage_flush_duration: Histogram,
     usage_last_flush: Gauge,
     build_info: Family<BuildLabels, Gauge>,

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, KeyDigest, KeyRecord, KeyState, KeyType, RateLimits, RedactedKey,
-    Scope, ScopeSet,
+    AuditEvent, Environment, IpAllowlist, KeyDigest, KeyMetadata, KeyRecord, KeyState, KeyType,
+    RateLimits, RedactedKey, Scope, ScopeSet,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
@@ -44,6 +44,10 @@ pub struct NewKey {
     pub operator: bool,
     /// Its own rate limits (none: the organization's default applies).
     pub rate_limits: RateLimits,
+    /// What services learn of it when they verify it.
+    pub metadata: Option<KeyMetadata>,
+    /// Where it may be used from (empty: anywhere).
+    pub ip_allowlist: IpAllowlist,
 }
 
 /// Which keys a listing returns.
@@ -86,6 +90,10 @@ pub struct KeyChanges {
     pub expires_at: Option<Option<DateTime<Utc>>>,
     /// New rate limits; `Some(RateLimits::NONE)` removes the key's own.
     pub rate_limits: Option<RateLimits>,
+    /// New metadata; `Some(None)` removes it.
+    pub metadata: Option<Option<KeyMetadata>>,
+    /// A new IP allowlist; `Some(IpAllowlist::EMPTY)` removes it.
+    pub ip_allowlist: Option<IpAllowlist>,
 }
 
 /// How often a rotation or update is decided again when the key changed between the decision
@@ -182,15 +190,27 @@ impl Store {
             KeyFilter::State(KeyState::Expired) => query
                 .filter(Column::RevokedAt.is_null())
                 .filter(Column::ExpiresAt.lte(now)),
-            KeyFilter::State(KeyState::Active) => query.filter(Column::RevokedAt.is_null()).filter(
-                Condition::any()
-                    .add(Column::ExpiresAt.is_null())
-                    .add(Column::ExpiresAt.gt(now)),
-            ),
+            KeyFilter::State(KeyState::Active) => query
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::DisabledAt.is_null())
+                .filter(
+                    Condition::any()
+                        .add(Column::ExpiresAt.is_null())
+                        .add(Column::ExpiresAt.gt(now)),
+                ),
+            KeyFilter::State(KeyState::Disabled) => query
+                .filter(Column::RevokedAt.is_null())
+                .filter(Column::DisabledAt.is_not_null())
+                .filter(
+                    Condition::any()
+                        .add(Column::ExpiresAt.is_null())
+                        .add(Column::ExpiresAt.gt(now)),
+                ),
             KeyFilter::RotationDue {
                 created_at_or_before,
             } => query
                 .filter(Column::RevokedAt.is_null())
+                .filter(Column::DisabledAt.is_null())
                 .filter(Column::RotatedTo.is_null())
                 .filter(Column::CreatedAt.lte(created_at_or_before))
                 .filter(
@@ -230,6 +250,36 @@ impl Store {
             .filter(Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
+        let record = get_key_with_digest_in(&txn, organization_id, id).await?;
+        if record.is_some() {
+            insert_audit_event_in(&txn, audit).await?;
+        }
+        txn.commit().await?;
+        Ok(record)
+    }
+
+    /// Disables (`disabled`) or enables the key `id` of `organization_id` at `now`, with its
+    /// audit event, in one transaction. Disabling a disabled key keeps its first time; a
+    /// revoked key is left as it is. `None` (and no event) if there is no such key. The digest
+    /// comes back with the record, for a cache of verifications to drop the key.
+    pub async fn set_key_disabled(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+        disabled: bool,
+        now: DateTime<Utc>,
+        audit: &AuditEvent,
+    ) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
+        let txn = self.begin_write().await?;
+        let mut update = ApiKeys::update_many()
+            .col_expr(Column::DisabledAt, Expr::value(disabled.then_some(now)))
+            .filter(Column::Id.eq(id))
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::RevokedAt.is_null());
+        if disabled {
+            update = update.filter(Column::DisabledAt.is_null());
+        }
+        update.exec(&txn).await?;
         let record = get_key_with_digest_in(&txn, organization_id, id).await?;
         if record.is_some() {
             insert_audit_event_in(&txn, audit).await?;
@@ -331,6 +381,13 @@ impl Store {
             }
             if let Some(expires_at) = changes.expires_at {
                 update = update.col_expr(Column::ExpiresAt, Expr::value(expires_at));
+            }
+            if let Some(metadata) = changes.metadata {
+                let json = metadata.map(|metadata| metadata.as_json().to_owned());
+                update = update.col_expr(Column::Metadata, Expr::value(json));
+            }
+            if let Some(allowlist) = changes.ip_allowlist {
+                update = update.col_expr(Column::IpAllowlist, Expr::value(allowlist.format()));
             }
             let updated = update
                 .filter(Column::Id.eq(id))
@@ -464,6 +521,12 @@ pub(crate) fn key_model(key: &NewKey) -> api_key::ActiveModel {
         member_id: Set(key.member_id),
         operator: Set(key.operator),
         rate_limits: Set(key.rate_limits.format()),
+        disabled_at: Set(None),
+        metadata: Set(key
+            .metadata
+            .as_ref()
+            .map(|metadata| metadata.as_json().to_owned())),
+        ip_allowlist: Set(key.ip_allowlist.format()),
     }
 }
 
@@ -488,6 +551,16 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
     })?;
     let rate_limits = RateLimits::parse("rate_limits", model.rate_limits.as_deref().unwrap_or(""))
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let metadata = KeyMetadata::parse("metadata", model.metadata.as_deref().unwrap_or(""))
+        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let entries: Vec<&str> = model
+        .ip_allowlist
+        .as_deref()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ip_allowlist = IpAllowlist::parse_list("ip_allowlist", &entries)
+        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -509,5 +582,8 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         member_id: model.member_id,
         operator: model.operator,
         rate_limits,
+        disabled_at: model.disabled_at,
+        metadata,
+        ip_allowlist,
     })
 }

@@ -381,6 +381,8 @@ async fn create_admin_key(
         member_id: None,
         operator,
         rate_limits: key_core::RateLimits::NONE,
+        metadata: None,
+        ip_allowlist: key_core::IpAllowlist::EMPTY,
     };
     let (record, key) = app
         .keys

@@ -59,6 +59,7 @@ fn row(key: &v1::ApiKey) -> KeyRow {
         state: match v1::KeyState::try_from(key.state) {
             Ok(v1::KeyState::Revoked) => "revoked",
             Ok(v1::KeyState::Expired) => "expired",
+            Ok(v1::KeyState::Disabled) => "disabled",
             _ => "active",
         },
         revoked: key.revoke_time.is_some(),
@@ -119,6 +120,7 @@ pub(crate) async fn list(
         "active" => v1::KeyState::Active,
         "revoked" => v1::KeyState::Revoked,
         "expired" => v1::KeyState::Expired,
+        "disabled" => v1::KeyState::Disabled,
         _ => v1::KeyState::Unspecified,
     };
     let rotation_due = query.rotation_due.is_some();
@@ -127,6 +129,7 @@ pub(crate) async fn list(
         v1::KeyState::Active => "active",
         v1::KeyState::Revoked => "revoked",
         v1::KeyState::Expired => "expired",
+        v1::KeyState::Disabled => "disabled",
         v1::KeyState::Unspecified => "",
     };
     let listed = console
@@ -279,6 +282,8 @@ pub(crate) async fn create(
             caller.member_id.clone()
         },
         rate_limits: Vec::new(),
+        metadata_json: String::new(),
+        ip_allowlist: Vec::new(),
     };
     let created = console
         .client()

@@ -1,7 +1,9 @@
+use std::net::IpAddr;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::{
-    Error, KeyRecord, KeyState, KeyType, KeyView, RateLimit, Scope, ScopeSet,
+    Error, IpAllowlist, KeyRecord, KeyState, KeyType, KeyView, RateLimit, Scope, ScopeSet,
     key::expiry::last_valid_day,
 };
 
@@ -14,6 +16,11 @@ pub enum Verdict {
     Invalid,
     /// The key expired.
     Expired,
+    /// The key is disabled (it may be enabled again).
+    Disabled,
+    /// The key has an IP allowlist and the client's address is not on it, or there was no
+    /// client address to judge.
+    IpNotAllowed,
     /// The key lacks this scope (the first missing one, in request order).
     InsufficientScope(Scope),
     /// The key is valid but one of its rate limits is exhausted; nothing was counted against
@@ -38,12 +45,18 @@ pub enum Verdict {
     },
 }
 
-/// Decides the verdict for a looked-up key. `record` is `None` when no key has the presented
-/// digest. Revocation is checked first, then expiry, then scopes.
-pub fn verify(record: Option<&KeyRecord>, required: &[Scope], now: DateTime<Utc>) -> Verdict {
+/// Decides the verdict for a looked-up key presented by a client at `client` (if known).
+/// `record` is `None` when no key has the presented digest. The order is [`decide`]'s.
+pub fn verify(
+    record: Option<&KeyRecord>,
+    required: &[Scope],
+    client: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Verdict {
     decide(
-        record.map(|record| (record.state(now), record.scopes)),
+        record.map(|record| (record.state(now), record.scopes, &record.ip_allowlist)),
         required,
+        client,
     )
 }
 
@@ -64,39 +77,67 @@ pub fn verify_effective(
     record: Option<&KeyView>,
     effective: Option<ScopeSet>,
     required: &[Scope],
+    client: Option<IpAddr>,
     now: DateTime<Utc>,
 ) -> Verdict {
     decide(
-        record.and_then(|record| Some((record.state(now), effective?))),
+        record.and_then(|record| {
+            let allowlist = record
+                .controls
+                .as_ref()
+                .map_or(&NO_ALLOWLIST, |controls| &controls.ip_allowlist);
+            Some((record.state(now), effective?, allowlist))
+        }),
         required,
+        client,
     )
 }
 
-/// The one rule behind both: no key (or no effective scopes) is invalid; then revoked,
-/// expired, the first missing scope in request order, valid.
-fn decide(key: Option<(KeyState, ScopeSet)>, required: &[Scope]) -> Verdict {
-    let Some((state, scopes)) = key else {
+/// The allowlist of a key without controls (a static: a `const` would be a temporary).
+static NO_ALLOWLIST: IpAllowlist = IpAllowlist::EMPTY;
+
+/// The one rule behind both, in this order: no key (or no effective scopes) is invalid; then
+/// revoked (invalid), expired, disabled; then a key with an IP allowlist refuses a client
+/// outside it, and a verification that names no client at all (it fails closed); then the
+/// first missing scope in request order; else valid. (A valid key's rate limits come after,
+/// in the verifier.) A state comes before the address, so a disabled key says so wherever it
+/// is presented from, and the address before scopes, so a client elsewhere learns nothing of
+/// what the key may do.
+fn decide(
+    key: Option<(KeyState, ScopeSet, &IpAllowlist)>,
+    required: &[Scope],
+    client: Option<IpAddr>,
+) -> Verdict {
+    let Some((state, scopes, allowlist)) = key else {
         return Verdict::Invalid;
     };
     match state {
         KeyState::Revoked => Verdict::Invalid,
         KeyState::Expired => Verdict::Expired,
-        KeyState::Active => match scopes.first_missing(required) {
-            Some(missing) => Verdict::InsufficientScope(missing),
-            None => Verdict::Valid,
-        },
+        KeyState::Disabled => Verdict::Disabled,
+        KeyState::Active => {
+            if !allowlist.is_empty() && !client.is_some_and(|client| allowlist.allows(client)) {
+                return Verdict::IpNotAllowed;
+            }
+            match scopes.first_missing(required) {
+                Some(missing) => Verdict::InsufficientScope(missing),
+                None => Verdict::Valid,
+            }
+        }
     }
 }
 
 impl Verdict {
     /// Every verdict's name, in the order of [`Verdict::index`].
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 8] = [
         "valid",
         "invalid_api_key",
         "expired_api_key",
         "insufficient_scope",
         "rate_limited",
         "too_many_failures",
+        "disabled_api_key",
+        "ip_not_allowed",
     ];
 
     /// The verdict's position in [`Verdict::NAMES`].
@@ -108,6 +149,8 @@ impl Verdict {
             Verdict::InsufficientScope(_) => 3,
             Verdict::RateLimited { .. } => 4,
             Verdict::TooManyFailures { .. } => 5,
+            Verdict::Disabled => 6,
+            Verdict::IpNotAllowed => 7,
         }
     }
 
@@ -128,6 +171,8 @@ impl Verdict {
                 // An expired verdict always comes with its record; stay safe if not.
                 None => Error::InvalidApiKey,
             }),
+            Verdict::Disabled => Some(Error::DisabledApiKey),
+            Verdict::IpNotAllowed => Some(Error::IpNotAllowed),
             Verdict::InsufficientScope(scope) => Some(Error::InsufficientScope(scope)),
             Verdict::RateLimited { limit, .. } => Some(Error::RateLimited(limit)),
             Verdict::TooManyFailures { .. } => Some(Error::TooManyFailures),
@@ -165,6 +210,9 @@ mod tests {
             member_id: None,
             operator: false,
             rate_limits: crate::RateLimits::NONE,
+            disabled_at: None,
+            metadata: None,
+            ip_allowlist: IpAllowlist::EMPTY,
         }
     }
 
@@ -174,11 +222,11 @@ mod tests {
 
     #[test]
     fn unknown_and_revoked_keys_are_invalid() {
-        assert_eq!(verify(None, &[], now()), Verdict::Invalid);
+        assert_eq!(verify(None, &[], None, now()), Verdict::Invalid);
         let mut revoked = record(&["chat"]);
         revoked.revoked_at = Some(now());
         revoked.expires_at = Some(now() - TimeDelta::days(1));
-        assert_eq!(verify(Some(&revoked), &[], now()), Verdict::Invalid);
+        assert_eq!(verify(Some(&revoked), &[], None, now()), Verdict::Invalid);
     }
 
     #[test]
@@ -188,10 +236,10 @@ mod tests {
         key.expires_at = Some(at);
         let just_before = at - TimeDelta::nanoseconds(1);
         assert_eq!(
-            verify(Some(&key), &[Scope::Chat], just_before),
+            verify(Some(&key), &[Scope::Chat], None, just_before),
             Verdict::Valid
         );
-        let verdict = verify(Some(&key), &[Scope::Chat], at);
+        let verdict = verify(Some(&key), &[Scope::Chat], None, at);
         assert_eq!(verdict, Verdict::Expired);
         let message = verdict.into_error(key.expires_at).unwrap().to_string();
         assert_eq!(message, "API key expired on 2024-12-31");
@@ -203,6 +251,7 @@ mod tests {
         let verdict = verify(
             Some(&key),
             &[Scope::AgentsRead, Scope::AgentsWrite, Scope::DataWrite],
+            None,
             now(),
         );
         assert_eq!(verdict, Verdict::InsufficientScope(Scope::AgentsWrite));
@@ -211,7 +260,7 @@ mod tests {
             "API key lacks required scope: agents:write"
         );
         assert_eq!(
-            verify(Some(&record(&["admin"])), &[Scope::DataWrite], now()),
+            verify(Some(&record(&["admin"])), &[Scope::DataWrite], None, now()),
             Verdict::Valid
         );
     }
@@ -230,13 +279,20 @@ mod tests {
                 Some(&KeyView::from(&key)),
                 effective,
                 &[Scope::DataWrite],
+                None,
                 now()
             ),
             Verdict::InsufficientScope(Scope::DataWrite)
         );
         let demoted = effective_scopes(&key, Some(viewer));
         assert_eq!(
-            verify_effective(Some(&KeyView::from(&key)), demoted, &[Scope::Chat], now()),
+            verify_effective(
+                Some(&KeyView::from(&key)),
+                demoted,
+                &[Scope::Chat],
+                None,
+                now()
+            ),
             Verdict::InsufficientScope(Scope::Chat)
         );
         assert_eq!(
@@ -244,11 +300,57 @@ mod tests {
                 Some(&KeyView::from(&key)),
                 effective_scopes(&key, None),
                 &[],
+                None,
                 now()
             ),
             Verdict::Invalid
         );
         let org = record(&["chat"]);
         assert_eq!(effective_scopes(&org, None), Some(org.scopes));
+    }
+
+    #[test]
+    fn the_order_is_state_then_address_then_scope() {
+        let client = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let mut key = record(&["chat"]);
+        key.ip_allowlist = IpAllowlist::parse_list("ip", &["10.0.0.0/8", "2001:db8::/32"]).unwrap();
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], client("10.1.2.3"), now()),
+            Verdict::Valid
+        );
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], client("2001:db8::7"), now()),
+            Verdict::Valid
+        );
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], client("192.0.2.1"), now()),
+            Verdict::IpNotAllowed
+        );
+        // Fails closed: no address to judge is a refusal.
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], None, now()),
+            Verdict::IpNotAllowed
+        );
+        // The address before the scopes.
+        assert_eq!(
+            verify(Some(&key), &[Scope::Admin], client("192.0.2.1"), now()),
+            Verdict::IpNotAllowed
+        );
+        // The state before the address.
+        key.disabled_at = Some(now());
+        assert_eq!(
+            verify(Some(&key), &[Scope::Chat], client("192.0.2.1"), now()),
+            Verdict::Disabled
+        );
+        assert_eq!(
+            Verdict::Disabled.into_error(None).unwrap().to_string(),
+            "API key is disabled"
+        );
+        key.expires_at = Some(now());
+        assert_eq!(verify(Some(&key), &[], None, now()), Verdict::Expired);
+        key.revoked_at = Some(now());
+        assert_eq!(verify(Some(&key), &[], None, now()), Verdict::Invalid);
+        let view = KeyView::from(&record(&["chat"]));
+        assert!(view.controls.is_none());
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Environment, KeyRecord, KeyState, KeyType, ScopeSet};
+use crate::{Environment, KeyControls, KeyRecord, KeyState, KeyType, ScopeSet};
 
 /// What a verification needs to know about a stored key, and no more: the form in which the
 /// key cache keeps a key in memory. A full [`KeyRecord`] carries its history (creation,
@@ -31,14 +31,18 @@ pub struct KeyView {
     pub operator: bool,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whether it is disabled.
+    pub disabled: bool,
     /// The first instant at which it no longer works, if any.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Its metadata and IP allowlist; `None` (no allocation) for a key with neither.
+    pub controls: Option<Arc<KeyControls>>,
 }
 
 impl KeyView {
     /// The state at `now`, by the same rule as [`KeyRecord::state`].
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        KeyState::at(self.revoked, self.expires_at, now)
+        KeyState::at(self.revoked, self.disabled, self.expires_at, now)
     }
 }
 
@@ -54,7 +58,9 @@ impl From<&KeyRecord> for KeyView {
             key_type: record.key_type,
             operator: record.operator,
             revoked: record.revoked_at.is_some(),
+            disabled: record.disabled_at.is_some(),
             expires_at: record.expires_at,
+            controls: KeyControls::of(&record.metadata, &record.ip_allowlist),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! stored record and the part of it verification reads, and the rules of rotation.
 
 pub(crate) mod api_key;
+pub(crate) mod controls;
 pub(crate) mod digest;
 pub(crate) mod expiry;
 pub(crate) mod key_view;

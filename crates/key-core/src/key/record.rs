@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Environment, KeyType, RedactedKey, ScopeSet};
+use crate::{Environment, IpAllowlist, KeyMetadata, KeyType, RedactedKey, ScopeSet};
 
 /// A key as the store knows it: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,27 +41,43 @@ pub struct KeyRecord {
     pub operator: bool,
     /// The key's own rate limits; none means its organization's default applies.
     pub rate_limits: crate::RateLimits,
+    /// When it was disabled, if it is: refused until enabled again (unlike a revocation).
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// What services learn of it when they verify it.
+    pub metadata: Option<KeyMetadata>,
+    /// Where it may be used from; empty means anywhere.
+    pub ip_allowlist: IpAllowlist,
 }
 
 /// A key's lifecycle state at some instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
-    /// Neither revoked nor expired.
+    /// Neither revoked, expired nor disabled.
     Active,
     /// Past its expiry, not revoked.
     Expired,
     /// Revoked.
     Revoked,
+    /// Disabled, neither revoked nor expired: refused until enabled again.
+    Disabled,
 }
 
 impl KeyState {
-    /// The state at `now` of a key revoked or not, expiring at `expires_at`. Revocation wins
-    /// over expiry; the expiry instant itself is already expired.
-    pub fn at(revoked: bool, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> KeyState {
+    /// The state at `now` of a key revoked or not, disabled or not, expiring at `expires_at`.
+    /// Revocation wins over expiry, and expiry over disabling (both are for good, a disabled
+    /// key may come back); the expiry instant itself is already expired.
+    pub fn at(
+        revoked: bool,
+        disabled: bool,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> KeyState {
         if revoked {
             KeyState::Revoked
         } else if expires_at.is_some_and(|at| at <= now) {
             KeyState::Expired
+        } else if disabled {
+            KeyState::Disabled
         } else {
             KeyState::Active
         }
@@ -69,9 +85,14 @@ impl KeyState {
 }
 
 impl KeyRecord {
-    /// The state at `now`. Revocation wins over expiry.
+    /// The state at `now`. Revocation wins over expiry, expiry over disabling.
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        KeyState::at(self.revoked_at.is_some(), self.expires_at, now)
+        KeyState::at(
+            self.revoked_at.is_some(),
+            self.disabled_at.is_some(),
+            self.expires_at,
+            now,
+        )
     }
 
     /// A scoped key is any key without `admin`: limited to specific operations.

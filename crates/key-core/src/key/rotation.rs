@@ -56,7 +56,8 @@ impl KeyRecord {
     }
 
     /// Decides what rotating this key at `now` with `grace` (validated by [`rotation_grace`])
-    /// does to it. Revoked, expired and already rotated keys cannot be rotated.
+    /// does to it. Revoked, expired, disabled and already rotated keys cannot be rotated (a
+    /// disabled key's successor would work at once, so the key is enabled first).
     pub fn rotate(&self, now: DateTime<Utc>, grace: TimeDelta) -> Result<RotatedOldKey, Error> {
         if let Some(successor) = self.rotated_to {
             return Err(Error::Conflict(format!(
@@ -75,6 +76,11 @@ impl KeyRecord {
                     Some(day) => format!("an expired key cannot be rotated: it expired on {day}"),
                     None => "an expired key cannot be rotated".to_owned(),
                 }));
+            }
+            KeyState::Disabled => {
+                return Err(Error::Conflict(
+                    "a disabled key cannot be rotated: enable it first".to_owned(),
+                ));
             }
             KeyState::Active => {}
         }
@@ -154,6 +160,9 @@ mod tests {
             member_id: None,
             operator: false,
             rate_limits: crate::RateLimits::NONE,
+            disabled_at: None,
+            metadata: None,
+            ip_allowlist: crate::IpAllowlist::EMPTY,
         }
     }
 

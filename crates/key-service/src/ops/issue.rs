@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, KeyDigest, KeyName,
-    KeyRecord, KeyType, Pepper, RandomSource, RateLimits, ScopeSet,
+    ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Environment, Error, IpAllowlist,
+    KeyDigest, KeyMetadata, KeyName, KeyRecord, KeyType, Pepper, RandomSource, RateLimits,
+    ScopeSet,
 };
 use key_store::{NewKey, Store};
 use uuid::Uuid;
@@ -32,6 +33,10 @@ pub struct NewKeyRequest {
     pub operator: bool,
     /// Its own rate limits (none: the organization's default applies).
     pub rate_limits: RateLimits,
+    /// What services learn of it when they verify it.
+    pub metadata: Option<KeyMetadata>,
+    /// Where it may be used from (empty: anywhere).
+    pub ip_allowlist: IpAllowlist,
 }
 
 /// Draws keys and describes them for the store. Cheap to clone.
@@ -87,6 +92,8 @@ impl KeyIssuer {
             member_id: request.member_id,
             operator: request.operator,
             rate_limits: request.rate_limits,
+            metadata: request.metadata,
+            ip_allowlist: request.ip_allowlist,
         }
     }
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
-    Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyRecord, KeyState, KeyType,
-    OrganizationPolicy, RateLimits, Scope, ScopeSet, acts_as_owner, parse_expiry, rotation_grace,
-    within_role,
+    Action, ApiKey, AuditAction, Clock, Environment, Error, IpAllowlist, KeyMetadata, KeyName,
+    KeyRecord, KeyState, KeyType, OrganizationPolicy, RateLimits, Scope, ScopeSet, acts_as_owner,
+    parse_expiry, rotation_grace, within_role,
 };
 use key_store::{KeyChanges, KeyFilter, KeyRotation, Store};
 use uuid::Uuid;
@@ -93,6 +93,10 @@ pub struct CreateKey {
     pub member_id: Option<Uuid>,
     /// Its own limits (none: the organization's default applies).
     pub rate_limits: RateLimits,
+    /// Its metadata as JSON text (an object, at most 1 KiB); empty for none.
+    pub metadata: String,
+    /// Addresses and CIDR networks it may be used from; empty for anywhere.
+    pub ip_allowlist: Vec<String>,
 }
 
 /// ListKeys' request.
@@ -117,6 +121,10 @@ pub struct UpdateKey {
     pub expires_at: Option<String>,
     /// New rate limits (`Some(RateLimits::NONE)` clears them).
     pub rate_limits: Option<RateLimits>,
+    /// New metadata as JSON text; an empty string (or `{}`) removes it.
+    pub metadata: Option<String>,
+    /// A new IP allowlist; `Some` of an empty list removes it.
+    pub ip_allowlist: Option<Vec<String>>,
 }
 
 /// The key operations. Cheap to clone.
@@ -193,6 +201,8 @@ impl Keys {
             member_id,
             operator: false,
             rate_limits: request.rate_limits,
+            metadata: KeyMetadata::parse("metadata", &request.metadata)?,
+            ip_allowlist: IpAllowlist::parse_list("ip_allowlist", &request.ip_allowlist)?,
         };
         // The organization's policy may require every new key to expire, and soon enough.
         let policy = organization_policy(&self.store, caller.organization_id).await?;
@@ -349,6 +359,53 @@ impl Keys {
         Ok(KeyDetails::at(record, now, &policy))
     }
 
+    /// DisableKey (`disabled`) or EnableKey: a disabled key is refused at every verification
+    /// until it is enabled again, unlike a revocation. Permitted as a revocation is (manage
+    /// keys; an operator's or an owner's key only to their peers), audited as `key.disable` or
+    /// `key.enable`, and in force before the answer: the key leaves this process's cache once
+    /// the change commits (and other replicas' by the store's notice). Disabling a disabled key
+    /// keeps its first time; a revoked key cannot be disabled or enabled (`Conflict`).
+    pub async fn set_disabled(
+        &self,
+        by: &Requester,
+        id: Uuid,
+        disabled: bool,
+    ) -> Result<KeyDetails, Error> {
+        let caller = &by.caller;
+        let current = self.access.key(by, id, Action::ManageKeys).await?;
+        self.access
+            .check(by, caller.may_manage(current.operator))
+            .await?;
+        let owners_key = self.acts_as_owner(&current, current.scopes).await?;
+        self.access
+            .check(by, caller.may_manage_owner_key(owners_key))
+            .await?;
+        if current.revoked_at.is_some() {
+            return Err(Error::Conflict(if disabled {
+                "a revoked key cannot be disabled".to_owned()
+            } else {
+                "a revoked key cannot be enabled".to_owned()
+            }));
+        }
+        let policy = organization_policy(&self.store, caller.organization_id).await?;
+        let now = self.clock.now();
+        let action = if disabled {
+            AuditAction::KeyDisable
+        } else {
+            AuditAction::KeyEnable
+        };
+        let audit = by.event(action, id, now);
+        let (record, digest) = self
+            .store
+            .set_key_disabled(caller.organization_id, id, disabled, now, &audit)
+            .await?
+            .ok_or(Error::NotFound("key"))?;
+        // The next verification of this key in this process must see the change.
+        self.key_cache.forget(&digest);
+        tracing::info!(key_id = %record.id, disabled, changed_by = %caller.key_id, "key disabled or enabled");
+        Ok(KeyDetails::at(record, now, &policy))
+    }
+
     /// RotateKey: issues a successor with the same name, type, owner, scopes, environment and
     /// limits (and lifetime, capped by the organization's maximum), and lets the old key work
     /// for `grace` more (`None`: the default; zero revokes it now). The old key's change, the
@@ -392,8 +449,10 @@ impl Keys {
                     key_type: old.key_type,
                     member_id: old.member_id,
                     operator: old.operator,
-                    // A successor keeps its predecessor's limits.
+                    // A successor keeps its predecessor's limits, metadata and allowlist.
                     rate_limits: old.rate_limits,
+                    metadata: old.metadata.clone(),
+                    ip_allowlist: old.ip_allowlist.clone(),
                 };
                 let (successor, key) =
                     self.issuer.draw(organization_id, request, actor.key_id())?;
@@ -472,6 +531,16 @@ impl Keys {
                 .map(|expiry| parse_expiry(expiry, now))
                 .transpose()?,
             rate_limits: request.rate_limits,
+            metadata: request
+                .metadata
+                .as_deref()
+                .map(|text| KeyMetadata::parse("metadata", text))
+                .transpose()?,
+            ip_allowlist: request
+                .ip_allowlist
+                .as_deref()
+                .map(|entries| IpAllowlist::parse_list("ip_allowlist", entries))
+                .transpose()?,
         };
         let current = self.access.key(by, id, Action::ManageKeys).await?;
         self.access
@@ -560,6 +629,8 @@ impl Keys {
             // The deployment's first key administers the deployment: it creates organizations.
             operator: true,
             rate_limits: RateLimits::NONE,
+            metadata: None,
+            ip_allowlist: IpAllowlist::EMPTY,
         };
         let key = self.issuer.generate(Environment::Live)?;
         let created = self

@@ -101,6 +101,8 @@ impl Organizations {
                     member_id: None,
                     operator: false,
                     rate_limits: RateLimits::NONE,
+                    metadata: None,
+                    ip_allowlist: key_core::IpAllowlist::EMPTY,
                 };
                 let (new_key, key) =
                     self.issuer

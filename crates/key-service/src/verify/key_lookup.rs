@@ -375,6 +375,9 @@ mod tests {
             member_id: None,
             operator: false,
             rate_limits: RateLimits::NONE,
+            disabled_at: None,
+            metadata: None,
+            ip_allowlist: key_core::IpAllowlist::EMPTY,
         }
     }
 

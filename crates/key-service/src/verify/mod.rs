@@ -253,8 +253,15 @@ impl Verifier {
                 (None, RateLimits::NONE, None)
             }
         };
+        // The address an IP allowlist judges: a request's end client as the caller named it (a
+        // service's own address says nothing of its clients, so a request that names none is
+        // refused by an allowlist); an admin call's own caller.
+        let client = match mode {
+            Mode::Request => context.client_ip,
+            Mode::Authenticate => context.client_ip.or(context.peer),
+        };
         // Judged now, from the record: a cached key expires at its expiry instant.
-        let mut verdict = verify_effective(record.as_ref(), effective, required, now);
+        let mut verdict = verify_effective(record.as_ref(), effective, required, client, now);
         if let (Mode::Request, Verdict::Valid, Some(record)) = (mode, verdict, &record)
             && let RateDecision::Limited {
                 limit,

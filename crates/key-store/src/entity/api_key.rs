@@ -33,6 +33,12 @@ pub struct Model {
     pub operator: bool,
     /// Its own rate limits, e.g. `100/minute 5000/hour`.
     pub rate_limits: Option<String>,
+    /// When it was disabled; `None`: enabled.
+    pub disabled_at: Option<DateTimeUtc>,
+    /// Its metadata, a JSON object in compact form.
+    pub metadata: Option<String>,
+    /// Where it may be used from: networks separated by spaces, e.g. `10.0.0.0/8`.
+    pub ip_allowlist: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

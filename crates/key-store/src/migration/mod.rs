@@ -13,6 +13,7 @@ mod m20261206_000008_deployment_settings;
 mod m20261206_000009_retention_indexes;
 mod m20261206_000010_cache_notices;
 mod m20261206_000011_sessions;
+mod m20261206_000012_key_controls;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_retention_indexes::Migration),
             Box::new(m20261206_000010_cache_notices::Migration),
             Box::new(m20261206_000011_sessions::Migration),
+            Box::new(m20261206_000012_key_controls::Migration),
         ]
     }
 }

@@ -596,6 +596,7 @@ async fn test_alert_rules_evaluates_and_queues_a_test_event_for_every_endpoint()
                 v1::CreateWebhookEndpointRequest {
                     url: "http://127.0.0.1:9/hook".into(),
                     description: "ops".into(),
+                    ..Default::default()
                 },
             ))
             .await

@@ -902,6 +902,7 @@ async fn create_endpoint(app: &TestApp, url: &str) -> v1::CreateWebhookEndpointR
             v1::CreateWebhookEndpointRequest {
                 url: url.into(),
                 description: "alerts to ops".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -1245,6 +1246,7 @@ async fn the_gateway_lists_events_with_the_request_id_and_the_callers_address() 
         [
             "action",
             "actorKeyId",
+            "actorMemberId",
             "actorType",
             "clientAddress",
             "id",

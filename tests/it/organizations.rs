@@ -373,6 +373,7 @@ async fn the_policy_round_trips_with_role_overrides_and_defaults() {
                     role: Role::Member.into(),
                     scopes: strings(&["chat", "data:read"]),
                 }],
+                ..Default::default()
             },
         )
         .await
@@ -425,6 +426,7 @@ async fn invalid_policies_are_refused_naming_the_field_and_non_admins_are_denied
                 max_key_age_days: age,
                 max_key_lifetime_days: lifetime,
                 role_scopes,
+                ..Default::default()
             };
         let entry = |role: i32, scopes: &[&str]| v1::RoleScopes {
             role,

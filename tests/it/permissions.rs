@@ -847,6 +847,7 @@ async fn row_manage_webhooks() {
         let create = |url: &str| v1::CreateWebhookEndpointRequest {
             url: url.into(),
             description: "alerts".into(),
+            ..Default::default()
         };
         let endpoint = client
             .create_webhook_endpoint(authed(&w.admin, create("https://hooks.example.com/a")))
@@ -1064,6 +1065,7 @@ fn policy(
                 per: v1::RatePeriod::Minute.into(),
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -26,6 +26,7 @@ async fn set_policy(app: &TestApp, max_key_age_days: i32, max_key_lifetime_days:
                     max_key_age_days,
                     max_key_lifetime_days,
                     role_scopes: vec![],
+                    ..Default::default()
                 }),
             },
         ))

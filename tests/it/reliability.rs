@@ -231,6 +231,7 @@ async fn alert_tests_endpoints_and_old_alert_events_are_bounded() {
                     v1::CreateWebhookEndpointRequest {
                         url: format!("https://hooks.example.com/{n}"),
                         description: String::new(),
+                        ..Default::default()
                     },
                 ))
                 .await
@@ -244,6 +245,7 @@ async fn alert_tests_endpoints_and_old_alert_events_are_bounded() {
                 v1::CreateWebhookEndpointRequest {
                     url: "https://hooks.example.com/one-too-many".into(),
                     description: String::new(),
+                    ..Default::default()
                 },
             ))
             .await

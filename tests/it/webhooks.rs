@@ -181,6 +181,7 @@ async fn create_endpoint(
     let request = v1::CreateWebhookEndpointRequest {
         url: url.into(),
         description: "alerts to ops".into(),
+        ..Default::default()
     };
     app.client
         .clone()
@@ -824,6 +825,7 @@ async fn http_urls_are_refused_unless_the_server_allows_them() {
                 v1::CreateWebhookEndpointRequest {
                     url: "https://hooks.example.com/".into(),
                     description: "d".repeat(201),
+                    ..Default::default()
                 },
             ))
             .await
@@ -1216,6 +1218,7 @@ async fn one_tenants_slow_endpoint_does_not_hold_up_another_tenants_deliveries()
                 v1::CreateWebhookEndpointRequest {
                     url: receiver.url.clone(),
                     description: "tenant b".into(),
+                    ..Default::default()
                 },
             ))
             .await

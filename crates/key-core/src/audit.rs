@@ -48,11 +48,15 @@ pub enum AuditAction {
     SessionEnd,
     /// `sign_in_link.create`: a one-time sign-in link made for a member (the target).
     SignInLinkCreate,
+    /// `key.leaked`: a secret-scanning report named the key (the target) as found in public;
+    /// the reason says what the organization's policy did (`revoked`, `flagged`, or
+    /// `already revoked`) and where the key was found.
+    KeyLeaked,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 19] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
@@ -72,6 +76,7 @@ impl AuditAction {
         AuditAction::SessionCreate,
         AuditAction::SessionEnd,
         AuditAction::SignInLinkCreate,
+        AuditAction::KeyLeaked,
     ];
 
     /// The action's name in the log.
@@ -96,6 +101,7 @@ impl AuditAction {
             AuditAction::SessionCreate => "session.create",
             AuditAction::SessionEnd => "session.end",
             AuditAction::SignInLinkCreate => "sign_in_link.create",
+            AuditAction::KeyLeaked => "key.leaked",
         }
     }
 
@@ -119,6 +125,8 @@ pub enum ActorType {
     Operator,
     /// A caller whose credential was missing or matched no key.
     Anonymous,
+    /// A secret-scanning service (GitHub's), authenticated by the signature of its report.
+    SecretScanning,
 }
 
 impl ActorType {
@@ -129,6 +137,7 @@ impl ActorType {
             ActorType::Member => "member",
             ActorType::Operator => "operator",
             ActorType::Anonymous => "anonymous",
+            ActorType::SecretScanning => "secret_scanning",
         }
     }
 
@@ -139,6 +148,7 @@ impl ActorType {
             ActorType::Member,
             ActorType::Operator,
             ActorType::Anonymous,
+            ActorType::SecretScanning,
         ]
         .into_iter()
         .find(|actor| actor.as_str() == name)

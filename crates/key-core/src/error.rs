@@ -28,6 +28,10 @@ pub enum Error {
     /// was given.
     #[error("API key is not allowed from this IP address")]
     IpNotAllowed,
+    /// A request authenticated otherwise than by a key (a signed secret-scanning report) whose
+    /// credential does not verify: `invalid_api_key`'s status (401), with its own message.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
     /// The caller's key is valid but the operation is not allowed to it for a reason other than a
     /// missing scope (e.g. it needs an operator key).
     #[error("{0}")]
@@ -64,7 +68,9 @@ impl Error {
     /// The platform error code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidApiKey | Error::MissingApiKey => ErrorCode::InvalidApiKey,
+            Error::InvalidApiKey | Error::MissingApiKey | Error::Unauthenticated(_) => {
+                ErrorCode::InvalidApiKey
+            }
             Error::ExpiredApiKey(_) => ErrorCode::ExpiredApiKey,
             Error::DisabledApiKey => ErrorCode::DisabledApiKey,
             Error::IpNotAllowed => ErrorCode::IpNotAllowed,

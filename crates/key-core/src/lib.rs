@@ -35,7 +35,9 @@ pub use access::organization::{
 pub use access::permission::{
     Action, Caller, KeyType, PERMISSIONS, Requirement, acts_as_owner, within_role,
 };
-pub use access::role::{DEFAULT_ROLE_SCOPES, OrganizationPolicy, Role, RoleScopes, keeps_an_owner};
+pub use access::role::{
+    DEFAULT_ROLE_SCOPES, LeakedKeyPolicy, OrganizationPolicy, Role, RoleScopes, keeps_an_owner,
+};
 pub use access::scope::{Scope, ScopeSet};
 pub use access::verdict::{Verdict, effective_scopes, verify, verify_effective};
 pub use alerting::alert::{Alert, AlertType};
@@ -79,5 +81,5 @@ pub use webhook::endpoint::{
     parse_webhook_description,
 };
 pub use webhook::signing::{
-    DEFAULT_SIGNATURE_TOLERANCE, SignatureCheck, SigningSecret, WebhookSecretCipher,
+    DEFAULT_SIGNATURE_TOLERANCE, SignatureCheck, SigningSecret, WebhookSecretCipher, WebhookSigning,
 };

@@ -514,6 +514,7 @@ pub(crate) enum AlertTypeName {
     KeyExpiring,
     RotationDue,
     Test,
+    KeyLeaked,
 }
 
 impl AlertTypeName {
@@ -527,6 +528,7 @@ impl AlertTypeName {
             AlertTypeName::KeyExpiring => v1::AlertType::KeyExpiring,
             AlertTypeName::RotationDue => v1::AlertType::RotationDue,
             AlertTypeName::Test => v1::AlertType::Test,
+            AlertTypeName::KeyLeaked => v1::AlertType::KeyLeaked,
         }
     }
 }
@@ -541,6 +543,7 @@ fn type_name(value: i32) -> &'static str {
         Ok(v1::AlertType::KeyExpiring) => "key_expiring",
         Ok(v1::AlertType::RotationDue) => "rotation_due",
         Ok(v1::AlertType::Test) => "test",
+        Ok(v1::AlertType::KeyLeaked) => "key_leaked",
         Ok(v1::AlertType::Unspecified) | Err(_) => "unspecified",
     }
 }

@@ -28,6 +28,7 @@ mod json;
 mod keys;
 mod openapi;
 mod organizations;
+mod secret_scanning;
 mod server;
 mod shed;
 mod telemetry;

@@ -5,7 +5,9 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::{alerts, audit, error, health, keys, organizations, usage, verify, webhooks};
+use crate::{
+    alerts, audit, error, health, keys, organizations, secret_scanning, usage, verify, webhooks,
+};
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
@@ -27,6 +29,7 @@ use crate::{alerts, audit, error, health, keys, organizations, usage, verify, we
         alerts::reset_organization_alerts, alerts::get_key_alerts, alerts::put_key_alerts,
         alerts::reset_key_alerts, alerts::test_alerts, alerts::list_alert_events,
         verify::verify, verify::verify_original_path,
+        secret_scanning::report,
         health::healthz, health::readyz,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, keys::ApiKeyJson, keys::CreatedKeyJson)),

@@ -327,6 +327,17 @@ pub(crate) struct PolicyJson {
     role_scopes: Vec<RoleScopesJson>,
     /// Rate limits of the keys that have none of their own.
     default_rate_limits: Vec<RateLimitJson>,
+    /// What a leaked-key report (GitHub secret scanning) does to a live key.
+    leaked_keys: LeakedKeysName,
+}
+
+/// What a leaked-key report does: `revoke` (the default) or `flag` (the key keeps working;
+/// the report is audited and alerted).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LeakedKeysName {
+    Revoke,
+    Flag,
 }
 
 /// The scopes one role may hold.
@@ -343,6 +354,10 @@ pub(crate) struct RoleScopesJson {
 fn organization(organization: Option<v1::Organization>) -> Result<OrganizationJson, ApiError> {
     let organization = required(organization)?;
     let policy = organization.policy.unwrap_or_default();
+    let leaked_keys = match policy.leaked_keys() {
+        v1::LeakedKeyPolicy::Flag => LeakedKeysName::Flag,
+        v1::LeakedKeyPolicy::Revoke | v1::LeakedKeyPolicy::Unspecified => LeakedKeysName::Revoke,
+    };
     Ok(OrganizationJson {
         created_at: time(organization.create_time.as_ref()).unwrap_or_default(),
         id: organization.id,
@@ -359,6 +374,7 @@ fn organization(organization: Option<v1::Organization>) -> Result<OrganizationJs
                     scopes: entry.scopes,
                 })
                 .collect(),
+            leaked_keys,
             default_rate_limits: RateLimitJson::from_proto(policy.default_rate_limits),
         },
     })
@@ -379,6 +395,9 @@ pub(crate) struct PolicyBody {
     role_scopes: Option<Vec<RoleScopesBody>>,
     /// Rate limits of the keys that have none of their own; absent or empty: none.
     default_rate_limits: Option<Vec<RateLimitJson>>,
+    /// What a leaked-key report does: `revoke` (absent or null) or `flag`. An owner's to
+    /// change, like the ceilings.
+    leaked_keys: Option<LeakedKeysName>,
 }
 
 /// The scopes one role may hold, as set in a policy.
@@ -393,7 +412,13 @@ pub(crate) struct RoleScopesBody {
 
 impl PolicyBody {
     pub(crate) fn into_proto(self) -> v1::UpdateOrganizationPolicyRequest {
+        let leaked_keys = match self.leaked_keys {
+            None => v1::LeakedKeyPolicy::Unspecified,
+            Some(LeakedKeysName::Revoke) => v1::LeakedKeyPolicy::Revoke,
+            Some(LeakedKeysName::Flag) => v1::LeakedKeyPolicy::Flag,
+        };
         let policy = v1::OrganizationPolicy {
+            leaked_keys: leaked_keys.into(),
             default_rate_limits: RateLimitJson::into_proto(
                 self.default_rate_limits.unwrap_or_default(),
             ),

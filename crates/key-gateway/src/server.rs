@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 
 use crate::{
     ApiDoc, ApiError, Error, alerts, forwarded::TrustedProxies, health, keys, organizations,
-    tls::TlsListener, upstream::Upstream, usage, verify, webhooks,
+    secret_scanning, tls::TlsListener, upstream::Upstream, usage, verify, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
@@ -107,6 +107,11 @@ pub fn router(
         .route(
             "/api/auth/verify/{*original_path}",
             any(verify::verify_original_path),
+        )
+        .route(
+            "/api/secret-scanning/reports",
+            axum::routing::post(secret_scanning::report)
+                .layer(DefaultBodyLimit::max(secret_scanning::REPORT_BODY_LIMIT)),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

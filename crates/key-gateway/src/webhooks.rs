@@ -215,13 +215,32 @@ pub(crate) struct CreateWebhookEndpointBody {
     /// At most 200 characters.
     #[schema(example = "Alerts to the ops channel")]
     description: Option<String>,
+    /// How deliveries are signed, for good: `keyrack` (`Keyrack-Signature`, the default) or
+    /// `standard` (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    signing: Option<SigningName>,
+}
+
+/// How an endpoint's deliveries are signed.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SigningName {
+    /// `Keyrack-Signature: t=…,v1=<hex>`.
+    Keyrack,
+    /// Standard Webhooks (standardwebhooks.com).
+    Standard,
 }
 
 impl CreateWebhookEndpointBody {
     pub(crate) fn into_proto(self) -> v1::CreateWebhookEndpointRequest {
+        let signing = match self.signing {
+            None => v1::WebhookSigning::Unspecified,
+            Some(SigningName::Keyrack) => v1::WebhookSigning::Keyrack,
+            Some(SigningName::Standard) => v1::WebhookSigning::Standard,
+        };
         v1::CreateWebhookEndpointRequest {
             url: self.url,
             description: self.description.unwrap_or_default(),
+            signing: signing.into(),
         }
     }
 }
@@ -238,11 +257,19 @@ pub(crate) struct WebhookEndpointJson {
     created_at: Option<String>,
     /// RFC 3339: when its signing secret was last set.
     secret_rotated_at: Option<String>,
+    /// How its deliveries are signed.
+    signing: SigningName,
 }
 
 impl From<v1::WebhookEndpoint> for WebhookEndpointJson {
     fn from(endpoint: v1::WebhookEndpoint) -> Self {
         WebhookEndpointJson {
+            signing: match endpoint.signing() {
+                v1::WebhookSigning::Standard => SigningName::Standard,
+                v1::WebhookSigning::Keyrack | v1::WebhookSigning::Unspecified => {
+                    SigningName::Keyrack
+                }
+            },
             created_at: time(endpoint.create_time.as_ref()),
             secret_rotated_at: time(endpoint.secret_rotate_time.as_ref()),
             id: endpoint.id,
@@ -257,7 +284,8 @@ impl From<v1::WebhookEndpoint> for WebhookEndpointJson {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreatedWebhookEndpointJson {
     webhook_endpoint: WebhookEndpointJson,
-    /// Verifies `Keyrack-Signature`. Shown only here: store it now.
+    /// Verifies the deliveries' signatures (`whsec_…`; for `standard` endpoints, base64 after
+    /// the prefix). Shown only here: store it now.
     #[schema(example = "whsec_…")]
     signing_secret: String,
 }

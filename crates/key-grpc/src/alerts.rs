@@ -181,6 +181,7 @@ fn type_to_proto(alert_type: AlertType) -> v1::AlertType {
         AlertType::KeyExpiring => v1::AlertType::KeyExpiring,
         AlertType::RotationDue => v1::AlertType::RotationDue,
         AlertType::Test => v1::AlertType::Test,
+        AlertType::KeyLeaked => v1::AlertType::KeyLeaked,
     }
 }
 
@@ -196,6 +197,7 @@ fn type_filter_from_proto(value: i32) -> Result<Option<AlertType>, Error> {
         Ok(v1::AlertType::KeyExpiring) => AlertType::KeyExpiring,
         Ok(v1::AlertType::RotationDue) => AlertType::RotationDue,
         Ok(v1::AlertType::Test) => AlertType::Test,
+        Ok(v1::AlertType::KeyLeaked) => AlertType::KeyLeaked,
         Err(_) => {
             return Err(Error::InvalidArgument {
                 field: "type",

@@ -22,16 +22,21 @@ use tower::{Layer, Service};
 use crate::{BoxFuture, status_from_error};
 
 /// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, a
-/// sign-in link is its own credential, and health and reflection are public by nature.
+/// sign-in link is its own credential, a leaked-key report is authenticated by its signature
+/// (in the operation), and health and reflection are public by nature.
 fn is_public(path: &str) -> bool {
     path == "/keyrack.v1.KeyService/VerifyKey"
         || path == REDEEM_SIGN_IN_LINK
+        || path == REPORT_LEAKED_KEYS
         || !path.starts_with("/keyrack.v1.")
 }
 
-/// The one public method that reads its request's context (for the audit event of the session
-/// it begins).
+/// A public method that reads its request's context (for the audit event of the session it
+/// begins).
 const REDEEM_SIGN_IN_LINK: &str = "/keyrack.v1.KeyService/RedeemSignInLink";
+/// A public method that reads its request's context (for the audit events of the keys it
+/// revokes or flags).
+const REPORT_LEAKED_KEYS: &str = "/keyrack.v1.KeyService/ReportLeakedKeys";
 
 /// The caller's bearer credential, as the domain sees a missing or unreadable one.
 fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
@@ -102,7 +107,10 @@ where
         // The clone that was not polled ready stays behind; the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if request.uri().path() == REDEEM_SIGN_IN_LINK {
+        if matches!(
+            request.uri().path(),
+            REDEEM_SIGN_IN_LINK | REPORT_LEAKED_KEYS
+        ) {
             let context = request_context(&request);
             request.extensions_mut().insert(context);
         }

@@ -13,6 +13,7 @@ mod convert;
 mod error;
 mod ext_authz;
 mod keys;
+mod leaks;
 mod organizations;
 mod server;
 mod service;

@@ -2,7 +2,7 @@
 //! UpdateOrganizationPolicy, AddMember, UpdateMember, RemoveMember and ListMembers, with their
 //! conversions.
 
-use key_core::{Error, Role};
+use key_core::{Error, LeakedKeyPolicy, Role};
 use key_proto::v1;
 use key_service::{Application, Member, Organization, PageRequest, PolicyUpdate, parse_uuid};
 use tonic::Request;
@@ -127,7 +127,20 @@ fn policy_from_proto(policy: &v1::OrganizationPolicy) -> Result<PolicyUpdate, Er
             ))
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    let leaked_keys = match v1::LeakedKeyPolicy::try_from(policy.leaked_keys) {
+        Ok(v1::LeakedKeyPolicy::Unspecified | v1::LeakedKeyPolicy::Revoke) => {
+            LeakedKeyPolicy::Revoke
+        }
+        Ok(v1::LeakedKeyPolicy::Flag) => LeakedKeyPolicy::Flag,
+        Err(_) => {
+            return Err(Error::InvalidArgument {
+                field: "leaked_keys",
+                message: format!("unknown leaked-key policy {}", policy.leaked_keys),
+            });
+        }
+    };
     Ok(PolicyUpdate {
+        leaked_keys,
         max_key_age_days: policy.max_key_age_days,
         max_key_lifetime_days: policy.max_key_lifetime_days,
         role_scopes,
@@ -157,6 +170,11 @@ fn organization_to_proto(organization: &Organization) -> v1::Organization {
                 })
                 .collect(),
             default_rate_limits: rate_limits_to_proto(&policy.default_rate_limits),
+            leaked_keys: match policy.leaked_keys {
+                LeakedKeyPolicy::Revoke => v1::LeakedKeyPolicy::Revoke,
+                LeakedKeyPolicy::Flag => v1::LeakedKeyPolicy::Flag,
+            }
+            .into(),
         }),
     }
 }

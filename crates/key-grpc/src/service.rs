@@ -7,7 +7,9 @@ use key_proto::v1::{self, key_service_server::KeyService};
 use key_service::Application;
 use tonic::{Request, Response, Status};
 
-use crate::{alerts, audit_log, keys, organizations, sessions, status_from_error, usage, webhooks};
+use crate::{
+    alerts, audit_log, keys, leaks, organizations, sessions, status_from_error, usage, webhooks,
+};
 
 /// The KeyService implementation.
 #[derive(Debug, Clone)]
@@ -63,6 +65,13 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::RedeemSignInLinkRequest>,
     ) -> Reply<v1::RedeemSignInLinkResponse> {
         reply(sessions::redeem_sign_in_link(&self.app, request).await)
+    }
+
+    async fn report_leaked_keys(
+        &self,
+        request: Request<v1::ReportLeakedKeysRequest>,
+    ) -> Reply<v1::ReportLeakedKeysResponse> {
+        reply(leaks::report_leaked_keys(&self.app, request).await)
     }
 
     async fn create_key(

@@ -1,7 +1,7 @@
 //! The webhook RPCs (CreateWebhookEndpoint, ListWebhookEndpoints, DeleteWebhookEndpoint,
 //! RotateWebhookSecret, ListWebhookDeliveries) and their conversions.
 
-use key_core::{DeliveryState, Error};
+use key_core::{DeliveryState, Error, WebhookSigning};
 use key_proto::v1;
 use key_service::{
     Application, DeliveryQuery, EndpointWithSecret, PageRequest, WebhookDelivery, WebhookEndpoint,
@@ -19,9 +19,21 @@ pub(crate) async fn create_webhook_endpoint(
 ) -> Result<v1::CreateWebhookEndpointResponse, Error> {
     let by = requester(&request)?;
     let request = request.get_ref();
+    let signing = match v1::WebhookSigning::try_from(request.signing) {
+        Ok(v1::WebhookSigning::Unspecified | v1::WebhookSigning::Keyrack) => {
+            WebhookSigning::Keyrack
+        }
+        Ok(v1::WebhookSigning::Standard) => WebhookSigning::Standard,
+        Err(_) => {
+            return Err(Error::InvalidArgument {
+                field: "signing",
+                message: format!("unknown signing mode {}", request.signing),
+            });
+        }
+    };
     let created = app
         .webhooks
-        .create(&by, &request.url, &request.description)
+        .create(&by, &request.url, &request.description, signing)
         .await?;
     let (webhook_endpoint, signing_secret) = with_secret(created);
     Ok(v1::CreateWebhookEndpointResponse {
@@ -121,6 +133,11 @@ fn endpoint_to_proto(endpoint: &WebhookEndpoint) -> v1::WebhookEndpoint {
         description: endpoint.description.clone(),
         create_time: Some(timestamp(endpoint.created_at)),
         secret_rotate_time: Some(timestamp(endpoint.secret_rotated_at)),
+        signing: match endpoint.signing {
+            WebhookSigning::Keyrack => v1::WebhookSigning::Keyrack,
+            WebhookSigning::Standard => v1::WebhookSigning::Standard,
+        }
+        .into(),
     }
 }
 

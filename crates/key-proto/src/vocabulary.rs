@@ -22,7 +22,7 @@ pub const SCOPES: [&str; 8] = [
 ];
 
 /// The audit log's action names, in key-core's `AuditAction::ALL` order.
-pub const AUDIT_ACTIONS: [&str; 19] = [
+pub const AUDIT_ACTIONS: [&str; 20] = [
     "key.create",
     "key.rotate",
     "key.update",
@@ -42,6 +42,7 @@ pub const AUDIT_ACTIONS: [&str; 19] = [
     "session.create",
     "session.end",
     "sign_in_link.create",
+    "key.leaked",
 ];
 
 /// The message for a request without a bearer credential (`invalid_api_key`), word for word

@@ -15,7 +15,10 @@ use crate::{
         WebhookDelivery,
     },
     metrics::Metrics,
-    ops::{Alerts, AuditLog, KeyIssuer, Keys, Organizations, Sessions, UsageReports, Webhooks},
+    ops::{
+        Alerts, AuditLog, KeyIssuer, Keys, LeakReports, Organizations, SecretScanningKeys,
+        Sessions, UsageReports, Webhooks,
+    },
     rate_limit::{BruteForceGuard, RateLimiter},
     verify::{CountryDb, KeyCache, Meter, Verifier, VerifierParts},
 };
@@ -39,6 +42,9 @@ pub struct Parts {
     pub country_db: Option<CountryDb>,
     /// The deployment's counters.
     pub metrics: Metrics,
+    /// The public keys secret-scanning reports are verified with; without them every report is
+    /// refused.
+    pub secret_scanning_keys: Option<SecretScanningKeys>,
 }
 
 impl Parts {
@@ -57,6 +63,7 @@ impl Parts {
             limiter: RateLimiter::default(),
             country_db: None,
             metrics: Metrics::new(),
+            secret_scanning_keys: None,
         }
     }
 }
@@ -84,6 +91,8 @@ pub struct Application {
     pub alerts: Alerts,
     /// Webhook endpoints.
     pub webhooks: Webhooks,
+    /// Leaked-key reports (GitHub secret scanning).
+    pub leaks: LeakReports,
     /// The background jobs, not started.
     pub jobs: Jobs,
     /// The deployment's counters.
@@ -104,6 +113,7 @@ impl Application {
             limiter,
             country_db,
             metrics,
+            secret_scanning_keys,
         } = parts;
         let pepper = Arc::new(pepper);
         let key_cache = Arc::new(KeyCache::new(settings.key_cache));
@@ -175,7 +185,7 @@ impl Application {
                 Arc::clone(&clock),
                 access.clone(),
                 issuer,
-                key_cache,
+                Arc::clone(&key_cache),
             ),
             usage: UsageReports::new(
                 store.clone(),
@@ -191,6 +201,14 @@ impl Application {
                 access.clone(),
                 Arc::clone(&pepper),
                 Arc::clone(&random),
+            ),
+            leaks: LeakReports::new(
+                store.clone(),
+                Arc::clone(&clock),
+                Arc::clone(&pepper),
+                Arc::clone(&key_cache),
+                alerting.clone(),
+                secret_scanning_keys,
             ),
             alerts: Alerts::new(store.clone(), access.clone(), alerting, usage),
             webhooks: Webhooks::new(

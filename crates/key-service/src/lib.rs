@@ -7,8 +7,8 @@
 //!   the country database.
 //! - [`Access`]: authenticating an admin caller by its key, and the audited permission checks.
 //! - the operations, one type per resource ([`Keys`], [`Organizations`], [`UsageReports`],
-//!   [`AuditLog`], [`Alerts`], [`Webhooks`]): each decides every rule that is not request
-//!   shape and writes its audit event in the change's transaction.
+//!   [`AuditLog`], [`Alerts`], [`Webhooks`], [`LeakReports`]): each decides every rule that is
+//!   not request shape and writes its audit event in the change's transaction.
 //! - [`jobs`]: the usage flusher, retention, the alert sweep and evaluation, webhook delivery;
 //!   started by the binary beside the servers ([`Jobs::start`]) and stopped after them.
 //! - [`Application::build`] assembles them from [`Parts`] and [`Settings`].

@@ -1,5 +1,5 @@
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
+use key_core::{LeakedKeyPolicy, OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
@@ -42,6 +42,8 @@ impl TryFrom<organization::Model> for Organization {
             model.default_rate_limits.as_deref().unwrap_or_default(),
         )
         .map_err(|err| corrupt(err.to_string()))?;
+        let leaked_keys = LeakedKeyPolicy::parse(&model.leaked_keys)
+            .ok_or_else(|| corrupt(format!("unknown leaked-key policy {:?}", model.leaked_keys)))?;
         Ok(Organization {
             id: model.id,
             name: model.name,
@@ -53,6 +55,7 @@ impl TryFrom<organization::Model> for Organization {
                     .map(|days| TimeDelta::days(i64::from(days))),
                 role_scopes,
                 default_rate_limits,
+                leaked_keys,
             },
         })
     }
@@ -159,6 +162,10 @@ impl Store {
             .col_expr(
                 organization::Column::DefaultRateLimits,
                 Expr::value(policy.default_rate_limits.format()),
+            )
+            .col_expr(
+                organization::Column::LeakedKeys,
+                Expr::value(policy.leaked_keys.as_str()),
             )
             .filter(organization::Column::Id.eq(id))
             .exec(&txn)
@@ -275,6 +282,7 @@ async fn insert_organization_if_absent(
         max_key_lifetime_days: Set(None),
         default_rate_limits: Set(None),
         role_scopes: Set(None),
+        leaked_keys: Set(LeakedKeyPolicy::default().as_str().to_owned()),
     };
     let inserted = Organizations::insert(model)
         .on_conflict(

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use key_core::{AuditEvent, DeliveryState};
+use key_core::{AuditEvent, DeliveryState, WebhookSigning};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -60,6 +60,8 @@ pub struct NewWebhookEndpoint {
     pub description: String,
     /// The signing secret, sealed by `key_core::WebhookSecretCipher` for `id`.
     pub sealed_secret: Vec<u8>,
+    /// How its deliveries are signed.
+    pub signing: WebhookSigning,
     /// Now.
     pub created_at: DateTime<Utc>,
 }
@@ -79,6 +81,8 @@ pub struct WebhookEndpoint {
     pub created_at: DateTime<Utc>,
     /// When its signing secret was last set.
     pub secret_rotated_at: DateTime<Utc>,
+    /// How its deliveries are signed.
+    pub signing: WebhookSigning,
 }
 
 /// One POST of a delivery.
@@ -141,6 +145,8 @@ pub struct ClaimedDelivery {
     pub url: String,
     /// The endpoint's sealed signing secret.
     pub sealed_secret: Vec<u8>,
+    /// How the endpoint's deliveries are signed.
+    pub signing: WebhookSigning,
     /// The JSON body.
     pub payload: String,
     /// The number of the attempt about to be made (1 for the first).
@@ -210,6 +216,7 @@ impl Store {
             created_at: Set(endpoint.created_at),
             secret_rotated_at: Set(endpoint.created_at),
             deleted_at: Set(None),
+            signing: Set(endpoint.signing.as_str().to_owned()),
         };
         let txn = self.begin_write().await?;
         Endpoints::insert(model)
@@ -224,6 +231,7 @@ impl Store {
             description: endpoint.description,
             created_at: endpoint.created_at,
             secret_rotated_at: endpoint.created_at,
+            signing: endpoint.signing,
         })
     }
 
@@ -241,14 +249,29 @@ impl Store {
         if let Some(after) = after {
             query = query.filter(EndpointColumn::Id.gt(after));
         }
-        Ok(query
+        query
             .order_by_asc(EndpointColumn::Id)
             .limit(limit)
             .all(&self.db)
             .await?
             .into_iter()
             .map(endpoint_from_model)
-            .collect())
+            .collect()
+    }
+
+    /// The live endpoint `id` of `organization_id`, if any.
+    pub async fn get_webhook_endpoint(
+        &self,
+        organization_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<WebhookEndpoint>, Error> {
+        Endpoints::find_by_id(id)
+            .filter(EndpointColumn::OrganizationId.eq(organization_id))
+            .filter(EndpointColumn::DeletedAt.is_null())
+            .one(&self.db)
+            .await?
+            .map(endpoint_from_model)
+            .transpose()
     }
 
     /// Deletes the live endpoint `id` of `organization_id` at `now`, marks its pending
@@ -307,7 +330,8 @@ impl Store {
             .filter(EndpointColumn::OrganizationId.eq(organization_id))
             .one(&txn)
             .await?
-            .map(endpoint_from_model);
+            .map(endpoint_from_model)
+            .transpose()?;
         insert_audit_event_in(&txn, audit).await?;
         txn.commit().await?;
         Ok(endpoint)
@@ -452,6 +476,7 @@ impl Store {
                 abandon_pending_in(&self.db, delivery.endpoint_id).await?;
                 continue;
             };
+            let signing = signing_from_model(&endpoint)?;
             claimed.push(ClaimedDelivery {
                 id: delivery.id,
                 event_id: delivery.event_id,
@@ -459,6 +484,7 @@ impl Store {
                 endpoint_id: delivery.endpoint_id,
                 url: endpoint.url,
                 sealed_secret: endpoint.sealed_secret,
+                signing,
                 payload: delivery.payload,
                 attempt_number: delivery.attempt_count + 1,
                 created_at: delivery.created_at,
@@ -526,15 +552,24 @@ async fn abandon_pending_in(db: &impl ConnectionTrait, endpoint_id: Uuid) -> Res
     Ok(())
 }
 
-fn endpoint_from_model(model: webhook_endpoint::Model) -> WebhookEndpoint {
-    WebhookEndpoint {
+fn endpoint_from_model(model: webhook_endpoint::Model) -> Result<WebhookEndpoint, Error> {
+    let signing = signing_from_model(&model)?;
+    Ok(WebhookEndpoint {
         id: model.id,
         organization_id: model.organization_id,
         url: model.url,
         description: model.description,
         created_at: model.created_at,
         secret_rotated_at: model.secret_rotated_at,
-    }
+        signing,
+    })
+}
+
+fn signing_from_model(model: &webhook_endpoint::Model) -> Result<WebhookSigning, Error> {
+    WebhookSigning::parse(&model.signing).ok_or_else(|| Error::Corrupt {
+        table: "webhook_endpoints",
+        detail: format!("endpoint {} has an unknown signing mode", model.id),
+    })
 }
 
 fn delivery_from_model(

@@ -237,6 +237,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         parts.metrics = metrics.clone();
         parts.limiter = config.limiter(&metrics).await?;
         parts.country_db = config.country_db()?;
+        parts.secret_scanning_keys = config.secret_scanning_keys()?;
         Ok(())
     })
     .await?;

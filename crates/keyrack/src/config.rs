@@ -17,8 +17,8 @@ use chrono::TimeDelta;
 use clap::{ArgAction, Args, builder::BoolishValueParser};
 use key_gateway::TrustedProxies;
 use key_service::{
-    KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, Settings, UsageRetention,
-    WebhookSettings,
+    KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, SecretScanningKeys, Settings,
+    UsageRetention, WebhookSettings,
     verify::{
         CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL, ExtAuthzRoutes,
     },
@@ -95,6 +95,12 @@ pub(crate) struct ServeConfig {
     /// Read once at start; without it, Check answers UNIMPLEMENTED.
     #[arg(long, env = "KEYRACK_EXT_AUTHZ_ROUTES", value_name = "FILE")]
     ext_authz_routes: Option<PathBuf>,
+    /// Accept GitHub secret-scanning reports (`POST /api/secret-scanning/reports`, the
+    /// ReportLeakedKeys RPC) signed by the public keys of this JSON file: GitHub's answer at
+    /// https://api.github.com/meta/public_keys/secret_scanning, saved as is. Read once at
+    /// start, never fetched; without it, every report is refused (401).
+    #[arg(long, env = "KEYRACK_SECRET_SCANNING_KEYS", value_name = "FILE")]
+    secret_scanning_keys: Option<PathBuf>,
     /// How many keys are cached in memory for verification (a few hundred bytes each).
     #[arg(long, env = "KEYRACK_KEY_CACHE_CAPACITY", default_value_t = key_service::verify::DEFAULT_KEY_CACHE_CAPACITY)]
     key_cache_capacity: usize,
@@ -283,6 +289,20 @@ impl ServeConfig {
             .with_context(|| format!("--ext-authz-routes {}", path.display()))?;
         tracing::info!(path = %path.display(), routes = routes.len(), "ext_authz routes loaded");
         Ok(Some(routes))
+    }
+
+    /// The public keys secret-scanning reports are verified with, if a file is given. One that
+    /// cannot be read or lists a key that is not ECDSA P-256 stops the start.
+    pub(crate) fn secret_scanning_keys(&self) -> anyhow::Result<Option<SecretScanningKeys>> {
+        let Some(path) = &self.secret_scanning_keys else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--secret-scanning-keys: cannot read {}", path.display()))?;
+        let keys = SecretScanningKeys::parse(&text)
+            .with_context(|| format!("--secret-scanning-keys {}", path.display()))?;
+        tracing::info!(path = %path.display(), keys = keys.len(), "secret-scanning keys loaded");
+        Ok(Some(keys))
     }
 
     /// Whose `X-Forwarded-For` the gateway believes.

@@ -127,6 +127,40 @@ pub struct OrganizationPolicy {
     pub role_scopes: RoleScopes,
     /// The rate limits of the organization's keys that have none of their own.
     pub default_rate_limits: crate::RateLimits,
+    /// What a report of one of its keys found leaked (GitHub secret scanning) does.
+    pub leaked_keys: LeakedKeyPolicy,
+}
+
+/// What a leaked-key report (GitHub secret scanning) does to a live key of the organization.
+/// Revoking is the default, as GitHub's and Stripe's own programmes do: a key in a public
+/// repository is in attackers' hands within minutes, and nobody may be watching the alerts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LeakedKeyPolicy {
+    /// `revoke`: the key is revoked at once; its owner issues a new one.
+    #[default]
+    Revoke,
+    /// `flag`: the key keeps working; the report is audited and alerted only.
+    Flag,
+}
+
+impl LeakedKeyPolicy {
+    /// Every policy.
+    pub const ALL: [LeakedKeyPolicy; 2] = [LeakedKeyPolicy::Revoke, LeakedKeyPolicy::Flag];
+
+    /// The stored (and REST) name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LeakedKeyPolicy::Revoke => "revoke",
+            LeakedKeyPolicy::Flag => "flag",
+        }
+    }
+
+    /// The policy named `name`, if any.
+    pub fn parse(name: &str) -> Option<LeakedKeyPolicy> {
+        LeakedKeyPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.as_str() == name)
+    }
 }
 
 impl Default for OrganizationPolicy {
@@ -136,14 +170,16 @@ impl Default for OrganizationPolicy {
             max_key_lifetime: None,
             role_scopes: RoleScopes::default(),
             default_rate_limits: crate::RateLimits::NONE,
+            leaked_keys: LeakedKeyPolicy::Revoke,
         }
     }
 }
 
 impl OrganizationPolicy {
     /// Whether `other` has the same ceilings: the maximum key lifetime, the default rate limits
-    /// and the scopes of each role, which bound what every key and member may get. Only the
-    /// maximum key age (when keys are reported due for rotation) is no ceiling.
+    /// and the scopes of each role, which bound what every key and member may get, and the
+    /// leaked-key policy (keeping leaked keys working is an owner's decision). Only the maximum
+    /// key age (when keys are reported due for rotation) is no ceiling.
     pub fn same_ceilings(&self, other: &OrganizationPolicy) -> bool {
         OrganizationPolicy {
             max_key_age: other.max_key_age,

@@ -29,11 +29,13 @@ pub enum AlertType {
     RotationDue,
     /// `test`: sent on request, to try the webhooks.
     Test,
+    /// `key_leaked`: a secret-scanning report found the key in public.
+    KeyLeaked,
 }
 
 impl AlertType {
     /// Every type.
-    pub const ALL: [AlertType; 8] = [
+    pub const ALL: [AlertType; 9] = [
         AlertType::HighUsage,
         AlertType::Failures,
         AlertType::NewCountry,
@@ -42,6 +44,7 @@ impl AlertType {
         AlertType::KeyExpiring,
         AlertType::RotationDue,
         AlertType::Test,
+        AlertType::KeyLeaked,
     ];
 
     /// The stable name.
@@ -55,6 +58,7 @@ impl AlertType {
             AlertType::KeyExpiring => "key_expiring",
             AlertType::RotationDue => "rotation_due",
             AlertType::Test => "test",
+            AlertType::KeyLeaked => "key_leaked",
         }
     }
 
@@ -279,6 +283,25 @@ impl Alert {
             created_at,
             message,
         )
+    }
+
+    /// The key `key_name` was reported found in public at `url` (by a secret-scanning report
+    /// received at `now`); `revoked` says whether the policy revoked it. Once per key: later
+    /// reports of the same key are audited, not alerted again.
+    pub fn key_leaked(
+        key_id: Uuid,
+        key_name: &str,
+        url: &str,
+        revoked: bool,
+        now: DateTime<Utc>,
+    ) -> Alert {
+        let done = if revoked {
+            "it was revoked"
+        } else {
+            "it still works (the organization's policy flags leaked keys): rotate it"
+        };
+        let message = format!("Key '{key_name}' was found in public at {url}; {done}");
+        Alert::about_key(AlertType::KeyLeaked, key_id, "leaked", now, message)
     }
 
     /// A test alert, asked for at `now` about the key `key_name`. Every test is its own

@@ -1,14 +1,23 @@
 //! Webhook signatures: the signing secret, its encryption at rest, and the signature every
 //! delivery carries.
 //!
-//! The signature follows Stripe's scheme. Every POST carries
-//! `Keyrack-Signature: t=<unix seconds>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`, where the
-//! HMAC key is the whole secret text (`whsec_…`). A receiver recomputes the HMAC over the
-//! timestamp and the raw body, compares it in constant time, and refuses timestamps outside a
-//! tolerance, so a captured request cannot be replayed later.
+//! An endpoint signs in one of two modes ([`WebhookSigning`]), chosen when it is created and
+//! kept by rotations:
+//! - `keyrack` (the default) follows Stripe's scheme. Every POST carries
+//!   `Keyrack-Signature: t=<unix seconds>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`, where
+//!   the HMAC key is the whole secret text (`whsec_` and 43 base62 characters).
+//! - `standard` follows the Standard Webhooks specification (standardwebhooks.com), so
+//!   receivers can use its off-the-shelf verifiers: `webhook-id`, `webhook-timestamp` and
+//!   `webhook-signature: v1,<base64 HMAC-SHA-256(key, "<id>.<timestamp>.<body>")>`, where the
+//!   secret is `whsec_<base64 of 32 random bytes>` and the key is those bytes.
+//!
+//! Either way a receiver recomputes the HMAC over the timestamp and the raw body, compares it in
+//! constant time, and refuses timestamps outside a tolerance, so a captured request cannot be
+//! replayed later.
 
 use std::fmt;
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use chrono::{DateTime, TimeDelta, Utc};
 use ring::{aead, hmac};
 
@@ -19,19 +28,73 @@ pub const DEFAULT_SIGNATURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
 
 const SECRET_PREFIX: &str = "whsec_";
 const SECRET_LEN: usize = 43;
+/// The random bytes of a Standard Webhooks secret (256 bits, as the `keyrack` secrets).
+const STANDARD_SECRET_BYTES: usize = 32;
+/// The key lengths the Standard Webhooks specification allows, in bytes.
+const STANDARD_KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Bytes below this map evenly onto base62 (248 = 4 × 62); larger ones are drawn again.
 const UNBIASED_BYTE_LIMIT: u8 = 248;
 /// The HKDF info label of the key that seals signing secrets; no other key uses it.
 const SEAL_KEY_LABEL: &[u8] = b"keyrack webhook signing secrets v1";
 
-/// An endpoint's signing secret: `whsec_` and 43 base62 characters (256 bits). `Debug` and
+/// How an endpoint's deliveries are signed. Stored by name; chosen when the endpoint is created
+/// and kept by every rotation of its secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WebhookSigning {
+    /// `keyrack`: `Keyrack-Signature: t=…,v1=<hex>`, the secret text as the HMAC key.
+    #[default]
+    Keyrack,
+    /// `standard`: the Standard Webhooks headers, the secret's base64 part decoded as the key.
+    Standard,
+}
+
+impl WebhookSigning {
+    /// Every mode.
+    pub const ALL: [WebhookSigning; 2] = [WebhookSigning::Keyrack, WebhookSigning::Standard];
+
+    /// The stored (and REST) name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WebhookSigning::Keyrack => "keyrack",
+            WebhookSigning::Standard => "standard",
+        }
+    }
+
+    /// The mode named `name`, if any.
+    pub fn parse(name: &str) -> Option<WebhookSigning> {
+        WebhookSigning::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == name)
+    }
+}
+
+/// An endpoint's signing secret: `whsec_` and 43 base62 characters (256 bits) in the `keyrack`
+/// mode, `whsec_` and the base64 of 32 random bytes in the `standard` mode. `Debug` and
 /// `Display` never print it; [`SigningSecret::expose`] is the only way to the text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret(String);
 
 impl SigningSecret {
-    /// Draws a new secret from `rng`.
+    /// Draws a new secret for an endpoint signing in `mode` from `rng`.
+    pub fn generate_for(
+        mode: WebhookSigning,
+        rng: &dyn RandomSource,
+    ) -> Result<SigningSecret, Error> {
+        match mode {
+            WebhookSigning::Keyrack => SigningSecret::generate(rng),
+            WebhookSigning::Standard => {
+                let mut key = [0_u8; STANDARD_SECRET_BYTES];
+                rng.fill(&mut key)?;
+                Ok(SigningSecret(format!(
+                    "{SECRET_PREFIX}{}",
+                    BASE64.encode(key)
+                )))
+            }
+        }
+    }
+
+    /// Draws a new `keyrack` secret from `rng`.
     pub fn generate(rng: &dyn RandomSource) -> Result<SigningSecret, Error> {
         let mut text = String::with_capacity(SECRET_PREFIX.len() + SECRET_LEN);
         text.push_str(SECRET_PREFIX);
@@ -50,10 +113,12 @@ impl SigningSecret {
         Ok(SigningSecret(text))
     }
 
-    /// Accepts a secret as shown to the user (e.g. by a receiver that stored it).
+    /// Accepts a secret as shown to the user (e.g. by a receiver that stored it), of either
+    /// mode.
     pub fn parse(text: &str) -> Result<SigningSecret, Error> {
         let well_formed = text.strip_prefix(SECRET_PREFIX).is_some_and(|rest| {
-            rest.len() == SECRET_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+            (rest.len() == SECRET_LEN && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+                || standard_key(rest).is_some()
         });
         if !well_formed {
             return Err(Error::InvalidArgument {
@@ -67,6 +132,22 @@ impl SigningSecret {
     /// The secret's text, to show once or to sign with.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The Standard Webhooks `webhook-signature` value for the message `id` with `body` sent
+    /// at `timestamp` (unix seconds): `v1,<base64 HMAC-SHA-256 of "<id>.<timestamp>.<body>">`,
+    /// keyed by the base64-decoded part of the secret. `None` for a `keyrack` secret, whose
+    /// text is no base64 key.
+    pub fn standard_signature(&self, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+        let key = standard_key(self.0.strip_prefix(SECRET_PREFIX)?)?;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        let mut context = hmac::Context::with_key(&key);
+        context.update(id.as_bytes());
+        context.update(b".");
+        context.update(timestamp.to_string().as_bytes());
+        context.update(b".");
+        context.update(body);
+        Some(format!("v1,{}", BASE64.encode(context.sign().as_ref())))
     }
 
     /// Hex HMAC-SHA-256 of `"<timestamp>.<body>"` under this secret.
@@ -218,6 +299,15 @@ impl fmt::Debug for WebhookSecretCipher {
     }
 }
 
+/// The HMAC key of a Standard Webhooks secret's base64 part: padded base64 of 24 to 64 bytes.
+/// A `keyrack` secret (43 characters, not a multiple of 4) is never one.
+fn standard_key(text: &str) -> Option<Vec<u8>> {
+    BASE64
+        .decode(text)
+        .ok()
+        .filter(|key| STANDARD_KEY_BYTES.contains(&key.len()))
+}
+
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -318,6 +408,36 @@ mod tests {
         assert_eq!(SigningSecret::parse(secret.expose()).unwrap(), secret);
         assert!(!format!("{secret:?} {secret}").contains(&secret.expose()[6..]));
         assert!(SigningSecret::parse("whsec_short").is_err());
+    }
+
+    #[test]
+    fn standard_signatures_match_the_specification() {
+        // The Standard Webhooks specification's test vector (its reference libraries' tests).
+        let secret = SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            secret
+                .standard_signature(
+                    "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                    1_614_265_330,
+                    br#"{"test": 2432232314}"#
+                )
+                .unwrap(),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        let generated =
+            SigningSecret::generate_for(WebhookSigning::Standard, &SystemRandom::new()).unwrap();
+        assert!(generated.expose().starts_with("whsec_"));
+        assert_eq!(SigningSecret::parse(generated.expose()).unwrap(), generated);
+        assert_eq!(standard_key(&generated.expose()[6..]).unwrap().len(), 32);
+        // A keyrack secret signs no standard signature.
+        assert!(secret_keyrack().standard_signature("id", 1, b"").is_none());
+        for mode in WebhookSigning::ALL {
+            assert_eq!(WebhookSigning::parse(mode.as_str()), Some(mode));
+        }
+    }
+
+    fn secret_keyrack() -> SigningSecret {
+        secret()
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     Clock, DeliveryState, Error, Pepper, RandomSource, RetrySchedule, WebhookSecretCipher,
-    is_public_address,
+    WebhookSigning, is_public_address,
 };
 use key_store::{ClaimedDelivery, DeliveryAttempt, DeliveryClaim, Store};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -42,6 +42,12 @@ const EVENT_ID_HEADER: &str = "Keyrack-Event-Id";
 const DELIVERY_ID_HEADER: &str = "Keyrack-Delivery-Id";
 /// The header carrying the attempt number, from 1.
 const ATTEMPT_HEADER: &str = "Keyrack-Attempt";
+/// Standard Webhooks' message id: the event id, the same on every retry and every endpoint.
+const STANDARD_ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks' timestamp, in unix seconds.
+const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks' signature (`v1,<base64>`, see `key_core::SigningSecret`).
+const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
 /// The User-Agent of every delivery.
 const USER_AGENT: &str = "Keyrack-Webhooks/1";
 
@@ -331,7 +337,32 @@ async fn attempt(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let secret = cipher.open(&delivery.sealed_secret, delivery.endpoint_id)?;
-    let signature = secret.signature_header(now.timestamp(), delivery.payload.as_bytes());
+    let timestamp = now.timestamp();
+    let body = delivery.payload.as_bytes();
+    let event_id = delivery.event_id.to_string();
+    let mut signature_headers = reqwest::header::HeaderMap::new();
+    let mut put = |name: &'static str, value: String| -> Result<(), Error> {
+        let value = reqwest::header::HeaderValue::try_from(value)
+            .map_err(|_| Error::Internal("a webhook signature is no header value".to_owned()))?;
+        signature_headers.insert(name, value);
+        Ok(())
+    };
+    match delivery.signing {
+        WebhookSigning::Keyrack => put(SIGNATURE_HEADER, secret.signature_header(timestamp, body))?,
+        WebhookSigning::Standard => {
+            let signature = secret
+                .standard_signature(&event_id, timestamp, body)
+                .ok_or_else(|| {
+                    Error::Internal(format!(
+                        "webhook endpoint {} signs in the standard mode without a standard secret",
+                        delivery.endpoint_id
+                    ))
+                })?;
+            put(STANDARD_ID_HEADER, event_id.clone())?;
+            put(STANDARD_TIMESTAMP_HEADER, timestamp.to_string())?;
+            put(STANDARD_SIGNATURE_HEADER, signature)?;
+        }
+    }
     let started = Instant::now();
     // A name is checked when it is resolved (`PublicOnly`); an address in the URL never is.
     let literal_refused = !worker.settings.allow_private
@@ -354,9 +385,9 @@ async fn attempt(
         client
             .post(&delivery.url)
             .headers(trace_context)
+            .headers(signature_headers)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, signature)
-            .header(EVENT_ID_HEADER, delivery.event_id.to_string())
+            .header(EVENT_ID_HEADER, event_id)
             .header(DELIVERY_ID_HEADER, delivery.id.to_string())
             .header(ATTEMPT_HEADER, delivery.attempt_number.to_string())
             .body(delivery.payload.clone())

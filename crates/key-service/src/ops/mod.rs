@@ -7,6 +7,7 @@ mod alerts;
 mod audit_log;
 mod issue;
 mod keys;
+mod leaks;
 mod organizations;
 mod paging;
 mod sessions;
@@ -24,6 +25,10 @@ pub use self::{
     audit_log::{AuditLog, AuditQuery},
     issue::NewKeyRequest,
     keys::{CreateKey, IssuedKey, KeyDetails, Keys, ListKeys, RotatedKey, UpdateKey},
+    leaks::{
+        LeakReports, LeakVerdict, MAX_REPORT_BYTES, MAX_REPORT_TOKENS, SecretScanningKeys,
+        SecretScanningKeysError,
+    },
     organizations::{CreatedOrganization, Organizations, PolicyUpdate},
     paging::{Listed, PageRequest},
     sessions::{CallerInfo, NewSession, Sessions},

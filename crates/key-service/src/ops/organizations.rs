@@ -11,9 +11,9 @@
 use std::sync::Arc;
 
 use key_core::{
-    Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyType, OrganizationName,
-    OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId, keeps_an_owner,
-    max_key_age_from_days, max_key_lifetime_from_days,
+    Action, ApiKey, AuditAction, Clock, Environment, Error, KeyName, KeyType, LeakedKeyPolicy,
+    OrganizationName, OrganizationPolicy, RateLimits, Role, RoleScopes, Scope, ScopeSet, UserId,
+    keeps_an_owner, max_key_age_from_days, max_key_lifetime_from_days,
 };
 use key_store::{Member, Organization, Store};
 use uuid::Uuid;
@@ -50,6 +50,8 @@ pub struct PolicyUpdate {
     pub role_scopes: Vec<(Role, Vec<String>)>,
     /// The limits of keys without their own.
     pub default_rate_limits: RateLimits,
+    /// What a leaked-key report does to the organization's keys.
+    pub leaked_keys: LeakedKeyPolicy,
 }
 
 /// The organization and member operations. Cheap to clone.
@@ -376,6 +378,7 @@ fn policy_from_update(update: PolicyUpdate) -> Result<(OrganizationPolicy, Vec<S
         max_key_lifetime: max_key_lifetime_from_days(update.max_key_lifetime_days)?,
         role_scopes,
         default_rate_limits: update.default_rate_limits,
+        leaked_keys: update.leaked_keys,
     };
     Ok((policy, overridden))
 }

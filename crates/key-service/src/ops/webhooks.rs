@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use key_core::{
     Action, AuditAction, Clock, DeliveryState, Error, Pepper, RandomSource, SigningSecret,
-    WebhookSecretCipher, WebhookUrl, parse_webhook_description,
+    WebhookSecretCipher, WebhookSigning, WebhookUrl, parse_webhook_description,
 };
 use key_store::{DeliveryFilter, NewWebhookEndpoint, Store, WebhookDelivery, WebhookEndpoint};
 use uuid::Uuid;
@@ -78,12 +78,14 @@ impl Webhooks {
         }
     }
 
-    /// CreateWebhookEndpoint: an https URL (http only when allowed) and a description.
+    /// CreateWebhookEndpoint: an https URL (http only when allowed), a description, and how
+    /// its deliveries are signed (for good: rotations keep the mode).
     pub async fn create(
         &self,
         by: &Requester,
         url: &str,
         description: &str,
+        signing: WebhookSigning,
     ) -> Result<EndpointWithSecret, Error> {
         self.authorize(by).await?;
         let url = WebhookUrl::parse(url, self.allow_http)?;
@@ -103,7 +105,7 @@ impl Webhooks {
             )));
         }
         let id = Uuid::now_v7();
-        let (secret, sealed_secret) = self.draw_secret(id)?;
+        let (secret, sealed_secret) = self.draw_secret(id, signing)?;
         let now = self.clock.now();
         let audit = by.event(AuditAction::WebhookEndpointCreate, id, now);
         let organization_id = by.caller.organization_id;
@@ -116,6 +118,7 @@ impl Webhooks {
                     url: url.as_str().to_owned(),
                     description,
                     sealed_secret,
+                    signing,
                     created_at: now,
                 },
                 &audit,
@@ -168,10 +171,17 @@ impl Webhooks {
     ) -> Result<EndpointWithSecret, Error> {
         self.authorize(by).await?;
         let id = endpoint_id("id", id)?;
-        let (secret, sealed_secret) = self.draw_secret(id)?;
+        let organization_id = by.caller.organization_id;
+        // The new secret is of the endpoint's mode, which never changes after its creation.
+        let signing = self
+            .store
+            .get_webhook_endpoint(organization_id, id)
+            .await?
+            .ok_or(Error::NotFound("webhook endpoint"))?
+            .signing;
+        let (secret, sealed_secret) = self.draw_secret(id, signing)?;
         let now = self.clock.now();
         let audit = by.event(AuditAction::WebhookSecretRotate, id, now);
-        let organization_id = by.caller.organization_id;
         let endpoint = self
             .store
             .rotate_webhook_secret(organization_id, id, sealed_secret, now, &audit)
@@ -220,9 +230,14 @@ impl Webhooks {
             .await
     }
 
-    /// A new signing secret for the endpoint `id`, and its sealed form for the store.
-    fn draw_secret(&self, id: Uuid) -> Result<(SigningSecret, Vec<u8>), Error> {
-        let secret = SigningSecret::generate(self.random.as_ref())?;
+    /// A new signing secret for the endpoint `id` signing in `mode`, and its sealed form for
+    /// the store.
+    fn draw_secret(
+        &self,
+        id: Uuid,
+        mode: WebhookSigning,
+    ) -> Result<(SigningSecret, Vec<u8>), Error> {
+        let secret = SigningSecret::generate_for(mode, self.random.as_ref())?;
         let sealed =
             WebhookSecretCipher::new(&self.pepper)?.seal(&secret, id, self.random.as_ref())?;
         Ok((secret, sealed))

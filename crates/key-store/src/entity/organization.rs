@@ -14,6 +14,8 @@ pub struct Model {
     pub role_scopes: Option<String>,
     /// Default rate limits of its keys, e.g. `100/minute 5000/hour`.
     pub default_rate_limits: Option<String>,
+    /// What a leaked-key report does: `revoke` or `flag` (`key_core::LeakedKeyPolicy`).
+    pub leaked_keys: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,8 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub secret_rotated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,
+    /// How deliveries are signed: `keyrack` or `standard` (`key_core::WebhookSigning`).
+    pub signing: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261206_000009_retention_indexes;
 mod m20261206_000010_cache_notices;
 mod m20261206_000011_sessions;
 mod m20261206_000012_key_controls;
+mod m20261206_000013_webhooks_standard_and_leaks;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_cache_notices::Migration),
             Box::new(m20261206_000011_sessions::Migration),
             Box::new(m20261206_000012_key_controls::Migration),
+            Box::new(m20261206_000013_webhooks_standard_and_leaks::Migration),
         ]
     }
 }

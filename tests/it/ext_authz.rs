@@ -267,7 +267,8 @@ async fn an_allowed_request_names_the_key_upstream_over_any_client_copy() {
             ("agents:read,agents:write".to_owned(), overwrite)
         );
         assert_eq!(headers.len(), 3);
-        assert!(removed.is_empty(), "{removed:?}");
+        // A key without metadata: a client's copy of the header is removed.
+        assert_eq!(removed, ["x-keyrack-metadata"]);
         checks.stop().await;
     }
 }
@@ -682,4 +683,86 @@ fn the_documented_routes_are_the_shipped_file_and_parse() {
         Some(vec![])
     );
     assert_eq!(scopes("POST", "api.example.com", "/api/catalogue"), None);
+}
+
+/// A key's own controls through Check: its metadata goes upstream in `x-keyrack-metadata`
+/// (base64url of the JSON, over any client copy); its IP allowlist judges the client found
+/// through the trusted proxy; a disabled key is refused with forward-auth's body.
+#[tokio::test]
+async fn a_keys_metadata_allowlist_and_disabled_state_hold_for_check() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let checks = CheckServer::start(&app).await;
+        let created = app
+            .client
+            .clone()
+            .create_key(crate::helpers::authed(
+                &app.admin_key,
+                key_proto::v1::CreateKeyRequest {
+                    name: "controlled".into(),
+                    scopes: vec!["chat".into()],
+                    metadata_json: r#"{"plan":"pro"}"#.into(),
+                    ip_allowlist: vec!["198.51.100.0/24".into()],
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        app.caught_up().await;
+        let authorization = bearer(&created.key);
+        let chat = |source: &str, forwarded: &str| {
+            let mut headers = vec![
+                ("authorization", authorization.as_str()),
+                ("x-keyrack-metadata", "forged"),
+            ];
+            if !forwarded.is_empty() {
+                headers.push(("x-forwarded-for", forwarded));
+            }
+            check_request("POST", "chat.example.com", "/v1/chat", &headers, source)
+        };
+        let answer = checks.check(chat("198.51.100.7", "")).await;
+        let Answer::Allowed { headers, .. } = answer else {
+            panic!("expected OK, got {answer:?}");
+        };
+        // base64url of {"plan":"pro"}, without padding.
+        assert_eq!(
+            headers["x-keyrack-metadata"],
+            (
+                "eyJwbGFuIjoicHJvIn0".to_owned(),
+                HeaderAppendAction::OverwriteIfExistsOrAdd
+            )
+        );
+        // Behind the trusted proxy, the client it names is judged.
+        let answer = checks.check(chat(PROXY, "198.51.100.9")).await;
+        assert!(matches!(answer, Answer::Allowed { .. }), "{answer:?}");
+        for (source, forwarded) in [("203.0.113.5", ""), (PROXY, "203.0.113.5")] {
+            let (status, _, body) = checks.check(chat(source, forwarded)).await.denied();
+            assert_eq!(status, 403);
+            assert_eq!(
+                body,
+                error_body(
+                    "ip_not_allowed",
+                    "API key is not allowed from this IP address",
+                    403
+                )
+            );
+        }
+        let id = created.api_key.unwrap().id;
+        app.client
+            .clone()
+            .disable_key(crate::helpers::authed(
+                &app.admin_key,
+                key_proto::v1::DisableKeyRequest { id },
+            ))
+            .await
+            .unwrap();
+        let (status, _, body) = checks.check(chat("198.51.100.7", "")).await.denied();
+        assert_eq!(status, 401);
+        assert_eq!(
+            body,
+            error_body("disabled_api_key", "API key is disabled", 401)
+        );
+        checks.stop().await;
+    }
 }

@@ -39,6 +39,10 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             &format!("Authorization: Bearer {}", app.admin_key),
         ])
         .args(["--checks", CHECKS])
+        // Disabling takes no body, so any generated call that finds the admin key's id (the
+        // key list links to it) disables the key the whole run uses, whatever the seed. Its
+        // answer is the key record `enable` answers with, which is fuzzed.
+        .args(["--exclude-path", "/api/api-keys/{id}/disable"])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", SEED])
         // No example database: what an earlier run found must not change this one.
@@ -79,8 +83,8 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let verdict = app.verify(&app.admin_key, &["admin"]).await;
     assert!(
         verdict.valid,
-        "schemathesis revoked its own admin key, so part of its run only saw 401s: \
-         change SEED. Its output:\n{}",
-        ran.stdout
+        "schemathesis revoked or disabled its own admin key ({}), so part of its run only saw \
+         401s: change SEED. Its output:\n{}",
+        verdict.reason, ran.stdout
     );
 }

@@ -120,6 +120,7 @@ mod tests {
             key_type: KeyType::Organization,
             member_id: None,
             expires_at,
+            metadata_json: None,
         }
     }
 

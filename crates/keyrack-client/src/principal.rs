@@ -26,6 +26,9 @@ pub struct Principal {
     pub member_id: Option<String>,
     /// The first instant the key no longer works, if it expires.
     pub expires_at: Option<SystemTime>,
+    /// The key's metadata, a JSON object's text (e.g. `{"plan":"pro"}`), if it has any. Every
+    /// service that verifies the key sees it: it is never a secret.
+    pub metadata_json: Option<String>,
 }
 
 impl Principal {
@@ -52,6 +55,7 @@ impl Principal {
             },
             member_id: Some(verdict.member_id.clone()).filter(|id| !id.is_empty()),
             expires_at: verdict.expire_time.as_ref().and_then(system_time),
+            metadata_json: Some(verdict.metadata_json.clone()).filter(|json| !json.is_empty()),
         }
     }
 }

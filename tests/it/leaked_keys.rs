@@ -378,8 +378,9 @@ async fn unsigned_misdirected_or_oversized_reports_change_nothing() {
         let (status, answer) = signed(&app, &signer, &report(&many, URL)).await;
         assert_eq!(status, 400, "{answer}");
         let huge = report(&[&"x".repeat(50 * 1024)], URL);
-        let (status, _) = signed(&app, &signer, &huge).await;
+        let (status, answer) = signed(&app, &signer, &huge).await;
         assert_eq!(status, 413);
+        assert_eq!(answer["error"]["code"], "payload_too_large", "{answer}");
         assert!(app.verify(&key.key, &["chat"]).await.valid);
     }
     // A server without --secret-scanning-keys accepts no report.

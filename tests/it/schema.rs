@@ -43,6 +43,10 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         // key list links to it) disables the key the whole run uses, whatever the seed. Its
         // answer is the key record `enable` answers with, which is fuzzed.
         .args(["--exclude-path", "/api/api-keys/{id}/disable"])
+        // A leaked-key report is authenticated by GitHub's signature, which schemathesis cannot
+        // make: every call would be refused 401 before the body is read (tests/it/leaked_keys.rs
+        // covers the route).
+        .args(["--exclude-path", "/api/secret-scanning/reports"])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", SEED])
         // No example database: what an earlier run found must not change this one.

@@ -4,8 +4,13 @@
 //! signature is verified against the configured keys before anything is read. The answer is
 //! GitHub's feedback array, one entry per reported token.
 
-use axum::{Json, body::Bytes, extract::State, http::HeaderMap};
-use key_proto::v1;
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode},
+};
+use key_proto::{ErrorCode, v1};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -44,8 +49,19 @@ const SIGNATURE_HEADER: &str = "github-public-key-signature";
 pub(crate) async fn report(
     State(upstream): State<Upstream>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<LeakFeedbackJson>>, ApiError> {
+    // Refused in the API's error shape, as every other body is (`body.rs`).
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                "a secret-scanning report is at most 48 KiB",
+            )
+        } else {
+            ApiError::invalid_request(format!("cannot read the request body: {rejection}"))
+        }
+    })?;
     let header = |name: &str| {
         headers
             .get(name)

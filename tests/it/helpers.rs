@@ -182,18 +182,21 @@ async fn spawn_app_at(
     let addr = server.local_addr();
     // The REST gateway, in front of this server, as `keyrack serve` runs it: in memory.
     let upstream = Upstream::from_service(server.local_service());
-    let console = Console::new(server.local_service());
+    let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", http_listener.local_addr().unwrap());
+    let mut console = Console::new(server.local_service());
+    if keyrack.sso.configured() {
+        console = console.with_sso(&format!("{http}/console"));
+    }
     let (shutdown, server) = run_server(server, &keyrack).await;
     let client = KeyServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
 
-    let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Gateway::new(http_listener, upstream)
         .unwrap()
         .with_trusted_proxies(trusted_proxies)
         .with_console(console.router());
-    let http = format!("http://{}", gateway.local_addr());
     let (gateway_shutdown, gateway_stop) = oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {
         gateway

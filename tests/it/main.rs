@@ -48,6 +48,7 @@ mod schema;
 mod scripts;
 mod server;
 mod shedding;
+mod sso;
 mod standard_webhooks;
 mod storage;
 mod telemetry;

@@ -43,6 +43,8 @@ pub struct Console {
 struct Inner {
     client: upstream::Client,
     cookies: CookiePolicy,
+    /// With sign-in through the identity provider: the callback URL registered there.
+    sso_redirect: Option<String>,
 }
 
 impl Console {
@@ -62,6 +64,7 @@ impl Console {
             inner: Arc::new(Inner {
                 client: upstream::client(service),
                 cookies: CookiePolicy::default(),
+                sso_redirect: None,
             }),
         }
     }
@@ -72,8 +75,30 @@ impl Console {
             inner: Arc::new(Inner {
                 client: self.inner.client.clone(),
                 cookies,
+                sso_redirect: self.inner.sso_redirect.clone(),
             }),
         }
+    }
+
+    /// Offers sign-in with the identity provider (the service must be configured with one),
+    /// the person coming back to `<console_url>/sign-in/sso/callback`: `console_url` is the
+    /// console's public URL (`--console-url`), never taken from a request's `Host`.
+    pub fn with_sso(self, console_url: &str) -> Console {
+        Console {
+            inner: Arc::new(Inner {
+                client: self.inner.client.clone(),
+                cookies: self.inner.cookies,
+                sso_redirect: Some(format!(
+                    "{}/sign-in/sso/callback",
+                    console_url.trim_end_matches('/')
+                )),
+            }),
+        }
+    }
+
+    /// The callback URL of sign-in with the identity provider, if it is offered.
+    pub(crate) fn sso_redirect(&self) -> Option<&str> {
+        self.inner.sso_redirect.as_deref()
     }
 
     pub(crate) fn client(&self) -> upstream::Client {

@@ -22,12 +22,15 @@ use tower::{Layer, Service};
 use crate::{BoxFuture, status_from_error};
 
 /// The gRPC methods that need no caller key: VerifyKey relies on network-level trust, a
-/// sign-in link is its own credential, a leaked-key report is authenticated by its signature
-/// (in the operation), and health and reflection are public by nature.
+/// sign-in link or the identity provider's code is its own credential, a leaked-key report is
+/// authenticated by its signature (in the operation), and health and reflection are public by
+/// nature.
 fn is_public(path: &str) -> bool {
     path == "/keyrack.v1.KeyService/VerifyKey"
         || path == REDEEM_SIGN_IN_LINK
         || path == REPORT_LEAKED_KEYS
+        || path == BEGIN_SSO_SIGN_IN
+        || path == COMPLETE_SSO_SIGN_IN
         || !path.starts_with("/keyrack.v1.")
 }
 
@@ -37,6 +40,11 @@ const REDEEM_SIGN_IN_LINK: &str = "/keyrack.v1.KeyService/RedeemSignInLink";
 /// A public method that reads its request's context (for the audit events of the keys it
 /// revokes or flags).
 const REPORT_LEAKED_KEYS: &str = "/keyrack.v1.KeyService/ReportLeakedKeys";
+/// Public: signing in with the identity provider begins with no credential at all.
+const BEGIN_SSO_SIGN_IN: &str = "/keyrack.v1.KeyService/BeginSsoSignIn";
+/// A public method that reads its request's context (for the audit event of the session it
+/// begins); the provider's code is its credential.
+const COMPLETE_SSO_SIGN_IN: &str = "/keyrack.v1.KeyService/CompleteSsoSignIn";
 
 /// The caller's bearer credential, as the domain sees a missing or unreadable one.
 fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
@@ -109,7 +117,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if matches!(
             request.uri().path(),
-            REDEEM_SIGN_IN_LINK | REPORT_LEAKED_KEYS
+            REDEEM_SIGN_IN_LINK | REPORT_LEAKED_KEYS | COMPLETE_SSO_SIGN_IN
         ) {
             let context = request_context(&request);
             request.extensions_mut().insert(context);
@@ -222,6 +230,8 @@ mod tests {
         assert!(is_public(
             "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
         ));
+        assert!(is_public("/keyrack.v1.KeyService/BeginSsoSignIn"));
+        assert!(is_public("/keyrack.v1.KeyService/CompleteSsoSignIn"));
         assert!(!is_public("/keyrack.v1.KeyService/CreateKey"));
         assert!(!is_public("/keyrack.v1.KeyService/Unknown"));
         assert!(!is_public("/keyrack.v1.Future/Anything"));

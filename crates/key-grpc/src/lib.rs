@@ -19,6 +19,7 @@ mod server;
 mod service;
 mod sessions;
 mod shed;
+mod sso;
 mod status;
 mod telemetry;
 mod usage;

@@ -8,7 +8,8 @@ use key_service::Application;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    alerts, audit_log, keys, leaks, organizations, sessions, status_from_error, usage, webhooks,
+    alerts, audit_log, keys, leaks, organizations, sessions, sso, status_from_error, usage,
+    webhooks,
 };
 
 /// The KeyService implementation.
@@ -65,6 +66,20 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::RedeemSignInLinkRequest>,
     ) -> Reply<v1::RedeemSignInLinkResponse> {
         reply(sessions::redeem_sign_in_link(&self.app, request).await)
+    }
+
+    async fn begin_sso_sign_in(
+        &self,
+        request: Request<v1::BeginSsoSignInRequest>,
+    ) -> Reply<v1::BeginSsoSignInResponse> {
+        reply(sso::begin_sso_sign_in(&self.app, request).await)
+    }
+
+    async fn complete_sso_sign_in(
+        &self,
+        request: Request<v1::CompleteSsoSignInRequest>,
+    ) -> Reply<v1::CompleteSsoSignInResponse> {
+        reply(sso::complete_sso_sign_in(&self.app, request).await)
     }
 
     async fn report_leaked_keys(

@@ -72,7 +72,7 @@ pub(crate) async fn redeem_sign_in_link(
     })
 }
 
-fn session_to_proto(session: &StoredSession) -> v1::Session {
+pub(crate) fn session_to_proto(session: &StoredSession) -> v1::Session {
     let id = |value: Option<uuid::Uuid>| value.map(|id| id.to_string()).unwrap_or_default();
     v1::Session {
         id: session.id.to_string(),

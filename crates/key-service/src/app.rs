@@ -17,7 +17,7 @@ use crate::{
     metrics::Metrics,
     ops::{
         Alerts, AuditLog, KeyIssuer, Keys, LeakReports, Organizations, SecretScanningKeys,
-        Sessions, UsageReports, Webhooks,
+        Sessions, Sso, SsoConfig, UsageReports, Webhooks,
     },
     rate_limit::{BruteForceGuard, RateLimiter},
     verify::{CountryDb, KeyCache, Meter, Verifier, VerifierParts},
@@ -45,6 +45,9 @@ pub struct Parts {
     /// The public keys secret-scanning reports are verified with; without them every report is
     /// refused.
     pub secret_scanning_keys: Option<SecretScanningKeys>,
+    /// The identity provider people sign in to the console with; without it only keys and
+    /// sign-in links sign in.
+    pub sso: Option<SsoConfig>,
 }
 
 impl Parts {
@@ -64,6 +67,7 @@ impl Parts {
             country_db: None,
             metrics: Metrics::new(),
             secret_scanning_keys: None,
+            sso: None,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct Application {
     pub audit: AuditLog,
     /// Console sessions and sign-in links.
     pub sessions: Sessions,
+    /// Console sign-in with the identity provider.
+    pub sso: Sso,
     /// Alert rules and events.
     pub alerts: Alerts,
     /// Webhook endpoints.
@@ -114,6 +120,7 @@ impl Application {
             country_db,
             metrics,
             secret_scanning_keys,
+            sso,
         } = parts;
         let pepper = Arc::new(pepper);
         let key_cache = Arc::new(KeyCache::new(settings.key_cache));
@@ -200,6 +207,19 @@ impl Application {
                 Arc::clone(&clock),
                 access.clone(),
                 Arc::clone(&pepper),
+                Arc::clone(&random),
+            ),
+            sso: Sso::new(
+                sso,
+                store.clone(),
+                Sessions::new(
+                    store.clone(),
+                    Arc::clone(&clock),
+                    access.clone(),
+                    Arc::clone(&pepper),
+                    Arc::clone(&random),
+                ),
+                Arc::clone(&clock),
                 Arc::clone(&random),
             ),
             leaks: LeakReports::new(

@@ -180,6 +180,20 @@ impl Store {
             .map(Member::try_from)
             .collect()
     }
+
+    /// Every membership of the user `user_id`, across organizations, oldest first: for signing
+    /// a person in through the identity provider, before any organization is known (the one
+    /// query that does not filter by organization, and no admin call makes it).
+    pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<Member>, Error> {
+        Members::find()
+            .filter(Column::UserId.eq(user_id))
+            .order_by_asc(Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Member::try_from)
+            .collect()
+    }
 }
 
 async fn get_member_in(

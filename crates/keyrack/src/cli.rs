@@ -238,6 +238,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         parts.limiter = config.limiter(&metrics).await?;
         parts.country_db = config.country_db()?;
         parts.secret_scanning_keys = config.secret_scanning_keys()?;
+        parts.sso = config.sso()?;
         Ok(())
     })
     .await?;
@@ -299,9 +300,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Some(listener) => {
             let upstream = Upstream::from_service(server.local_service());
             // The web console: another client of the same in-memory stack.
-            let console = Console::new(server.local_service()).with_cookies(CookiePolicy {
+            let mut console = Console::new(server.local_service()).with_cookies(CookiePolicy {
                 secure: http_tls.is_some() || config.console_secure_cookies,
             });
+            // The identity provider sends people back to the console's public URL, never to
+            // whatever `Host` a request named.
+            let public_url = config.console_url.as_deref().or(console_url.as_deref());
+            if let (true, Some(url)) = (app.sso.configured(), public_url) {
+                console = console.with_sso(url);
+            }
             let mut gateway = Gateway::new(listener, upstream)?
                 .with_console(console.router())
                 .with_trusted_proxies(config.trusted_proxies())

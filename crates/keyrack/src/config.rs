@@ -17,7 +17,7 @@ use chrono::TimeDelta;
 use clap::{ArgAction, Args, builder::BoolishValueParser};
 use key_gateway::TrustedProxies;
 use key_service::{
-    KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, SecretScanningKeys, Settings,
+    KeyCacheSettings, Metrics, RateLimiter, RedisLimiter, SecretScanningKeys, Settings, SsoConfig,
     UsageRetention, WebhookSettings,
     verify::{
         CountryDb, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL, ExtAuthzRoutes,
@@ -65,6 +65,32 @@ pub(crate) struct ServeConfig {
     /// Implied by `--http-tls-cert`.
     #[arg(long, env = "KEYRACK_CONSOLE_SECURE_COOKIES", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true")]
     pub(crate) console_secure_cookies: bool,
+    /// The web console's public URL, as people's browsers reach it (through any proxy), e.g.
+    /// `https://keys.example.com/console`: sign-in with the identity provider comes back to
+    /// `<this>/sign-in/sso/callback`, the redirect URI to register there. By default the HTTP
+    /// listener's own address (`http://127.0.0.1:8080/console`).
+    #[arg(long, env = "KEYRACK_CONSOLE_URL", value_name = "URL")]
+    pub(crate) console_url: Option<String>,
+    /// Sign people in to the web console with this OpenID Connect provider (its issuer URL;
+    /// discovery at `<issuer>/.well-known/openid-configuration`), by the authorization code
+    /// flow with PKCE. Needs `--oidc-client-id` and `--oidc-client-secret-file`.
+    #[arg(long, env = "KEYRACK_OIDC_ISSUER", value_name = "URL", requires_all = ["oidc_client_id", "oidc_client_secret_file"])]
+    oidc_issuer: Option<String>,
+    /// Keyrack's client id at the OpenID Connect provider.
+    #[arg(long, env = "KEYRACK_OIDC_CLIENT_ID", value_name = "ID")]
+    oidc_client_id: Option<String>,
+    /// File holding Keyrack's client secret at the provider (trailing whitespace ignored).
+    #[arg(long, env = "KEYRACK_OIDC_CLIENT_SECRET_FILE", value_name = "FILE")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// The ID token claim matched to members' user ids, e.g. `email`, `preferred_username` or
+    /// `sub`. An `email` the provider marks unverified (`email_verified: false`) signs no one in.
+    #[arg(
+        long,
+        env = "KEYRACK_OIDC_USER_CLAIM",
+        default_value = "email",
+        value_name = "CLAIM"
+    )]
+    oidc_user_claim: String,
     /// Deprecated: `--drain-timeout` in whole seconds.
     #[arg(
         long,
@@ -303,6 +329,34 @@ impl ServeConfig {
             .with_context(|| format!("--secret-scanning-keys {}", path.display()))?;
         tracing::info!(path = %path.display(), keys = keys.len(), "secret-scanning keys loaded");
         Ok(Some(keys))
+    }
+
+    /// The OpenID Connect provider people sign in with, if one is configured. A secret file
+    /// that cannot be read, or is empty, stops the start.
+    pub(crate) fn sso(&self) -> anyhow::Result<Option<SsoConfig>> {
+        let (Some(issuer), Some(client_id), Some(path)) = (
+            &self.oidc_issuer,
+            &self.oidc_client_id,
+            &self.oidc_client_secret_file,
+        ) else {
+            return Ok(None);
+        };
+        let secret = std::fs::read_to_string(path).with_context(|| {
+            format!("--oidc-client-secret-file: cannot read {}", path.display())
+        })?;
+        let secret = secret.trim_end();
+        anyhow::ensure!(
+            !secret.is_empty(),
+            "--oidc-client-secret-file {} is empty",
+            path.display()
+        );
+        tracing::info!(issuer, client_id, claim = %self.oidc_user_claim, "console sign-in with an OpenID Connect provider");
+        Ok(Some(SsoConfig {
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            client_secret: secret.to_owned(),
+            user_claim: self.oidc_user_claim.clone(),
+        }))
     }
 
     /// Whose `X-Forwarded-For` the gateway believes.

@@ -6,6 +6,7 @@ mod form;
 mod keys;
 mod members;
 mod sign_in;
+mod sso;
 
 use axum::{
     Router,
@@ -23,6 +24,8 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/sign-in", get(sign_in::page).post(sign_in::sign_in))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/invite", get(sign_in::invite_page).post(sign_in::redeem))
+        .route("/sign-in/sso", get(sso::start))
+        .route("/sign-in/sso/callback", get(sso::callback))
         .route("/settings/api-keys", get(keys::list).post(keys::create))
         .route("/settings/api-keys/new", get(keys::new_form))
         .route(

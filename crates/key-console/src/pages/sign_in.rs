@@ -22,6 +22,8 @@ const HOME: &str = "/console/settings/api-keys";
 struct SignInPage {
     error: Option<String>,
     ended: bool,
+    /// Whether "Sign in with SSO" is offered.
+    sso: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -35,7 +37,11 @@ pub(crate) async fn page(
     Query(query): Query<SignInQuery>,
 ) -> Response {
     let ended = query.ended.is_some();
-    let page = render(&SignInPage { error: None, ended });
+    let page = render(&SignInPage {
+        error: None,
+        ended,
+        sso: console.sso_redirect().is_some(),
+    });
     if ended {
         // The service refused the session: the browser forgets it too.
         ([(header::SET_COOKIE, console.cookies().clear())], page).into_response()
@@ -65,7 +71,7 @@ pub(crate) async fn sign_in(
 ) -> Response {
     let key = form.api_key.trim();
     if key.is_empty() {
-        return refused(StatusCode::BAD_REQUEST, "Enter an API key.");
+        return refused(&console, StatusCode::BAD_REQUEST, "Enter an API key.");
     }
     let created = console
         .client()
@@ -86,26 +92,35 @@ pub(crate) async fn sign_in(
         }
         Err(status) => match PageError::from_status(&status) {
             // The product's own words: "The API key provided is invalid".
-            PageError::SignIn { .. } => refused(StatusCode::UNAUTHORIZED, status.message()),
-            PageError::Refused(code, message) => refused(code, &message),
-            error @ PageError::CrossSite => refused(StatusCode::FORBIDDEN, &error.message()),
+            PageError::SignIn { .. } => {
+                refused(&console, StatusCode::UNAUTHORIZED, status.message())
+            }
+            PageError::Refused(code, message) => refused(&console, code, &message),
+            error @ PageError::CrossSite => {
+                refused(&console, StatusCode::FORBIDDEN, &error.message())
+            }
         },
     }
 }
 
-fn refused(status: StatusCode, message: &str) -> Response {
+fn refused(console: &Console, status: StatusCode, message: &str) -> Response {
     (
         status,
         render(&SignInPage {
             error: Some(message.to_owned()),
             ended: false,
+            sso: console.sso_redirect().is_some(),
         }),
     )
         .into_response()
 }
 
 /// The answer that hands the browser its session and takes it home.
-fn signed_in(console: &Console, token: &str, expires: Option<&prost_types::Timestamp>) -> Response {
+pub(super) fn signed_in(
+    console: &Console,
+    token: &str,
+    expires: Option<&prost_types::Timestamp>,
+) -> Response {
     let max_age = expires
         .and_then(to_utc)
         .map_or(0, |at| (at - Utc::now()).num_seconds().max(0));

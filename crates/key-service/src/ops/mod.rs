@@ -11,6 +11,7 @@ mod leaks;
 mod organizations;
 mod paging;
 mod sessions;
+mod sso;
 mod usage;
 mod webhooks;
 
@@ -32,6 +33,7 @@ pub use self::{
     organizations::{CreatedOrganization, Organizations, PolicyUpdate},
     paging::{Listed, PageRequest},
     sessions::{CallerInfo, NewSession, Sessions},
+    sso::{SSO_CHOICE_LIFETIME, Sso, SsoCallback, SsoChoice, SsoConfig, SsoOutcome, SsoStart},
     usage::{UsageBucket, UsageQuery, UsageReport, UsageReports, UsageSummary},
     webhooks::{DeliveryQuery, EndpointWithSecret, Webhooks},
 };

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
     Action, AuditAction, Caller, Clock, Error, Pepper, RandomSource, Role, SESSION_LIFETIME,
     SIGN_IN_LINK_LIFETIME, ScopeSet, SessionToken, TokenKind, session_ends_at,
 };
-use key_store::{Store, StoredSession};
+use key_store::{Member, Store, StoredSession};
 use uuid::Uuid;
 
 use crate::{Actor, RequestContext, Requester, access::Access, requester::audit_event};
@@ -207,6 +207,74 @@ impl Sessions {
         }
         tracing::info!(session_id = %session.id, member_id = %member.id, "console session begun with a sign-in link");
         Ok(NewSession { token, session })
+    }
+
+    /// A session of `member`, for a person the identity provider vouched for (`ops/sso.rs`),
+    /// audited as that member beginning it (`session.create`, actor `member`).
+    pub(crate) async fn begin_member_session(
+        &self,
+        member: &Member,
+        context: RequestContext,
+    ) -> Result<NewSession, Error> {
+        let now = self.clock.now();
+        let (token, session) = self.draw(
+            TokenKind::Session,
+            member.organization_id,
+            None,
+            Some(member.id),
+            now,
+        )?;
+        let audit = self.as_member(member, session.id, &context).await?.event(
+            AuditAction::SessionCreate,
+            session.id,
+            now,
+        );
+        self.store.insert_session(&session, &audit).await?;
+        tracing::info!(session_id = %session.id, member_id = %member.id, "console session begun through SSO");
+        Ok(NewSession { token, session })
+    }
+
+    /// A one-time sign-in token for `member` that works for `lifetime` (and by
+    /// RedeemSignInLink, once): one choice of a person the identity provider vouched for who
+    /// is a member of several organizations. Audited as that member (`sign_in_link.create`).
+    pub(crate) async fn member_choice(
+        &self,
+        member: &Member,
+        lifetime: TimeDelta,
+        context: &RequestContext,
+    ) -> Result<(SessionToken, DateTime<Utc>), Error> {
+        let now = self.clock.now();
+        let (token, mut link) = self.draw(
+            TokenKind::SignInLink,
+            member.organization_id,
+            None,
+            Some(member.id),
+            now,
+        )?;
+        link.expires_at = now + lifetime;
+        let audit = self.as_member(member, link.id, context).await?.event(
+            AuditAction::SignInLinkCreate,
+            member.id,
+            now,
+        );
+        self.store.insert_session(&link, &audit).await?;
+        Ok((token, link.expires_at))
+    }
+
+    /// `member` as the requester of its own sign-in, through the session or link `id`.
+    async fn as_member(
+        &self,
+        member: &Member,
+        id: Uuid,
+        context: &RequestContext,
+    ) -> Result<Requester, Error> {
+        let scopes = self
+            .role_scopes(member.organization_id, member.role)
+            .await?;
+        Ok(Requester {
+            caller: Caller::member(id, member.organization_id, member.id, member.role, scopes),
+            context: context.clone(),
+        })
     }
 
     /// GetCaller: who the requester is.

@@ -3,7 +3,10 @@
 //! client that follows no redirect: the console sends it to the provider, the provider (which
 //! approves the user the test chose at once) back to the console's callback.
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use key_proto::v1;
 use key_service::SsoConfig;
@@ -11,7 +14,7 @@ use reqwest::{Client, Response, StatusCode, header, redirect::Policy};
 
 use crate::{
     helpers::{Backend, TestApp, authed, backends, spawn_app, spawn_app_configured},
-    process::{LoggedChild, keyrack, loopback_only, repo_root, venv_tool},
+    process::{LoggedChild, keyrack, loopback_only, on_path, repo_root, venv_tool},
 };
 
 const CLIENT_ID: &str = "keyrack-console";
@@ -396,14 +399,10 @@ async fn without_a_provider_the_console_offers_no_sso() {
 
 const GATEWAY_LISTENING: &str = "HTTP gateway listening";
 
-/// `keyrack serve --oidc-*` as configured from its flags: the secret read from its file, the
-/// callback URL derived from the HTTP listener, discovery at the first sign-in.
-#[tokio::test]
-async fn keyrack_serve_signs_in_with_the_provider_its_flags_name() {
-    let provider = Provider::start();
-    provider.set("user?email=nobody@example.com").await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let secret = data_dir.path().join("oidc-secret");
+/// `keyrack serve` on the embedded default in `data_dir`, signing people in with `provider`;
+/// the process and its HTTP address.
+fn serve_with(provider: &Provider, data_dir: &std::path::Path) -> (LoggedChild, String) {
+    let secret = data_dir.join("oidc-secret");
     std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
     let mut command = keyrack();
     command
@@ -423,7 +422,7 @@ async fn keyrack_serve_signs_in_with_the_provider_its_flags_name() {
         ])
         .arg(&secret)
         .arg("--data-dir")
-        .arg(data_dir.path().join("data"))
+        .arg(data_dir.join("data"))
         .env("KEYRACK_LOG", "info");
     loopback_only(&mut command);
     let mut served = LoggedChild::spawn(command, "keyrack serve --oidc-issuer");
@@ -432,6 +431,17 @@ async fn keyrack_serve_signs_in_with_the_provider_its_flags_name() {
         let at = rest.split("address=").nth(1)?;
         Some(at.split_whitespace().next()?.to_owned())
     });
+    (served, address)
+}
+
+/// `keyrack serve --oidc-*` as configured from its flags: the secret read from its file, the
+/// callback URL derived from the HTTP listener, discovery at the first sign-in.
+#[tokio::test]
+async fn keyrack_serve_signs_in_with_the_provider_its_flags_name() {
+    let provider = Provider::start();
+    provider.set("user?email=nobody@example.com").await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let (served, address) = serve_with(&provider, data_dir.path());
     let console = format!("http://{address}/console");
     let client = browser();
     let start = client
@@ -475,4 +485,60 @@ async fn keyrack_serve_signs_in_with_the_provider_its_flags_name() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The same flows in Debian's Chromium (`tests/browser/sso.py`): a member of two organizations
+/// picks one, a person who is no member is refused; axe-core on each page, screenshots in
+/// `target/console-screenshots/`.
+#[test]
+fn sso_works_in_chromium_with_no_serious_accessibility_violation() {
+    let provider = Provider::start();
+    let data_dir = tempfile::tempdir().unwrap();
+    let (served, address) = serve_with(&provider, data_dir.path());
+    let mut script = Command::new(venv_tool("python"));
+    script
+        .arg(repo_root().join("tests/browser/sso.py"))
+        .env("KEYRACK_URL", format!("http://{address}"))
+        .env("KEYRACK_OIDC_URL", &provider.url)
+        .env(
+            "KEYRACK_ADMIN_KEY",
+            data_dir.path().join("data/bootstrap-admin-key"),
+        )
+        .env(
+            "KEYRACK_SCREENSHOTS",
+            repo_root().join("target/console-screenshots"),
+        )
+        .env("KEYRACK_CHROMIUM", on_path("chromium"))
+        .stdin(Stdio::null());
+    loopback_only(&mut script);
+    let output = script.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser test failed ({}):\n{}\n{stdout}\nkeyrack serve's log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        served.stderr()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default())
+            .unwrap_or_else(|error| panic!("no summary ({error}):\n{stdout}"));
+    let pages = summary["pages"].as_array().unwrap();
+    assert_eq!(pages.len(), 3, "{summary}");
+    for page in pages {
+        let name = page["page"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(page["screenshot"].as_str().unwrap()).is_file(),
+            "no screenshot of {name}"
+        );
+        assert_eq!(
+            summary["axe"][name]["serious_or_critical"],
+            serde_json::json!([]),
+            "{name}"
+        );
+    }
+    let log = served.stderr();
+    for secret in ["krs_", "krl_", CLIENT_SECRET] {
+        assert!(!log.contains(secret), "{secret}… in the log:\n{log}");
+    }
 }

@@ -196,6 +196,24 @@ def main():
         link = page.locator("#link").input_value()
         assert re.fullmatch(re.escape(URL) + r"/console/invite#krl_[0-9a-f]{64}", link), link
         check_page(page, "sign-in-link")
+        # Alerts: the docs' example rules, saved from the form.
+        page.get_by_role("link", name="Alerts").click()
+        page.get_by_label("Unusual activity").check()
+        page.get_by_label("Threshold (requests; empty: off)").fill("10000")
+        page.locator("#high_usage_period").select_option("daily")
+        page.get_by_label("Threshold (failed verifications; empty: off)").fill("100")
+        page.locator("#failures_period").select_option("hourly")
+        page.get_by_role("button", name="Save alert rules").click()
+        expect(page.get_by_text("The alert rules are saved.")).to_be_visible()
+        check_page(page, "alerts")
+        rules = HTTP.get(
+            f"{URL}/api/alerts", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
+        ).json()
+        assert rules["alerts"] == {
+            "unusualActivity": True,
+            "highUsage": {"threshold": 10000, "period": "daily"},
+            "failures": {"threshold": 100, "period": "hourly"},
+        }, rules
         page.get_by_role("link", name="Audit log").click()
         expect(page.get_by_role("cell", name="session.create").first).to_be_visible()
         check_page(page, "audit-log")
@@ -263,6 +281,10 @@ def main():
             f"{URL}/api/api-keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10
         ).json()
         assert all(k["name"] != "Evil" for k in listed["data"]), "a cross-site post made a key"
+
+        # The list as it stands at the end, for the README.
+        page.goto(f"{URL}/console/settings/api-keys")
+        check_page(page, "settings-api-keys-in-use")
 
         browser.close()
     print(json.dumps({"pages": pages, "axe": violations}))

@@ -63,6 +63,16 @@ async fn csrf(app: &TestApp, cookie: &str, path: &str) -> String {
     page[at..at + 64].to_owned()
 }
 
+/// The one-time nonce of the (first) form on the page at `path` that has one.
+async fn nonce(app: &TestApp, cookie: &str, path: &str) -> String {
+    let page = get(app, cookie, path).await.text().await.unwrap();
+    let at = page
+        .find("name=\"nonce\" value=\"")
+        .expect("a form with a nonce")
+        + 20;
+    page[at..at + 32].to_owned()
+}
+
 /// The plaintext key a "shown once" page displays.
 fn shown_key(page: &str) -> String {
     let at = page
@@ -145,7 +155,13 @@ async fn a_key_signs_in_with_an_http_only_cookie_and_the_session_acts_as_that_ke
 async fn a_wrong_key_is_refused_in_the_products_words_and_never_echoed() {
     for backend in backends() {
         let app = spawn_app(&backend).await;
-        let wrong = format!("{}x", &app.admin_key[..app.admin_key.len() - 1]);
+        // Another last character: the checksum no longer matches (never the same character).
+        let last = if app.admin_key.ends_with('x') {
+            "y"
+        } else {
+            "x"
+        };
+        let wrong = format!("{}{last}", &app.admin_key[..app.admin_key.len() - 1]);
         let response = browser()
             .post(format!("{}/console/sign-in", app.http))
             .form(&[("api_key", wrong.as_str())])
@@ -174,11 +190,13 @@ async fn cross_site_posts_and_posts_without_the_csrf_token_are_refused() {
         let app = spawn_app(&backend).await;
         let cookie = sign_in(&app, &app.admin_key).await;
         let token = csrf(&app, &cookie, "/console/settings/api-keys/new").await;
+        let once = nonce(&app, &cookie, "/console/settings/api-keys/new").await;
         let create = |extra: &'static [(&'static str, &'static str)], csrf: String| {
             let mut form = vec![
                 ("name".to_owned(), "Forged".to_owned()),
                 ("scope".to_owned(), "chat".to_owned()),
                 ("csrf".to_owned(), csrf),
+                ("nonce".to_owned(), once.clone()),
             ];
             form.extend(
                 extra
@@ -230,13 +248,35 @@ async fn cross_site_posts_and_posts_without_the_csrf_token_are_refused() {
             "a forged post made a key"
         );
         // The same form from the console's own page works, and shows the key once.
-        let created = post(create(&[], token), &[("sec-fetch-site", "same-origin")])
-            .await
-            .unwrap();
+        let created = post(
+            create(&[], token.clone()),
+            &[("sec-fetch-site", "same-origin")],
+        )
+        .await
+        .unwrap();
         assert_eq!(created.status(), StatusCode::OK);
         assert_eq!(created.headers()[header::CACHE_CONTROL], "no-store");
         let key = shown_key(&created.text().await.unwrap());
         assert!(app.verify(&key, &["chat"]).await.valid);
+        // Reloading the answer re-posts the form: refused, and no second key is made.
+        let reloaded = post(create(&[], token), &[("sec-fetch-site", "same-origin")])
+            .await
+            .unwrap();
+        assert_eq!(reloaded.status(), StatusCode::CONFLICT);
+        let page = reloaded.text().await.unwrap();
+        assert!(
+            page.contains("already sent") && !page.contains("sk_live_"),
+            "{page}"
+        );
+        let keys = app
+            .client
+            .clone()
+            .list_keys(authed(&app.admin_key, v1::ListKeysRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_keys;
+        assert_eq!(keys.iter().filter(|key| key.name == "Forged").count(), 1);
     }
 }
 
@@ -390,9 +430,12 @@ async fn a_sign_in_link_works_once_within_a_day_and_acts_as_its_member_by_role()
 
         // They generate their own personal key in the console: within the role only.
         let token = csrf(&app, &cookie, "/console/settings/api-keys/new").await;
-        let form = |scope: &str| {
+        let first = nonce(&app, &cookie, "/console/settings/api-keys/new").await;
+        let second = nonce(&app, &cookie, "/console/settings/api-keys/new").await;
+        let form = |scope: &str, once: &str| {
             vec![
                 ("csrf", token.clone()),
+                ("nonce", once.to_owned()),
                 ("name", "Dana's laptop".to_owned()),
                 ("scope", scope.to_owned()),
                 ("key_type", "personal".to_owned()),
@@ -405,9 +448,9 @@ async fn a_sign_in_link_works_once_within_a_day_and_acts_as_its_member_by_role()
                 .form(&form)
                 .send()
         };
-        let refused = post(form("admin")).await.unwrap();
+        let refused = post(form("admin", &first)).await.unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        let created = post(form("chat")).await.unwrap();
+        let created = post(form("chat", &second)).await.unwrap();
         assert_eq!(created.status(), StatusCode::OK);
         let key = shown_key(&created.text().await.unwrap());
         let verdict = app.verify(&key, &["chat"]).await;
@@ -481,5 +524,76 @@ async fn an_admin_cannot_make_an_owners_sign_in_link() {
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
         // An owner's own (the bootstrap key is the organization's) may.
         assert!(sign_in_link(&app, &app.admin_key, &owner).await.is_ok());
+    }
+}
+
+#[tokio::test]
+async fn an_operator_prints_a_members_sign_in_link_from_the_command_line() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let member = add_member(&app, "first.admin@example.com", v1::Role::Admin).await;
+        let output = crate::process::keyrack()
+            .args([
+                "sign-in-link",
+                "--user",
+                "first.admin@example.com",
+                "--console-url",
+                &format!("{}/console", app.http),
+                "--database-url",
+                &app.database_url,
+            ])
+            .env(
+                "KEYRACK_PEPPER",
+                std::str::from_utf8(crate::helpers::TEST_PEPPER).unwrap(),
+            )
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let link = String::from_utf8(output.stdout).unwrap();
+        let (base, code) = link.trim().split_once("/invite#").unwrap();
+        assert_eq!(base, format!("{}/console", app.http));
+        assert!(!stderr.contains(code), "the code reached stderr");
+        let response = redeem(&app, code).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{stderr}");
+        let me = caller(&app, token_of(&cookie_of(&response))).await.unwrap();
+        assert_eq!(me.member_id, member);
+        assert_eq!(me.role(), v1::Role::Admin);
+        // Made by an operator, and audited so.
+        let events = app
+            .client
+            .clone()
+            .list_audit_events(authed(
+                &app.admin_key,
+                v1::ListAuditEventsRequest {
+                    action: "sign_in_link.create".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].actor_type, "operator");
+        assert_eq!(events[0].target, member);
+        // A user who is no member gets a clear error, and no link.
+        let output = crate::process::keyrack()
+            .args([
+                "sign-in-link",
+                "--user",
+                "nobody@example.com",
+                "--database-url",
+            ])
+            .arg(&app.database_url)
+            .env(
+                "KEYRACK_PEPPER",
+                std::str::from_utf8(crate::helpers::TEST_PEPPER).unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        assert!(output.stdout.is_empty());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("is not a member"));
     }
 }

@@ -17,6 +17,7 @@ mod cache;
 mod cli;
 mod client_layer;
 mod console;
+mod console_browser;
 mod context;
 mod escalation;
 mod examples;

@@ -8,10 +8,12 @@
 //! - `pages`: one module per page family (sign-in, keys, members, audit log).
 //! - `chart`: usage drawn as SVG on the server.
 //! - `error`: refusals as pages; an ended session back to sign-in.
+//! - `once`: the one-time nonces of forms that show a secret once.
 //! - `upstream`: the KeyService client and the headers that travel on.
 
 mod chart;
 mod error;
+mod once;
 mod pages;
 mod session;
 mod upstream;
@@ -43,6 +45,7 @@ pub struct Console {
 struct Inner {
     client: upstream::Client,
     cookies: CookiePolicy,
+    nonces: once::Nonces,
     /// With sign-in through the identity provider: the callback URL registered there.
     sso_redirect: Option<String>,
 }
@@ -64,6 +67,7 @@ impl Console {
             inner: Arc::new(Inner {
                 client: upstream::client(service),
                 cookies: CookiePolicy::default(),
+                nonces: once::Nonces::default(),
                 sso_redirect: None,
             }),
         }
@@ -75,6 +79,7 @@ impl Console {
             inner: Arc::new(Inner {
                 client: self.inner.client.clone(),
                 cookies,
+                nonces: once::Nonces::default(),
                 sso_redirect: self.inner.sso_redirect.clone(),
             }),
         }
@@ -88,6 +93,7 @@ impl Console {
             inner: Arc::new(Inner {
                 client: self.inner.client.clone(),
                 cookies: self.inner.cookies,
+                nonces: once::Nonces::default(),
                 sso_redirect: Some(format!(
                     "{}/sign-in/sso/callback",
                     console_url.trim_end_matches('/')
@@ -107,6 +113,21 @@ impl Console {
 
     pub(crate) fn cookies(&self) -> CookiePolicy {
         self.inner.cookies
+    }
+
+    /// Spends a form's one-time nonce: refused when the form was sent before (a reload of the
+    /// page that showed a secret once).
+    pub(crate) fn spend_nonce(&self, nonce: &str) -> Result<(), error::PageError> {
+        if self.inner.nonces.spend(nonce) {
+            Ok(())
+        } else {
+            Err(error::PageError::Refused(
+                http::StatusCode::CONFLICT,
+                "This form was already sent. What it made was shown once and cannot be shown \
+                 again; find it in Settings → API Keys."
+                    .to_owned(),
+            ))
+        }
     }
 
     /// The console's routes, relative to [`CONSOLE_PATH`] (mount them there with

@@ -46,7 +46,10 @@ impl Nonces {
         if used.len() >= MAX_REMEMBERED {
             used.retain(|_, at| now.duration_since(*at) < REMEMBERED_FOR);
             if used.len() >= MAX_REMEMBERED
-                && let Some(oldest) = used.iter().min_by_key(|(_, at)| **at).map(|(n, _)| n.clone())
+                && let Some(oldest) = used
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(n, _)| n.clone())
             {
                 used.remove(&oldest);
             }

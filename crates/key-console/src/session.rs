@@ -5,7 +5,7 @@
 
 use axum::{
     extract::{FromRequestParts, Request, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -146,10 +146,12 @@ impl FromRequestParts<Console> for SignedIn {
     }
 }
 
-/// Refuses a state-changing request that another site made the browser send: the browser's own
-/// `Sec-Fetch-Site` (anything but `same-origin`, or `none` for a person's own navigation), or
-/// an `Origin` that is not this host. Forms also carry the CSRF token; this refusal covers the
-/// sign-in forms too, which have no session yet.
+/// Refuses a state-changing request that another site made the browser send. The browser's
+/// own `Sec-Fetch-Site` decides when it is there (anything but `same-origin`, or `none` for a
+/// person's own navigation, is refused); without it, an `Origin` naming another host is
+/// refused. (`Origin: null` alone decides nothing: Chromium sends it for every form post from a
+/// page with `Referrer-Policy: no-referrer`, which every console page has.) Signed-in forms also
+/// carry the CSRF token; this refusal covers the sign-in forms too, which have no session yet.
 pub(crate) async fn refuse_cross_site(
     State(_console): State<Console>,
     request: Request,
@@ -159,25 +161,26 @@ pub(crate) async fn refuse_cross_site(
         return next.run(request).await;
     }
     let headers = request.headers();
-    let site = headers
-        .get("sec-fetch-site")
-        .and_then(|value| value.to_str().ok());
-    let cross_site_fetch = site.is_some_and(|site| site != "same-origin" && site != "none");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok());
-    let foreign_origin = headers
-        .get(header::ORIGIN)
-        .map(|origin| {
-            let origin = origin.to_str().unwrap_or("null");
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|value: &HeaderValue| value.to_str().ok())
+    };
+    let site = text(HeaderName::from_static("sec-fetch-site"));
+    let origin = text(header::ORIGIN);
+    let host = text(header::HOST);
+    let cross_site = match (site, origin) {
+        (Some(site), _) => site != "same-origin" && site != "none",
+        (None, Some("null") | None) => false,
+        (None, Some(origin)) => {
             let authority = origin
                 .strip_prefix("https://")
                 .or_else(|| origin.strip_prefix("http://"));
             authority.is_none() || authority != host
-        })
-        .unwrap_or(false);
-    if cross_site_fetch || foreign_origin {
-        tracing::info!(site, "cross-site form post refused");
+        }
+    };
+    if cross_site {
+        tracing::info!(site, origin, "cross-site form post refused");
         return (StatusCode::FORBIDDEN, PageError::CrossSite).into_response();
     }
     next.run(request).await

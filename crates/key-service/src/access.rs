@@ -107,6 +107,9 @@ impl Access {
             }
         };
         if SessionToken::claims(TokenKind::Session, token) {
+            // Not behind the brute-force guard: a session is never cached, so a guard would
+            // lock the people of a network out of the console while it cools off, and a
+            // 256-bit token is not guessed; a wrong one costs one indexed read.
             return match self.session(token, context.clone()).await {
                 Ok(requester) => Ok(requester),
                 Err(error) => {

@@ -58,6 +58,21 @@ impl Store {
         get_member_in(&self.db, organization_id, id).await
     }
 
+    /// The member of `organization_id` whose user id is `user_id`, if any.
+    pub async fn member_by_user(
+        &self,
+        organization_id: Uuid,
+        user_id: &str,
+    ) -> Result<Option<Member>, Error> {
+        Members::find()
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::UserId.eq(user_id))
+            .one(&self.db)
+            .await?
+            .map(Member::try_from)
+            .transpose()
+    }
+
     /// Adds `member` (its id a UUIDv7, so that ids sort by creation) with its audit event, in
     /// one transaction, and returns it as stored. `None` (and nothing written) when the user is
     /// already a member of the organization.

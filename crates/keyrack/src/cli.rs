@@ -67,6 +67,25 @@ enum Command {
         #[command(subcommand)]
         command: AdminKeyCommand,
     },
+    /// Prints a one-time link that signs a member in to the web console (valid 24 hours), made
+    /// straight against the database: for a first admin, or a deployment without SSO.
+    SignInLink {
+        /// The member's user id, e.g. `alice@example.com`.
+        #[arg(long)]
+        user: String,
+        /// The organization's name.
+        #[arg(long, default_value = "default")]
+        organization: String,
+        /// Where people reach the console; the link is this, `/invite#`, and the code.
+        #[arg(
+            long,
+            env = "KEYRACK_CONSOLE_URL",
+            default_value = "http://127.0.0.1:8080/console"
+        )]
+        console_url: String,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
     /// Offline checks of keys, for secret scanners.
     Key {
         #[command(subcommand)]
@@ -190,6 +209,12 @@ impl Cli {
                         database,
                     },
             } => create_admin_key(&organization, &name, operator, database).await,
+            Command::SignInLink {
+                user,
+                organization,
+                console_url,
+                database,
+            } => sign_in_link(&user, &organization, &console_url, database).await,
             Command::Key {
                 command: KeyCommand::Check { keys },
             } => {
@@ -401,6 +426,41 @@ async fn create_admin_key(
         record.id
     );
     println!("{}", key.expose());
+    Ok(())
+}
+
+async fn sign_in_link(
+    user: &str,
+    organization: &str,
+    console_url: &str,
+    database: DatabaseConfig,
+) -> anyhow::Result<()> {
+    let app = application(
+        &database,
+        MigratePolicy::Auto,
+        &Settings::default(),
+        async |_| Ok(()),
+    )
+    .await?;
+    let organization_id = app
+        .keys
+        .organization_named(organization)
+        .await?
+        .with_context(|| format!("organization {organization:?} does not exist"))?;
+    let (token, expires_at, member_id) = app
+        .sessions
+        .operator_sign_in_link(organization_id, user)
+        .await
+        .with_context(|| format!("{user:?} is not a member of {organization:?}"))?;
+    eprintln!(
+        "Sign-in link for member {member_id} ({user}), valid once until {}. Send it privately:",
+        expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!(
+        "{}/invite#{}",
+        console_url.trim_end_matches('/'),
+        token.expose()
+    );
     Ok(())
 }
 

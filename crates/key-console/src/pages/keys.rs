@@ -12,8 +12,10 @@ use chrono::{Duration, Utc};
 use key_proto::v1;
 use serde::Deserialize;
 
-use super::{Frame, SCOPE_DESCRIPTIONS, day, form::Fields, frame, render, timestamp, when};
-use crate::{Console, chart::Chart, error::PageError, session::SignedIn, upstream};
+use super::{
+    Frame, SCOPE_DESCRIPTIONS, day, form::Fields, frame, last_day, render, timestamp, when,
+};
+use crate::{Console, chart::Chart, error::PageError, once::Nonces, session::SignedIn, upstream};
 
 /// Keys per page of the list.
 const PAGE_SIZE: i32 = 50;
@@ -53,7 +55,7 @@ fn row(key: &v1::ApiKey) -> KeyRow {
             _ => "live",
         },
         created: day(key.create_time.as_ref()),
-        expires: day(key.expire_time.as_ref()),
+        expires: last_day(key.expire_time.as_ref()),
         last_used: when(key.last_used_time.as_ref()),
         rotation_due: key.rotation_due,
         state: match v1::KeyState::try_from(key.state) {
@@ -198,6 +200,8 @@ struct NewKeyPage {
     organization: bool,
     test: bool,
     error: Option<String>,
+    /// The form's one-time nonce (a reload of the answer must not make a second key).
+    nonce: String,
 }
 
 pub(crate) async fn new_form(
@@ -223,6 +227,7 @@ pub(crate) async fn new_form(
         organization: caller.member_id.is_empty(),
         test: false,
         error: None,
+        nonce: Nonces::issue(),
     }))
 }
 
@@ -243,6 +248,7 @@ pub(crate) async fn create(
     fields: Fields,
 ) -> Result<Response, PageError> {
     signed.check_csrf(fields.get("csrf"))?;
+    console.spend_nonce(fields.get("nonce"))?;
     let (frame, caller) = frame(
         &console,
         &signed,
@@ -322,6 +328,7 @@ pub(crate) async fn create(
                     organization,
                     test,
                     error: Some(error.message()),
+                    nonce: Nonces::issue(),
                 }),
             )
                 .into_response())
@@ -341,6 +348,8 @@ struct KeyPage {
     audit_refused: String,
     scopes: Vec<ScopeChoice>,
     done: String,
+    /// The rotate form's one-time nonce.
+    nonce: String,
 }
 
 /// A key's usage over the chosen range, drawn.
@@ -404,7 +413,12 @@ pub(crate) async fn show(
         .await;
     let (usage, usage_refused) = match usage {
         Ok(response) => (
-            Some(usage_of(&response.into_inner(), granularity)),
+            Some(usage_of(
+                &response.into_inner(),
+                granularity,
+                now - span,
+                span,
+            )),
             String::new(),
         ),
         Err(status) => (None, refusal(&status)?),
@@ -449,6 +463,7 @@ pub(crate) async fn show(
             _ => "",
         }
         .to_owned(),
+        nonce: Nonces::issue(),
     }))
 }
 
@@ -462,24 +477,48 @@ fn refusal(status: &tonic::Status) -> Result<String, PageError> {
     }
 }
 
-fn usage_of(response: &v1::ListUsageResponse, granularity: v1::Granularity) -> Usage {
-    let label_format = match granularity {
-        v1::Granularity::Day => "%m-%d",
-        _ => "%H:00",
+fn usage_of(
+    response: &v1::ListUsageResponse,
+    granularity: v1::Granularity,
+    start: chrono::DateTime<Utc>,
+    span: Duration,
+) -> Usage {
+    // One bar per hour or day of the whole range, empty where nothing was counted: the service
+    // answers only the buckets that have counts.
+    let (step, label_format) = match granularity {
+        v1::Granularity::Day => (Duration::days(1), "%m-%d"),
+        _ => (Duration::hours(1), "%H:00"),
     };
-    let bars = response
-        .buckets
-        .iter()
-        .map(|bucket| {
-            let label = bucket
-                .start_time
-                .as_ref()
-                .and_then(super::to_utc)
-                .map(|at| at.format(label_format).to_string())
-                .unwrap_or_default();
-            (label, bucket.succeeded, bucket.failed)
+    let first = match granularity {
+        v1::Granularity::Day => start
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc(),
+        _ => start
+            .date_naive()
+            .and_hms_opt(chrono::Timelike::hour(&start), 0, 0)
+            .map_or(start, |at| at.and_utc()),
+    };
+    let slots = usize::try_from(span.num_seconds() / step.num_seconds()).unwrap_or(0) + 1;
+    let mut bars: Vec<(String, i64, i64)> = (0..slots)
+        .map(|slot| {
+            let at = first + step * i32::try_from(slot).unwrap_or(0);
+            (at.format(label_format).to_string(), 0, 0)
         })
-        .collect::<Vec<_>>();
+        .collect();
+    for bucket in &response.buckets {
+        let Some(at) = bucket.start_time.as_ref().and_then(super::to_utc) else {
+            continue;
+        };
+        let slot = (at - first).num_seconds().div_euclid(step.num_seconds());
+        if let Some(bar) = usize::try_from(slot)
+            .ok()
+            .and_then(|slot| bars.get_mut(slot))
+        {
+            bar.1 += bucket.succeeded;
+            bar.2 += bucket.failed;
+        }
+    }
     let mut countries = std::collections::BTreeMap::<String, i64>::new();
     let mut tags = std::collections::BTreeMap::<String, i64>::new();
     for bucket in &response.buckets {
@@ -608,6 +647,7 @@ pub(crate) async fn rotate(
     fields: Fields,
 ) -> Result<Response, PageError> {
     signed.check_csrf(fields.get("csrf"))?;
+    console.spend_nonce(fields.get("nonce"))?;
     let (grace, note) = match fields.get("grace") {
         "0" => (0, "The old key stopped working now."),
         "1h" => (3_600, "The old key keeps working for one hour."),

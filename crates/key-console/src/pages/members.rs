@@ -10,7 +10,7 @@ use key_proto::v1;
 use serde::Deserialize;
 
 use super::{Frame, day, form::Fields, frame, render, role_name, when};
-use crate::{Console, error::PageError, session::SignedIn, upstream};
+use crate::{Console, error::PageError, once::Nonces, session::SignedIn, upstream};
 
 #[derive(Debug)]
 struct MemberRow {
@@ -18,6 +18,8 @@ struct MemberRow {
     user_id: String,
     role: &'static str,
     added: String,
+    /// The one-time nonce of the member's sign-in link form.
+    nonce: String,
 }
 
 #[derive(Template)]
@@ -67,6 +69,7 @@ pub(crate) async fn list(
                 user_id: member.user_id.clone(),
                 role: role_name(v1::Role::try_from(member.role).unwrap_or_default()),
                 added: day(member.create_time.as_ref()),
+                nonce: Nonces::issue(),
             })
             .collect(),
         roles: ["owner", "admin", "member", "viewer"],
@@ -166,6 +169,7 @@ pub(crate) async fn sign_in_link(
     fields: Fields,
 ) -> Result<Response, PageError> {
     signed.check_csrf(fields.get("csrf"))?;
+    console.spend_nonce(fields.get("nonce"))?;
     let (frame, _) = frame(&console, &signed, &headers, "Sign-in link", "members").await?;
     let created = console
         .client()

@@ -1,6 +1,7 @@
 //! The pages, one module per family, and what every page shares: the frame (navigation, who is
 //! signed in, the CSRF token) and the formatting of times.
 
+mod alerts;
 mod audit;
 mod form;
 mod keys;
@@ -44,6 +45,13 @@ pub(crate) fn routes() -> Router<Console> {
             post(members::sign_in_link),
         )
         .route("/settings/audit-log", get(audit::list))
+        .route("/settings/alerts", get(alerts::page))
+        .route("/settings/alerts/rules", post(alerts::set_rules))
+        .route("/settings/alerts/webhooks", post(alerts::create_endpoint))
+        .route(
+            "/settings/alerts/webhooks/{id}/delete",
+            post(alerts::delete_endpoint),
+        )
 }
 
 /// What every signed-in page shows around its content.
@@ -51,7 +59,7 @@ pub(crate) fn routes() -> Router<Console> {
 pub(crate) struct Frame {
     /// The page's title.
     pub(crate) title: String,
-    /// Which navigation entry is current: `api-keys`, `members` or `audit-log`.
+    /// Which navigation entry is current: `api-keys`, `members`, `alerts` or `audit-log`.
     pub(crate) section: &'static str,
     /// Who is signed in, in words.
     pub(crate) who: String,
@@ -139,6 +147,20 @@ pub(crate) fn when(time: Option<&prost_types::Timestamp>) -> String {
 pub(crate) fn day(time: Option<&prost_types::Timestamp>) -> String {
     time.and_then(to_utc)
         .map(|at| at.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// A key's expiry as the last day it works: `expire_time` is the first instant it no longer
+/// does, so a key set to expire on 2099-12-31 (working through that day) shows 2099-12-31, as the
+/// product's "API key expired on …" message does.
+pub(crate) fn last_day(expire_time: Option<&prost_types::Timestamp>) -> String {
+    expire_time
+        .and_then(to_utc)
+        .map(|at| {
+            (at - chrono::TimeDelta::seconds(1))
+                .format("%Y-%m-%d")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 

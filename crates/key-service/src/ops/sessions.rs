@@ -142,6 +142,42 @@ impl Sessions {
         Ok((token, link.expires_at))
     }
 
+    /// A sign-in link made by an operator command (`keyrack sign-in-link`, against the
+    /// database), for the member of organization `organization_id` whose user id is `user_id`:
+    /// the link and the member's id.
+    pub async fn operator_sign_in_link(
+        &self,
+        organization_id: Uuid,
+        user_id: &str,
+    ) -> Result<(SessionToken, DateTime<Utc>, Uuid), Error> {
+        let member = self
+            .store
+            .member_by_user(organization_id, user_id)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        let now = self.clock.now();
+        let (token, link) = self.draw(
+            TokenKind::SignInLink,
+            organization_id,
+            None,
+            Some(member.id),
+            now,
+        )?;
+        let audit = audit_event(
+            &Actor::Operator,
+            Some(organization_id),
+            AuditAction::SignInLinkCreate,
+            member.id.to_string(),
+            key_core::AuditOutcome::Success,
+            None,
+            &RequestContext::default(),
+            now,
+        );
+        self.store.insert_session(&link, &audit).await?;
+        tracing::info!(member_id = %member.id, "sign-in link created by an operator command");
+        Ok((token, link.expires_at, member.id))
+    }
+
     /// RedeemSignInLink: trades a sign-in token for a session of its member, once. A token
     /// that is malformed, unknown, used, expired, or whose member is gone is refused alike.
     pub async fn redeem_sign_in_link(

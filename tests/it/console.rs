@@ -597,3 +597,91 @@ async fn an_operator_prints_a_members_sign_in_link_from_the_command_line() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("is not a member"));
     }
 }
+
+#[tokio::test]
+async fn a_keys_page_edits_its_name_scopes_expiry_and_rate_limits() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let created = app.create_key("Edit me", &["chat"], "").await;
+        let id = created.api_key.unwrap().id;
+        let cookie = sign_in(&app, &app.admin_key).await;
+        let path = format!("/console/settings/api-keys/{id}");
+        let token = csrf(&app, &cookie, &path).await;
+        let edit = |form: Vec<(&'static str, &'static str)>| {
+            let mut form: Vec<(String, String)> = form
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            form.push(("csrf".to_owned(), token.clone()));
+            browser()
+                .post(format!("{}{path}", app.http))
+                .header(header::COOKIE, &cookie)
+                .form(&form)
+                .send()
+        };
+        let saved = edit(vec![
+            ("name", "Edited"),
+            ("scope", "chat"),
+            ("scope", "agents:read"),
+            ("expires_at", "2099-12-31"),
+            ("limit_minute", "100"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+        let key = app
+            .client
+            .clone()
+            .get_key(authed(&app.admin_key, v1::GetKeyRequest { id: id.clone() }))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_key
+            .unwrap();
+        assert_eq!(key.name, "Edited");
+        assert_eq!(key.scopes, ["chat", "agents:read"]);
+        assert_eq!(key.rate_limits.len(), 1);
+        assert_eq!(key.rate_limits[0].requests, 100);
+        assert_eq!(key.rate_limits[0].per(), v1::RatePeriod::Minute);
+        // The page shows the last day the key works, and the limit, as they were set.
+        let page = get(&app, &cookie, &path).await.text().await.unwrap();
+        assert!(page.contains("value=\"2099-12-31\""), "{page}");
+        assert!(page.contains("name=\"limit_minute\" inputmode=\"numeric\" value=\"100\""));
+        // Emptied, the key has no limits of its own again.
+        let cleared = edit(vec![
+            ("name", "Edited"),
+            ("scope", "chat"),
+            ("expires_at", ""),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(cleared.status(), StatusCode::SEE_OTHER);
+        let key = app
+            .client
+            .clone()
+            .get_key(authed(&app.admin_key, v1::GetKeyRequest { id }))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_key
+            .unwrap();
+        assert!(key.rate_limits.is_empty());
+        assert_eq!(key.expire_time, None);
+        // A limit that is no number is refused with a clear message.
+        let refused = edit(vec![
+            ("name", "Edited"),
+            ("scope", "chat"),
+            ("limit_hour", "lots"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            refused
+                .text()
+                .await
+                .unwrap()
+                .contains("whole number of requests")
+        );
+    }
+}

@@ -37,10 +37,28 @@ struct KeyRow {
     revoked: bool,
     revoke_reason: String,
     rate_limits: String,
+    /// The key's own limits per second, minute and hour, as the edit form shows them (empty:
+    /// none of its own in that period).
+    limits: [String; 3],
 }
 
+/// The periods a key's own rate limits are set in, in the edit form's order.
+const LIMIT_PERIODS: [(v1::RatePeriod, &str); 3] = [
+    (v1::RatePeriod::Second, "limit_second"),
+    (v1::RatePeriod::Minute, "limit_minute"),
+    (v1::RatePeriod::Hour, "limit_hour"),
+];
+
 fn row(key: &v1::ApiKey) -> KeyRow {
+    let limits = LIMIT_PERIODS.map(|(period, _)| {
+        key.rate_limits
+            .iter()
+            .find(|limit| limit.per == period as i32)
+            .map(|limit| limit.requests.to_string())
+            .unwrap_or_default()
+    });
     KeyRow {
+        limits,
         id: key.id.clone(),
         name: key.name.clone(),
         redacted: key.redacted_key.clone(),
@@ -560,6 +578,23 @@ pub(crate) async fn update(
             "tick at least one scope".to_owned(),
         ));
     }
+    let mut rate_limits = Vec::new();
+    for (period, field) in LIMIT_PERIODS {
+        let text = fields.get(field);
+        if text.is_empty() {
+            continue;
+        }
+        let requests = text.parse::<u32>().map_err(|_| {
+            PageError::Refused(
+                StatusCode::BAD_REQUEST,
+                "a rate limit is a whole number of requests, or empty for none".to_owned(),
+            )
+        })?;
+        rate_limits.push(v1::RateLimit {
+            requests,
+            per: period.into(),
+        });
+    }
     console
         .client()
         .update_key(upstream::call(
@@ -570,6 +605,9 @@ pub(crate) async fn update(
                 name: Some(fields.get("name").to_owned()),
                 scopes,
                 expires_at: Some(fields.get("expires_at").to_owned()),
+                // No limit of its own in any period: the organization's defaults apply.
+                clear_rate_limits: rate_limits.is_empty(),
+                rate_limits,
                 ..v1::UpdateKeyRequest::default()
             },
         ))

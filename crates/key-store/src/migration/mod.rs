@@ -15,6 +15,7 @@ mod m20261206_000010_cache_notices;
 mod m20261206_000011_sessions;
 mod m20261206_000012_key_controls;
 mod m20261206_000013_webhooks_standard_and_leaks;
+mod m20261206_000014_sign_in_indexes;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_sessions::Migration),
             Box::new(m20261206_000012_key_controls::Migration),
             Box::new(m20261206_000013_webhooks_standard_and_leaks::Migration),
+            Box::new(m20261206_000014_sign_in_indexes::Migration),
         ]
     }
 }

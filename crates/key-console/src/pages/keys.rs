@@ -305,9 +305,9 @@ pub(crate) async fn create(
         } else {
             caller.member_id.clone()
         },
-        rate_limits: Vec::new(),
-        metadata_json: String::new(),
-        ip_allowlist: Vec::new(),
+        // Limits, metadata, an allowlist, credits: none from this form (the key's page edits
+        // its limits; the API sets the rest).
+        ..v1::CreateKeyRequest::default()
     };
     let created = console
         .client()

@@ -201,6 +201,44 @@ async fn a_rate_limited_refusal_is_not_cached() {
 }
 
 #[tokio::test]
+async fn a_key_with_credits_pays_for_every_request_and_is_refused_when_they_are_spent() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let url = format!("{}/api/chat", serve_protected(&keyrack_of(&app)).await);
+    let created = app
+        .client
+        .clone()
+        .create_key(authed(
+            &app.admin_key,
+            v1::CreateKeyRequest {
+                name: "two uses".into(),
+                scopes: vec!["chat".into()],
+                credits: Some(v1::Credits {
+                    remaining: 2,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // Within the cache's TTL: a cached verdict would let the third request through unpaid.
+    for _ in 0..2 {
+        assert_eq!(
+            post_with(&url, Some(&created.key)).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_refused(
+        post_with(&url, Some(&created.key)).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "usage_exceeded",
+        "API key usage limit exceeded",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_unreachable_or_silent_keyrack_fails_closed_with_503() {
     let mut app = spawn_app(&Backend::Sqlite).await;
     let keyrack = keyrack_of(&app);

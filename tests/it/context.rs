@@ -33,6 +33,7 @@ async fn verify_with(
             client_ip: client_ip.to_owned(),
             country: country.to_owned(),
             tag: tag.to_owned(),
+            cost: 0,
         })
         .await
         .unwrap()

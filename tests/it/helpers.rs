@@ -495,6 +495,7 @@ impl TestApp {
         let request = NewKeyRequest {
             rate_limits: key_core::RateLimits::NONE,
             metadata: None,
+            credits: None,
             ip_allowlist: key_core::IpAllowlist::EMPTY,
             name: KeyName::parse("other admin").unwrap(),
             scopes: [Scope::Admin].into_iter().collect(),

@@ -19,6 +19,7 @@ mod client_layer;
 mod console;
 mod console_browser;
 mod context;
+mod credits;
 mod escalation;
 mod examples;
 mod ext_authz;

@@ -69,6 +69,7 @@ async fn run(args: &Args) -> Result<Report, Error> {
         client_ip: args.client_ip.clone(),
         country: args.country.clone(),
         tag: args.tag.clone(),
+        cost: 0,
     };
     let check = args
         .ext_authz

@@ -28,6 +28,9 @@ pub enum Error {
     /// was given.
     #[error("API key is not allowed from this IP address")]
     IpNotAllowed,
+    /// The key has credits and fewer left than the verification's cost.
+    #[error("API key usage limit exceeded")]
+    UsageExceeded,
     /// A request authenticated otherwise than by a key (a signed secret-scanning report) whose
     /// credential does not verify: `invalid_api_key`'s status (401), with its own message.
     #[error("{0}")]
@@ -74,6 +77,7 @@ impl Error {
             Error::ExpiredApiKey(_) => ErrorCode::ExpiredApiKey,
             Error::DisabledApiKey => ErrorCode::DisabledApiKey,
             Error::IpNotAllowed => ErrorCode::IpNotAllowed,
+            Error::UsageExceeded => ErrorCode::UsageExceeded,
             Error::InsufficientScope(_) | Error::Forbidden(_) => ErrorCode::InsufficientScope,
             Error::InvalidArgument { .. } => ErrorCode::InvalidRequest,
             Error::NotFound(_) => ErrorCode::NotFound,
@@ -101,6 +105,8 @@ pub enum ErrorCode {
     DisabledApiKey,
     /// `ip_not_allowed`
     IpNotAllowed,
+    /// `usage_exceeded`
+    UsageExceeded,
     /// `invalid_request`
     InvalidRequest,
     /// `not_found`
@@ -117,12 +123,13 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidApiKey,
         ErrorCode::ExpiredApiKey,
         ErrorCode::InsufficientScope,
         ErrorCode::DisabledApiKey,
         ErrorCode::IpNotAllowed,
+        ErrorCode::UsageExceeded,
         ErrorCode::InvalidRequest,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
@@ -139,6 +146,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::DisabledApiKey => "disabled_api_key",
             ErrorCode::IpNotAllowed => "ip_not_allowed",
+            ErrorCode::UsageExceeded => "usage_exceeded",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",

@@ -57,6 +57,9 @@ pub use key::api_key::{
 pub use key::controls::{
     IpAllowlist, KeyControls, KeyMetadata, MAX_IP_ALLOWLIST_ENTRIES, MAX_METADATA_BYTES,
 };
+pub use key::credits::{
+    CreditPeriod, CreditRefill, Credits, MAX_CREDITS, MAX_VERIFY_COST, verify_cost,
+};
 pub use key::digest::{KeyDigest, MIN_PEPPER_BYTES, Pepper};
 pub use key::expiry::{latest_expiry, parse_expiry};
 pub use key::key_view::KeyView;

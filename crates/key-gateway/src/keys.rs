@@ -362,6 +362,90 @@ pub(crate) struct ApiKeyJson {
     /// The addresses and CIDR networks the key may be used from; empty: anywhere.
     #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
     ip_allowlist: Vec<String>,
+    /// The key's credits: uses left, the refill and the last refill; null: unlimited.
+    credits: Option<CreditsJson>,
+}
+
+/// A key's credits, as shown.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CreditsJson {
+    /// Uses left as of the last spend or refill (a refill due in the current period is applied
+    /// at the next verification).
+    #[schema(example = 1000)]
+    remaining: i64,
+    /// The refill; null: none.
+    refill: Option<RefillJson>,
+    /// When the credits were last refilled or set (RFC 3339).
+    last_refill_at: Option<String>,
+}
+
+/// A refill: the remaining count is set to `amount` at the first verification of each UTC day
+/// or calendar month.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RefillJson {
+    /// 1 to 1,000,000,000.
+    #[schema(example = 1000)]
+    amount: i64,
+    /// `day` or `month`.
+    per: CreditPeriodParam,
+}
+
+/// How often credits are refilled.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CreditPeriodParam {
+    Day,
+    Month,
+}
+
+/// Credits as a request sets them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct CreditsBody {
+    /// Uses left, 0 to 1,000,000,000.
+    #[schema(example = 1000)]
+    remaining: i64,
+    /// The refill; absent or null: none.
+    refill: Option<RefillJson>,
+}
+
+impl CreditsBody {
+    fn into_proto(self) -> v1::Credits {
+        v1::Credits {
+            remaining: self.remaining,
+            refill: self.refill.map(|refill| v1::CreditRefill {
+                amount: refill.amount,
+                per: match refill.per {
+                    CreditPeriodParam::Day => v1::CreditPeriod::Day,
+                    CreditPeriodParam::Month => v1::CreditPeriod::Month,
+                }
+                .into(),
+            }),
+            last_refill_time: None,
+        }
+    }
+}
+
+impl CreditsJson {
+    fn from_proto(credits: v1::Credits) -> CreditsJson {
+        CreditsJson {
+            remaining: credits.remaining,
+            refill: credits.refill.and_then(|refill| {
+                let per = match v1::CreditPeriod::try_from(refill.per) {
+                    Ok(v1::CreditPeriod::Day) => CreditPeriodParam::Day,
+                    Ok(v1::CreditPeriod::Month) => CreditPeriodParam::Month,
+                    _ => return None,
+                };
+                Some(RefillJson {
+                    amount: refill.amount,
+                    per,
+                })
+            }),
+            last_refill_at: time(credits.last_refill_time.as_ref()),
+        }
+    }
 }
 
 impl From<v1::ApiKey> for ApiKeyJson {
@@ -377,6 +461,7 @@ impl From<v1::ApiKey> for ApiKeyJson {
             // The service stores only JSON objects; text that is not one is shown as none.
             metadata: serde_json::from_str(&key.metadata_json).ok(),
             ip_allowlist: key.ip_allowlist,
+            credits: key.credits.map(CreditsJson::from_proto),
             environment: environment_name(key.environment).to_owned(),
             id: key.id,
             organization_id: key.organization_id,
@@ -426,6 +511,9 @@ pub(crate) struct CreateKeyBody {
     /// is refused (`ip_not_allowed`).
     #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
     pub(crate) ip_allowlist: Option<Vec<String>>,
+    /// Credits: each valid verification spends its cost (default 1); none left is
+    /// `usage_exceeded` (429). Absent: unlimited.
+    pub(crate) credits: Option<CreditsBody>,
 }
 
 /// A key's type.
@@ -457,6 +545,7 @@ impl CreateKeyBody {
             rate_limits: RateLimitJson::into_proto(self.rate_limits.unwrap_or_default()),
             metadata_json: metadata_json(self.metadata),
             ip_allowlist: self.ip_allowlist.unwrap_or_default(),
+            credits: self.credits.map(CreditsBody::into_proto),
         })
     }
 }
@@ -624,6 +713,10 @@ pub(crate) struct UpdateKeyBody {
     /// leaves it.
     #[serde(default, deserialize_with = "present")]
     pub(crate) ip_allowlist: Option<Option<Vec<String>>>,
+    /// New credits (remaining and refill, replacing both); `null` removes them (unlimited);
+    /// absent leaves them.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) credits: Option<Option<CreditsBody>>,
 }
 
 /// Metadata as the service takes it: the object's JSON text, empty for none.
@@ -658,6 +751,8 @@ impl UpdateKeyBody {
             clear_ip_allowlist: matches!(&self.ip_allowlist, Some(None))
                 || matches!(&self.ip_allowlist, Some(Some(list)) if list.is_empty()),
             ip_allowlist: self.ip_allowlist.flatten().unwrap_or_default(),
+            clear_credits: matches!(&self.credits, Some(None)),
+            credits: self.credits.flatten().map(CreditsBody::into_proto),
         }
     }
 }

@@ -30,6 +30,11 @@ const COUNTRY_HEADER: &str = "x-keyrack-country";
 const CLOUDFLARE_COUNTRY_HEADER: &str = "cf-ipcountry";
 /// The route or operation, for usage by tag.
 const TAG_HEADER: &str = "x-keyrack-tag";
+/// What a valid verification spends of a key with credits (1 to 1,000; absent or unreadable:
+/// 1).
+const COST_HEADER: &str = "x-keyrack-cost";
+/// The credits a key with credits has left, after this verification.
+const CREDITS_HEADER: &str = "x-keyrack-credits-remaining";
 /// The error body, repeated as a header: nginx `auth_request` drops the body of a 401/403 but
 /// can copy a header into its own error page (`auth_request_set`).
 const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
@@ -52,6 +57,7 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
         ("X-Keyrack-Required-Scopes" = Option<String>, Header, description = "Required scopes, comma-separated"),
         ("X-Keyrack-Country" = Option<String>, Header, description = "The end client's country, ISO 3166-1 alpha-2, for usage statistics; `CF-IPCountry` is read when absent. Believed only from a trusted proxy"),
         ("X-Keyrack-Tag" = Option<String>, Header, description = "The route or operation, for usage by tag (at most 64 printable ASCII characters)"),
+        ("X-Keyrack-Cost" = Option<u32>, Header, description = "What a valid verification spends of a key with credits, 1 to 1000; default 1"),
     ),
     security(("bearer" = [])),
     responses(
@@ -59,7 +65,7 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
         (status = 400, description = "An unknown scope was required", body = ErrorBody),
         (status = 401, description = "Missing, invalid, revoked, expired or disabled key", body = ErrorBody),
         (status = 403, description = "The key lacks a required scope, or its IP allowlist refuses the client (`ip_not_allowed`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 429, description = "Rate limited, or the key's credits are spent (usage_exceeded)", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]
@@ -93,7 +99,7 @@ pub(crate) async fn verify(
         (status = 400, description = "An unknown scope was required", body = ErrorBody),
         (status = 401, description = "Missing, invalid, revoked, expired or disabled key", body = ErrorBody),
         (status = 403, description = "The key lacks a required scope, or its IP allowlist refuses the client (`ip_not_allowed`)", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 429, description = "Rate limited, or the key's credits are spent (usage_exceeded)", body = ErrorBody),
         (status = 503, description = "The key service is unavailable", body = ErrorBody),
     )
 )]
@@ -129,6 +135,12 @@ async fn decide(
     if code == ErrorCode::RateLimited {
         error = error.with_headers(rate_limit_headers(&verdict));
     }
+    if let Some(left) = verdict.credits_remaining {
+        error = error.with_headers(vec![(
+            HeaderName::from_static(CREDITS_HEADER),
+            HeaderValue::from(left),
+        )]);
+    }
     Err(error)
 }
 
@@ -159,6 +171,7 @@ pub(crate) fn verify_request(
             _ => String::new(),
         },
         tag: header_text(headers, TAG_HEADER),
+        cost: header_text(headers, COST_HEADER).parse().unwrap_or(0),
     })
 }
 
@@ -244,7 +257,11 @@ fn principal_response(principal: PrincipalJson) -> Response {
     ]
     .into_iter()
     .chain(metadata)
-    {
+    .chain(
+        principal
+            .credits_remaining
+            .map(|left| (CREDITS_HEADER, left.to_string())),
+    ) {
         if let Ok(value) = HeaderValue::from_str(&value) {
             extra.push((HeaderName::from_static(name), value));
         }
@@ -290,6 +307,9 @@ pub(crate) struct PrincipalJson {
     /// The metadata's text as the service sent it, for the header.
     #[serde(skip)]
     pub(crate) metadata_json: Option<String>,
+    /// For a key with credits, what is left after this verification; null: unlimited. Also
+    /// sent as `X-Keyrack-Credits-Remaining`.
+    pub(crate) credits_remaining: Option<i64>,
 }
 
 impl From<&v1::VerifyKeyResponse> for PrincipalJson {
@@ -305,6 +325,7 @@ impl From<&v1::VerifyKeyResponse> for PrincipalJson {
             member_id: non_empty(verdict.member_id.clone()),
             metadata: serde_json::from_str(&verdict.metadata_json).ok(),
             metadata_json: non_empty(verdict.metadata_json.clone()),
+            credits_remaining: verdict.credits_remaining,
         }
     }
 }

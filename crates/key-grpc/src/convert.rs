@@ -3,8 +3,12 @@
 //! VerifyKey's answer. Resource-specific conversions sit beside their handlers.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{Environment, Error, KeyState, Period, RateLimit, RateLimits, Verdict};
+use key_core::{
+    CreditPeriod, CreditRefill, Credits, Environment, Error, KeyState, Period, RateLimit,
+    RateLimits, Verdict,
+};
 use key_proto::v1;
+use key_service::SetCredits;
 use key_service::{KeyDetails, Verification};
 use prost_types::Timestamp;
 
@@ -102,12 +106,58 @@ pub(crate) fn api_key(key: &KeyDetails) -> v1::ApiKey {
             .map(|metadata| metadata.as_json().to_owned())
             .unwrap_or_default(),
         ip_allowlist: record.ip_allowlist.entries(),
+        credits: record.credits.as_ref().map(credits_to_proto),
     }
 }
 
+/// A key's credits on the wire.
+pub(crate) fn credits_to_proto(credits: &Credits) -> v1::Credits {
+    v1::Credits {
+        remaining: credits.remaining,
+        refill: credits.refill.map(|refill| v1::CreditRefill {
+            amount: refill.amount,
+            per: match refill.per {
+                CreditPeriod::Day => v1::CreditPeriod::Day,
+                CreditPeriod::Month => v1::CreditPeriod::Month,
+            }
+            .into(),
+        }),
+        last_refill_time: credits.refilled_at.map(timestamp),
+    }
+}
+
+/// Credits as a request sets them (`last_refill_time` is output only and ignored).
+pub(crate) fn credits_from_proto(credits: &v1::Credits) -> Result<SetCredits, Error> {
+    let refill = credits
+        .refill
+        .as_ref()
+        .map(|refill| {
+            let per = match v1::CreditPeriod::try_from(refill.per) {
+                Ok(v1::CreditPeriod::Day) => CreditPeriod::Day,
+                Ok(v1::CreditPeriod::Month) => CreditPeriod::Month,
+                Ok(v1::CreditPeriod::Unspecified) | Err(_) => {
+                    return Err(Error::InvalidArgument {
+                        field: "credits.refill.per",
+                        message: "must be day or month".to_owned(),
+                    });
+                }
+            };
+            Ok(CreditRefill {
+                amount: refill.amount,
+                per,
+            })
+        })
+        .transpose()?;
+    Ok(SetCredits {
+        remaining: credits.remaining,
+        refill,
+    })
+}
+
 /// VerifyKey's answer: the verdict's code, reason and message; the limits of a rate-limited
-/// one; and the principal with its metadata, for keys that are alive (valid, or valid but
-/// lacking a scope). An expired, revoked or disabled key, and a key presented from outside its
+/// one; a key's credits left, when it got as far as spending them; and the principal with its
+/// metadata, for keys that are alive (valid, valid but lacking a scope, or with its credits
+/// spent). An expired, revoked or disabled key, and a key presented from outside its
 /// IP allowlist, reveal nothing beyond their verdict.
 pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyResponse {
     let code = match verification.verdict {
@@ -117,6 +167,7 @@ pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyRespo
         Verdict::InsufficientScope(_) => v1::VerifyCode::InsufficientScope,
         Verdict::Disabled => v1::VerifyCode::DisabledApiKey,
         Verdict::IpNotAllowed => v1::VerifyCode::IpNotAllowed,
+        Verdict::UsageExceeded => v1::VerifyCode::UsageExceeded,
         Verdict::RateLimited { .. } | Verdict::TooManyFailures { .. } => {
             v1::VerifyCode::RateLimited
         }
@@ -150,7 +201,8 @@ pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyRespo
         }
         _ => {}
     }
-    if let (Verdict::Valid | Verdict::InsufficientScope(_), Some(record)) =
+    response.credits_remaining = verification.credits_remaining;
+    if let (Verdict::Valid | Verdict::InsufficientScope(_) | Verdict::UsageExceeded, Some(record)) =
         (verification.verdict, &verification.record)
     {
         response.key_id = record.id.to_string();

@@ -30,6 +30,8 @@ use crate::status_from_error;
 const KEY_ID_HEADER: &str = "x-keyrack-key-id";
 const ORGANIZATION_ID_HEADER: &str = "x-keyrack-org-id";
 const SCOPES_HEADER: &str = "x-keyrack-scopes";
+/// The credits a key with credits has left after this verification (forward-auth's name).
+const CREDITS_HEADER: &str = "x-keyrack-credits-remaining";
 
 /// The Authorization service: the application's ext_authz rules behind Envoy's API.
 #[derive(Debug, Clone)]
@@ -159,6 +161,12 @@ fn check_response(decision: &Decision) -> CheckResponse {
                     metadata_header_value(metadata.as_json()),
                 )),
                 None => headers_to_remove.push(METADATA_HEADER.to_owned()),
+            }
+            // A key's credits left, as forward-auth sends them; a key without credits removes a
+            // client-sent copy.
+            match verification.credits_remaining {
+                Some(left) => headers.push(overwrite(CREDITS_HEADER, left.to_string())),
+                None => headers_to_remove.push(CREDITS_HEADER.to_owned()),
             }
             // A key without scopes removes the header rather than setting it empty, so no
             // client-sent copy survives whatever Envoy does with empty values.

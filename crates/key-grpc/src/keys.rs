@@ -14,7 +14,8 @@ use tonic::Request;
 use crate::{
     auth::requester,
     convert::{
-        api_key, environment_from_proto, from_duration, rate_limits_from_proto, verify_response,
+        api_key, credits_from_proto, environment_from_proto, from_duration, rate_limits_from_proto,
+        verify_response,
     },
 };
 
@@ -40,6 +41,7 @@ pub(crate) async fn verify_key(
     // Invalid context values are ignored (and counted), as if none were given.
     let context = VerifyContext {
         peer,
+        cost: key_core::verify_cost(request.cost)?,
         ..VerifyContext::parse(
             &request.client_ip,
             &request.country,
@@ -92,6 +94,11 @@ pub(crate) async fn create_key(
         member_id,
         metadata: request.metadata_json,
         ip_allowlist: request.ip_allowlist,
+        credits: request
+            .credits
+            .as_ref()
+            .map(credits_from_proto)
+            .transpose()?,
     };
     let issued = app.keys.create(&by, create).await?;
     Ok(v1::CreateKeyResponse {
@@ -232,6 +239,17 @@ pub(crate) async fn update_key(
         (false, true) => None,
         (false, false) => Some(request.ip_allowlist),
     };
+    let credits = match (request.clear_credits, &request.credits) {
+        (true, Some(_)) => {
+            return Err(Error::InvalidArgument {
+                field: "credits",
+                message: "give credits or clear_credits, not both".to_owned(),
+            });
+        }
+        (true, None) => Some(None),
+        (false, None) => None,
+        (false, Some(credits)) => Some(Some(credits_from_proto(credits)?)),
+    };
     let update = UpdateKey {
         name: request.name,
         scopes: request.scopes,
@@ -239,6 +257,7 @@ pub(crate) async fn update_key(
         rate_limits,
         metadata: request.metadata_json,
         ip_allowlist,
+        credits,
     };
     let key = app.keys.update(&by, id, update).await?;
     Ok(v1::UpdateKeyResponse {

@@ -40,6 +40,7 @@ fn wire_code(code: key_core::ErrorCode) -> ErrorCode {
         Domain::InsufficientScope => ErrorCode::InsufficientScope,
         Domain::DisabledApiKey => ErrorCode::DisabledApiKey,
         Domain::IpNotAllowed => ErrorCode::IpNotAllowed,
+        Domain::UsageExceeded => ErrorCode::UsageExceeded,
         Domain::InvalidRequest => ErrorCode::InvalidRequest,
         Domain::NotFound => ErrorCode::NotFound,
         Domain::Conflict => ErrorCode::Conflict,

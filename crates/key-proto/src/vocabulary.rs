@@ -65,6 +65,8 @@ pub enum ErrorCode {
     DisabledApiKey,
     /// `ip_not_allowed`: the key's IP allowlist refuses the client's address.
     IpNotAllowed,
+    /// `usage_exceeded`: the key's credits are spent (until its refill, if it has one).
+    UsageExceeded,
     /// `invalid_request`
     InvalidRequest,
     /// `not_found`
@@ -86,7 +88,7 @@ pub enum ErrorCode {
 }
 
 /// One row per code: the code, its reason string, its HTTP status and its gRPC code.
-const TABLE: [(ErrorCode, &str, u16, Code); 14] = [
+const TABLE: [(ErrorCode, &str, u16, Code); 15] = [
     (
         ErrorCode::InvalidApiKey,
         "invalid_api_key",
@@ -118,6 +120,13 @@ const TABLE: [(ErrorCode, &str, u16, Code); 14] = [
         "ip_not_allowed",
         403,
         Code::PermissionDenied,
+    ),
+    // As a rate limit: the credential is good, but its uses are spent for now.
+    (
+        ErrorCode::UsageExceeded,
+        "usage_exceeded",
+        429,
+        Code::ResourceExhausted,
     ),
     (
         ErrorCode::InvalidRequest,
@@ -167,8 +176,8 @@ const TABLE: [(ErrorCode, &str, u16, Code); 14] = [
 
 impl ErrorCode {
     /// Every code, in the table's order.
-    pub const ALL: [ErrorCode; 14] = {
-        let mut all = [ErrorCode::Internal; 14];
+    pub const ALL: [ErrorCode; 15] = {
+        let mut all = [ErrorCode::Internal; 15];
         let mut i = 0;
         while i < TABLE.len() {
             all[i] = TABLE[i].0;
@@ -235,7 +244,7 @@ mod tests {
     #[test]
     fn grpc_codes_are_the_canonical_ones() {
         // google.rpc.Code numbers, as key-core's table gives them.
-        let numbers = [16, 16, 7, 16, 7, 3, 5, 9, 12, 3, 8, 14, 8, 13];
+        let numbers = [16, 16, 7, 16, 7, 8, 3, 5, 9, 12, 3, 8, 14, 8, 13];
         for (code, number) in ErrorCode::ALL.into_iter().zip(numbers) {
             assert_eq!(i32::from(code.grpc_code()), number, "{code:?}");
         }

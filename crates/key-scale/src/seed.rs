@@ -121,6 +121,7 @@ fn draw_batch(
             rate_limits: RateLimits::NONE,
             metadata: None,
             ip_allowlist: key_core::IpAllowlist::EMPTY,
+            credits: None,
         };
         // The event `Keys::issue` writes for an operator's key.
         let event = AuditEvent {

@@ -32,6 +32,7 @@ fn verify_request(c: &mut Criterion) {
         peer: None,
         country: Country::parse("DE"),
         tag: Some(Arc::from("POST /api/chat")),
+        cost: 1,
     };
     // Unknown keys come without a client address: from one address, the brute-force guard
     // would block them after 100 failures, before any lookup, and measure itself instead.
@@ -104,6 +105,7 @@ async fn verifier_with_chat_key(dir: &Path) -> (Verifier, ApiKey) {
         rate_limits: RateLimits::NONE,
         metadata: None,
         ip_allowlist: key_core::IpAllowlist::EMPTY,
+        credits: None,
     };
     let (_, key) = app
         .keys

@@ -1,11 +1,12 @@
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, IpAllowlist, KeyDigest, KeyMetadata, KeyRecord, KeyState, KeyType,
-    RateLimits, RedactedKey, Scope, ScopeSet,
+    AuditEvent, CreditPeriod, CreditRefill, Credits, Environment, IpAllowlist, KeyDigest,
+    KeyMetadata, KeyRecord, KeyState, KeyType, RateLimits, RedactedKey, Scope, ScopeSet,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
@@ -48,6 +49,8 @@ pub struct NewKey {
     pub metadata: Option<KeyMetadata>,
     /// Where it may be used from (empty: anywhere).
     pub ip_allowlist: IpAllowlist,
+    /// Its credits; `None`: unlimited.
+    pub credits: Option<Credits>,
 }
 
 /// Which keys a listing returns.
@@ -94,6 +97,19 @@ pub struct KeyChanges {
     pub metadata: Option<Option<KeyMetadata>>,
     /// A new IP allowlist; `Some(IpAllowlist::EMPTY)` removes it.
     pub ip_allowlist: Option<IpAllowlist>,
+    /// New credits (remaining and refill); `Some(None)` removes them (unlimited).
+    pub credits: Option<Option<Credits>>,
+}
+
+/// What spending a key's credits came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spend {
+    /// Spent; this many are left.
+    Spent(i64),
+    /// Fewer than the cost were left (this many); nothing was spent.
+    Exceeded(i64),
+    /// The key has no credits (any more): unlimited, nothing to spend.
+    Unlimited,
 }
 
 /// How often a rotation or update is decided again when the key changed between the decision
@@ -107,6 +123,68 @@ const ATTEMPTS: usize = 3;
 pub const MAX_DIGESTS_PER_QUERY: usize = 256;
 
 impl Store {
+    /// Spends `cost` of the credits of the key `id` at `now`, exactly: never more spends than
+    /// credits, however many replicas spend at once. First, if the key has a refill whose
+    /// current period (`CreditPeriod::start`, UTC) began after its last refill, its remaining
+    /// count is set to the refill's amount; then one conditional statement subtracts the cost
+    /// only where at least the cost is left. Each statement is atomic on its own: the database
+    /// judges its `WHERE` on the row as it is when the row's lock is taken (PostgreSQL
+    /// re-reads a row another transaction changed; SQLite has one writer at a time), so two
+    /// refills of one period are one, and two spends of the last credit are one. This is the
+    /// one write on the verification path, and only for keys with credits.
+    pub async fn spend_credits(
+        &self,
+        id: Uuid,
+        cost: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Spend, Error> {
+        let due = |per: CreditPeriod| {
+            Condition::all()
+                .add(Column::CreditsRefillPer.eq(per.as_str()))
+                .add(
+                    Condition::any()
+                        .add(Column::CreditsRefilledAt.is_null())
+                        .add(Column::CreditsRefilledAt.lt(per.start(now))),
+                )
+        };
+        ApiKeys::update_many()
+            .col_expr(
+                Column::CreditsRemaining,
+                Expr::col(Column::CreditsRefillAmount),
+            )
+            .col_expr(Column::CreditsRefilledAt, Expr::value(now))
+            .filter(Column::Id.eq(id))
+            .filter(Column::CreditsRemaining.is_not_null())
+            .filter(Column::CreditsRefillAmount.is_not_null())
+            .filter(
+                Condition::any()
+                    .add(due(CreditPeriod::Day))
+                    .add(due(CreditPeriod::Month)),
+            )
+            .exec(&self.db)
+            .await?;
+        let cost = i64::from(cost);
+        let spent = ApiKeys::update_many()
+            .col_expr(
+                Column::CreditsRemaining,
+                Expr::col(Column::CreditsRemaining).sub(cost),
+            )
+            .filter(Column::Id.eq(id))
+            .filter(Column::CreditsRemaining.gte(cost))
+            .exec_with_returning(&self.db)
+            .await?;
+        if let Some(model) = spent.first() {
+            return Ok(model
+                .credits_remaining
+                .map_or(Spend::Unlimited, Spend::Spent));
+        }
+        let left = ApiKeys::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .and_then(|model| model.credits_remaining);
+        Ok(left.map_or(Spend::Unlimited, Spend::Exceeded))
+    }
+
     /// Stores a new key and its audit event, in one transaction, and returns its record.
     pub async fn insert_key(&self, key: NewKey, audit: &AuditEvent) -> Result<KeyRecord, Error> {
         let txn = self.begin_write().await?;
@@ -389,6 +467,14 @@ impl Store {
             if let Some(allowlist) = changes.ip_allowlist {
                 update = update.col_expr(Column::IpAllowlist, Expr::value(allowlist.format()));
             }
+            if let Some(credits) = changes.credits {
+                let columns = credit_columns(credits.as_ref());
+                update = update
+                    .col_expr(Column::CreditsRemaining, Expr::value(columns.0))
+                    .col_expr(Column::CreditsRefillAmount, Expr::value(columns.1))
+                    .col_expr(Column::CreditsRefillPer, Expr::value(columns.2))
+                    .col_expr(Column::CreditsRefilledAt, Expr::value(columns.3));
+            }
             let updated = update
                 .filter(Column::Id.eq(id))
                 .filter(Column::OrganizationId.eq(organization_id))
@@ -527,7 +613,49 @@ pub(crate) fn key_model(key: &NewKey) -> api_key::ActiveModel {
             .as_ref()
             .map(|metadata| metadata.as_json().to_owned())),
         ip_allowlist: Set(key.ip_allowlist.format()),
+        credits_remaining: Set(credit_columns(key.credits.as_ref()).0),
+        credits_refill_amount: Set(credit_columns(key.credits.as_ref()).1),
+        credits_refill_per: Set(credit_columns(key.credits.as_ref()).2),
+        credits_refilled_at: Set(credit_columns(key.credits.as_ref()).3),
     }
+}
+
+/// The four credit columns of `credits` (all NULL for none).
+type CreditColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+);
+
+fn credit_columns(credits: Option<&Credits>) -> CreditColumns {
+    let Some(credits) = credits else {
+        return (None, None, None, None);
+    };
+    (
+        Some(credits.remaining),
+        credits.refill.map(|refill| refill.amount),
+        credits.refill.map(|refill| refill.per.as_str().to_owned()),
+        credits.refilled_at,
+    )
+}
+
+fn credits_from_model(model: &api_key::Model) -> Result<Option<Credits>, String> {
+    let Some(remaining) = model.credits_remaining else {
+        return Ok(None);
+    };
+    let refill = match (model.credits_refill_amount, &model.credits_refill_per) {
+        (Some(amount), Some(per)) => Some(CreditRefill {
+            amount,
+            per: CreditPeriod::parse("credits_refill_per", per).map_err(|err| err.to_string())?,
+        }),
+        _ => None,
+    };
+    Ok(Some(Credits {
+        remaining,
+        refill,
+        refilled_at: model.credits_refilled_at,
+    }))
 }
 
 fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
@@ -561,6 +689,8 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         .collect();
     let ip_allowlist = IpAllowlist::parse_list("ip_allowlist", &entries)
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let credits =
+        credits_from_model(&model).map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -585,5 +715,6 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         disabled_at: model.disabled_at,
         metadata,
         ip_allowlist,
+        credits,
     })
 }

@@ -30,7 +30,7 @@ pub use alerts::{AlertEvent, AlertEventFilter, AlertKey, PeriodCount};
 pub use audit::AuditFilter;
 pub use connect::StoreTimeouts;
 pub use error::Error;
-pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey};
+pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey, Spend};
 pub use members::Member;
 pub use notices::{
     CacheNotice, HEARTBEAT_DEADLINE, HEARTBEAT_INTERVAL, ListenerError, NoticeListener,

@@ -151,7 +151,11 @@ impl KeyrackClient {
             return Err(Refusal::from_verdict(&verdict, required_scopes));
         }
         let principal = Principal::from_verdict(&verdict);
-        self.cache.insert(cache_key, &principal);
+        // A key with credits spends them at every verification: a reused verdict would let a
+        // request through unpaid, so its verdicts are never cached.
+        if verdict.credits_remaining.is_none() {
+            self.cache.insert(cache_key, &principal);
+        }
         Ok(principal)
     }
 }

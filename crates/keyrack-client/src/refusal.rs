@@ -21,12 +21,13 @@ pub const MISSING_API_KEY_MESSAGE: &str =
 
 /// Keyrack's error codes with the HTTP status and the gRPC code each is answered with, the
 /// same table as Keyrack's own front doors (a test in Keyrack's workspace keeps them equal).
-pub const ERROR_CODES: [(&str, u16, Code); 14] = [
+pub const ERROR_CODES: [(&str, u16, Code); 15] = [
     ("invalid_api_key", 401, Code::Unauthenticated),
     ("expired_api_key", 401, Code::Unauthenticated),
     ("insufficient_scope", 403, Code::PermissionDenied),
     ("disabled_api_key", 401, Code::Unauthenticated),
     ("ip_not_allowed", 403, Code::PermissionDenied),
+    ("usage_exceeded", 429, Code::ResourceExhausted),
     ("invalid_request", 400, Code::InvalidArgument),
     ("not_found", 404, Code::NotFound),
     ("conflict", 409, Code::FailedPrecondition),

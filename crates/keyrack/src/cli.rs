@@ -416,6 +416,7 @@ async fn create_admin_key(
         rate_limits: key_core::RateLimits::NONE,
         metadata: None,
         ip_allowlist: key_core::IpAllowlist::EMPTY,
+        credits: None,
     };
     let (record, key) = app
         .keys

@@ -21,6 +21,8 @@ pub enum Verdict {
     /// The key has an IP allowlist and the client's address is not on it, or there was no
     /// client address to judge.
     IpNotAllowed,
+    /// The key has credits and fewer left than the verification's cost; nothing was spent.
+    UsageExceeded,
     /// The key lacks this scope (the first missing one, in request order).
     InsufficientScope(Scope),
     /// The key is valid but one of its rate limits is exhausted; nothing was counted against
@@ -129,7 +131,7 @@ fn decide(
 
 impl Verdict {
     /// Every verdict's name, in the order of [`Verdict::index`].
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "valid",
         "invalid_api_key",
         "expired_api_key",
@@ -138,6 +140,7 @@ impl Verdict {
         "too_many_failures",
         "disabled_api_key",
         "ip_not_allowed",
+        "usage_exceeded",
     ];
 
     /// The verdict's position in [`Verdict::NAMES`].
@@ -151,6 +154,7 @@ impl Verdict {
             Verdict::TooManyFailures { .. } => 5,
             Verdict::Disabled => 6,
             Verdict::IpNotAllowed => 7,
+            Verdict::UsageExceeded => 8,
         }
     }
 
@@ -173,6 +177,7 @@ impl Verdict {
             }),
             Verdict::Disabled => Some(Error::DisabledApiKey),
             Verdict::IpNotAllowed => Some(Error::IpNotAllowed),
+            Verdict::UsageExceeded => Some(Error::UsageExceeded),
             Verdict::InsufficientScope(scope) => Some(Error::InsufficientScope(scope)),
             Verdict::RateLimited { limit, .. } => Some(Error::RateLimited(limit)),
             Verdict::TooManyFailures { .. } => Some(Error::TooManyFailures),
@@ -213,6 +218,7 @@ mod tests {
             disabled_at: None,
             metadata: None,
             ip_allowlist: IpAllowlist::EMPTY,
+            credits: None,
         }
     }
 

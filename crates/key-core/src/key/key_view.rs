@@ -37,6 +37,9 @@ pub struct KeyView {
     pub expires_at: Option<DateTime<Utc>>,
     /// Its metadata and IP allowlist; `None` (no allocation) for a key with neither.
     pub controls: Option<Arc<KeyControls>>,
+    /// Whether it has credits, so a valid verification spends them in the store. The count
+    /// itself is never kept here: only the store's atomic spend reads and changes it.
+    pub has_credits: bool,
 }
 
 impl KeyView {
@@ -61,6 +64,7 @@ impl From<&KeyRecord> for KeyView {
             disabled: record.disabled_at.is_some(),
             expires_at: record.expires_at,
             controls: KeyControls::of(&record.metadata, &record.ip_allowlist),
+            has_credits: record.credits.is_some(),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod api_key;
 pub(crate) mod controls;
+pub(crate) mod credits;
 pub(crate) mod digest;
 pub(crate) mod expiry;
 pub(crate) mod key_view;

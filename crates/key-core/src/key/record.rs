@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::{Environment, IpAllowlist, KeyMetadata, KeyType, RedactedKey, ScopeSet};
+use crate::{Credits, Environment, IpAllowlist, KeyMetadata, KeyType, RedactedKey, ScopeSet};
 
 /// A key as the store knows it: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub struct KeyRecord {
     pub metadata: Option<KeyMetadata>,
     /// Where it may be used from; empty means anywhere.
     pub ip_allowlist: IpAllowlist,
+    /// Its credits, as last written; `None`: unlimited.
+    pub credits: Option<Credits>,
 }
 
 /// A key's lifecycle state at some instant.

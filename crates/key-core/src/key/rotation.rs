@@ -163,6 +163,7 @@ mod tests {
             disabled_at: None,
             metadata: None,
             ip_allowlist: crate::IpAllowlist::EMPTY,
+            credits: None,
         }
     }
 

@@ -37,6 +37,8 @@ pub struct NewKeyRequest {
     pub metadata: Option<KeyMetadata>,
     /// Where it may be used from (empty: anywhere).
     pub ip_allowlist: IpAllowlist,
+    /// Its credits (none: unlimited).
+    pub credits: Option<key_core::Credits>,
 }
 
 /// Draws keys and describes them for the store. Cheap to clone.
@@ -94,6 +96,7 @@ impl KeyIssuer {
             rate_limits: request.rate_limits,
             metadata: request.metadata,
             ip_allowlist: request.ip_allowlist,
+            credits: request.credits,
         }
     }
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
-    Action, ApiKey, AuditAction, Clock, Environment, Error, IpAllowlist, KeyMetadata, KeyName,
-    KeyRecord, KeyState, KeyType, OrganizationPolicy, RateLimits, Scope, ScopeSet, acts_as_owner,
-    parse_expiry, rotation_grace, within_role,
+    Action, ApiKey, AuditAction, Clock, CreditRefill, Credits, Environment, Error, IpAllowlist,
+    KeyMetadata, KeyName, KeyRecord, KeyState, KeyType, OrganizationPolicy, RateLimits, Scope,
+    ScopeSet, acts_as_owner, parse_expiry, rotation_grace, within_role,
 };
 use key_store::{KeyChanges, KeyFilter, KeyRotation, Store};
 use uuid::Uuid;
@@ -97,6 +97,18 @@ pub struct CreateKey {
     pub metadata: String,
     /// Addresses and CIDR networks it may be used from; empty for anywhere.
     pub ip_allowlist: Vec<String>,
+    /// Its credits; `None`: unlimited.
+    pub credits: Option<SetCredits>,
+}
+
+/// Credits as a request sets them: the uses left and the refill, checked by
+/// `Credits::parse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetCredits {
+    /// Uses left.
+    pub remaining: i64,
+    /// The refill, if any.
+    pub refill: Option<CreditRefill>,
 }
 
 /// ListKeys' request.
@@ -125,6 +137,8 @@ pub struct UpdateKey {
     pub metadata: Option<String>,
     /// A new IP allowlist; `Some` of an empty list removes it.
     pub ip_allowlist: Option<Vec<String>>,
+    /// New credits (remaining and refill); `Some(None)` removes them (unlimited).
+    pub credits: Option<Option<SetCredits>>,
 }
 
 /// The key operations. Cheap to clone.
@@ -203,6 +217,10 @@ impl Keys {
             rate_limits: request.rate_limits,
             metadata: KeyMetadata::parse("metadata", &request.metadata)?,
             ip_allowlist: IpAllowlist::parse_list("ip_allowlist", &request.ip_allowlist)?,
+            credits: request
+                .credits
+                .map(|credits| Credits::parse(credits.remaining, credits.refill, now))
+                .transpose()?,
         };
         // The organization's policy may require every new key to expire, and soon enough.
         let policy = organization_policy(&self.store, caller.organization_id).await?;
@@ -449,10 +467,13 @@ impl Keys {
                     key_type: old.key_type,
                     member_id: old.member_id,
                     operator: old.operator,
-                    // A successor keeps its predecessor's limits, metadata and allowlist.
+                    // A successor keeps its predecessor's limits, metadata and allowlist, and
+                    // its credits as last written (the old key keeps its own count through
+                    // the grace period).
                     rate_limits: old.rate_limits,
                     metadata: old.metadata.clone(),
                     ip_allowlist: old.ip_allowlist.clone(),
+                    credits: old.credits,
                 };
                 let (successor, key) =
                     self.issuer.draw(organization_id, request, actor.key_id())?;
@@ -540,6 +561,14 @@ impl Keys {
                 .ip_allowlist
                 .as_deref()
                 .map(|entries| IpAllowlist::parse_list("ip_allowlist", entries))
+                .transpose()?,
+            credits: request
+                .credits
+                .map(|credits| {
+                    credits
+                        .map(|credits| Credits::parse(credits.remaining, credits.refill, now))
+                        .transpose()
+                })
                 .transpose()?,
         };
         let current = self.access.key(by, id, Action::ManageKeys).await?;
@@ -631,6 +660,7 @@ impl Keys {
             rate_limits: RateLimits::NONE,
             metadata: None,
             ip_allowlist: IpAllowlist::EMPTY,
+            credits: None,
         };
         let key = self.issuer.generate(Environment::Live)?;
         let created = self

@@ -25,7 +25,7 @@ pub use self::{
     alerts::{AlertTest, Alerts, RulesInForce},
     audit_log::{AuditLog, AuditQuery},
     issue::NewKeyRequest,
-    keys::{CreateKey, IssuedKey, KeyDetails, Keys, ListKeys, RotatedKey, UpdateKey},
+    keys::{CreateKey, IssuedKey, KeyDetails, Keys, ListKeys, RotatedKey, SetCredits, UpdateKey},
     leaks::{
         LeakReports, LeakVerdict, MAX_REPORT_BYTES, MAX_REPORT_TOKENS, SecretScanningKeys,
         SecretScanningKeysError,

@@ -105,6 +105,7 @@ impl Organizations {
                     rate_limits: RateLimits::NONE,
                     metadata: None,
                     ip_allowlist: key_core::IpAllowlist::EMPTY,
+                    credits: None,
                 };
                 let (new_key, key) =
                     self.issuer

@@ -58,6 +58,9 @@ pub struct VerifyContext {
     pub country: Option<Country>,
     /// The route or operation. Shared, so counting it clones a pointer, not the text.
     pub tag: Option<Arc<str>>,
+    /// What a valid verification spends of a key with credits (checked by
+    /// `key_core::verify_cost`); 0, the default, means 1.
+    pub cost: u32,
 }
 
 impl VerifyContext {
@@ -97,6 +100,7 @@ impl VerifyContext {
             peer: None,
             country,
             tag,
+            cost: 0,
         }
     }
 }

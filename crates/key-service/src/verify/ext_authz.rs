@@ -306,6 +306,7 @@ impl ExtAuthz {
             peer: request.peer,
             country: None,
             tag: route.tag.clone(),
+            cost: 1,
         };
         let verification = self
             .verifier

@@ -358,6 +358,7 @@ mod tests {
                 disabled: false,
                 expires_at: None,
                 controls: None,
+                has_credits: false,
             },
             limits: RateLimits::NONE,
             effective: Some(scopes),

@@ -378,6 +378,7 @@ mod tests {
             disabled_at: None,
             metadata: None,
             ip_allowlist: key_core::IpAllowlist::EMPTY,
+            credits: None,
         }
     }
 

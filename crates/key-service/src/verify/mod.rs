@@ -4,7 +4,8 @@
 //! database and the clock.
 //!
 //! Read [`Verifier::verify`] top to bottom: format, digest, cache (or, past the guard,
-//! lookup), verdict, limits, count. Nothing here writes to the store.
+//! lookup), verdict, limits, credits, count. Nothing here writes to the store, but for the
+//! spend of a key with credits (`Store::spend_credits`), which must be exact across replicas.
 
 mod context;
 mod ext_authz;
@@ -21,7 +22,7 @@ use key_core::{
     ApiKey, Clock, Error, KeyDigest, KeyRecord, KeyState, KeyType, KeyView, Pepper, RateDecision,
     RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
-use key_store::{Resolution, Store};
+use key_store::{Resolution, Spend, Store};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -71,6 +72,9 @@ pub struct Verification {
     /// What the key may do now: its scopes, limited for a personal key by its member's current
     /// role. Empty when the key is unknown or its member is gone.
     pub scopes: ScopeSet,
+    /// For a key with credits that got as far as spending them: what is left (after the
+    /// spend when valid; unchanged when the credits fell short).
+    pub credits_remaining: Option<i64>,
 }
 
 impl Verification {
@@ -185,6 +189,7 @@ impl Verifier {
                         verdict: Verdict::Invalid,
                         record: None,
                         scopes: ScopeSet::EMPTY,
+                        credits_remaining: None,
                     }
                 }
             },
@@ -207,6 +212,7 @@ impl Verifier {
             },
             record: None,
             scopes: ScopeSet::EMPTY,
+            credits_remaining: None,
         }
     }
 
@@ -279,6 +285,31 @@ impl Verifier {
                 reset,
             };
         }
+        // Credits last, so that only an otherwise valid verification spends: a refused one
+        // (wrong scope, rate limited, …) costs nothing. The count is read and changed by the
+        // store's one atomic statement, never from the cache, so replicas never spend more than
+        // there is. Admin calls (Mode::Authenticate) spend nothing.
+        let mut credits_remaining = None;
+        if let (Mode::Request, Verdict::Valid, Some(record)) = (mode, verdict, &record)
+            && record.has_credits
+        {
+            let spend = self
+                .store
+                .spend_credits(record.id, context.cost.max(1), now)
+                .instrument(key_telemetry::child_span(|| {
+                    tracing::info_span!("store.spend_credits")
+                }))
+                .await?;
+            match spend {
+                Spend::Spent(left) => credits_remaining = Some(left),
+                Spend::Exceeded(left) => {
+                    credits_remaining = Some(left);
+                    verdict = Verdict::UsageExceeded;
+                }
+                // The credits were removed since the key was cached: unlimited now.
+                Spend::Unlimited => {}
+            }
+        }
         if let (true, Some(record)) = (self.metering, &record) {
             let code = match verdict.into_error(record.expires_at) {
                 None => "valid",
@@ -314,6 +345,7 @@ impl Verifier {
             verdict,
             record,
             scopes: effective.unwrap_or(ScopeSet::EMPTY),
+            credits_remaining,
         })
     }
 

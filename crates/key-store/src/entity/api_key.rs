@@ -39,6 +39,15 @@ pub struct Model {
     pub metadata: Option<String>,
     /// Where it may be used from: networks separated by spaces, e.g. `10.0.0.0/8`.
     pub ip_allowlist: Option<String>,
+    /// Credits left; `None`: unlimited. Changed only by the atomic spend and refill
+    /// (`Store::spend_credits`) and by create and update.
+    pub credits_remaining: Option<i64>,
+    /// The credits a refill sets; `None`: no refill.
+    pub credits_refill_amount: Option<i64>,
+    /// The refill's period: `day` or `month`.
+    pub credits_refill_per: Option<String>,
+    /// When the credits were last refilled or set.
+    pub credits_refilled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

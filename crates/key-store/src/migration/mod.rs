@@ -16,6 +16,7 @@ mod m20261206_000011_sessions;
 mod m20261206_000012_key_controls;
 mod m20261206_000013_webhooks_standard_and_leaks;
 mod m20261206_000014_sign_in_indexes;
+mod m20261206_000015_credits;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_key_controls::Migration),
             Box::new(m20261206_000013_webhooks_standard_and_leaks::Migration),
             Box::new(m20261206_000014_sign_in_indexes::Migration),
+            Box::new(m20261206_000015_credits::Migration),
         ]
     }
 }

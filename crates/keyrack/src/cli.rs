@@ -291,8 +291,9 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let grpc_tls = config.grpc_tls()?;
     let http_tls = config.http_tls()?;
     let ext_authz_routes = config.ext_authz_routes()?;
-    // Where people sign in, printed beside the bootstrap key.
-    let console_url = http_listener.as_ref().and_then(|listener| {
+    // Where people sign in, printed beside the bootstrap key: the console's public URL, or
+    // else the HTTP listener's own.
+    let listener_url = http_listener.as_ref().and_then(|listener| {
         let mut address = listener.local_addr().ok()?;
         if address.ip().is_unspecified() {
             address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -300,6 +301,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         let scheme = if http_tls.is_some() { "https" } else { "http" };
         Some(format!("{scheme}://{address}/console"))
     });
+    let console_url = config.console_url.clone().or(listener_url);
     setup::bootstrap(&app, config.database.data_dir(), console_url.as_deref()).await?;
 
     let mut server = GrpcServer::new(&app, listener)?
@@ -330,8 +332,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             });
             // The identity provider sends people back to the console's public URL, never to
             // whatever `Host` a request named.
-            let public_url = config.console_url.as_deref().or(console_url.as_deref());
-            if let (true, Some(url)) = (app.sso.configured(), public_url) {
+            if let (true, Some(url)) = (app.sso.configured(), console_url.as_deref()) {
                 console = console.with_sso(url);
             }
             let mut gateway = Gateway::new(listener, upstream)?

@@ -6,6 +6,9 @@
 # key-bench twice: closed loop (maximum throughput), then open loop at half the VerifyKey
 # throughput the closed loop measured. With FLOOD set (a fraction, e.g. 0.5), both runs add a
 # phase where that fraction of VerifyKey requests carry random well-formed keys.
+# Both runs also report the server's own CPU time per call of each target (key-bench
+# --server-pid: /proc/PID/task/*/schedstat around every phase), which does not depend on how
+# much of the machine the generator takes.
 # Figures go to stdout and, as JSON, to bench/results/verify-{closed,open}.json.
 # Usage: bench/verify.sh [SECONDS] [ROUNDS] [CONCURRENCY] [CONNECTIONS]
 set -euo pipefail
@@ -35,7 +38,7 @@ fi
 common=(--addr "http://$grpc" --duration "${seconds}s" --rounds "$rounds" --connections "$connections" "${flood[@]}")
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-"$bin/key-bench" "${common[@]}" --mode closed --concurrency "$concurrency" \
+"$bin/key-bench" "${common[@]}" --server-pid "$pid" --mode closed --concurrency "$concurrency" \
   --json bench/results/verify-closed.json
 rate=$(python3 -c '
 import json, sys
@@ -43,4 +46,4 @@ rows = json.load(open(sys.argv[1]))["rows"]
 verify = next(row for row in rows if row["name"] == "keyrack.v1.KeyService/VerifyKey")
 print(max(1, int(verify["throughput"] / 2)))' bench/results/verify-closed.json)
 echo
-"$bin/key-bench" "${common[@]}" --mode open --rate "$rate" --json bench/results/verify-open.json
+"$bin/key-bench" "${common[@]}" --server-pid "$pid" --mode open --rate "$rate" --json bench/results/verify-open.json

@@ -43,6 +43,33 @@ async fn closed_loop_reports_verify_key_against_health_with_their_ratio_and_no_e
     }
 }
 
+/// `--server-pid` reports the server's CPU time per call of each target: here the server runs
+/// in this test's own process, so its pid is ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_cpu_time_per_call_is_reported_for_each_target() {
+    let backend = backends().remove(0);
+    let app = spawn_app(&backend).await;
+    let pid = std::process::id().to_string();
+    let (table, _) = run_key_bench(&app, &["--server-pid", &pid]).await;
+    let section = table
+        .split("server CPU per call")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no server CPU table:\n{table}"));
+    let micros = |name: &str| -> f64 {
+        let line = section
+            .lines()
+            .find(|line| line.contains(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{table}"));
+        line.split_whitespace()
+            .rev()
+            .find_map(|word| word.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no figure in {line:?}"))
+    };
+    assert!(micros("grpc.health.v1.Health/Check") > 0.0, "{table}");
+    assert!(section.contains("× Health/Check)"), "{table}");
+    assert!(micros("keyrack.v1.KeyService/VerifyKey") > 0.0, "{table}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_with_a_flood_reports_the_valid_keys_latency_under_it() {
     for backend in backends() {

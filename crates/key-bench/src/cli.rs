@@ -97,6 +97,12 @@ pub(crate) struct Args {
     #[arg(long, default_value = "POST /api/chat")]
     pub(crate) tag: String,
 
+    /// The server's process id, when it runs on this machine: adds the server's own CPU time
+    /// per call for each target (from /proc/PID/task/*/schedstat around every phase), the
+    /// figure that does not depend on how much of the machine the generator takes.
+    #[arg(long, value_name = "PID")]
+    pub(crate) server_pid: Option<u32>,
+
     /// Also writes the figures to this file as JSON.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,

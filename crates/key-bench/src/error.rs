@@ -34,6 +34,11 @@ pub(crate) enum Error {
     FloodFraction(f64),
     #[error("open-loop mode needs a positive --rate")]
     MissingRate,
+    #[error("cannot read the server's CPU time from {path}: {source}")]
+    ServerCpu {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     WriteJson {
         path: PathBuf,

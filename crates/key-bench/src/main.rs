@@ -9,6 +9,7 @@ mod error;
 mod load;
 mod record;
 mod report;
+mod server_cpu;
 mod target;
 
 use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
@@ -104,12 +105,21 @@ async fn run(args: &Args) -> Result<Report, Error> {
     }
     let mut recorder = empty.clone();
     let mut elapsed = [Duration::ZERO; 4];
+    // The server's CPU nanoseconds and the calls of each target, summed over its phases.
+    let mut server_cpu = [(0_u64, 0_u64); 4];
     for _ in 0..args.rounds {
         for &target in &targets {
+            let before = args.server_pid.map(server_cpu::cpu_nanos).transpose()?;
             let Phase {
                 recorder: phase,
                 elapsed: took,
             } = run_phase(target, args.duration).await;
+            if let (Some(pid), Some(before)) = (args.server_pid, before) {
+                let used = server_cpu::cpu_nanos(pid)?.saturating_sub(before);
+                let calls: u64 = phase.rows.iter().map(|row| row.ok + row.errors).sum();
+                server_cpu[target as usize].0 += used;
+                server_cpu[target as usize].1 += calls;
+            }
             recorder.merge(&phase);
             elapsed[target as usize] += took;
         }
@@ -127,6 +137,9 @@ async fn run(args: &Args) -> Result<Report, Error> {
     };
     let report = Report::new(setup, &recorder, |target| elapsed[target as usize]);
     print!("{}", report.table(&args.addr));
+    if let Some(pid) = args.server_pid {
+        print!("{}", server_cpu_table(pid, &targets, &server_cpu));
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, json + "\n").map_err(|source| Error::WriteJson {
@@ -135,6 +148,34 @@ async fn run(args: &Args) -> Result<Report, Error> {
         })?;
     }
     Ok(report)
+}
+
+/// The server's CPU time per call of each target, and each against Health/Check's.
+fn server_cpu_table(pid: u32, targets: &[Target], cpu: &[(u64, u64); 4]) -> String {
+    let per_call = |target: Target| {
+        let (nanos, calls) = cpu[target as usize];
+        (calls > 0).then(|| nanos as f64 / calls as f64 / 1000.0)
+    };
+    let baseline = per_call(Target::Health);
+    let mut table =
+        format!("\nserver CPU per call (pid {pid}, /proc/{pid}/task/*/schedstat, all rounds)\n");
+    for &target in targets {
+        let Some(micros) = per_call(target) else {
+            continue;
+        };
+        let ratio = match (target, baseline) {
+            (Target::Health, _) | (_, None) => String::new(),
+            (_, Some(base)) => format!("  ({:.2}× Health/Check)", micros / base),
+        };
+        let name = match target {
+            Target::Health => "grpc.health.v1.Health/Check",
+            Target::Verify => "keyrack.v1.KeyService/VerifyKey",
+            Target::Flood => "VerifyKey under flood (both rows)",
+            Target::ExtAuthz => "ext_authz Authorization/Check",
+        };
+        table.push_str(&format!("  {name:<34} {micros:>7.1} µs{ratio}\n"));
+    }
+    table
 }
 
 /// Opens `count` separate HTTP/2 connections to `address`, over TLS if `args` name a CA.

@@ -685,3 +685,47 @@ async fn a_keys_page_edits_its_name_scopes_expiry_and_rate_limits() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_personal_key_signs_in_as_its_member_and_follows_the_members_role() {
+    for backend in backends() {
+        let app = spawn_app(&backend).await;
+        let member = add_member(&app, "pat@example.com", v1::Role::Member).await;
+        let mut request = v1::CreateKeyRequest {
+            name: "Pat's key".into(),
+            scopes: vec!["chat".into(), "agents:read".into()],
+            member_id: member.clone(),
+            ..Default::default()
+        };
+        request.set_key_type(v1::KeyType::Personal);
+        let key = app
+            .client
+            .clone()
+            .create_key(authed(&app.admin_key, request))
+            .await
+            .unwrap()
+            .into_inner()
+            .key;
+        let cookie = sign_in(&app, &key).await;
+        let me = caller(&app, token_of(&cookie)).await.unwrap();
+        assert_eq!(me.member_id, member);
+        assert_eq!(me.role(), v1::Role::Member);
+        assert!(!me.key_id.is_empty());
+        assert!(me.scopes.contains(&"chat".to_owned()), "{:?}", me.scopes);
+        // Demoted to viewer: the session's role and scopes follow at the next call.
+        app.client
+            .clone()
+            .update_member(authed(
+                &app.admin_key,
+                v1::UpdateMemberRequest {
+                    id: member,
+                    role: v1::Role::Viewer.into(),
+                },
+            ))
+            .await
+            .unwrap();
+        let me = caller(&app, token_of(&cookie)).await.unwrap();
+        assert_eq!(me.role(), v1::Role::Viewer);
+        assert!(!me.scopes.contains(&"chat".to_owned()), "{:?}", me.scopes);
+    }
+}

@@ -174,15 +174,16 @@ impl Access {
                     .await?
                     .ok_or(Error::InvalidApiKey)?;
                 let view = KeyView::from(&record);
-                let member_limit = match (record.key_type, record.member_id) {
+                // A personal key's member, read once: its role's scopes limit the key, and its
+                // role is the caller's.
+                let member = match (record.key_type, record.member_id) {
                     (KeyType::Personal, Some(member_id)) => {
-                        member_scopes(&self.store, organization_id, member_id)
-                            .await?
-                            .map(|(_, scopes)| scopes)
+                        member_scopes(&self.store, organization_id, member_id).await?
                     }
                     _ => None,
                 };
-                let effective = effective_scopes(&record, member_limit);
+                let effective =
+                    effective_scopes(&record, member.as_ref().map(|(_, scopes)| *scopes));
                 // The key is judged as if presented, from the session's caller: a revoked,
                 // expired, disabled or orphaned key's sessions end with it, and an allowlisted
                 // one's work only from its addresses.
@@ -195,7 +196,7 @@ impl Access {
                 let mut caller = Caller::new(
                     &view,
                     effective.unwrap_or(ScopeSet::EMPTY),
-                    self.role(&view).await?,
+                    member.map(|(member, _)| member.role),
                 );
                 caller.session_id = Some(session.id);
                 caller

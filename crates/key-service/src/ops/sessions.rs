@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use key_core::{
-    Action, AuditAction, Caller, Clock, Error, Pepper, RandomSource, Role, SESSION_LIFETIME,
-    SIGN_IN_LINK_LIFETIME, ScopeSet, SessionToken, TokenKind, session_ends_at,
+    Action, AuditAction, Caller, Clock, Error, Pepper, RandomSource, SESSION_LIFETIME,
+    SIGN_IN_LINK_LIFETIME, SessionToken, TokenKind, session_ends_at,
 };
 use key_store::{Member, Store, StoredSession};
 use uuid::Uuid;
 
-use crate::{Actor, RequestContext, Requester, access::Access, requester::audit_event};
+use crate::{
+    Actor, RequestContext, Requester, access::Access, requester::audit_event, verify::role_scopes,
+};
 
 /// Who a caller is, as GetCaller answers.
 #[derive(Debug, Clone)]
@@ -124,9 +126,7 @@ impl Sessions {
                 caller.may_change_role(Some(member.role), Some(member.role)),
             )
             .await?;
-        let role_scopes = self
-            .role_scopes(caller.organization_id, member.role)
-            .await?;
+        let role_scopes = role_scopes(&self.store, caller.organization_id, member.role).await?;
         self.access.check(by, caller.may_grant(role_scopes)).await?;
         let now = self.clock.now();
         let (token, link) = self.draw(
@@ -213,25 +213,9 @@ impl Sessions {
             Some(member.id),
             now,
         )?;
-        let scopes = self.role_scopes(link.organization_id, member.role).await?;
-        let by = Requester {
-            caller: Caller::member(
-                session.id,
-                link.organization_id,
-                member.id,
-                member.role,
-                scopes,
-            ),
-            context,
-        };
-        let audit = audit_event(
-            &Actor::Key(by.caller.clone()),
-            Some(link.organization_id),
+        let audit = self.as_member(&member, session.id, &context).await?.event(
             AuditAction::SessionCreate,
-            session.id.to_string(),
-            key_core::AuditOutcome::Success,
-            None,
-            &by.context,
+            session.id,
             now,
         );
         if !self
@@ -304,9 +288,7 @@ impl Sessions {
         id: Uuid,
         context: &RequestContext,
     ) -> Result<Requester, Error> {
-        let scopes = self
-            .role_scopes(member.organization_id, member.role)
-            .await?;
+        let scopes = role_scopes(&self.store, member.organization_id, member.role).await?;
         Ok(Requester {
             caller: Caller::member(id, member.organization_id, member.id, member.role, scopes),
             context: context.clone(),
@@ -339,17 +321,6 @@ impl Sessions {
             user_id,
             session_ends_at,
         })
-    }
-
-    /// The scopes `role` may hold in organization `organization_id`.
-    async fn role_scopes(&self, organization_id: Uuid, role: Role) -> Result<ScopeSet, Error> {
-        let policy = self
-            .store
-            .get_organization(organization_id)
-            .await?
-            .map(|organization| organization.policy)
-            .unwrap_or_default();
-        Ok(policy.role_scopes.scopes(role))
     }
 
     /// A new token of `kind` and its row, acting as `key_id` or `member_id`.

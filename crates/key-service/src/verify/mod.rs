@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use key_core::{
     ApiKey, Clock, Error, KeyDigest, KeyRecord, KeyState, KeyType, KeyView, Pepper, RateDecision,
-    RateLimits, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
+    RateLimits, Role, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{Resolution, Spend, Store};
 use tracing::Instrument;
@@ -443,11 +443,21 @@ pub(crate) async fn member_scopes(
     let Some(member) = store.get_member(organization_id, member_id).await? else {
         return Ok(None);
     };
+    let scopes = role_scopes(store, organization_id, member.role).await?;
+    Ok(Some((member, scopes)))
+}
+
+/// The scopes `role` may hold under the policy of `organization_id` (the defaults if it has
+/// none).
+pub(crate) async fn role_scopes(
+    store: &Store,
+    organization_id: Uuid,
+    role: Role,
+) -> Result<ScopeSet, Error> {
     let policy = store
         .get_organization(organization_id)
         .await?
         .map(|organization| organization.policy)
         .unwrap_or_default();
-    let scopes = policy.role_scopes.scopes(member.role);
-    Ok(Some((member, scopes)))
+    Ok(policy.role_scopes.scopes(role))
 }

@@ -41,11 +41,11 @@ pub struct Console {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     client: upstream::Client,
     cookies: CookiePolicy,
-    nonces: once::Nonces,
+    nonces: Arc<once::Nonces>,
     /// With sign-in through the identity provider: the callback URL registered there.
     sso_redirect: Option<String>,
 }
@@ -67,7 +67,7 @@ impl Console {
             inner: Arc::new(Inner {
                 client: upstream::client(service),
                 cookies: CookiePolicy::default(),
-                nonces: once::Nonces::default(),
+                nonces: Arc::default(),
                 sso_redirect: None,
             }),
         }
@@ -75,30 +75,24 @@ impl Console {
 
     /// Sets how the session cookie is set (`Secure` over HTTPS).
     pub fn with_cookies(self, cookies: CookiePolicy) -> Console {
-        Console {
-            inner: Arc::new(Inner {
-                client: self.inner.client.clone(),
-                cookies,
-                nonces: once::Nonces::default(),
-                sso_redirect: self.inner.sso_redirect.clone(),
-            }),
-        }
+        self.with(|inner| inner.cookies = cookies)
     }
 
     /// Offers sign-in with the identity provider (the service must be configured with one),
     /// the person coming back to `<console_url>/sign-in/sso/callback`: `console_url` is the
     /// console's public URL (`--console-url`), never taken from a request's `Host`.
     pub fn with_sso(self, console_url: &str) -> Console {
+        let redirect = format!("{}/sign-in/sso/callback", console_url.trim_end_matches('/'));
+        self.with(|inner| inner.sso_redirect = Some(redirect))
+    }
+
+    /// This console with one setting changed (before it serves: a clone still serving keeps
+    /// its own).
+    fn with(self, change: impl FnOnce(&mut Inner)) -> Console {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
         Console {
-            inner: Arc::new(Inner {
-                client: self.inner.client.clone(),
-                cookies: self.inner.cookies,
-                nonces: once::Nonces::default(),
-                sso_redirect: Some(format!(
-                    "{}/sign-in/sso/callback",
-                    console_url.trim_end_matches('/')
-                )),
-            }),
+            inner: Arc::new(inner),
         }
     }
 

@@ -31,6 +31,9 @@ fn is_public(path: &str) -> bool {
         || path == REPORT_LEAKED_KEYS
         || path == BEGIN_SSO_SIGN_IN
         || path == COMPLETE_SSO_SIGN_IN
+        || path == EXCHANGE_OAUTH_TOKEN
+        || path == REVOKE_OAUTH_TOKEN
+        || path == INTROSPECT_OAUTH_TOKEN
         || !path.starts_with("/keyrack.v1.")
 }
 
@@ -45,6 +48,14 @@ const BEGIN_SSO_SIGN_IN: &str = "/keyrack.v1.KeyService/BeginSsoSignIn";
 /// A public method that reads its request's context (for the audit event of the session it
 /// begins); the provider's code is its credential.
 const COMPLETE_SSO_SIGN_IN: &str = "/keyrack.v1.KeyService/CompleteSsoSignIn";
+
+/// Public: the OAuth token endpoint, whose client authenticates in the message (or, for a
+/// public client, the PKCE verifier and the code are the credential).
+const EXCHANGE_OAUTH_TOKEN: &str = "/keyrack.v1.KeyService/ExchangeOauthToken";
+/// Public: RFC 7009 revocation, the client authenticating in the message.
+const REVOKE_OAUTH_TOKEN: &str = "/keyrack.v1.KeyService/RevokeOauthToken";
+/// Public: RFC 7662 introspection, the resource server authenticating in the message.
+const INTROSPECT_OAUTH_TOKEN: &str = "/keyrack.v1.KeyService/IntrospectOauthToken";
 
 /// The caller's bearer credential, as the domain sees a missing or unreadable one.
 fn credential(headers: &http::HeaderMap) -> Result<&str, Error> {
@@ -117,7 +128,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if matches!(
             request.uri().path(),
-            REDEEM_SIGN_IN_LINK | REPORT_LEAKED_KEYS | COMPLETE_SSO_SIGN_IN
+            REDEEM_SIGN_IN_LINK
+                | REPORT_LEAKED_KEYS
+                | COMPLETE_SSO_SIGN_IN
+                | EXCHANGE_OAUTH_TOKEN
+                | REVOKE_OAUTH_TOKEN
+                | INTROSPECT_OAUTH_TOKEN
         ) {
             let context = request_context(&request);
             request.extensions_mut().insert(context);

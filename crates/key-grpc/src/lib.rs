@@ -14,6 +14,7 @@ mod error;
 mod ext_authz;
 mod keys;
 mod leaks;
+mod oauth;
 mod organizations;
 mod server;
 mod service;

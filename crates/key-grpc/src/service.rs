@@ -8,7 +8,7 @@ use key_service::Application;
 use tonic::{Request, Response, Status};
 
 use crate::{
-    alerts, audit_log, keys, leaks, organizations, sessions, sso, status_from_error, usage,
+    alerts, audit_log, keys, leaks, oauth, organizations, sessions, sso, status_from_error, usage,
     webhooks,
 };
 
@@ -87,6 +87,76 @@ impl KeyService for KeyServiceImpl {
         request: Request<v1::ReportLeakedKeysRequest>,
     ) -> Reply<v1::ReportLeakedKeysResponse> {
         reply(leaks::report_leaked_keys(&self.app, request).await)
+    }
+
+    async fn create_oauth_client(
+        &self,
+        request: Request<v1::CreateOauthClientRequest>,
+    ) -> Reply<v1::CreateOauthClientResponse> {
+        reply(oauth::create_oauth_client(&self.app, request).await)
+    }
+
+    async fn list_oauth_clients(
+        &self,
+        request: Request<v1::ListOauthClientsRequest>,
+    ) -> Reply<v1::ListOauthClientsResponse> {
+        reply(oauth::list_oauth_clients(&self.app, request).await)
+    }
+
+    async fn delete_oauth_client(
+        &self,
+        request: Request<v1::DeleteOauthClientRequest>,
+    ) -> Reply<v1::DeleteOauthClientResponse> {
+        reply(oauth::delete_oauth_client(&self.app, request).await)
+    }
+
+    async fn check_oauth_authorization(
+        &self,
+        request: Request<v1::CheckOauthAuthorizationRequest>,
+    ) -> Reply<v1::CheckOauthAuthorizationResponse> {
+        reply(oauth::check_oauth_authorization(&self.app, request).await)
+    }
+
+    async fn decide_oauth_authorization(
+        &self,
+        request: Request<v1::DecideOauthAuthorizationRequest>,
+    ) -> Reply<v1::DecideOauthAuthorizationResponse> {
+        reply(oauth::decide_oauth_authorization(&self.app, request).await)
+    }
+
+    async fn exchange_oauth_token(
+        &self,
+        request: Request<v1::ExchangeOauthTokenRequest>,
+    ) -> Reply<v1::ExchangeOauthTokenResponse> {
+        reply(oauth::exchange_oauth_token(&self.app, request).await)
+    }
+
+    async fn revoke_oauth_token(
+        &self,
+        request: Request<v1::RevokeOauthTokenRequest>,
+    ) -> Reply<v1::RevokeOauthTokenResponse> {
+        reply(oauth::revoke_oauth_token(&self.app, request).await)
+    }
+
+    async fn introspect_oauth_token(
+        &self,
+        request: Request<v1::IntrospectOauthTokenRequest>,
+    ) -> Reply<v1::IntrospectOauthTokenResponse> {
+        reply(oauth::introspect_oauth_token(&self.app, request).await)
+    }
+
+    async fn list_oauth_grants(
+        &self,
+        request: Request<v1::ListOauthGrantsRequest>,
+    ) -> Reply<v1::ListOauthGrantsResponse> {
+        reply(oauth::list_oauth_grants(&self.app, request).await)
+    }
+
+    async fn revoke_oauth_grant(
+        &self,
+        request: Request<v1::RevokeOauthGrantRequest>,
+    ) -> Reply<v1::RevokeOauthGrantResponse> {
+        reply(oauth::revoke_oauth_grant(&self.app, request).await)
     }
 
     async fn create_key(

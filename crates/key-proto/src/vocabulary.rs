@@ -83,12 +83,23 @@ pub enum ErrorCode {
     Unavailable,
     /// `overloaded`: the front door is at its bound on requests in flight; retry in a second.
     Overloaded,
+    /// `invalid_client`: OAuth client authentication failed (RFC 6749 5.2).
+    InvalidClient,
+    /// `invalid_grant`: an OAuth authorization code or refresh token that is invalid, expired,
+    /// revoked, used already, or not the client's (RFC 6749 5.2).
+    InvalidGrant,
+    /// `unauthorized_client`: the OAuth client may not use this grant type.
+    UnauthorizedClient,
+    /// `unsupported_grant_type`: a token request's grant type is not one the server offers.
+    UnsupportedGrantType,
+    /// `invalid_scope`: requested OAuth scopes are unknown or exceed what was granted.
+    InvalidScope,
     /// `internal`
     Internal,
 }
 
 /// One row per code: the code, its reason string, its HTTP status and its gRPC code.
-const TABLE: [(ErrorCode, &str, u16, Code); 15] = [
+const TABLE: [(ErrorCode, &str, u16, Code); 20] = [
     (
         ErrorCode::InvalidApiKey,
         "invalid_api_key",
@@ -171,13 +182,45 @@ const TABLE: [(ErrorCode, &str, u16, Code); 15] = [
         503,
         Code::ResourceExhausted,
     ),
+    // OAuth 2.0's token endpoint errors (RFC 6749 5.2): 401 for a failed client
+    // authentication, 400 for everything else.
+    (
+        ErrorCode::InvalidClient,
+        "invalid_client",
+        401,
+        Code::Unauthenticated,
+    ),
+    (
+        ErrorCode::InvalidGrant,
+        "invalid_grant",
+        400,
+        Code::FailedPrecondition,
+    ),
+    (
+        ErrorCode::UnauthorizedClient,
+        "unauthorized_client",
+        400,
+        Code::PermissionDenied,
+    ),
+    (
+        ErrorCode::UnsupportedGrantType,
+        "unsupported_grant_type",
+        400,
+        Code::InvalidArgument,
+    ),
+    (
+        ErrorCode::InvalidScope,
+        "invalid_scope",
+        400,
+        Code::InvalidArgument,
+    ),
     (ErrorCode::Internal, "internal", 500, Code::Internal),
 ];
 
 impl ErrorCode {
     /// Every code, in the table's order.
-    pub const ALL: [ErrorCode; 15] = {
-        let mut all = [ErrorCode::Internal; 15];
+    pub const ALL: [ErrorCode; 20] = {
+        let mut all = [ErrorCode::Internal; 20];
         let mut i = 0;
         while i < TABLE.len() {
             all[i] = TABLE[i].0;
@@ -244,7 +287,7 @@ mod tests {
     #[test]
     fn grpc_codes_are_the_canonical_ones() {
         // google.rpc.Code numbers, as key-core's table gives them.
-        let numbers = [16, 16, 7, 16, 7, 8, 3, 5, 9, 12, 3, 8, 14, 8, 13];
+        let numbers = [16, 16, 7, 16, 7, 8, 3, 5, 9, 12, 3, 8, 14, 8, 16, 9, 7, 3, 3, 13];
         for (code, number) in ErrorCode::ALL.into_iter().zip(numbers) {
             assert_eq!(i32::from(code.grpc_code()), number, "{code:?}");
         }

@@ -5,7 +5,8 @@
 //! could not do through the API, and the permission table decides.
 //!
 //! - `session`: the cookie, the CSRF token, the refusal of cross-site posts.
-//! - `pages`: one module per page family (sign-in, keys, members, audit log).
+//! - `pages`: one module per page family (sign-in, keys, members, audit log, OAuth).
+//! - `next`: where a sign-in may lead afterwards.
 //! - `chart`: usage drawn as SVG on the server.
 //! - `error`: refusals as pages; an ended session back to sign-in.
 //! - `once`: the one-time nonces of forms that show a secret once.
@@ -13,6 +14,7 @@
 
 mod chart;
 mod error;
+mod next;
 mod once;
 mod pages;
 mod session;
@@ -127,14 +129,29 @@ impl Console {
     /// The console's routes, relative to [`CONSOLE_PATH`] (mount them there with
     /// `Router::nest_service`).
     pub fn router(self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route(
                 "/",
                 get(|| async { Redirect::to("/console/settings/api-keys") }),
             )
             .merge(pages::routes())
             .route("/assets/console.css", get(stylesheet))
-            .route("/assets/console.js", get(script))
+            .route("/assets/console.js", get(script));
+        self.guarded(routes)
+    }
+
+    /// The OAuth 2.0 authorization endpoint's pages, at the absolute path `/oauth/authorize`
+    /// (GET: sign-in, then the consent page; POST: the person's decision): merge this router at
+    /// the root of the HTTP listener, beside the console. The session cookie's `Path=/` reaches
+    /// it; the same cross-site refusal and security headers guard it (a consent page is never
+    /// framed, cached or named in a `Referer`).
+    pub fn authorize_router(self) -> Router {
+        self.guarded(pages::authorize_routes())
+    }
+
+    /// `routes` behind the refusal of cross-site posts and with the security headers.
+    fn guarded(self, routes: Router<Console>) -> Router {
+        routes
             .layer(middleware::from_fn_with_state(
                 self.clone(),
                 session::refuse_cross_site,

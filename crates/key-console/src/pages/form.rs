@@ -21,6 +21,14 @@ impl Fields {
             .map_or("", |(_, value)| value.trim())
     }
 
+    /// Every field as sent, untrimmed, in order (the OAuth parameters: a client's `state` is
+    /// returned to it exactly).
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
     /// Every value of `name`, in order.
     pub(crate) fn all(&self, name: &str) -> Vec<String> {
         self.0

@@ -6,6 +6,7 @@ mod audit;
 mod form;
 mod keys;
 mod members;
+mod oauth;
 mod sign_in;
 mod sso;
 
@@ -52,6 +53,28 @@ pub(crate) fn routes() -> Router<Console> {
             "/settings/alerts/webhooks/{id}/delete",
             post(alerts::delete_endpoint),
         )
+        .route("/settings/applications", get(oauth::applications))
+        .route(
+            "/settings/applications/{id}/revoke",
+            post(oauth::revoke_grant),
+        )
+        .route(
+            "/settings/oauth-clients",
+            get(oauth::clients).post(oauth::create_client),
+        )
+        .route(
+            "/settings/oauth-clients/{id}/delete",
+            get(oauth::delete_form).post(oauth::delete_client),
+        )
+}
+
+/// The authorization endpoint's pages, at their absolute path: they are served at the root of
+/// the HTTP listener, beside the API, not under the console.
+pub(crate) fn authorize_routes() -> Router<Console> {
+    Router::new().route(
+        "/oauth/authorize",
+        get(oauth::authorize).post(oauth::decide),
+    )
 }
 
 /// What every signed-in page shows around its content.
@@ -59,7 +82,8 @@ pub(crate) fn routes() -> Router<Console> {
 pub(crate) struct Frame {
     /// The page's title.
     pub(crate) title: String,
-    /// Which navigation entry is current: `api-keys`, `members`, `alerts` or `audit-log`.
+    /// Which navigation entry is current: `api-keys`, `applications`, `members`,
+    /// `oauth-clients`, `alerts` or `audit-log` (empty: none, a page without navigation).
     pub(crate) section: &'static str,
     /// Who is signed in, in words.
     pub(crate) who: String,

@@ -12,7 +12,7 @@ use key_proto::v1;
 use serde::Deserialize;
 
 use super::{render, to_utc};
-use crate::{Console, error::PageError, session::SignedIn, upstream};
+use crate::{Console, error::PageError, next, session::SignedIn, upstream};
 
 /// Where a person lands once signed in.
 const HOME: &str = "/console/settings/api-keys";
@@ -24,12 +24,38 @@ struct SignInPage {
     ended: bool,
     /// Whether "Sign in with SSO" is offered.
     sso: bool,
+    /// Where to go once signed in (safe, or empty), carried by the form and the other ways in.
+    next: Next,
+}
+
+/// A safe `next` as the sign-in pages carry it: as a hidden field, and as a query string for
+/// the links to the other ways of signing in.
+#[derive(Debug, Default)]
+pub(super) struct Next {
+    /// The path, or empty.
+    pub(super) path: String,
+    /// `?next=<path, percent-encoded>`, or empty.
+    pub(super) query: String,
+}
+
+impl Next {
+    pub(super) fn of(next: &str) -> Next {
+        match next::safe(next) {
+            Some(path) => Next {
+                path: path.to_owned(),
+                query: format!("?next={}", next::encode(path)),
+            },
+            None => Next::default(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct SignInQuery {
     #[serde(default)]
     ended: Option<String>,
+    #[serde(default)]
+    next: String,
 }
 
 pub(crate) async fn page(
@@ -41,6 +67,7 @@ pub(crate) async fn page(
         error: None,
         ended,
         sso: console.sso_redirect().is_some(),
+        next: Next::of(&query.next),
     });
     if ended {
         // The service refused the session: the browser forgets it too.
@@ -54,6 +81,8 @@ pub(crate) async fn page(
 pub(crate) struct SignInForm {
     #[serde(default)]
     api_key: String,
+    #[serde(default)]
+    next: String,
 }
 
 impl std::fmt::Debug for SignInForm {
@@ -71,7 +100,12 @@ pub(crate) async fn sign_in(
 ) -> Response {
     let key = form.api_key.trim();
     if key.is_empty() {
-        return refused(&console, StatusCode::BAD_REQUEST, "Enter an API key.");
+        return refused(
+            &console,
+            StatusCode::BAD_REQUEST,
+            "Enter an API key.",
+            &form.next,
+        );
     }
     let created = console
         .client()
@@ -88,38 +122,47 @@ pub(crate) async fn sign_in(
                 .session
                 .as_ref()
                 .and_then(|session| session.expire_time.as_ref());
-            signed_in(&console, &response.session_token, expires)
+            signed_in(&console, &response.session_token, expires, &form.next)
         }
         Err(status) => match PageError::from_status(&status) {
             // The product's own words: "The API key provided is invalid".
-            PageError::SignIn { .. } => {
-                refused(&console, StatusCode::UNAUTHORIZED, status.message())
-            }
-            PageError::Refused(code, message) => refused(&console, code, &message),
-            error @ PageError::CrossSite => {
-                refused(&console, StatusCode::FORBIDDEN, &error.message())
-            }
+            PageError::SignIn { .. } => refused(
+                &console,
+                StatusCode::UNAUTHORIZED,
+                status.message(),
+                &form.next,
+            ),
+            PageError::Refused(code, message) => refused(&console, code, &message, &form.next),
+            error @ PageError::CrossSite => refused(
+                &console,
+                StatusCode::FORBIDDEN,
+                &error.message(),
+                &form.next,
+            ),
         },
     }
 }
 
-fn refused(console: &Console, status: StatusCode, message: &str) -> Response {
+fn refused(console: &Console, status: StatusCode, message: &str, next: &str) -> Response {
     (
         status,
         render(&SignInPage {
             error: Some(message.to_owned()),
             ended: false,
             sso: console.sso_redirect().is_some(),
+            next: Next::of(next),
         }),
     )
         .into_response()
 }
 
-/// The answer that hands the browser its session and takes it home.
+/// The answer that hands the browser its session and takes it to `next` when that is safe
+/// (`next::safe`), home otherwise.
 pub(super) fn signed_in(
     console: &Console,
     token: &str,
     expires: Option<&prost_types::Timestamp>,
+    next: &str,
 ) -> Response {
     let max_age = expires
         .and_then(to_utc)
@@ -131,12 +174,12 @@ pub(super) fn signed_in(
         )
         .into_response();
     };
+    let location = next::safe(next)
+        .and_then(|next| http::HeaderValue::try_from(next).ok())
+        .unwrap_or(http::HeaderValue::from_static(HOME));
     (
         StatusCode::SEE_OTHER,
-        [
-            (header::SET_COOKIE, cookie),
-            (header::LOCATION, http::HeaderValue::from_static(HOME)),
-        ],
+        [(header::SET_COOKIE, cookie), (header::LOCATION, location)],
     )
         .into_response()
 }
@@ -184,19 +227,31 @@ pub(crate) async fn sign_out(
 #[template(path = "invite.html")]
 struct InvitePage {
     error: Option<String>,
+    next: Next,
 }
 
 /// The page a sign-in link opens. The token rides in the link's fragment (`#krl_…`), which the
 /// browser never sends: the page's script moves it into the form and out of the address bar,
 /// and it reaches the service only in the form's body.
-pub(crate) async fn invite_page() -> Response {
-    render(&InvitePage { error: None })
+pub(crate) async fn invite_page(Query(query): Query<InviteQuery>) -> Response {
+    render(&InvitePage {
+        error: None,
+        next: Next::of(&query.next),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct InviteQuery {
+    #[serde(default)]
+    next: String,
 }
 
 #[derive(Deserialize)]
 pub(crate) struct RedeemForm {
     #[serde(default)]
     sign_in_token: String,
+    #[serde(default)]
+    next: String,
 }
 
 impl std::fmt::Debug for RedeemForm {
@@ -227,7 +282,7 @@ pub(crate) async fn redeem(
                 .session
                 .as_ref()
                 .and_then(|session| session.expire_time.as_ref());
-            signed_in(&console, &response.session_token, expires)
+            signed_in(&console, &response.session_token, expires, &form.next)
         }
         Err(status) => {
             let error = PageError::from_status(&status);
@@ -239,6 +294,7 @@ pub(crate) async fn redeem(
                 status,
                 render(&InvitePage {
                     error: Some(error.message()),
+                    next: Next::of(&form.next),
                 }),
             )
                 .into_response()

@@ -13,8 +13,11 @@ use axum::{
 use key_proto::v1;
 use serde::Deserialize;
 
-use super::{render, role_name, sign_in::signed_in};
-use crate::{Console, error::PageError, upstream};
+use super::{
+    render, role_name,
+    sign_in::{Next, signed_in},
+};
+use crate::{Console, error::PageError, next, upstream};
 
 /// The cookie that carries a sign-in in progress over HTTPS (`__Host-`: `Secure`, this host,
 /// path `/`).
@@ -49,8 +52,19 @@ fn pending_cookie(console: &Console, value: &str, max_age: u32) -> Option<Header
     .ok()
 }
 
-/// The sign-in in progress in `headers`' cookies: state, nonce and code verifier.
-fn pending(console: &Console, headers: &HeaderMap) -> Option<(String, String, String)> {
+/// A sign-in in progress, as its cookie keeps it.
+struct Pending {
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    /// Where to go once signed in (judged again by `signed_in`); empty for home.
+    next: String,
+}
+
+/// The sign-in in progress in `headers`' cookies: `state.nonce.verifier`, then optionally
+/// `.next` percent-encoded (the first three never hold a dot; the encoding leaves dots alone,
+/// so `next` is the whole rest).
+fn pending(console: &Console, headers: &HeaderMap) -> Option<Pending> {
     let value = headers
         .get_all(header::COOKIE)
         .iter()
@@ -59,12 +73,26 @@ fn pending(console: &Console, headers: &HeaderMap) -> Option<(String, String, St
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == cookie_name(console))
         .map(|(_, value)| value.to_owned())?;
-    let mut parts = value.split('.');
+    let mut parts = value.splitn(4, '.');
     let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || [state, nonce, verifier].iter().any(|part| part.is_empty()) {
+    if [state, nonce, verifier].iter().any(|part| part.is_empty()) {
         return None;
     }
-    Some((state.to_owned(), nonce.to_owned(), verifier.to_owned()))
+    let next = parts
+        .next()
+        .map(|next| {
+            form_urlencoded::parse(format!("next={next}").as_bytes())
+                .map(|(_, value)| value.into_owned())
+                .next()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    Some(Pending {
+        state: state.to_owned(),
+        nonce: nonce.to_owned(),
+        code_verifier: verifier.to_owned(),
+        next,
+    })
 }
 
 /// Whether two strings are equal, in time that depends only on their lengths.
@@ -77,8 +105,18 @@ fn same(presented: &str, expected: &str) -> bool {
             == 0
 }
 
-/// `GET /console/sign-in/sso`: off to the provider.
-pub(crate) async fn start(State(console): State<Console>, headers: HeaderMap) -> Response {
+#[derive(Debug, Deserialize)]
+pub(crate) struct StartQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /console/sign-in/sso`: off to the provider, remembering a safe `next` for the way back.
+pub(crate) async fn start(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<StartQuery>,
+) -> Response {
     let Some(redirect_uri) = console.sso_redirect() else {
         return PageError::Refused(
             StatusCode::NOT_FOUND,
@@ -100,7 +138,10 @@ pub(crate) async fn start(State(console): State<Console>, headers: HeaderMap) ->
         Ok(response) => response.into_inner(),
         Err(status) => return refused_page(PageError::from_status(&status)),
     };
-    let value = format!("{}.{}.{}", start.state, start.nonce, start.code_verifier);
+    let mut value = format!("{}.{}.{}", start.state, start.nonce, start.code_verifier);
+    if let Some(next) = next::safe(&query.next) {
+        value = format!("{value}.{}", next::encode(next));
+    }
     let (Some(cookie), Ok(location)) = (
         pending_cookie(&console, &value, PENDING_MAX_AGE),
         HeaderValue::try_from(start.authorization_url),
@@ -140,6 +181,7 @@ impl std::fmt::Debug for CallbackQuery {
 struct ChoosePage {
     user_id: String,
     memberships: Vec<Choice>,
+    next: Next,
 }
 
 struct Choice {
@@ -169,8 +211,7 @@ pub(crate) async fn callback(
 }
 
 async fn complete(console: &Console, headers: &HeaderMap, query: CallbackQuery) -> Response {
-    let (Some(redirect_uri), Some((state, nonce, code_verifier))) =
-        (console.sso_redirect(), pending(console, headers))
+    let (Some(redirect_uri), Some(pending)) = (console.sso_redirect(), pending(console, headers))
     else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -180,7 +221,7 @@ async fn complete(console: &Console, headers: &HeaderMap, query: CallbackQuery) 
     if !query
         .state
         .as_deref()
-        .is_some_and(|presented| same(presented, &state))
+        .is_some_and(|presented| same(presented, &pending.state))
     {
         tracing::info!("SSO callback refused: state does not match");
         return refused(
@@ -208,8 +249,8 @@ async fn complete(console: &Console, headers: &HeaderMap, query: CallbackQuery) 
             None,
             v1::CompleteSsoSignInRequest {
                 code,
-                code_verifier,
-                nonce,
+                code_verifier: pending.code_verifier,
+                nonce: pending.nonce,
                 redirect_uri: redirect_uri.to_owned(),
             },
         ))
@@ -223,7 +264,7 @@ async fn complete(console: &Console, headers: &HeaderMap, query: CallbackQuery) 
             .session
             .as_ref()
             .and_then(|session| session.expire_time.as_ref());
-        return signed_in(console, &response.session_token, expires);
+        return signed_in(console, &response.session_token, expires, &pending.next);
     }
     let memberships = response
         .memberships
@@ -237,6 +278,7 @@ async fn complete(console: &Console, headers: &HeaderMap, query: CallbackQuery) 
     render(&ChoosePage {
         user_id: response.user_id,
         memberships,
+        next: Next::of(&pending.next),
     })
 }
 

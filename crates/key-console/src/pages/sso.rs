@@ -53,6 +53,7 @@ fn pending_cookie(console: &Console, value: &str, max_age: u32) -> Option<Header
 }
 
 /// A sign-in in progress, as its cookie keeps it.
+#[derive(Debug, PartialEq)]
 struct Pending {
     state: String,
     nonce: String,
@@ -73,6 +74,11 @@ fn pending(console: &Console, headers: &HeaderMap) -> Option<Pending> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == cookie_name(console))
         .map(|(_, value)| value.to_owned())?;
+    parse_pending(&value)
+}
+
+/// The cookie's `value` read back.
+fn parse_pending(value: &str) -> Option<Pending> {
     let mut parts = value.splitn(4, '.');
     let (state, nonce, verifier) = (parts.next()?, parts.next()?, parts.next()?);
     if [state, nonce, verifier].iter().any(|part| part.is_empty()) {
@@ -302,7 +308,27 @@ fn refused(status: StatusCode, message: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{Pending, parse_pending, same};
+    use crate::next;
+
+    #[test]
+    fn the_pending_cookie_carries_next_back() {
+        let next = "/oauth/authorize?client_id=oac_1&scope=chat+agents%3Aread&state=a.b";
+        let value = format!("st.no.ve.{}", next::encode(next));
+        assert_eq!(
+            parse_pending(&value),
+            Some(Pending {
+                state: "st".into(),
+                nonce: "no".into(),
+                code_verifier: "ve".into(),
+                next: next.into(),
+            })
+        );
+        // A cookie of before `next`, and broken ones.
+        assert_eq!(parse_pending("st.no.ve").unwrap().next, "");
+        assert_eq!(parse_pending("st.no"), None);
+        assert_eq!(parse_pending("st..ve"), None);
+    }
 
     #[test]
     fn states_compare_whole() {

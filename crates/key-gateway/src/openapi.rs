@@ -6,13 +6,14 @@ use utoipa::{
 };
 
 use crate::{
-    alerts, audit, error, health, keys, organizations, secret_scanning, usage, verify, webhooks,
+    alerts, audit, error, health, keys, oauth, oauth_clients, organizations, secret_scanning,
+    usage, verify, webhooks,
 };
 
 /// The REST API's OpenAPI document, served at `/openapi.json`.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Keyrack REST API", description = "API keys: create, list, revoke, usage, and forward-auth."),
+    info(title = "Keyrack REST API", description = "API keys: create, list, revoke, usage, and forward-auth; OAuth 2.0 clients, and the token, revocation, introspection and metadata endpoints."),
     paths(
         keys::create_key, keys::list_keys, keys::get_key, keys::revoke_key,
         keys::rotate_key, keys::update_key, keys::disable_key, keys::enable_key,
@@ -30,10 +31,14 @@ use crate::{
         alerts::reset_key_alerts, alerts::test_alerts, alerts::list_alert_events,
         verify::verify, verify::verify_original_path,
         secret_scanning::report,
+        oauth_clients::create_oauth_client, oauth_clients::list_oauth_clients,
+        oauth_clients::delete_oauth_client, oauth_clients::list_oauth_grants,
+        oauth_clients::revoke_oauth_grant,
+        oauth::token, oauth::revoke, oauth::introspect, oauth::metadata,
         health::healthz, health::readyz,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, keys::ApiKeyJson, keys::CreatedKeyJson)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ClientBasicAuth),
 )]
 pub struct ApiDoc;
 
@@ -48,6 +53,27 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("sk_live_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// An OAuth client's id and secret as HTTP Basic credentials (`client_secret_basic`), at the
+/// token, revocation and introspection endpoints.
+struct ClientBasicAuth;
+
+impl Modify for ClientBasicAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            oauth::CLIENT_BASIC_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "The client id and secret, each form-urlencoded (RFC 6749 2.3.1)",
+                    ))
                     .build(),
             ),
         );

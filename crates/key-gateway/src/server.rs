@@ -16,12 +16,25 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use utoipa::OpenApi;
 
 use crate::{
-    ApiDoc, ApiError, Error, alerts, forwarded::TrustedProxies, health, keys, organizations,
-    secret_scanning, tls::TlsListener, upstream::Upstream, usage, verify, webhooks,
+    ApiDoc, ApiError, Error, alerts, forwarded::TrustedProxies, health, keys, oauth, oauth_clients,
+    organizations, secret_scanning, tls::TlsListener, upstream::Upstream, usage, verify, webhooks,
 };
 
 /// Request bodies larger than this are refused with 413.
 const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the gateway serves beside its own API: the web console's routers, and the OAuth 2.0
+/// issuer that the authorization server's metadata names.
+#[derive(Debug, Clone, Default)]
+pub struct Neighbours {
+    /// Served under `/console`.
+    pub console: Option<Router>,
+    /// The OAuth authorization endpoint's router (its routes at `/oauth/authorize`), merged
+    /// at the root.
+    pub authorize: Option<Router>,
+    /// The OAuth issuer URL; without one, `/.well-known/oauth-authorization-server` is 404.
+    pub oauth_issuer: Option<String>,
+}
 
 /// The gateway's routes in front of `upstream`, believing `X-Forwarded-For` from
 /// `trusted_proxies` only, recording each request's latency into `requests` (if given). Each
@@ -31,10 +44,16 @@ pub fn router(
     trusted_proxies: TrustedProxies,
     requests: Option<RequestMetrics>,
     max_in_flight: usize,
-    console: Option<Router>,
+    neighbours: Neighbours,
 ) -> Router {
     let in_flight = crate::shed::InFlight::new(max_in_flight, requests.clone());
-    let mut api = Router::new()
+    // Built once: the issuer is configuration, never the request's `Host`.
+    let oauth_metadata = neighbours
+        .oauth_issuer
+        .as_deref()
+        .map(oauth::AuthorizationServerMetadata::new);
+    let form_limit = || DefaultBodyLimit::max(oauth::FORM_BODY_LIMIT);
+    let api = Router::new()
         .route("/api/api-keys", get(keys::list_keys).post(keys::create_key))
         .route(
             "/api/api-keys/{id}",
@@ -113,13 +132,49 @@ pub fn router(
             axum::routing::post(secret_scanning::report)
                 .layer(DefaultBodyLimit::max(secret_scanning::REPORT_BODY_LIMIT)),
         )
+        .route(
+            "/api/oauth/clients",
+            get(oauth_clients::list_oauth_clients).post(oauth_clients::create_oauth_client),
+        )
+        .route(
+            "/api/oauth/clients/{id}",
+            axum::routing::delete(oauth_clients::delete_oauth_client),
+        )
+        .route("/api/oauth/grants", get(oauth_clients::list_oauth_grants))
+        .route(
+            "/api/oauth/grants/{id}",
+            axum::routing::delete(oauth_clients::revoke_oauth_grant),
+        )
+        .route(
+            "/oauth/token",
+            axum::routing::post(oauth::token).layer(form_limit()),
+        )
+        .route(
+            "/oauth/revoke",
+            axum::routing::post(oauth::revoke).layer(form_limit()),
+        )
+        .route(
+            "/oauth/introspect",
+            axum::routing::post(oauth::introspect).layer(form_limit()),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || oauth::metadata(oauth_metadata.clone())),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
-    if let Some(console) = console {
+    let mut api: Router = api.with_state(upstream);
+    if let Some(console) = neighbours.console {
         // Another client of the same upstream, behind the same limits, access log and
         // client identification; the gateway knows nothing of what it serves.
         api = api.nest_service("/console", console);
+    }
+    if let Some(authorize) = neighbours.authorize {
+        // The console's too, at the root where OAuth clients send people (RFC 8414's
+        // `authorization_endpoint`), behind the same layers, its routes named in the access
+        // log like the gateway's own.
+        api = api.merge(authorize);
     }
     let api = api
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
@@ -134,8 +189,7 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(
             crate::forwarded::Identification::new(trusted_proxies),
             crate::forwarded::identify_client,
-        ))
-        .with_state(upstream);
+        ));
 
     let request_id = http::HeaderName::from_static("x-request-id");
     api.layer(
@@ -166,7 +220,7 @@ pub struct Gateway {
     tls: Option<ServerTls>,
     /// Requests above this many in flight are answered 503 at once.
     max_in_flight: usize,
-    console: Option<Router>,
+    neighbours: Neighbours,
 }
 
 impl Gateway {
@@ -183,7 +237,7 @@ impl Gateway {
             local_addr,
             tls: None,
             max_in_flight: crate::shed::DEFAULT_MAX_IN_FLIGHT,
-            console: None,
+            neighbours: Neighbours::default(),
         })
     }
 
@@ -215,13 +269,29 @@ impl Gateway {
         self
     }
 
-    /// The address the gateway listens on.
     /// Serves `console` (the web console's router) under `/console`, beside the API.
     pub fn with_console(mut self, console: Router) -> Gateway {
-        self.console = Some(console);
+        self.neighbours.console = Some(console);
         self
     }
 
+    /// Serves `authorize`, the OAuth 2.0 authorization endpoint's router (the web console's,
+    /// with its routes at the absolute path `/oauth/authorize`), merged at the root, behind
+    /// the same in-flight limit, access log and client identification as the console.
+    pub fn with_authorize(mut self, authorize: Router) -> Gateway {
+        self.neighbours.authorize = Some(authorize);
+        self
+    }
+
+    /// Serves the OAuth authorization server's metadata (RFC 8414) for `issuer`, e.g.
+    /// `https://keys.example.com`: every endpoint it names is `<issuer>/oauth/…`. The issuer is
+    /// configuration, never derived from a request's `Host`, which the client chooses.
+    pub fn with_oauth_issuer(mut self, issuer: impl Into<String>) -> Gateway {
+        self.neighbours.oauth_issuer = Some(issuer.into());
+        self
+    }
+
+    /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
@@ -239,7 +309,7 @@ impl Gateway {
             self.trusted_proxies,
             self.requests,
             self.max_in_flight,
-            self.console,
+            self.neighbours,
         )
         .into_make_service_with_connect_info::<SocketAddr>();
         match self.tls {

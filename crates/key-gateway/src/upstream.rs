@@ -144,8 +144,23 @@ const FORWARDED: [&str; 5] = [
 /// Wraps `message` in a gRPC request carrying the forwarded headers of `headers` and the
 /// current span's trace context, so the service's span is a child of the gateway's.
 pub(crate) fn forward<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+    forward_these(headers, message, |_| true)
+}
+
+/// As [`forward`], without the caller's `Authorization`: for the OAuth endpoints, where it is
+/// a client's HTTP Basic credentials, which travel in the message instead (and a secret has no
+/// business in metadata that a log or a trace might show).
+pub(crate) fn forward_without_credential<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+    forward_these(headers, message, |name| name != "authorization")
+}
+
+fn forward_these<T>(
+    headers: &HeaderMap,
+    message: T,
+    wanted: impl Fn(&str) -> bool,
+) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    for name in FORWARDED {
+    for name in FORWARDED.into_iter().filter(|name| wanted(name)) {
         if let Some(value) = headers.get(name)
             && let Ok(value) = MetadataValue::try_from(value.as_bytes())
         {

@@ -336,10 +336,16 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
                 console = console.with_sso(url);
             }
             let mut gateway = Gateway::new(listener, upstream)?
+                .with_authorize(console.clone().authorize_router())
                 .with_console(console.router())
                 .with_trusted_proxies(config.trusted_proxies())
                 .with_max_in_flight(config.http_max_in_flight)
                 .with_request_metrics(app.metrics.requests());
+            // The OAuth issuer is where the console's public URL says people reach this
+            // listener, never a request's `Host`.
+            if let Some(url) = console_url.as_deref() {
+                gateway = gateway.with_oauth_issuer(oauth_issuer(url));
+            }
             if let Some(tls) = http_tls {
                 gateway = gateway.with_tls(tls);
             }
@@ -365,6 +371,14 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     served?;
     gateway_served
+}
+
+/// The OAuth 2.0 issuer of a server whose console's public URL is `console_url`: the same URL
+/// without its trailing `/console`, since the console and the OAuth endpoints share the HTTP
+/// listener (`https://keys.example.com/console` → `https://keys.example.com`).
+fn oauth_issuer(console_url: &str) -> String {
+    let url = console_url.trim_end_matches('/');
+    url.strip_suffix("/console").unwrap_or(url).to_owned()
 }
 
 async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
@@ -478,4 +492,25 @@ async fn migration_status(database: &DatabaseConfig) -> anyhow::Result<()> {
     }
     println!("{pending} pending of {}", migrations.len());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oauth_issuer_is_the_console_url_without_console() {
+        assert_eq!(
+            oauth_issuer("https://keys.example.com/console"),
+            "https://keys.example.com"
+        );
+        assert_eq!(
+            oauth_issuer("http://127.0.0.1:8080/console/"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            oauth_issuer("https://example.com/keyrack/console"),
+            "https://example.com/keyrack"
+        );
+    }
 }

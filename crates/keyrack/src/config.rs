@@ -67,8 +67,11 @@ pub(crate) struct ServeConfig {
     pub(crate) console_secure_cookies: bool,
     /// The web console's public URL, as people's browsers reach it (through any proxy), e.g.
     /// `https://keys.example.com/console`: sign-in with the identity provider comes back to
-    /// `<this>/sign-in/sso/callback`, the redirect URI to register there. By default the HTTP
-    /// listener's own address (`http://127.0.0.1:8080/console`).
+    /// `<this>/sign-in/sso/callback`, the redirect URI to register there. Without its trailing
+    /// `/console` it is also the OAuth 2.0 issuer (`https://keys.example.com`), which
+    /// `/.well-known/oauth-authorization-server` names with its endpoints
+    /// (`<issuer>/oauth/authorize`, `/oauth/token`, …). By default the HTTP listener's own
+    /// address (`http://127.0.0.1:8080/console`).
     #[arg(long, env = "KEYRACK_CONSOLE_URL", value_name = "URL")]
     pub(crate) console_url: Option<String>,
     /// Sign people in to the web console with this OpenID Connect provider (its issuer URL;

@@ -253,6 +253,8 @@ fn every_row_has_a_test() {
             Action::ManageOwners => "row_manage_owners",
             Action::ChangePolicyCeilings => "row_change_policy_ceilings",
             Action::ManageOwnerKeys => "row_manage_owner_keys",
+            Action::ManageOauthClients => "row_manage_oauth_clients",
+            Action::ManageOauthGrants => "row_manage_oauth_grants",
         };
         assert!(!test.is_empty());
     }
@@ -1456,4 +1458,83 @@ async fn the_gateway_creates_and_shows_personal_keys() {
     let principal: Value = response.json().await.unwrap();
     assert_eq!(principal["keyType"], "personal");
     assert_eq!(principal["memberId"], w.alice.as_str());
+}
+
+#[tokio::test]
+async fn row_manage_oauth_clients() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        let request = || v1::CreateOauthClientRequest {
+            name: "Slack".into(),
+            redirect_uris: vec!["https://slack.example.com/cb".into()],
+            scopes: vec!["chat".into()],
+            ..Default::default()
+        };
+        for key in [&w.scoped, &w.alice_key] {
+            assert_denied(
+                client.create_oauth_client(authed(key, request())).await,
+                ADMIN_MESSAGE,
+            );
+            assert_denied(
+                client
+                    .list_oauth_clients(authed(key, v1::ListOauthClientsRequest::default()))
+                    .await,
+                ADMIN_MESSAGE,
+            );
+        }
+        let created = client
+            .create_oauth_client(authed(&w.admin, request()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(created.client_secret.starts_with("krc_"));
+        let listed = client
+            .list_oauth_clients(authed(&w.admin, v1::ListOauthClientsRequest::default()))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.clients.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn row_manage_oauth_grants() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let mut client = w.app.client.clone();
+        let list = |member: &str| v1::ListOauthGrantsRequest {
+            member_id: member.into(),
+            ..Default::default()
+        };
+        // One's own authorized applications, or with admin anybody's.
+        client
+            .list_oauth_grants(authed(&w.alice_key, list("")))
+            .await
+            .unwrap();
+        client
+            .list_oauth_grants(authed(&w.alice_key, list(&w.alice)))
+            .await
+            .unwrap();
+        assert_denied(
+            client
+                .list_oauth_grants(authed(&w.alice_key, list(&w.bob)))
+                .await,
+            ADMIN_MESSAGE,
+        );
+        client
+            .list_oauth_grants(authed(&w.admin, list(&w.bob)))
+            .await
+            .unwrap();
+        assert_not_found(
+            client
+                .revoke_oauth_grant(authed(
+                    &w.admin,
+                    v1::RevokeOauthGrantRequest {
+                        id: w.alice_key_id.clone(),
+                    },
+                ))
+                .await,
+        );
+    }
 }

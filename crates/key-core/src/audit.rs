@@ -52,11 +52,30 @@ pub enum AuditAction {
     /// the reason says what the organization's policy did (`revoked`, `flagged`, or
     /// `already revoked`) and where the key was found.
     KeyLeaked,
+    /// `oauth_client.create`: an OAuth client registered (the target), never its secret.
+    OauthClientCreate,
+    /// `oauth_client.delete`: an OAuth client deleted, with its grants and tokens.
+    OauthClientDelete,
+    /// `oauth.consent.grant`: a person approved a client's request; the target is the client.
+    OauthConsentGrant,
+    /// `oauth.consent.deny`: a person denied a client's request; the target is the client.
+    OauthConsentDeny,
+    /// `oauth.token.issue`: a code exchanged for tokens; the target is the new grant.
+    OauthTokenIssue,
+    /// `oauth.token.refresh`: a refresh token rotated; the target is the grant.
+    OauthTokenRefresh,
+    /// `oauth.token.revoke`: one token revoked by its client (RFC 7009); the target is the grant.
+    OauthTokenRevoke,
+    /// `oauth.grant.revoke`: an authorized application revoked, with every token under it.
+    OauthGrantRevoke,
+    /// `oauth.reuse_detected`: a code or refresh token presented again after its use; its grant
+    /// (the target) was revoked.
+    OauthReuseDetected,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 29] = [
         AuditAction::KeyCreate,
         AuditAction::KeyRotate,
         AuditAction::KeyUpdate,
@@ -77,6 +96,15 @@ impl AuditAction {
         AuditAction::SessionEnd,
         AuditAction::SignInLinkCreate,
         AuditAction::KeyLeaked,
+        AuditAction::OauthClientCreate,
+        AuditAction::OauthClientDelete,
+        AuditAction::OauthConsentGrant,
+        AuditAction::OauthConsentDeny,
+        AuditAction::OauthTokenIssue,
+        AuditAction::OauthTokenRefresh,
+        AuditAction::OauthTokenRevoke,
+        AuditAction::OauthGrantRevoke,
+        AuditAction::OauthReuseDetected,
     ];
 
     /// The action's name in the log.
@@ -102,6 +130,15 @@ impl AuditAction {
             AuditAction::SessionEnd => "session.end",
             AuditAction::SignInLinkCreate => "sign_in_link.create",
             AuditAction::KeyLeaked => "key.leaked",
+            AuditAction::OauthClientCreate => "oauth_client.create",
+            AuditAction::OauthClientDelete => "oauth_client.delete",
+            AuditAction::OauthConsentGrant => "oauth.consent.grant",
+            AuditAction::OauthConsentDeny => "oauth.consent.deny",
+            AuditAction::OauthTokenIssue => "oauth.token.issue",
+            AuditAction::OauthTokenRefresh => "oauth.token.refresh",
+            AuditAction::OauthTokenRevoke => "oauth.token.revoke",
+            AuditAction::OauthGrantRevoke => "oauth.grant.revoke",
+            AuditAction::OauthReuseDetected => "oauth.reuse_detected",
         }
     }
 
@@ -127,6 +164,9 @@ pub enum ActorType {
     Anonymous,
     /// A secret-scanning service (GitHub's), authenticated by the signature of its report.
     SecretScanning,
+    /// An OAuth client at the token or revocation endpoint (its client id is in
+    /// `actor_key_id`).
+    OauthClient,
 }
 
 impl ActorType {
@@ -138,6 +178,7 @@ impl ActorType {
             ActorType::Operator => "operator",
             ActorType::Anonymous => "anonymous",
             ActorType::SecretScanning => "secret_scanning",
+            ActorType::OauthClient => "oauth_client",
         }
     }
 
@@ -149,6 +190,7 @@ impl ActorType {
             ActorType::Operator,
             ActorType::Anonymous,
             ActorType::SecretScanning,
+            ActorType::OauthClient,
         ]
         .into_iter()
         .find(|actor| actor.as_str() == name)

@@ -59,6 +59,9 @@ pub enum Error {
     /// The client's address failed too many verifications in a row and is cooling off.
     #[error("Rate limit exceeded: too many failed verifications, try again later")]
     TooManyFailures,
+    /// An OAuth refusal at the token endpoint (RFC 6749 §5.2), with its description.
+    #[error("{1}")]
+    Oauth(crate::OauthError, String),
     /// A dependency (the database) cannot be reached.
     #[error("the service is unavailable, try again")]
     Unavailable,
@@ -83,6 +86,13 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::RateLimited(_) | Error::TooManyFailures => ErrorCode::RateLimited,
+            Error::Oauth(error, _) => match error {
+                crate::OauthError::InvalidClient => ErrorCode::InvalidClient,
+                crate::OauthError::InvalidGrant => ErrorCode::InvalidGrant,
+                crate::OauthError::UnauthorizedClient => ErrorCode::UnauthorizedClient,
+                crate::OauthError::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+                crate::OauthError::InvalidScope => ErrorCode::InvalidScope,
+            },
             Error::Unavailable => ErrorCode::Unavailable,
             Error::Internal(_) => ErrorCode::Internal,
         }
@@ -117,13 +127,23 @@ pub enum ErrorCode {
     RateLimited,
     /// `unavailable`
     Unavailable,
+    /// `invalid_client`
+    InvalidClient,
+    /// `invalid_grant`
+    InvalidGrant,
+    /// `unauthorized_client`
+    UnauthorizedClient,
+    /// `unsupported_grant_type`
+    UnsupportedGrantType,
+    /// `invalid_scope`
+    InvalidScope,
     /// `internal`
     Internal,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidApiKey,
         ErrorCode::ExpiredApiKey,
         ErrorCode::InsufficientScope,
@@ -135,6 +155,11 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
+        ErrorCode::InvalidClient,
+        ErrorCode::InvalidGrant,
+        ErrorCode::UnauthorizedClient,
+        ErrorCode::UnsupportedGrantType,
+        ErrorCode::InvalidScope,
         ErrorCode::Internal,
     ];
 
@@ -152,6 +177,11 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::Internal => "internal",
         }
     }

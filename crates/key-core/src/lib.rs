@@ -14,6 +14,7 @@
 //! - `webhook`: signing secrets and signatures, endpoint rules, delivery retries.
 //! - `audit`: the audit log's entries.
 //! - `session`: the console's sessions and sign-in links.
+//! - `oauth`: OAuth 2.0's clients, redirect URIs, PKCE, scopes granted and token lifetimes.
 //! - `clock` and `random`: the injected time and randomness.
 //! - `error`: the one error type and its stable codes.
 
@@ -24,6 +25,7 @@ mod clock;
 mod error;
 mod key;
 mod limits;
+mod oauth;
 mod random;
 mod session;
 mod text;
@@ -52,7 +54,7 @@ pub use audit::{ActorType, AuditAction, AuditEvent, AuditOutcome};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorCode};
 pub use key::api_key::{
-    ApiKey, Environment, KEY_LEAD_CHARS, KEY_MAX_INPUT_BYTES, KeyLead, RedactedKey,
+    ApiKey, CredentialKind, Environment, KEY_LEAD_CHARS, KEY_MAX_INPUT_BYTES, KeyLead, RedactedKey,
 };
 pub use key::controls::{
     IpAllowlist, KeyControls, KeyMetadata, MAX_IP_ALLOWLIST_ENTRIES, MAX_METADATA_BYTES,
@@ -71,6 +73,12 @@ pub use key::rotation::{
 };
 pub use limits::ratelimit::{
     MAX_RATE_LIMIT_REQUESTS, Period, RateDecision, RateLimit, RateLimits, RateWindows,
+};
+pub use oauth::{
+    ACCESS_TOKEN_LIFETIME, AUTHORIZATION_CODE_LIFETIME, CodeChallenge, GrantedScopes,
+    MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MAX_STATE_LEN, OauthClientType,
+    OauthContext, OauthError, REFRESH_TOKEN_IDLE_TIMEOUT, RedirectUri, grant_scopes,
+    parse_scope_parameter, scope_parameter,
 };
 pub use random::RandomSource;
 pub use session::{

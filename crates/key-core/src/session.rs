@@ -34,6 +34,10 @@ pub enum TokenKind {
     Session,
     /// A one-time sign-in link.
     SignInLink,
+    /// An OAuth client's secret.
+    ClientSecret,
+    /// An OAuth authorization code: one-time, a minute.
+    AuthorizationCode,
 }
 
 impl TokenKind {
@@ -43,6 +47,8 @@ impl TokenKind {
         match self {
             TokenKind::Session => "krs_",
             TokenKind::SignInLink => "krl_",
+            TokenKind::ClientSecret => "krc_",
+            TokenKind::AuthorizationCode => "kac_",
         }
     }
 
@@ -51,6 +57,8 @@ impl TokenKind {
         match self {
             TokenKind::Session => "session",
             TokenKind::SignInLink => "sign_in_link",
+            TokenKind::ClientSecret => "client_secret",
+            TokenKind::AuthorizationCode => "authorization_code",
         }
     }
 }

@@ -223,6 +223,10 @@ pub(crate) fn verify_response(verification: &Verification) -> v1::VerifyKeyRespo
             .and_then(|controls| controls.metadata.as_ref())
             .map(|metadata| metadata.as_json().to_owned())
             .unwrap_or_default();
+        if let Some(oauth) = record.oauth() {
+            response.oauth_client_id = oauth.client_id.to_string();
+            response.user_id.clone_from(&oauth.user_id);
+        }
     }
     response
 }

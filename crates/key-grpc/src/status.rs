@@ -46,6 +46,11 @@ fn wire_code(code: key_core::ErrorCode) -> ErrorCode {
         Domain::Conflict => ErrorCode::Conflict,
         Domain::RateLimited => ErrorCode::RateLimited,
         Domain::Unavailable => ErrorCode::Unavailable,
+        Domain::InvalidClient => ErrorCode::InvalidClient,
+        Domain::InvalidGrant => ErrorCode::InvalidGrant,
+        Domain::UnauthorizedClient => ErrorCode::UnauthorizedClient,
+        Domain::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+        Domain::InvalidScope => ErrorCode::InvalidScope,
         Domain::Internal => ErrorCode::Internal,
     }
 }

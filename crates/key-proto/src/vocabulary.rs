@@ -22,7 +22,7 @@ pub const SCOPES: [&str; 8] = [
 ];
 
 /// The audit log's action names, in key-core's `AuditAction::ALL` order.
-pub const AUDIT_ACTIONS: [&str; 20] = [
+pub const AUDIT_ACTIONS: [&str; 29] = [
     "key.create",
     "key.rotate",
     "key.update",
@@ -43,6 +43,15 @@ pub const AUDIT_ACTIONS: [&str; 20] = [
     "session.end",
     "sign_in_link.create",
     "key.leaked",
+    "oauth_client.create",
+    "oauth_client.delete",
+    "oauth.consent.grant",
+    "oauth.consent.deny",
+    "oauth.token.issue",
+    "oauth.token.refresh",
+    "oauth.token.revoke",
+    "oauth.grant.revoke",
+    "oauth.reuse_detected",
 ];
 
 /// The message for a request without a bearer credential (`invalid_api_key`), word for word
@@ -287,7 +296,9 @@ mod tests {
     #[test]
     fn grpc_codes_are_the_canonical_ones() {
         // google.rpc.Code numbers, as key-core's table gives them.
-        let numbers = [16, 16, 7, 16, 7, 8, 3, 5, 9, 12, 3, 8, 14, 8, 16, 9, 7, 3, 3, 13];
+        let numbers = [
+            16, 16, 7, 16, 7, 8, 3, 5, 9, 12, 3, 8, 14, 8, 16, 9, 7, 3, 3, 13,
+        ];
         for (code, number) in ErrorCode::ALL.into_iter().zip(numbers) {
             assert_eq!(i32::from(code.grpc_code()), number, "{code:?}");
         }

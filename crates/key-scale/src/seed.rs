@@ -122,6 +122,7 @@ fn draw_batch(
             metadata: None,
             ip_allowlist: key_core::IpAllowlist::EMPTY,
             credits: None,
+            oauth: None,
         };
         // The event `Keys::issue` writes for an operator's key.
         let event = AuditEvent {

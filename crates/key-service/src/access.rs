@@ -128,7 +128,15 @@ impl Access {
             .verifier
             .verify(token, &[], &guarded, Mode::Authenticate)
             .await?;
-        match (verification.error(), &verification.record) {
+        // An OAuth access token acts for a person at the platform's APIs, within what they
+        // approved for one application; it is no credential for Keyrack's own.
+        let error = match (verification.error(), &verification.record) {
+            (None, Some(record)) if record.oauth().is_some() => Some(Error::Forbidden(
+                "an OAuth access token cannot call Keyrack's admin API".to_owned(),
+            )),
+            (error, _) => error,
+        };
+        match (error, &verification.record) {
             (None, Some(record)) => Ok(Requester {
                 caller: Caller::new(record, verification.scopes, self.role(record).await?),
                 context,

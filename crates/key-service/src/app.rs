@@ -16,7 +16,7 @@ use crate::{
     },
     metrics::Metrics,
     ops::{
-        Alerts, AuditLog, KeyIssuer, Keys, LeakReports, Organizations, SecretScanningKeys,
+        Alerts, AuditLog, KeyIssuer, Keys, LeakReports, Oauth, Organizations, SecretScanningKeys,
         Sessions, Sso, SsoConfig, UsageReports, Webhooks,
     },
     rate_limit::{BruteForceGuard, RateLimiter},
@@ -93,6 +93,8 @@ pub struct Application {
     pub sessions: Sessions,
     /// Console sign-in with the identity provider.
     pub sso: Sso,
+    /// OAuth 2.0: clients, consent, tokens, authorized applications.
+    pub oauth: Oauth,
     /// Alert rules and events.
     pub alerts: Alerts,
     /// Webhook endpoints.
@@ -221,6 +223,15 @@ impl Application {
                 ),
                 Arc::clone(&clock),
                 Arc::clone(&random),
+            ),
+            oauth: Oauth::new(
+                store.clone(),
+                Arc::clone(&clock),
+                access.clone(),
+                Arc::clone(&pepper),
+                Arc::clone(&random),
+                Arc::clone(&key_cache),
+                verifier.clone(),
             ),
             leaks: LeakReports::new(
                 store.clone(),

@@ -35,8 +35,8 @@ pub use error::SetupError;
 pub use jobs::{CacheNotices, FLUSH_INTERVAL, Jobs, RunningJobs, UsageRetention, WebhookSettings};
 /// The store's types that operations return, so front doors need not depend on key-store.
 pub use key_store::{
-    AlertEvent, DeliveryAttempt, Member, Organization, Resolution, StoredSession, WebhookDelivery,
-    WebhookEndpoint,
+    AlertEvent, DeliveryAttempt, Member, OauthClient, OauthGrant, Organization, Resolution,
+    StoredSession, WebhookDelivery, WebhookEndpoint,
 };
 pub use metrics::{ContextField, Metrics, UnknownKeyReason};
 pub use ops::*;

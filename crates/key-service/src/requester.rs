@@ -18,6 +18,9 @@ pub enum Actor {
     Operator,
     /// A caller whose credential was missing or matched no key.
     Anonymous,
+    /// An OAuth client at the token or revocation endpoint, authenticated by its secret (or,
+    /// for a public client, by the code's PKCE verifier).
+    OauthClient(Uuid),
 }
 
 impl Actor {
@@ -26,7 +29,7 @@ impl Actor {
         match self {
             Actor::Key(caller) if !caller.keyless => Some(caller.key_id),
             Actor::Key(_) => None,
-            Actor::Operator | Actor::Anonymous => None,
+            Actor::Operator | Actor::Anonymous | Actor::OauthClient(_) => None,
         }
     }
 }
@@ -103,6 +106,7 @@ pub(crate) fn audit_event(
         Actor::Key(caller) => (ActorType::Key, Some(caller.key_id), None),
         Actor::Operator => (ActorType::Operator, None, None),
         Actor::Anonymous => (ActorType::Anonymous, None, None),
+        Actor::OauthClient(id) => (ActorType::OauthClient, Some(*id), None),
     };
     AuditEvent {
         id: Uuid::now_v7(),

@@ -51,6 +51,8 @@ pub struct NewKey {
     pub ip_allowlist: IpAllowlist,
     /// Its credits; `None`: unlimited.
     pub credits: Option<Credits>,
+    /// For an OAuth grant, its client and person (see `Store::issue_oauth_grant`).
+    pub oauth: Option<key_core::OauthContext>,
 }
 
 /// Which keys a listing returns.
@@ -253,7 +255,10 @@ impl Store {
         after: Option<Uuid>,
         limit: u64,
     ) -> Result<Vec<KeyRecord>, Error> {
-        let mut query = ApiKeys::find().filter(Column::OrganizationId.eq(organization_id));
+        // OAuth grants are rows of this table, but not keys: their own operations list them.
+        let mut query = ApiKeys::find()
+            .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::OauthClientId.is_null());
         if let Some(member_id) = member_id {
             query = query
                 .filter(Column::MemberId.eq(member_id))
@@ -325,6 +330,7 @@ impl Store {
             .col_expr(Column::RevokeReason, Expr::value(reason))
             .filter(Column::Id.eq(id))
             .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::OauthClientId.is_null())
             .filter(Column::RevokedAt.is_null())
             .exec(&txn)
             .await?;
@@ -353,6 +359,7 @@ impl Store {
             .col_expr(Column::DisabledAt, Expr::value(disabled.then_some(now)))
             .filter(Column::Id.eq(id))
             .filter(Column::OrganizationId.eq(organization_id))
+            .filter(Column::OauthClientId.is_null())
             .filter(Column::RevokedAt.is_null());
         if disabled {
             update = update.filter(Column::DisabledAt.is_null());
@@ -517,6 +524,7 @@ pub(crate) async fn get_key_in(
 ) -> Result<Option<KeyRecord>, Error> {
     ApiKeys::find_by_id(id)
         .filter(Column::OrganizationId.eq(organization_id))
+        .filter(Column::OauthClientId.is_null())
         .one(db)
         .await?
         .map(record_from_model)
@@ -531,6 +539,7 @@ async fn get_key_with_digest_in(
 ) -> Result<Option<(KeyRecord, KeyDigest)>, Error> {
     let Some(model) = ApiKeys::find_by_id(id)
         .filter(Column::OrganizationId.eq(organization_id))
+        .filter(Column::OauthClientId.is_null())
         .one(db)
         .await?
     else {
@@ -543,7 +552,7 @@ async fn get_key_with_digest_in(
 /// A key row read for verification, with its organization: the record, the stored digest (for
 /// the constant-time check) and the effective rate limits (the key's own, or else the
 /// organization's default).
-fn found_key(
+pub(crate) fn found_key(
     model: api_key::Model,
     organization: Option<crate::entity::organization::Model>,
 ) -> Result<(KeyRecord, KeyDigest, RateLimits), Error> {
@@ -617,6 +626,8 @@ pub(crate) fn key_model(key: &NewKey) -> api_key::ActiveModel {
         credits_refill_amount: Set(credit_columns(key.credits.as_ref()).1),
         credits_refill_per: Set(credit_columns(key.credits.as_ref()).2),
         credits_refilled_at: Set(credit_columns(key.credits.as_ref()).3),
+        oauth_client_id: Set(key.oauth.as_ref().map(|oauth| oauth.client_id)),
+        oauth_user_id: Set(key.oauth.as_ref().map(|oauth| oauth.user_id.clone())),
     }
 }
 
@@ -658,7 +669,7 @@ fn credits_from_model(model: &api_key::Model) -> Result<Option<Credits>, String>
     }))
 }
 
-fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
+pub(crate) fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
     let corrupt = |detail: String| Error::Corrupt {
         table: "api_keys",
         detail,
@@ -691,6 +702,10 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     let credits =
         credits_from_model(&model).map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let oauth = match (model.oauth_client_id, model.oauth_user_id) {
+        (Some(client_id), Some(user_id)) => Some(key_core::OauthContext { client_id, user_id }),
+        _ => None,
+    };
     Ok(KeyRecord {
         id: model.id,
         organization_id: model.organization_id,
@@ -716,5 +731,6 @@ fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
         metadata,
         ip_allowlist,
         credits,
+        oauth,
     })
 }

@@ -16,6 +16,7 @@ mod keys;
 mod members;
 mod migration;
 mod notices;
+mod oauth;
 mod organizations;
 mod sessions;
 mod settings;
@@ -34,6 +35,10 @@ pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey
 pub use members::Member;
 pub use notices::{
     CacheNotice, HEARTBEAT_DEADLINE, HEARTBEAT_INTERVAL, ListenerError, NoticeListener,
+};
+pub use oauth::{
+    AuthorizationCode, CodeRedemption, NewToken, OauthClient, OauthGrant, StoredToken, TokenUse,
+    USED_CODE_RETENTION,
 };
 pub use organizations::Organization;
 pub use sessions::{MAX_SESSIONS_PER_PRINCIPAL, StoredSession};

@@ -21,7 +21,7 @@ pub const MISSING_API_KEY_MESSAGE: &str =
 
 /// Keyrack's error codes with the HTTP status and the gRPC code each is answered with, the
 /// same table as Keyrack's own front doors (a test in Keyrack's workspace keeps them equal).
-pub const ERROR_CODES: [(&str, u16, Code); 15] = [
+pub const ERROR_CODES: [(&str, u16, Code); 20] = [
     ("invalid_api_key", 401, Code::Unauthenticated),
     ("expired_api_key", 401, Code::Unauthenticated),
     ("insufficient_scope", 403, Code::PermissionDenied),
@@ -36,6 +36,11 @@ pub const ERROR_CODES: [(&str, u16, Code); 15] = [
     ("rate_limited", 429, Code::ResourceExhausted),
     ("unavailable", 503, Code::Unavailable),
     ("overloaded", 503, Code::ResourceExhausted),
+    ("invalid_client", 401, Code::Unauthenticated),
+    ("invalid_grant", 400, Code::FailedPrecondition),
+    ("unauthorized_client", 400, Code::PermissionDenied),
+    ("unsupported_grant_type", 400, Code::InvalidArgument),
+    ("invalid_scope", 400, Code::InvalidArgument),
     ("internal", 500, Code::Internal),
 ];
 

@@ -100,6 +100,11 @@ pub enum Action {
     ChangePolicyCeilings,
     /// Create, rotate, update or revoke a key that acts as an owner (see [`acts_as_owner`]).
     ManageOwnerKeys,
+    /// Register, list and delete OAuth clients.
+    ManageOauthClients,
+    /// List or revoke authorized applications (OAuth grants): one's own, or with `admin` any
+    /// member's.
+    ManageOauthGrants,
 }
 
 /// What an action requires of its caller.
@@ -117,7 +122,7 @@ pub enum Requirement {
 
 /// The permission table. The README shows the same table; `tests/it/permissions.rs` tests
 /// every row, allowed and denied.
-pub const PERMISSIONS: [(Action, Requirement); 17] = [
+pub const PERMISSIONS: [(Action, Requirement); 19] = [
     (Action::CreateOrganization, Requirement::Operator),
     (Action::ReadOrganization, Requirement::Scope(Scope::Admin)),
     (
@@ -150,6 +155,11 @@ pub const PERMISSIONS: [(Action, Requirement); 17] = [
     (Action::ManageOwners, Requirement::Owner),
     (Action::ChangePolicyCeilings, Requirement::Owner),
     (Action::ManageOwnerKeys, Requirement::Owner),
+    (Action::ManageOauthClients, Requirement::Scope(Scope::Admin)),
+    (
+        Action::ManageOauthGrants,
+        Requirement::OwnMemberOr(Scope::Admin),
+    ),
 ];
 
 impl Action {

@@ -219,6 +219,7 @@ mod tests {
             metadata: None,
             ip_allowlist: IpAllowlist::EMPTY,
             credits: None,
+            oauth: None,
         }
     }
 

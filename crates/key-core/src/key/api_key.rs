@@ -1,4 +1,5 @@
-//! The key format: `sk_<environment>_<secret><checksum>`.
+//! The key format: `sk_<environment>_<secret><checksum>`, and OAuth's tokens in the same
+//! family: `oat_<environment>_…` (access tokens) and `ort_<environment>_…` (refresh tokens).
 //!
 //! The secret is 43 base62 characters drawn from a cryptographic RNG (256 bits). The checksum
 //! is CRC32 over everything before it, base62-encoded in 6 characters, as in GitHub's token
@@ -56,7 +57,40 @@ impl Environment {
     }
 }
 
-/// A well-formed API key in plaintext.
+/// What a credential of the key format is: an API key, or one of OAuth's tokens. The three share
+/// the secret and the checksum, so a scanner matches them alike and a malformed one is refused
+/// without a lookup; only the prefix tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// An API key, `sk_…`.
+    ApiKey,
+    /// An OAuth access token, `oat_…`: verified like a key, on behalf of its grant.
+    AccessToken,
+    /// An OAuth refresh token, `ort_…`: only the token endpoint takes it; verification refuses
+    /// it without a lookup.
+    RefreshToken,
+}
+
+impl CredentialKind {
+    /// The prefix of this kind of credential in `environment`, e.g. `oat_live_`.
+    pub const fn prefix(self, environment: Environment) -> &'static str {
+        match (self, environment) {
+            (CredentialKind::ApiKey, environment) => environment.key_prefix(),
+            (CredentialKind::AccessToken, Environment::Live) => "oat_live_",
+            (CredentialKind::AccessToken, Environment::Test) => "oat_test_",
+            (CredentialKind::RefreshToken, Environment::Live) => "ort_live_",
+            (CredentialKind::RefreshToken, Environment::Test) => "ort_test_",
+        }
+    }
+
+    const ALL: [CredentialKind; 3] = [
+        CredentialKind::ApiKey,
+        CredentialKind::AccessToken,
+        CredentialKind::RefreshToken,
+    ];
+}
+
+/// A well-formed API key (or OAuth token, see [`CredentialKind`]) in plaintext.
 ///
 /// It exists in two places only: in the create response, and in memory while a presented key is
 /// verified. `Debug` and `Display` show the redacted form, so it cannot leak into a log by
@@ -65,13 +99,24 @@ impl Environment {
 pub struct ApiKey {
     text: String,
     environment: Environment,
+    kind: CredentialKind,
 }
 
 impl ApiKey {
     /// Draws a new key from `rng`.
     pub fn generate(environment: Environment, rng: &dyn RandomSource) -> Result<ApiKey, Error> {
-        let mut text = String::with_capacity(encoded_len(environment));
-        text.push_str(environment.key_prefix());
+        ApiKey::generate_kind(CredentialKind::ApiKey, environment, rng)
+    }
+
+    /// Draws a new credential of `kind` from `rng`.
+    pub fn generate_kind(
+        kind: CredentialKind,
+        environment: Environment,
+        rng: &dyn RandomSource,
+    ) -> Result<ApiKey, Error> {
+        let prefix = kind.prefix(environment);
+        let mut text = String::with_capacity(encoded_len(prefix));
+        text.push_str(prefix);
         let mut pool = [0_u8; 64];
         let mut drawn = 0;
         while drawn < SECRET_LEN {
@@ -87,7 +132,11 @@ impl ApiKey {
         let checksum = checksum(&text);
         // The digits are ASCII from BASE62, so every byte is a char of its own.
         text.extend(checksum_text(checksum).map(char::from));
-        Ok(ApiKey { text, environment })
+        Ok(ApiKey {
+            text,
+            environment,
+            kind,
+        })
     }
 
     /// Parses a presented key. Surrounding whitespace (as copied from a header or a file) is not
@@ -98,17 +147,18 @@ impl ApiKey {
             return Err(Error::InvalidApiKey);
         }
         let text = input.trim_matches(|c: char| c.is_ascii_whitespace());
-        let environment = if text.starts_with(Environment::Live.key_prefix()) {
-            Environment::Live
-        } else if text.starts_with(Environment::Test.key_prefix()) {
-            Environment::Test
-        } else {
+        let Some((kind, environment)) = CredentialKind::ALL
+            .into_iter()
+            .flat_map(|kind| [(kind, Environment::Live), (kind, Environment::Test)])
+            .find(|(kind, environment)| text.starts_with(kind.prefix(*environment)))
+        else {
             return Err(Error::InvalidApiKey);
         };
-        if text.len() != encoded_len(environment) {
+        let prefix = kind.prefix(environment);
+        if text.len() != encoded_len(prefix) {
             return Err(Error::InvalidApiKey);
         }
-        let body = &text.as_bytes()[environment.key_prefix().len()..];
+        let body = &text.as_bytes()[prefix.len()..];
         if !body.iter().all(u8::is_ascii_alphanumeric) {
             return Err(Error::InvalidApiKey);
         }
@@ -119,6 +169,7 @@ impl ApiKey {
         Ok(ApiKey {
             text: text.to_owned(),
             environment,
+            kind,
         })
     }
 
@@ -132,11 +183,16 @@ impl ApiKey {
         self.environment
     }
 
+    /// A key, or one of OAuth's tokens.
+    pub fn kind(&self) -> CredentialKind {
+        self.kind
+    }
+
     /// The key's environment and the first [`KEY_LEAD_CHARS`] characters of its secret: what
     /// the brute-force guard counts failures by when many addresses guess at the rest of one
     /// key. Never shown: it is part of a secret.
     pub fn lead(&self) -> KeyLead {
-        let start = self.environment.key_prefix().len();
+        let start = self.kind.prefix(self.environment).len();
         let mut chars = [0_u8; KEY_LEAD_CHARS];
         chars.copy_from_slice(&self.text.as_bytes()[start..start + KEY_LEAD_CHARS]);
         KeyLead {
@@ -157,13 +213,14 @@ impl ApiKey {
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKey({})", self.redacted())
+        write!(f, "ApiKey({self})")
     }
 }
 
 impl fmt::Display for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.redacted(), f)
+        let last4 = &self.text[self.text.len() - 4..];
+        write!(f, "{}…{last4}", self.kind.prefix(self.environment))
     }
 }
 
@@ -200,8 +257,8 @@ impl fmt::Display for RedactedKey {
     }
 }
 
-const fn encoded_len(environment: Environment) -> usize {
-    environment.key_prefix().len() + SECRET_LEN + CHECKSUM_LEN
+const fn encoded_len(prefix: &str) -> usize {
+    prefix.len() + SECRET_LEN + CHECKSUM_LEN
 }
 
 fn checksum(covered: &str) -> u32 {
@@ -312,6 +369,28 @@ mod tests {
     }
 
     #[test]
+    fn oauth_tokens_are_of_the_family_and_told_apart() {
+        let rng = SystemRandom::new();
+        for (kind, prefix) in [
+            (CredentialKind::AccessToken, "oat_live_"),
+            (CredentialKind::RefreshToken, "ort_live_"),
+        ] {
+            let token = ApiKey::generate_kind(kind, Environment::Live, &rng).unwrap();
+            let text = token.expose();
+            assert!(text.starts_with(prefix), "{text}");
+            assert_eq!(text.len(), prefix.len() + 43 + 6);
+            let parsed = ApiKey::parse(text).unwrap();
+            assert_eq!(parsed.kind(), kind);
+            assert_eq!(parsed, token);
+            assert!(!format!("{token:?}").contains(&text[9..40]));
+            assert!(format!("{token}").starts_with(prefix));
+            // The checksum covers the prefix: a token is not a key by a prefix swap.
+            assert!(ApiKey::parse(&text.replacen(&prefix[..4], "sk_", 1)).is_err());
+        }
+        assert_eq!(fresh(Environment::Test).kind(), CredentialKind::ApiKey);
+    }
+
+    #[test]
     fn checksum_is_zero_padded_base62() {
         assert_eq!(checksum_text(0), *b"000000");
         assert_eq!(checksum_text(61), *b"00000z");
@@ -395,7 +474,7 @@ mod tests {
                 prop_assert_eq!(text, input.trim_matches(|c: char| c.is_ascii_whitespace()));
                 prop_assert_eq!(ApiKey::parse(text).unwrap(), key.clone());
                 prop_assert!(text.starts_with(key.environment().key_prefix()));
-                prop_assert_eq!(text.len(), encoded_len(key.environment()));
+                prop_assert_eq!(text.len(), encoded_len(key.environment().key_prefix()));
                 prop_assert_eq!(
                     key.to_string(),
                     format!("{}…{}", key.environment().key_prefix(), &text[text.len() - 4..])

@@ -129,15 +129,23 @@ pub struct KeyControls {
     pub metadata: Option<KeyMetadata>,
     /// Where the key may be used from; empty means anywhere.
     pub ip_allowlist: IpAllowlist,
+    /// For an OAuth grant: its client and person, which a verification reports.
+    pub oauth: Option<crate::OauthContext>,
 }
 
 impl KeyControls {
-    /// The controls of a key with this metadata and allowlist; `None` when it has neither.
-    pub fn of(metadata: &Option<KeyMetadata>, ip_allowlist: &IpAllowlist) -> Option<Arc<Self>> {
-        (metadata.is_some() || !ip_allowlist.is_empty()).then(|| {
+    /// The controls of a key with this metadata, allowlist and OAuth context; `None` when it has
+    /// none of them (most keys: no allocation).
+    pub fn of(
+        metadata: &Option<KeyMetadata>,
+        ip_allowlist: &IpAllowlist,
+        oauth: &Option<crate::OauthContext>,
+    ) -> Option<Arc<Self>> {
+        (metadata.is_some() || !ip_allowlist.is_empty() || oauth.is_some()).then(|| {
             Arc::new(KeyControls {
                 metadata: metadata.clone(),
                 ip_allowlist: ip_allowlist.clone(),
+                oauth: oauth.clone(),
             })
         })
     }

@@ -43,6 +43,13 @@ pub struct KeyView {
 }
 
 impl KeyView {
+    /// For an OAuth grant (an access token's), its client and person.
+    pub fn oauth(&self) -> Option<&crate::OauthContext> {
+        self.controls.as_ref()?.oauth.as_ref()
+    }
+}
+
+impl KeyView {
     /// The state at `now`, by the same rule as [`KeyRecord::state`].
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
         KeyState::at(self.revoked, self.disabled, self.expires_at, now)
@@ -63,7 +70,7 @@ impl From<&KeyRecord> for KeyView {
             revoked: record.revoked_at.is_some(),
             disabled: record.disabled_at.is_some(),
             expires_at: record.expires_at,
-            controls: KeyControls::of(&record.metadata, &record.ip_allowlist),
+            controls: KeyControls::of(&record.metadata, &record.ip_allowlist, &record.oauth),
             has_credits: record.credits.is_some(),
         }
     }

@@ -49,6 +49,9 @@ pub struct KeyRecord {
     pub ip_allowlist: IpAllowlist,
     /// Its credits, as last written; `None`: unlimited.
     pub credits: Option<Credits>,
+    /// For an OAuth grant (a personal key that only its access tokens present): its client and
+    /// person. Grants are managed by the OAuth operations, never as keys.
+    pub oauth: Option<crate::OauthContext>,
 }
 
 /// A key's lifecycle state at some instant.

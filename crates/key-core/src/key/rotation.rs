@@ -164,6 +164,7 @@ mod tests {
             metadata: None,
             ip_allowlist: crate::IpAllowlist::EMPTY,
             credits: None,
+            oauth: None,
         }
     }
 

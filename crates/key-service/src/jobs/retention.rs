@@ -93,6 +93,9 @@ impl RetentionJob {
         // Sessions and sign-in links past their absolute end (an idle one is deleted when next
         // presented, or here once its lifetime is over).
         deleted += batches(|| self.store.delete_expired_sessions(now, PRUNE_BATCH)).await?;
+        // OAuth tokens past their expiry, and authorization codes a day past theirs (kept that
+        // long so that a replayed code is recognised and its grant revoked).
+        deleted += batches(|| self.store.delete_expired_oauth(now, PRUNE_BATCH)).await?;
         Ok(deleted)
     }
 

@@ -97,6 +97,7 @@ impl KeyIssuer {
             metadata: request.metadata,
             ip_allowlist: request.ip_allowlist,
             credits: request.credits,
+            oauth: None,
         }
     }
 

@@ -8,6 +8,7 @@ mod audit_log;
 mod issue;
 mod keys;
 mod leaks;
+mod oauth;
 mod organizations;
 mod paging;
 mod sessions;
@@ -29,6 +30,10 @@ pub use self::{
     leaks::{
         LeakReports, LeakVerdict, MAX_REPORT_BYTES, MAX_REPORT_TOKENS, SecretScanningKeys,
         SecretScanningKeysError,
+    },
+    oauth::{
+        Authorization, AuthorizationRequest, Consent, CreateClient, Introspection, IssuedTokens,
+        Oauth, TokenRequest,
     },
     organizations::{CreatedOrganization, Organizations, PolicyUpdate},
     paging::{Listed, PageRequest},

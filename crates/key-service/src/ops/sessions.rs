@@ -335,7 +335,10 @@ impl Sessions {
         let token = SessionToken::generate(kind, self.random.as_ref())?;
         let lifetime = match kind {
             TokenKind::Session => SESSION_LIFETIME,
-            TokenKind::SignInLink => SIGN_IN_LINK_LIFETIME,
+            // OAuth's kinds are drawn by the OAuth operations, never here.
+            TokenKind::SignInLink | TokenKind::ClientSecret | TokenKind::AuthorizationCode => {
+                SIGN_IN_LINK_LIFETIME
+            }
         };
         let session = StoredSession {
             id: Uuid::now_v7(),

@@ -61,6 +61,18 @@ impl FindKeys for Store {
     }
 }
 
+/// The store's OAuth access tokens, found as the keys their grants are
+/// (`Store::find_access_tokens_by_digests`): their own coalesced lookups, so a flood of made-up
+/// tokens costs what a flood of made-up keys does.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessTokens(pub(crate) Store);
+
+impl FindKeys for AccessTokens {
+    async fn find_keys(&self, digests: &[KeyDigest]) -> Result<Vec<FoundKey>, Error> {
+        Ok(self.0.find_access_tokens_by_digests(digests).await?)
+    }
+}
+
 /// Each waiting miss's answer goes back through its own channel.
 type Reply = oneshot::Sender<Result<Option<FoundKey>, Error>>;
 
@@ -91,10 +103,10 @@ struct State {
     waiting: Vec<(KeyDigest, Reply)>,
 }
 
-impl KeyLookups<Store> {
-    /// Lookups in `store`, with the default pace and bounds.
-    pub(crate) fn new(store: Store) -> KeyLookups<Store> {
-        KeyLookups::with_limits(store, DEFAULT_PACE, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAITING)
+impl<S: FindKeys> KeyLookups<S> {
+    /// Lookups in `source`, with the default pace and bounds.
+    pub(crate) fn new(source: S) -> KeyLookups<S> {
+        KeyLookups::with_limits(source, DEFAULT_PACE, DEFAULT_MAX_BATCH, DEFAULT_MAX_WAITING)
     }
 }
 
@@ -379,6 +391,7 @@ mod tests {
             metadata: None,
             ip_allowlist: key_core::IpAllowlist::EMPTY,
             credits: None,
+            oauth: None,
         }
     }
 

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    ApiKey, Clock, Error, KeyDigest, KeyRecord, KeyState, KeyType, KeyView, Pepper, RateDecision,
-    RateLimits, Role, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
+    ApiKey, Clock, CredentialKind, Error, KeyDigest, KeyRecord, KeyState, KeyType, KeyView, Pepper,
+    RateDecision, RateLimits, Role, Scope, ScopeSet, Verdict, effective_scopes, verify_effective,
 };
 use key_store::{Resolution, Spend, Store};
 use tracing::Instrument;
@@ -41,7 +41,7 @@ pub use self::{
 pub(crate) use self::{key_cache::KeyCache, meter::Meter};
 use self::{
     key_cache::{CachedKey, Lookup},
-    key_lookup::KeyLookups,
+    key_lookup::{AccessTokens, KeyLookups},
     meter::Counted,
     tag_budget::TagBudget,
 };
@@ -94,6 +94,8 @@ pub struct Verifier {
     key_cache: Arc<KeyCache>,
     /// The store lookups of cache misses, coalesced under load (one per process).
     key_lookups: Arc<KeyLookups>,
+    /// The same for OAuth access tokens, which live in their own table.
+    token_lookups: Arc<KeyLookups<AccessTokens>>,
     limiter: Arc<RateLimiter>,
     guard: Arc<BruteForceGuard>,
     meter: Meter,
@@ -124,6 +126,7 @@ impl Verifier {
     pub(crate) fn new(parts: VerifierParts) -> Verifier {
         Verifier {
             key_lookups: Arc::new(KeyLookups::new(parts.store.clone())),
+            token_lookups: Arc::new(KeyLookups::new(AccessTokens(parts.store.clone()))),
             store: parts.store,
             pepper: parts.pepper,
             clock: parts.clock,
@@ -175,7 +178,12 @@ impl Verifier {
             client: context.client_ip.or(context.peer),
             lead: None,
         };
-        let verification = match ApiKey::parse(presented) {
+        // A refresh token is of the key format but is no credential here: only the token
+        // endpoint takes it. Refused like a malformed key, without a lookup.
+        let parsed = ApiKey::parse(presented)
+            .ok()
+            .filter(|key| key.kind() != CredentialKind::RefreshToken);
+        let verification = match parsed.ok_or(Error::InvalidApiKey) {
             Ok(key) => {
                 suspect.lead = Some(key.lead());
                 self.judge(&key, required, context, mode, suspect, now)
@@ -359,8 +367,14 @@ impl Verifier {
     ) -> Result<Option<CachedKey>, Error> {
         // Noted before the read: a change written meanwhile keeps this read out of the cache.
         let epoch = self.key_cache.epoch();
-        // Looked up at once when the store is quiet, with other misses under load.
-        let found = self.key_lookups.find(digest, &self.metrics).await?;
+        // Looked up at once when the store is quiet, with other misses under load; an access
+        // token in its own table, as the key its grant is.
+        let found = match key.kind() {
+            CredentialKind::AccessToken => self.token_lookups.find(digest, &self.metrics).await?,
+            CredentialKind::ApiKey | CredentialKind::RefreshToken => {
+                self.key_lookups.find(digest, &self.metrics).await?
+            }
+        };
         let Some((record, _, limits)) =
             found.filter(|(_, stored, _)| self.pepper.matches(key, stored))
         else {

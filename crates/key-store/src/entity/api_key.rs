@@ -48,6 +48,10 @@ pub struct Model {
     pub credits_refill_per: Option<String>,
     /// When the credits were last refilled or set.
     pub credits_refilled_at: Option<DateTimeUtc>,
+    /// For an OAuth grant: the client it was made to.
+    pub oauth_client_id: Option<Uuid>,
+    /// For an OAuth grant: the person's user id.
+    pub oauth_user_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,7 @@ mod m20261206_000012_key_controls;
 mod m20261206_000013_webhooks_standard_and_leaks;
 mod m20261206_000014_sign_in_indexes;
 mod m20261206_000015_credits;
+mod m20261206_000016_oauth;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000013_webhooks_standard_and_leaks::Migration),
             Box::new(m20261206_000014_sign_in_indexes::Migration),
             Box::new(m20261206_000015_credits::Migration),
+            Box::new(m20261206_000016_oauth::Migration),
         ]
     }
 }

@@ -12,12 +12,15 @@ use super::Migrator;
 use crate::{Store, connect};
 
 /// The tables the migrations leave, with sea-orm-migration's own, in name order.
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 15] = [
     "alert_events",
     "api_keys",
     "audit_events",
     "deployment_settings",
     "members",
+    "oauth_clients",
+    "oauth_codes",
+    "oauth_tokens",
     "organizations",
     "seaql_migrations",
     "sessions",
@@ -71,7 +74,7 @@ async fn down_and_up_again(url: &str) {
         // The server keeps its NOTICEs (`relation "seaql_migrations" already exists,
         // skipping` at every start) to itself; see `connect::options`.
         assert_eq!(strings(db, "SHOW client_min_messages").await, ["warning"]);
-        // The cache notices' triggers (000010).
+        // The cache notices' triggers (000010, and 000016's for OAuth tokens).
         assert_eq!(
             strings(
                 db,
@@ -81,6 +84,7 @@ async fn down_and_up_again(url: &str) {
             [
                 "api_keys_notify_cache",
                 "members_notify_cache",
+                "oauth_tokens_notify_cache",
                 "organizations_notify_cache"
             ]
         );

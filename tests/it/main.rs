@@ -33,6 +33,7 @@ mod keys;
 mod leaked_keys;
 mod metering;
 mod migrations;
+mod oauth;
 mod oauth_gateway;
 mod organizations;
 mod outage;

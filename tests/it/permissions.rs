@@ -131,7 +131,7 @@ async fn remove_member(app: &TestApp, member: &str) {
         .unwrap();
 }
 
-fn role_to_proto(role: Role) -> v1::Role {
+pub(crate) fn role_to_proto(role: Role) -> v1::Role {
     match role {
         Role::Owner => v1::Role::Owner,
         Role::Admin => v1::Role::Admin,

@@ -277,7 +277,12 @@ pub fn grant_scopes(
             OauthError::InvalidScope.with(format!("the client may not ask for {}", scope.as_str()))
         );
     }
-    let granted = requested.limited_to(role_scopes);
+    // Literally what was asked for: `admin` requested by a person who does not hold it is
+    // withheld, not spelled out into the scopes their role has (least privilege).
+    let granted = requested
+        .iter()
+        .filter(|scope| role_scopes.grants(*scope))
+        .collect();
     let withheld = requested
         .iter()
         .filter(|scope| !role_scopes.grants(*scope))
@@ -369,6 +374,11 @@ mod tests {
         assert_eq!(granted.withheld, set(&[Scope::AgentsWrite]));
         let everything = grant_scopes(ScopeSet::EMPTY, client, role).unwrap();
         assert_eq!(everything.granted, role);
+        // admin, not held, is withheld rather than spelled out.
+        let admin_client = set(&[Scope::Admin]);
+        let asked = grant_scopes(set(&[Scope::Chat, Scope::Admin]), admin_client, role).unwrap();
+        assert_eq!(asked.granted, set(&[Scope::Chat]));
+        assert_eq!(asked.withheld, set(&[Scope::Admin]));
         assert!(matches!(
             grant_scopes(set(&[Scope::Admin]), client, role),
             Err(Error::Oauth(OauthError::InvalidScope, _))

@@ -42,8 +42,9 @@ const ERROR_HEADER: HeaderName = HeaderName::from_static("x-keyrack-error");
 /// Verifies the caller's `Authorization: Bearer` key for the scopes given as `scope` query
 /// parameters (repeatable) or in the `X-Keyrack-Required-Scopes` header. 200 carries the
 /// principal, also as `X-Keyrack-Key-Id`, `X-Keyrack-Org-Id` and `X-Keyrack-Scopes` headers for
-/// the proxy to pass upstream, and a key's metadata as `X-Keyrack-Metadata` (the JSON object in
-/// base64url without padding). Any method is accepted, since proxies send the original one.
+/// the proxy to pass upstream (with `X-Keyrack-Member-Id` for a personal key, and for an OAuth
+/// access token `X-Keyrack-Client-Id` and `X-Keyrack-User-Id`: the user context), and a key's
+/// metadata as `X-Keyrack-Metadata` (the JSON object in base64url without padding). Any method is accepted, since proxies send the original one.
 ///
 /// The client (as `--trusted-proxies` finds it) is judged by a key's IP allowlist.
 ///
@@ -256,6 +257,15 @@ fn principal_response(principal: PrincipalJson) -> Response {
         ("x-keyrack-scopes", principal.scopes.join(",")),
     ]
     .into_iter()
+    .chain(
+        [
+            ("x-keyrack-member-id", principal.member_id.clone()),
+            ("x-keyrack-client-id", principal.oauth_client_id.clone()),
+            ("x-keyrack-user-id", principal.user_id.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?))),
+    )
     .chain(metadata)
     .chain(
         principal
@@ -310,6 +320,12 @@ pub(crate) struct PrincipalJson {
     /// For a key with credits, what is left after this verification; null: unlimited. Also
     /// sent as `X-Keyrack-Credits-Remaining`.
     pub(crate) credits_remaining: Option<i64>,
+    /// For an OAuth access token: the client it was issued to (also `X-Keyrack-Client-Id`);
+    /// null for a key.
+    pub(crate) oauth_client_id: Option<String>,
+    /// For an OAuth access token: the person's user id (also `X-Keyrack-User-Id`); null for a
+    /// key.
+    pub(crate) user_id: Option<String>,
 }
 
 impl From<&v1::VerifyKeyResponse> for PrincipalJson {
@@ -326,6 +342,8 @@ impl From<&v1::VerifyKeyResponse> for PrincipalJson {
             metadata: serde_json::from_str(&verdict.metadata_json).ok(),
             metadata_json: non_empty(verdict.metadata_json.clone()),
             credits_remaining: verdict.credits_remaining,
+            oauth_client_id: non_empty(verdict.oauth_client_id.clone()),
+            user_id: non_empty(verdict.user_id.clone()),
         }
     }
 }

@@ -746,3 +746,65 @@ async fn a_token_follows_its_persons_role_and_membership() {
         );
     }
 }
+
+/// On PostgreSQL, replicas hear of a token's revocation as of a key's: through the store's
+/// notices, not the cache's minute. Revoked through one server, an access token cached by
+/// another is refused there within a second; so are a revoked grant's tokens.
+#[tokio::test]
+async fn a_token_revoked_through_one_replica_is_refused_by_another_within_a_second() {
+    let Some(backend @ crate::helpers::Backend::Postgres(_)) = backends().into_iter().nth(1) else {
+        eprintln!("skipped: KEYRACK_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let w = world(spawn_app(&backend).await).await;
+    let other = crate::helpers::spawn_second_server(&w.app).await;
+    let verify_on_other = |token: String| {
+        let mut client = other.client.clone();
+        async move {
+            client
+                .verify_key(v1::VerifyKeyRequest {
+                    key: token,
+                    required_scopes: vec!["chat".into()],
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let refused_within_a_second = |token: String| {
+        let verify_on_other = &verify_on_other;
+        async move {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(1) {
+                if !verify_on_other(token.clone()).await.valid {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    // An access token revoked by its client (RFC 7009).
+    let (code, verifier) = w.code("chat").await;
+    let (_, tokens) = w.exchange(&code, &verifier).await;
+    let access = text(&tokens, "access_token").to_owned();
+    assert!(verify_on_other(access.clone()).await.valid);
+    assert!(verify_on_other(access.clone()).await.valid, "cached now");
+    let (status, _) = w.post("/oauth/revoke", &[("token", &access)], true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(refused_within_a_second(access).await);
+    // A grant revoked by its person: every token under it.
+    let (code, verifier) = w.code("chat").await;
+    let (_, tokens) = w.exchange(&code, &verifier).await;
+    let access = text(&tokens, "access_token").to_owned();
+    let grant = verify_on_other(access.clone()).await.key_id;
+    w.app
+        .client
+        .clone()
+        .revoke_oauth_grant(authed(&w.alice, v1::RevokeOauthGrantRequest { id: grant }))
+        .await
+        .unwrap();
+    assert!(refused_within_a_second(access).await);
+    other.stop().await;
+}

@@ -267,10 +267,17 @@ async fn an_allowed_request_names_the_key_upstream_over_any_client_copy() {
             ("agents:read,agents:write".to_owned(), overwrite)
         );
         assert_eq!(headers.len(), 3);
-        // A key without metadata: a client's copy of the header is removed.
+        // An organization key has no metadata, credits or user context: a client's copy of
+        // each header is removed (a forged X-Keyrack-User-Id never reaches the service).
         assert_eq!(
             removed,
-            ["x-keyrack-metadata", "x-keyrack-credits-remaining"]
+            [
+                "x-keyrack-metadata",
+                "x-keyrack-member-id",
+                "x-keyrack-client-id",
+                "x-keyrack-user-id",
+                "x-keyrack-credits-remaining"
+            ]
         );
         checks.stop().await;
     }

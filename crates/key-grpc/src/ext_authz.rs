@@ -32,6 +32,11 @@ const ORGANIZATION_ID_HEADER: &str = "x-keyrack-org-id";
 const SCOPES_HEADER: &str = "x-keyrack-scopes";
 /// The credits a key with credits has left after this verification (forward-auth's name).
 const CREDITS_HEADER: &str = "x-keyrack-credits-remaining";
+/// The user context, as forward-auth names it: a personal key's member; an OAuth access
+/// token's client and person.
+const MEMBER_ID_HEADER: &str = "x-keyrack-member-id";
+const CLIENT_ID_HEADER: &str = "x-keyrack-client-id";
+const USER_ID_HEADER: &str = "x-keyrack-user-id";
 
 /// The Authorization service: the application's ext_authz rules behind Envoy's API.
 #[derive(Debug, Clone)]
@@ -161,6 +166,28 @@ fn check_response(decision: &Decision) -> CheckResponse {
                     metadata_header_value(metadata.as_json()),
                 )),
                 None => headers_to_remove.push(METADATA_HEADER.to_owned()),
+            }
+            // The user context; what a credential lacks is removed, so a client-sent copy (an
+            // `X-Keyrack-User-Id` beside an organization key, say) never reaches the service.
+            let record = verification.record.as_ref();
+            let oauth = record.and_then(|record| record.oauth());
+            for (name, value) in [
+                (
+                    MEMBER_ID_HEADER,
+                    record
+                        .and_then(|record| record.member_id)
+                        .map(|id| id.to_string()),
+                ),
+                (
+                    CLIENT_ID_HEADER,
+                    oauth.map(|oauth| oauth.client_id.to_string()),
+                ),
+                (USER_ID_HEADER, oauth.map(|oauth| oauth.user_id.clone())),
+            ] {
+                match value {
+                    Some(value) => headers.push(overwrite(name, value)),
+                    None => headers_to_remove.push(name.to_owned()),
+                }
             }
             // A key's credits left, as forward-auth sends them; a key without credits removes a
             // client-sent copy.

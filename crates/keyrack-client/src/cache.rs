@@ -121,6 +121,8 @@ mod tests {
             member_id: None,
             expires_at,
             metadata_json: None,
+            oauth_client_id: None,
+            user_id: None,
         }
     }
 

@@ -29,6 +29,11 @@ pub struct Principal {
     /// The key's metadata, a JSON object's text (e.g. `{"plan":"pro"}`), if it has any. Every
     /// service that verifies the key sees it: it is never a secret.
     pub metadata_json: Option<String>,
+    /// For an OAuth access token (`oat_…`): the client (application) it was issued to. The key
+    /// is then the person's grant, `key_type` personal and `member_id` the person.
+    pub oauth_client_id: Option<String>,
+    /// For an OAuth access token: the person's user id, whom the application acts for.
+    pub user_id: Option<String>,
 }
 
 impl Principal {
@@ -56,6 +61,8 @@ impl Principal {
             member_id: Some(verdict.member_id.clone()).filter(|id| !id.is_empty()),
             expires_at: verdict.expire_time.as_ref().and_then(system_time),
             metadata_json: Some(verdict.metadata_json.clone()).filter(|json| !json.is_empty()),
+            oauth_client_id: Some(verdict.oauth_client_id.clone()).filter(|id| !id.is_empty()),
+            user_id: Some(verdict.user_id.clone()).filter(|id| !id.is_empty()),
         }
     }
 }

@@ -161,18 +161,25 @@ impl Console {
     }
 }
 
-/// The headers of every console response. The policy allows the console's own script and style
+/// The content security policy of every console page: the console's own script and style
 /// sheet and nothing inline (askama escapes what people typed; this keeps a slip from running),
-/// and no framing. Pages are never cached: some show a key once.
+/// forms that post only to the console, and no framing.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// The headers of every console response: [`CONTENT_SECURITY_POLICY`] (unless the page set a
+/// stricter-scoped variant of its own: the consent page's form may be redirected to the
+/// application), no referrer, no sniffing, no framing. Pages are never cached: some show a key
+/// once.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
-             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
     headers.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

@@ -185,7 +185,7 @@ pub(crate) async fn authorize(
         Ok(frame) => frame,
         Err(error) => return failed(error, &parameters),
     };
-    render(&ConsentPage {
+    let page = render(&ConsentPage {
         client: client.name,
         organization: checked.organization_name,
         redirect_uri: parameters.get("redirect_uri"),
@@ -199,7 +199,34 @@ pub(crate) async fn authorize(
         csrf: frame.csrf,
         parameters: parameters.sent(),
         other_account: next::sign_in_path(&parameters.path(), false),
-    })
+    });
+    // The decision is answered with a redirect to the application, which the browser checks
+    // against the page's `form-action`: the page allows the redirect URI's origin, which the
+    // service has just matched to the client's registration.
+    match consent_policy(&parameters.get("redirect_uri")) {
+        Some(policy) => ([(header::CONTENT_SECURITY_POLICY, policy)], page).into_response(),
+        None => page,
+    }
+}
+
+/// The content security policy of a consent page whose form is redirected to `redirect_uri`:
+/// the console's, with the URI's origin added to `form-action`. None (the console's own policy,
+/// which blocks the redirect) unless the URI is `http` or `https` with a plain host and port.
+fn consent_policy(redirect_uri: &str) -> Option<HeaderValue> {
+    let (scheme, rest) = redirect_uri.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let plain = |byte: u8| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte);
+    if authority.is_empty() || !authority.bytes().all(plain) {
+        return None;
+    }
+    let policy = crate::CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {scheme}://{authority}"),
+    );
+    HeaderValue::try_from(policy).ok()
 }
 
 /// `POST /oauth/authorize`: the person's decision (the button named `decision`: `allow`, or
@@ -844,6 +871,31 @@ fn encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_consent_page_may_be_redirected_to_the_applications_origin_only() {
+        let policy = consent_policy("https://app.example:8443/cb?x=1").unwrap();
+        let policy = policy.to_str().unwrap();
+        assert!(policy.contains("form-action 'self' https://app.example:8443;"));
+        assert!(policy.contains("frame-ancestors 'none'"));
+        assert!(
+            consent_policy("http://127.0.0.1:5000/callback")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("form-action 'self' http://127.0.0.1:5000;")
+        );
+        for uri in [
+            "com.example.app:/callback",
+            "javascript://x",
+            "https://",
+            "https://a.example;script-src *",
+            "https://user@a.example/",
+            "https://a.example 'unsafe-inline'/",
+        ] {
+            assert!(consent_policy(uri).is_none(), "{uri}");
+        }
+    }
 
     #[test]
     fn a_parameter_sent_twice_is_refused_and_others_are_ignored() {

@@ -808,3 +808,37 @@ async fn a_token_revoked_through_one_replica_is_refused_by_another_within_a_seco
     assert!(refused_within_a_second(access).await);
     other.stop().await;
 }
+
+/// A client refreshing in a loop cannot grow the store: a grant refreshes at most 60 times an
+/// hour (then `temporarily_unavailable`, 503), and keeps only its newest rotated refresh
+/// tokens, so an old one is merely unknown while a recent one's reuse still revokes the grant.
+#[tokio::test]
+async fn refreshing_in_a_loop_is_bounded() {
+    for backend in backends() {
+        let w = world(spawn_app(&backend).await).await;
+        let (code, verifier) = w.code("chat").await;
+        let (_, tokens) = w.exchange(&code, &verifier).await;
+        let mut refresh_tokens = vec![text(&tokens, "refresh_token").to_owned()];
+        for _ in 0..60 {
+            let (status, body) = w.refresh(refresh_tokens.last().unwrap()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            refresh_tokens.push(text(&body, "refresh_token").to_owned());
+        }
+        let (status, body) = w.refresh(refresh_tokens.last().unwrap()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["error"], "temporarily_unavailable");
+        // The first was pruned: unknown, and the grant stands.
+        let (status, body) = w.refresh(&refresh_tokens[0]).await;
+        assert_eq!((status, text(&body, "error")), (StatusCode::BAD_REQUEST, "invalid_grant"));
+        assert_eq!(body["error_description"], "unknown refresh token");
+        // A recent one is still recognised: its reuse revokes the grant.
+        let (_, body) = w.refresh(&refresh_tokens[55]).await;
+        assert_eq!(
+            body["error_description"],
+            "refresh token already used; the application's access is revoked"
+        );
+        w.app.clock.advance(chrono::TimeDelta::hours(1));
+        let (status, _) = w.refresh(refresh_tokens.last().unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+}

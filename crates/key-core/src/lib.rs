@@ -76,9 +76,9 @@ pub use limits::ratelimit::{
 };
 pub use oauth::{
     ACCESS_TOKEN_LIFETIME, AUTHORIZATION_CODE_LIFETIME, CodeChallenge, GrantedScopes,
-    MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MAX_STATE_LEN, OauthClientType,
-    OauthContext, OauthError, REFRESH_TOKEN_IDLE_TIMEOUT, RedirectUri, grant_scopes,
-    parse_scope_parameter, scope_parameter,
+    MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URI_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR,
+    MAX_STATE_LEN, OauthClientType, OauthContext, OauthError, REFRESH_TOKEN_IDLE_TIMEOUT,
+    ROTATED_REFRESH_TOKENS_KEPT, RedirectUri, grant_scopes, parse_scope_parameter, scope_parameter,
 };
 pub use random::RandomSource;
 pub use session::{

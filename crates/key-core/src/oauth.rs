@@ -25,6 +25,16 @@ pub const ACCESS_TOKEN_LIFETIME: Duration = Duration::hours(1);
 /// keeps working; one left unused for a month must send its person through consent again.
 pub const REFRESH_TOKEN_IDLE_TIMEOUT: Duration = Duration::days(30);
 
+/// The most refreshes one grant may make in an hour: an application refreshes once an hour, or
+/// a few times more after restarts; a client refreshing in a loop would otherwise add a token
+/// row per call.
+pub const MAX_REFRESHES_PER_HOUR: u32 = 60;
+
+/// How many rotated refresh tokens of a grant are kept (until they expire), so that their reuse
+/// is recognised and revokes the grant; older ones are deleted at the next rotation, and
+/// presenting one is then merely an unknown token.
+pub const ROTATED_REFRESH_TOKENS_KEPT: u64 = 10;
+
 /// The most redirect URIs a client may register.
 pub const MAX_REDIRECT_URIS: usize = 10;
 

@@ -11,8 +11,8 @@ use key_core::{
     ScopeSet,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -596,9 +596,57 @@ impl Store {
             return Ok(false);
         }
         insert_tokens_in(&txn, grant_id, tokens).await?;
+        // A grant keeps a bounded number of rows however often it refreshes: the rotated
+        // refresh tokens beyond the newest few, and access tokens that no longer work, go.
+        let rotated_out: Vec<Uuid> = OauthTokens::find()
+            .select_only()
+            .column(oauth_token::Column::Id)
+            .filter(oauth_token::Column::GrantId.eq(grant_id))
+            .filter(oauth_token::Column::Kind.eq(TokenUse::Refresh.as_str()))
+            .filter(oauth_token::Column::ReplacedBy.is_not_null())
+            .order_by_desc(oauth_token::Column::CreatedAt)
+            .order_by_desc(oauth_token::Column::Id)
+            .offset(key_core::ROTATED_REFRESH_TOKENS_KEPT)
+            .limit(1_000)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        OauthTokens::delete_many()
+            .filter(oauth_token::Column::GrantId.eq(grant_id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(oauth_token::Column::Id.is_in(rotated_out))
+                    .add(
+                        sea_orm::Condition::all()
+                            .add(oauth_token::Column::Kind.eq(TokenUse::Access.as_str()))
+                            .add(
+                                sea_orm::Condition::any()
+                                    .add(oauth_token::Column::RevokedAt.is_not_null())
+                                    .add(oauth_token::Column::ExpiresAt.lte(now)),
+                            ),
+                    ),
+            )
+            .exec(&txn)
+            .await?;
         insert_audit_event_in(&txn, audit).await?;
         txn.commit().await?;
         Ok(true)
+    }
+
+    /// How many access tokens grant `grant_id` was issued since `since` (its first included), as
+    /// far as they are kept: one per exchange or refresh, each kept while it works (unless
+    /// revoked), so an hour's count is the hour's issues.
+    pub async fn count_access_tokens_since(
+        &self,
+        grant_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        Ok(OauthTokens::find()
+            .filter(oauth_token::Column::GrantId.eq(grant_id))
+            .filter(oauth_token::Column::Kind.eq(TokenUse::Access.as_str()))
+            .filter(oauth_token::Column::CreatedAt.gte(since))
+            .count(&self.db)
+            .await?)
     }
 
     /// Revokes the grant `id` of `organization_id` and all its tokens at `now` with `reason` and

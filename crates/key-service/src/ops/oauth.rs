@@ -16,10 +16,10 @@ use chrono::{DateTime, Utc};
 use key_core::{
     ACCESS_TOKEN_LIFETIME, AUTHORIZATION_CODE_LIFETIME, Action, ApiKey, AuditAction, AuditEvent,
     AuditOutcome, Clock, CodeChallenge, CredentialKind, Environment, Error, IpAllowlist, KeyDigest,
-    KeyRecord, KeyType, MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_STATE_LEN, OauthClientType,
-    OauthContext, OauthError, Pepper, REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimits,
-    RedactedKey, RedirectUri, ScopeSet, SessionToken, TokenKind, grant_scopes,
-    parse_scope_parameter,
+    KeyRecord, KeyType, MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR,
+    MAX_STATE_LEN, OauthClientType, OauthContext, OauthError, Pepper, Period,
+    REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimit, RateLimits, RedactedKey, RedirectUri,
+    ScopeSet, SessionToken, TokenKind, grant_scopes, parse_scope_parameter,
 };
 use key_store::{
     AuthorizationCode, CodeRedemption, NewKey, NewToken, OauthClient, OauthGrant, Store,
@@ -786,6 +786,16 @@ impl Oauth {
                     OauthError::InvalidScope.with(format!("{} was not granted", scope.as_str()))
                 );
             }
+        }
+        let recent = self
+            .store
+            .count_access_tokens_since(grant.id, now - chrono::Duration::hours(1))
+            .await?;
+        if recent > u64::from(MAX_REFRESHES_PER_HOUR) {
+            return Err(Error::RateLimited(RateLimit {
+                requests: MAX_REFRESHES_PER_HOUR,
+                per: Period::Hour,
+            }));
         }
         let member_id = grant
             .member_id

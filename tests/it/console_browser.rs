@@ -16,6 +16,54 @@ const GATEWAY_LISTENING: &str = "HTTP gateway listening";
 
 #[test]
 fn the_console_works_in_chromium_with_no_serious_accessibility_violation() {
+    let (summary, mut served, _data_dir) = run_browser_script("tests/browser/console.py");
+    let pages = summary["pages"].as_array().unwrap();
+    assert!(pages.len() >= 10, "{summary}");
+    assert_accessible(&summary);
+    // No key or token reached the service's log.
+    let log = served.stderr();
+    for secret in ["sk_live_", "krs_", "krl_"] {
+        assert!(!log.contains(secret), "{secret}… in the log:\n{log}");
+    }
+    served.terminate(Duration::from_secs(10));
+}
+
+/// OAuth 2.0's five steps (`tests/browser/oauth.py`): an application registered on the
+/// console's page, authlib's OAuth2Session with PKCE, the person's sign-in and consent in
+/// Chromium, the code exchanged at `/oauth/token`, the access token through forward-auth.
+#[test]
+fn an_oauth_client_gets_a_persons_consent_in_chromium_and_its_token_is_verified() {
+    let (summary, mut served, _data_dir) = run_browser_script("tests/browser/oauth.py");
+    let pages = summary["pages"].as_array().unwrap();
+    assert!(pages.len() >= 5, "{summary}");
+    assert_accessible(&summary);
+    // No token, code, key or sign-in link reached the service's log.
+    let log = served.stderr();
+    for secret in ["sk_live_", "krs_", "krl_", "oat_", "ort_", "code="] {
+        assert!(!log.contains(secret), "{secret}… in the log:\n{log}");
+    }
+    served.terminate(Duration::from_secs(10));
+}
+
+/// Every page of `summary` has its screenshot and no serious or critical axe-core violation.
+fn assert_accessible(summary: &Value) {
+    for page in summary["pages"].as_array().unwrap() {
+        let name = page["page"].as_str().unwrap();
+        assert!(
+            std::path::Path::new(page["screenshot"].as_str().unwrap()).is_file(),
+            "no screenshot of {name}"
+        );
+        assert_eq!(
+            summary["axe"][name]["serious_or_critical"],
+            serde_json::json!([]),
+            "{name}"
+        );
+    }
+}
+
+/// Runs the browser `script` against a fresh `keyrack serve` (SQLite, in a temporary data
+/// directory); its JSON summary line, the still running server and its data directory.
+fn run_browser_script(script: &str) -> (Value, LoggedChild, tempfile::TempDir) {
     let data_dir = tempfile::tempdir().unwrap();
     let mut command = keyrack();
     command
@@ -38,9 +86,9 @@ fn the_console_works_in_chromium_with_no_serious_accessibility_violation() {
         Some(at.split_whitespace().next()?.to_owned())
     });
     let screenshots = repo_root().join("target/console-screenshots");
-    let mut script = Command::new(venv_tool("python"));
-    script
-        .arg(repo_root().join("tests/browser/console.py"))
+    let mut browser = Command::new(venv_tool("python"));
+    browser
+        .arg(repo_root().join(script))
         .env("KEYRACK_URL", format!("http://{address}"))
         .env(
             "KEYRACK_ADMIN_KEY",
@@ -49,36 +97,17 @@ fn the_console_works_in_chromium_with_no_serious_accessibility_violation() {
         .env("KEYRACK_SCREENSHOTS", &screenshots)
         .env("KEYRACK_CHROMIUM", on_path("chromium"))
         .stdin(Stdio::null());
-    loopback_only(&mut script);
-    let output = script.output().unwrap();
+    loopback_only(&mut browser);
+    let output = browser.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the browser test failed ({}):\n{stderr}\n{stdout}\nkeyrack serve's log:\n{}",
+        "{script} failed ({}):\n{stderr}\n{stdout}\nkeyrack serve's log:\n{}",
         output.status,
         served.stderr()
     );
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|error| panic!("no summary ({error}):\n{stdout}"));
-    let pages = summary["pages"].as_array().unwrap();
-    assert!(pages.len() >= 10, "{summary}");
-    for page in pages {
-        let name = page["page"].as_str().unwrap();
-        assert!(
-            std::path::Path::new(page["screenshot"].as_str().unwrap()).is_file(),
-            "no screenshot of {name}"
-        );
-        assert_eq!(
-            summary["axe"][name]["serious_or_critical"],
-            serde_json::json!([]),
-            "{name}"
-        );
-    }
-    // No key or token reached the service's log.
-    let log = served.stderr();
-    for secret in ["sk_live_", "krs_", "krl_"] {
-        assert!(!log.contains(secret), "{secret}… in the log:\n{log}");
-    }
-    served.terminate(Duration::from_secs(10));
+    (summary, served, data_dir)
 }

@@ -196,6 +196,7 @@ async fn spawn_app_at(
     let gateway = Gateway::new(http_listener, upstream)
         .unwrap()
         .with_trusted_proxies(trusted_proxies)
+        .with_authorize(console.clone().authorize_router())
         .with_console(console.router());
     let (gateway_shutdown, gateway_stop) = oneshot::channel::<()>();
     let gateway = tokio::spawn(async move {

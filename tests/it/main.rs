@@ -18,6 +18,7 @@ mod cli;
 mod client_layer;
 mod console;
 mod console_browser;
+mod console_oauth;
 mod context;
 mod credits;
 mod escalation;

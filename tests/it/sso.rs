@@ -22,13 +22,13 @@ const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 const LISTENING: &str = "oidc provider listening on ";
 
 /// The test's identity provider, stopped when dropped.
-struct Provider {
+pub(crate) struct Provider {
     url: String,
     _process: LoggedChild,
 }
 
 impl Provider {
-    fn start() -> Provider {
+    pub(crate) fn start() -> Provider {
         let mut command = Command::new(venv_tool("python"));
         command
             .arg(repo_root().join("tests/oidc/provider.py"))
@@ -45,7 +45,7 @@ impl Provider {
     }
 
     /// Flips one of the provider's test switches (`user?email=…`, `tamper?mode=…`).
-    async fn set(&self, switch: &str) {
+    pub(crate) async fn set(&self, switch: &str) {
         let response = browser()
             .get(format!("{}/test/{switch}", self.url))
             .send()
@@ -72,7 +72,7 @@ fn browser() -> Client {
         .unwrap()
 }
 
-async fn spawn_with_sso(backend: &Backend, provider: &Provider) -> TestApp {
+pub(crate) async fn spawn_with_sso(backend: &Backend, provider: &Provider) -> TestApp {
     let config = provider.config();
     spawn_app_configured(backend, move |setup| setup.parts.sso = Some(config)).await
 }

@@ -232,7 +232,8 @@ impl Application {
                 Arc::clone(&random),
                 Arc::clone(&key_cache),
                 verifier.clone(),
-            ),
+            )
+            .with_access_token_lifetime(settings.access_token_lifetime),
             leaks: LeakReports::new(
                 store.clone(),
                 Arc::clone(&clock),

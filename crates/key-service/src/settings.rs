@@ -41,6 +41,8 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// When a client network, or a key prefix, failing verifications is refused.
     pub brute_force: BruteForceSettings,
+    /// How long an OAuth access token works (`key_core::ACCESS_TOKEN_LIFETIME` by default).
+    pub access_token_lifetime: TimeDelta,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             alert_sweep_interval: DEFAULT_ALERT_SWEEP_INTERVAL,
             webhooks: WebhookSettings::default(),
             brute_force: BruteForceSettings::default(),
+            access_token_lifetime: key_core::ACCESS_TOKEN_LIFETIME,
         }
     }
 }

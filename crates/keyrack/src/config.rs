@@ -174,6 +174,11 @@ pub(crate) struct ServeConfig {
     /// deleted.
     #[arg(long, env = "KEYRACK_AUDIT_RETENTION", default_value = "keep")]
     audit_retention: Retention,
+    /// How long an OAuth 2.0 access token works, e.g. `1h` (the default) or `15m`: from 1 minute
+    /// to 24 hours. Revoking its grant ends it sooner; the lifetime bounds what a leaked one
+    /// nobody revoked is worth, and how often clients refresh.
+    #[arg(long, env = "KEYRACK_OAUTH_ACCESS_TOKEN_TTL", default_value = "1h", value_parser = access_token_ttl)]
+    oauth_access_token_ttl: Duration,
     /// `false` stops counting verifications: no usage, no last-used times, no usage alerts.
     /// Meant for measuring what metering costs (bench/metering.sh).
     #[arg(long, env = "KEYRACK_METERING", action = ArgAction::Set, value_parser = BoolishValueParser::new(), default_value = "true")]
@@ -271,6 +276,7 @@ impl ServeConfig {
                 .0
                 .map(|retention| delta(retention, "audit-retention"))
                 .transpose()?,
+            access_token_lifetime: delta(self.oauth_access_token_ttl, "oauth-access-token-ttl")?,
             webhooks: WebhookSettings {
                 allow_http: self.webhook_allow_http,
                 allow_private: self.webhook_allow_private,
@@ -470,6 +476,15 @@ impl HttpTlsArgs {
     }
 }
 
+/// `--oauth-access-token-ttl`: a duration from a minute to a day.
+fn access_token_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if !(Duration::from_secs(60)..=Duration::from_secs(24 * 3600)).contains(&ttl) {
+        return Err("an access token lives from 1m to 24h".to_owned());
+    }
+    Ok(ttl)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -574,5 +589,12 @@ mod tests {
     fn the_defaults_are_the_applications() {
         let settings = parse(&[]).unwrap().settings().unwrap();
         assert_eq!(settings, Settings::default());
+        let short = parse(&["--oauth-access-token-ttl", "15m"]).unwrap();
+        assert_eq!(
+            short.settings().unwrap().access_token_lifetime,
+            TimeDelta::minutes(15)
+        );
+        assert!(parse(&["--oauth-access-token-ttl", "30s"]).is_err());
+        assert!(parse(&["--oauth-access-token-ttl", "2d"]).is_err());
     }
 }

@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    ACCESS_TOKEN_LIFETIME, AUTHORIZATION_CODE_LIFETIME, Action, ApiKey, AuditAction, AuditEvent,
-    AuditOutcome, Clock, CodeChallenge, CredentialKind, Environment, Error, IpAllowlist, KeyDigest,
-    KeyRecord, KeyType, MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR,
-    MAX_STATE_LEN, OauthClientType, OauthContext, OauthError, Pepper, Period,
-    REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimit, RateLimits, RedactedKey, RedirectUri,
-    ScopeSet, SessionToken, TokenKind, grant_scopes, parse_scope_parameter,
+    AUTHORIZATION_CODE_LIFETIME, Action, ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock,
+    CodeChallenge, CredentialKind, Environment, Error, IpAllowlist, KeyDigest, KeyRecord, KeyType,
+    MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR, MAX_STATE_LEN, OauthClientType,
+    OauthContext, OauthError, Pepper, Period, REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimit,
+    RateLimits, RedactedKey, RedirectUri, ScopeSet, SessionToken, TokenKind, grant_scopes,
+    parse_scope_parameter,
 };
 use key_store::{
     AuthorizationCode, CodeRedemption, NewKey, NewToken, OauthClient, OauthGrant, Store,
@@ -164,6 +164,8 @@ pub struct Oauth {
     random: Arc<dyn RandomSource>,
     key_cache: Arc<KeyCache>,
     verifier: Verifier,
+    /// How long an access token works.
+    access_token_lifetime: chrono::TimeDelta,
 }
 
 /// Why a grant is revoked, in its `revoke_reason`.
@@ -188,6 +190,15 @@ impl Oauth {
             random,
             key_cache,
             verifier,
+            access_token_lifetime: key_core::ACCESS_TOKEN_LIFETIME,
+        }
+    }
+
+    /// These operations, issuing access tokens that work for `lifetime`.
+    pub(crate) fn with_access_token_lifetime(self, lifetime: chrono::TimeDelta) -> Oauth {
+        Oauth {
+            access_token_lifetime: lifetime,
+            ..self
         }
     }
 
@@ -732,7 +743,7 @@ impl Oauth {
         self.key_cache.key_created(&tokens[0].digest);
         Ok(IssuedTokens {
             access_token: access,
-            expires_in: ACCESS_TOKEN_LIFETIME.num_seconds(),
+            expires_in: self.access_token_lifetime.num_seconds(),
             refresh_token: refresh,
             scopes: stored.scopes,
         })
@@ -823,7 +834,7 @@ impl Oauth {
         self.key_cache.key_created(&tokens[0].digest);
         Ok(IssuedTokens {
             access_token: access,
-            expires_in: ACCESS_TOKEN_LIFETIME.num_seconds(),
+            expires_in: self.access_token_lifetime.num_seconds(),
             refresh_token: refresh,
             scopes: grant.scopes,
         })
@@ -875,7 +886,7 @@ impl Oauth {
             expires_at,
         };
         let rows = [
-            row(&access, TokenUse::Access, now + ACCESS_TOKEN_LIFETIME),
+            row(&access, TokenUse::Access, now + self.access_token_lifetime),
             row(
                 &refresh,
                 TokenUse::Refresh,

@@ -829,7 +829,10 @@ async fn refreshing_in_a_loop_is_bounded() {
         assert_eq!(body["error"], "temporarily_unavailable");
         // The first was pruned: unknown, and the grant stands.
         let (status, body) = w.refresh(&refresh_tokens[0]).await;
-        assert_eq!((status, text(&body, "error")), (StatusCode::BAD_REQUEST, "invalid_grant"));
+        assert_eq!(
+            (status, text(&body, "error")),
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        );
         assert_eq!(body["error_description"], "unknown refresh token");
         // A recent one is still recognised: its reuse revokes the grant.
         let (_, body) = w.refresh(&refresh_tokens[55]).await;

@@ -306,6 +306,23 @@ async fn the_five_steps_give_a_token_verified_like_a_key_with_the_user_context()
             .unwrap()
             .into_inner();
         assert!(keys.api_keys.iter().all(|key| key.id != verdict.key_id));
+        // Its usage (its tokens') is read as a personal key's: by its person, or an admin.
+        w.app.caught_up().await;
+        let usage = w
+            .app
+            .client
+            .clone()
+            .list_usage(authed(
+                &w.alice,
+                v1::ListUsageRequest {
+                    key_id: verdict.key_id.clone(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(usage.total_succeeded >= 1, "{usage:?}");
     }
 }
 

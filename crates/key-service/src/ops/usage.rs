@@ -163,7 +163,22 @@ impl UsageReports {
             }
             (id, []) => {
                 let id = parse_id("key_id", id)?;
-                self.access.key(by, id, Action::ReadUsage).await?;
+                match self.access.key(by, id, Action::ReadUsage).await {
+                    Ok(_) => {}
+                    // An OAuth grant is no key to the key operations, but its usage (its
+                    // access tokens') is read as a personal key's: its person's, or all.
+                    Err(Error::NotFound(_)) => {
+                        let grant = self
+                            .store
+                            .get_oauth_grant(by.caller.organization_id, id)
+                            .await?
+                            .ok_or(Error::NotFound("key"))?;
+                        self.access
+                            .authorize(by, Action::ReadUsage, grant.member_id)
+                            .await?;
+                    }
+                    Err(error) => return Err(error),
+                }
                 Ok(Selection::Keys(vec![id]))
             }
             ("", ids) => {

@@ -85,6 +85,13 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PATH")]
     pub(crate) ext_authz: Option<String>,
 
+    /// An OAuth access token (`oat_…`) holding --scope. Adds a target: VerifyKey with the
+    /// token, judged by the same verifier and key cache as the key, reported beside VerifyKey
+    /// with the ratio of their throughputs (issue 16: a token should cost what a key costs).
+    /// Never printed.
+    #[arg(long, env = "KEYRACK_BENCH_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+
     /// The end client's address sent with the valid key (flood requests use distinct ones).
     #[arg(long, default_value = "203.0.113.7")]
     pub(crate) client_ip: String,

@@ -25,6 +25,12 @@ pub(crate) enum Error {
     #[error("the server does not accept the benchmark key for scope {scope:?}: {reason}")]
     KeyRejected { scope: String, reason: String },
     #[error(
+        "the token given with --token or KEYRACK_BENCH_TOKEN is not a well-formed OAuth access token (oat_…)"
+    )]
+    MalformedToken,
+    #[error("the server does not accept the access token for scope {scope:?}: {reason}")]
+    TokenRejected { scope: String, reason: String },
+    #[error(
         "ext_authz Check did not allow the key (does --ext-authz-routes map the --ext-authz path to --scope?): {0}"
     )]
     CheckRefused(String),

@@ -155,5 +155,6 @@ fn target_row(target: Target) -> crate::target::Row {
         Target::Verify => Row::Verify,
         Target::Flood => Row::FloodValid,
         Target::ExtAuthz => Row::ExtAuthz,
+        Target::Token => Row::Token,
     }
 }

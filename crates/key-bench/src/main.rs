@@ -2,7 +2,8 @@
 //! several HTTP/2 connections, and measures `keyrack.v1.KeyService/VerifyKey` against the
 //! server's own `grpc.health.v1.Health/Check` in the same run, alternating rounds, so that the
 //! ratio of the two is what a shared machine's noise affects least; with `--ext-authz`, Envoy's
-//! ext_authz Check too, against VerifyKey. See BENCHMARKS.md.
+//! ext_authz Check too, and with `--token`, VerifyKey with an OAuth access token, each against
+//! VerifyKey with the key. See BENCHMARKS.md.
 
 mod cli;
 mod error;
@@ -15,7 +16,7 @@ mod target;
 use std::{path::Path, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
-use key_core::ApiKey;
+use key_core::{ApiKey, CredentialKind};
 use key_proto::{
     envoy::{Address, AttributeContext, CheckRequest, SocketAddress, address, attribute_context},
     v1::VerifyKeyRequest,
@@ -62,6 +63,9 @@ async fn run(args: &Args) -> Result<Report, Error> {
         (Mode::Closed, _) => None,
     };
     ApiKey::parse(&args.key).map_err(|_| Error::MalformedKey)?;
+    if let Some(token) = &args.token {
+        check_access_token(token)?;
+    }
 
     let channels = connect(&args.addr, args.connections, args).await?;
     let valid = VerifyKeyRequest {
@@ -76,8 +80,17 @@ async fn run(args: &Args) -> Result<Report, Error> {
         .ext_authz
         .as_deref()
         .map(|path| check_request(path, &args.key, &args.client_ip));
-    let client = Arc::new(Client::new(&channels, valid, check, flood.unwrap_or(0.0)));
-    preflight(&client, &args.scope, args.ext_authz.is_some()).await?;
+    let token = args.token.as_ref().map(|token| VerifyKeyRequest {
+        key: token.clone(),
+        ..valid.clone()
+    });
+    let client = Arc::new(Client::new(
+        &channels,
+        valid,
+        check,
+        token,
+        flood.unwrap_or(0.0),
+    ));
 
     let mut targets = vec![Target::Health, Target::Verify];
     if flood.is_some() {
@@ -86,6 +99,10 @@ async fn run(args: &Args) -> Result<Report, Error> {
     if args.ext_authz.is_some() {
         targets.push(Target::ExtAuthz);
     }
+    if args.token.is_some() {
+        targets.push(Target::Token);
+    }
+    preflight(&client, &args.scope, &targets).await?;
     let empty = Recorder::new()?;
     let run_phase = |target: Target, duration: Duration| {
         let client = Arc::clone(&client);
@@ -104,9 +121,9 @@ async fn run(args: &Args) -> Result<Report, Error> {
         }
     }
     let mut recorder = empty.clone();
-    let mut elapsed = [Duration::ZERO; 4];
+    let mut elapsed = [Duration::ZERO; Target::COUNT];
     // The server's CPU nanoseconds and the calls of each target, summed over its phases.
-    let mut server_cpu = [(0_u64, 0_u64); 4];
+    let mut server_cpu = [(0_u64, 0_u64); Target::COUNT];
     for _ in 0..args.rounds {
         for &target in &targets {
             let before = args.server_pid.map(server_cpu::cpu_nanos).transpose()?;
@@ -117,11 +134,11 @@ async fn run(args: &Args) -> Result<Report, Error> {
             if let (Some(pid), Some(before)) = (args.server_pid, before) {
                 let used = server_cpu::cpu_nanos(pid)?.saturating_sub(before);
                 let calls: u64 = phase.rows.iter().map(|row| row.ok + row.errors).sum();
-                server_cpu[target as usize].0 += used;
-                server_cpu[target as usize].1 += calls;
+                server_cpu[target.index()].0 += used;
+                server_cpu[target.index()].1 += calls;
             }
             recorder.merge(&phase);
-            elapsed[target as usize] += took;
+            elapsed[target.index()] += took;
         }
     }
 
@@ -134,8 +151,9 @@ async fn run(args: &Args) -> Result<Report, Error> {
         rounds: args.rounds,
         flood,
         ext_authz: args.ext_authz.is_some(),
+        token: args.token.is_some(),
     };
-    let report = Report::new(setup, &recorder, |target| elapsed[target as usize]);
+    let report = Report::new(setup, &recorder, |target| elapsed[target.index()]);
     print!("{}", report.table(&args.addr));
     if let Some(pid) = args.server_pid {
         print!("{}", server_cpu_table(pid, &targets, &server_cpu));
@@ -150,30 +168,38 @@ async fn run(args: &Args) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// The server's CPU time per call of each target, and each against Health/Check's.
-fn server_cpu_table(pid: u32, targets: &[Target], cpu: &[(u64, u64); 4]) -> String {
+/// The server's CPU time per call of each target, and each against Health/Check's; the access
+/// token's against the key's too, the comparison its target exists for.
+fn server_cpu_table(pid: u32, targets: &[Target], cpu: &[(u64, u64); Target::COUNT]) -> String {
     let per_call = |target: Target| {
-        let (nanos, calls) = cpu[target as usize];
+        let (nanos, calls) = cpu[target.index()];
         (calls > 0).then(|| nanos as f64 / calls as f64 / 1000.0)
     };
     let baseline = per_call(Target::Health);
+    let key = per_call(Target::Verify);
     let mut table =
         format!("\nserver CPU per call (pid {pid}, /proc/{pid}/task/*/schedstat, all rounds)\n");
     for &target in targets {
         let Some(micros) = per_call(target) else {
             continue;
         };
-        let ratio = match (target, baseline) {
-            (Target::Health, _) | (_, None) => String::new(),
-            (_, Some(base)) => format!("  ({:.2}× Health/Check)", micros / base),
+        let ratio = match (target, baseline, key) {
+            (Target::Health, _, _) | (_, None, _) => String::new(),
+            (Target::Token, Some(base), Some(key)) => format!(
+                "  ({:.2}× Health/Check, {:.2}× VerifyKey with the key)",
+                micros / base,
+                micros / key
+            ),
+            (_, Some(base), _) => format!("  ({:.2}× Health/Check)", micros / base),
         };
         let name = match target {
             Target::Health => "grpc.health.v1.Health/Check",
             Target::Verify => "keyrack.v1.KeyService/VerifyKey",
             Target::Flood => "VerifyKey under flood (both rows)",
             Target::ExtAuthz => "ext_authz Authorization/Check",
+            Target::Token => "VerifyKey with an OAuth access token",
         };
-        table.push_str(&format!("  {name:<34} {micros:>7.1} µs{ratio}\n"));
+        table.push_str(&format!("  {name:<36} {micros:>7.1} µs{ratio}\n"));
     }
     table
 }
@@ -214,9 +240,10 @@ async fn connect(address: &str, count: u16, args: &Args) -> Result<Vec<Channel>,
     Ok(channels)
 }
 
-/// Checks, once, that the server is healthy and accepts the key, so that a wrong key or address
-/// is a clear error rather than a table full of failures.
-async fn preflight(client: &Client, scope: &str, ext_authz: bool) -> Result<(), Error> {
+/// Checks, once, that the server is healthy and accepts the key (and the token, if that target
+/// runs), so that a wrong key, token or address is a clear error rather than a table full of
+/// failures.
+async fn preflight(client: &Client, scope: &str, targets: &[Target]) -> Result<(), Error> {
     if let (_, Err(error)) = client.call(Target::Health, 0).await {
         return Err(Error::Unhealthy(error));
     }
@@ -226,10 +253,30 @@ async fn preflight(client: &Client, scope: &str, ext_authz: bool) -> Result<(), 
             reason,
         });
     }
-    if ext_authz && let (_, Err(reason)) = client.call(Target::ExtAuthz, 0).await {
+    if targets.contains(&Target::ExtAuthz)
+        && let (_, Err(reason)) = client.call(Target::ExtAuthz, 0).await
+    {
         return Err(Error::CheckRefused(reason));
     }
+    if targets.contains(&Target::Token)
+        && let (_, Err(reason)) = client.call(Target::Token, 0).await
+    {
+        return Err(Error::TokenRejected {
+            scope: scope.to_owned(),
+            reason,
+        });
+    }
     Ok(())
+}
+
+/// Whether `text` is an OAuth access token: well formed and `oat_…`. An API key there would
+/// measure the key against itself, and a refresh token is refused without a lookup, so either
+/// would make a ratio that means nothing.
+fn check_access_token(text: &str) -> Result<(), Error> {
+    match ApiKey::parse(text) {
+        Ok(token) if token.kind() == CredentialKind::AccessToken => Ok(()),
+        _ => Err(Error::MalformedToken),
+    }
 }
 
 /// The Check request Envoy's ext_authz filter would send for a GET of `path` by the client at
@@ -259,5 +306,65 @@ fn check_request(path: &str, key: &str, client_ip: &str) -> CheckRequest {
             }),
             ..AttributeContext::default()
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use key_core::{ApiKey, CredentialKind, Environment};
+    use ring::rand::SystemRandom;
+
+    use super::*;
+    use crate::target::Row;
+
+    fn credential(kind: CredentialKind) -> String {
+        ApiKey::generate_kind(kind, Environment::Live, &SystemRandom::new())
+            .unwrap()
+            .expose()
+            .to_owned()
+    }
+
+    #[test]
+    fn only_an_access_token_is_taken_as_the_token() {
+        assert!(check_access_token(&credential(CredentialKind::AccessToken)).is_ok());
+        for other in [
+            credential(CredentialKind::ApiKey),
+            credential(CredentialKind::RefreshToken),
+            "oat_live_not-a-token".to_owned(),
+        ] {
+            assert!(matches!(
+                check_access_token(&other),
+                Err(Error::MalformedToken)
+            ));
+        }
+    }
+
+    #[test]
+    fn the_token_comes_from_its_flag_and_its_environment_value_is_never_shown() {
+        let token = credential(CredentialKind::AccessToken);
+        let args = Args::try_parse_from(["key-bench", "--key", "k", "--token", &token]).unwrap();
+        assert_eq!(args.token.as_deref(), Some(token.as_str()));
+        let args = Args::try_parse_from(["key-bench", "--key", "k"]).unwrap();
+        assert_eq!(args.token, None);
+        let command = Args::command();
+        let flag = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "token")
+            .unwrap();
+        assert_eq!(
+            flag.get_env().and_then(|name| name.to_str()),
+            Some("KEYRACK_BENCH_TOKEN")
+        );
+        assert!(flag.is_hide_env_values_set());
+    }
+
+    #[test]
+    fn every_row_belongs_to_a_target_with_a_tally_of_its_own() {
+        for row in Row::ALL {
+            assert!(row.target().index() < Target::COUNT, "{row:?}");
+        }
+        assert_eq!(Row::Token.target(), Target::Token);
+        assert_eq!(Target::Token.index(), Target::COUNT - 1);
     }
 }

@@ -31,6 +31,10 @@ pub(crate) struct Report {
     /// ext_authz Check throughput divided by VerifyKey throughput, in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) ratio_check_verify_throughput: Option<f64>,
+    /// VerifyKey-with-the-access-token throughput divided by VerifyKey-with-the-key throughput,
+    /// in the same run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ratio_token_key_throughput: Option<f64>,
     /// Open loop: how late the generator itself sent requests (part of every latency).
     pub(crate) send_lag_p99_us: Option<f64>,
 }
@@ -64,6 +68,8 @@ pub(crate) struct Setup {
     pub(crate) flood: Option<f64>,
     /// Whether ext_authz's Check ran too.
     pub(crate) ext_authz: bool,
+    /// Whether VerifyKey with an access token ran too.
+    pub(crate) token: bool,
 }
 
 impl Report {
@@ -78,6 +84,7 @@ impl Report {
             .filter(|row| match row.target() {
                 Target::Flood => setup.flood.is_some(),
                 Target::ExtAuthz => setup.ext_authz,
+                Target::Token => setup.token,
                 Target::Health | Target::Verify => true,
             })
             .map(|&row| row_report(row, recorder, elapsed(row.target())))
@@ -99,6 +106,10 @@ impl Report {
             find(Row::ExtAuthz).map(|row| row.throughput),
             find(Row::Verify).map(|row| row.throughput),
         );
+        let ratio_token_key_throughput = ratio(
+            find(Row::Token).map(|row| row.throughput),
+            find(Row::Verify).map(|row| row.throughput),
+        );
         let open = setup.mode == Mode::Open;
         Report {
             mode: setup.mode,
@@ -111,6 +122,7 @@ impl Report {
             ratio_verify_health_throughput,
             ratio_flood_valid_p99,
             ratio_check_verify_throughput,
+            ratio_token_key_throughput,
             send_lag_p99_us: open.then(|| micros(&recorder.send_lag, 0.99)),
             rows,
         }
@@ -138,13 +150,13 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "{:<34} {:>10} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9}",
+            "{:<36} {:>10} {:>7} {:>11} {:>9} {:>9} {:>9} {:>9}",
             "target", "requests", "errors", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
         );
         for row in &self.rows {
             let _ = writeln!(
                 out,
-                "{:<34} {:>10} {:>7} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                "{:<36} {:>10} {:>7} {:>11.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
                 row.name,
                 row.requests,
                 row.errors,
@@ -174,6 +186,9 @@ impl Report {
                 out,
                 "ratio ext_authz Check/VerifyKey throughput: {ratio:.3}"
             );
+        }
+        if let Some(ratio) = self.ratio_token_key_throughput {
+            let _ = writeln!(out, "ratio VerifyKey token/key throughput: {ratio:.3}");
         }
         if let Some(lag) = self.send_lag_p99_us {
             let _ = writeln!(
@@ -218,4 +233,65 @@ fn micros(histogram: &Histogram<u64>, quantile: f64) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let nanos = histogram.value_at_quantile(quantile) as f64;
     nanos / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(token: bool) -> Setup {
+        Setup {
+            mode: Mode::Closed,
+            connections: 1,
+            concurrency: 1,
+            rate: None,
+            duration: Duration::from_secs(1),
+            rounds: 1,
+            flood: None,
+            ext_authz: false,
+            token,
+        }
+    }
+
+    /// `ok` successful calls of `row`, each taking `micros`.
+    fn record(recorder: &mut Recorder, row: Row, ok: u32, micros: u64) {
+        for _ in 0..ok {
+            recorder.record(row, Duration::from_micros(micros), Ok(()));
+        }
+    }
+
+    #[test]
+    fn the_token_row_and_its_ratio_to_the_key_appear_only_with_a_token() {
+        let mut recorder = Recorder::new().unwrap();
+        record(&mut recorder, Row::Health, 400, 100);
+        record(&mut recorder, Row::Verify, 200, 200);
+        record(&mut recorder, Row::Token, 150, 250);
+        // Every target ran for one second, so throughput is the count.
+        let with = Report::new(setup(true), &recorder, |_| Duration::from_secs(1));
+        assert_eq!(with.rows.len(), 3);
+        assert_eq!(with.rows[2].name, "VerifyKey with an OAuth access token");
+        assert_eq!(with.ratio_token_key_throughput, Some(0.75));
+        let table = with.table("http://127.0.0.1:1");
+        assert!(
+            table.contains("ratio VerifyKey token/key throughput: 0.750"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["ratio_token_key_throughput"], 0.75);
+
+        let without = Report::new(setup(false), &recorder, |_| Duration::from_secs(1));
+        assert_eq!(without.rows.len(), 2);
+        assert_eq!(without.ratio_token_key_throughput, None);
+        assert!(!without.table("x").contains("token"));
+        let json = serde_json::to_value(&without).unwrap();
+        assert!(json.get("ratio_token_key_throughput").is_none(), "{json}");
+    }
+
+    #[test]
+    fn no_successful_key_call_leaves_the_token_ratio_undefined() {
+        let mut recorder = Recorder::new().unwrap();
+        record(&mut recorder, Row::Token, 10, 100);
+        let report = Report::new(setup(true), &recorder, |_| Duration::from_secs(1));
+        assert_eq!(report.ratio_token_key_throughput, None);
+    }
 }

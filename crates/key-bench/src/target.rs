@@ -27,6 +27,19 @@ pub(crate) enum Target {
     Flood,
     /// `envoy.service.auth.v3.Authorization/Check` with the valid key.
     ExtAuthz,
+    /// VerifyKey with an OAuth access token instead of the key: the same RPC, verifier and
+    /// cache, the token's grant in place of the key's row.
+    Token,
+}
+
+impl Target {
+    /// How many targets there are: the size of the per-target tallies.
+    pub(crate) const COUNT: usize = 5;
+
+    /// This target's place in the per-target tallies.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// A row of the report. The flood target fills two rows: its valid-key and its random-key
@@ -38,15 +51,17 @@ pub(crate) enum Row {
     FloodValid,
     FloodRandom,
     ExtAuthz,
+    Token,
 }
 
 impl Row {
-    pub(crate) const ALL: [Row; 5] = [
+    pub(crate) const ALL: [Row; 6] = [
         Row::Health,
         Row::Verify,
         Row::FloodValid,
         Row::FloodRandom,
         Row::ExtAuthz,
+        Row::Token,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -61,6 +76,7 @@ impl Row {
             Row::FloodValid => "VerifyKey valid key, under flood",
             Row::FloodRandom => "VerifyKey random keys (flood)",
             Row::ExtAuthz => "ext_authz Authorization/Check",
+            Row::Token => "VerifyKey with an OAuth access token",
         }
     }
 
@@ -71,6 +87,7 @@ impl Row {
             Row::Verify => Target::Verify,
             Row::FloodValid | Row::FloodRandom => Target::Flood,
             Row::ExtAuthz => Target::ExtAuthz,
+            Row::Token => Target::Token,
         }
     }
 }
@@ -89,6 +106,9 @@ pub(crate) struct Client {
     valid: VerifyKeyRequest,
     /// The ext_authz Check request of the valid key, if that target runs.
     check: Option<CheckRequest>,
+    /// The VerifyKey request of the access token, if that target runs: `valid` with the token
+    /// in place of the key, so the two differ in nothing else.
+    token: Option<VerifyKeyRequest>,
     /// The fraction of the flood target's requests that carry a random key.
     flood: f64,
     /// How many flood-target requests have been sent, valid or random.
@@ -100,11 +120,12 @@ pub(crate) struct Client {
 
 impl Client {
     /// `channels` must not be empty; `valid` is the VerifyKey request of the valid key, `check`
-    /// its ext_authz Check request.
+    /// its ext_authz Check request, `token` the VerifyKey request of the access token.
     pub(crate) fn new(
         channels: &[Channel],
         valid: VerifyKeyRequest,
         check: Option<CheckRequest>,
+        token: Option<VerifyKeyRequest>,
         flood: f64,
     ) -> Client {
         Client {
@@ -121,6 +142,7 @@ impl Client {
                 .collect(),
             valid,
             check,
+            token,
             flood,
             flood_decisions: AtomicU64::new(0),
             flood_sent: AtomicU64::new(0),
@@ -140,6 +162,7 @@ impl Client {
             Target::Health => (Row::Health, self.check_health(slot).await),
             Target::Verify => (Row::Verify, self.verify_valid(slot).await),
             Target::ExtAuthz => (Row::ExtAuthz, self.check_valid(slot).await),
+            Target::Token => (Row::Token, self.verify_token(slot).await),
             Target::Flood => {
                 if self.next_is_random() {
                     (Row::FloodRandom, self.verify_random(slot).await)
@@ -169,9 +192,26 @@ impl Client {
     }
 
     async fn verify_valid(&self, slot: usize) -> Result<(), String> {
+        self.verify(slot, &self.valid, "key").await
+    }
+
+    async fn verify_token(&self, slot: usize) -> Result<(), String> {
+        let Some(token) = &self.token else {
+            return Err("no access token was given".to_owned());
+        };
+        self.verify(slot, token, "token").await
+    }
+
+    /// Sends `request`, which must be accepted; `what` names its credential in the error.
+    async fn verify(
+        &self,
+        slot: usize,
+        request: &VerifyKeyRequest,
+        what: &str,
+    ) -> Result<(), String> {
         let mut client = self.keys[slot].clone();
         let response = client
-            .verify_key(self.valid.clone())
+            .verify_key(request.clone())
             .await
             .map_err(|status| format!("VerifyKey failed: {status}"))?
             .into_inner();
@@ -179,7 +219,7 @@ impl Client {
             Ok(())
         } else {
             Err(format!(
-                "VerifyKey refused the benchmark key: {} ({})",
+                "VerifyKey refused the benchmark {what}: {} ({})",
                 response.reason, response.message
             ))
         }

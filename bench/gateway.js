@@ -1,55 +1,67 @@
 // k6 script: the gateway's forward-auth (/api/auth/verify) against its trivial /healthz, with
-// the same client, the same virtual users and the same duration, one after the other in one run.
-// The ratio of their throughputs is the cost of a verification as seen by a reverse proxy.
-// A third scenario verifies a malformed key, which the service rejects without touching the
-// database: it separates the cost of the HTTP → gRPC hop from the cost of the store.
+// the same client, the same virtual users and the same phase length, in alternating rounds: in
+// each round /healthz, then a valid key's verification, then a malformed key's, one after the
+// other. Drift of the machine (another process waking up, a CPU's clock) then lands on every
+// target alike instead of on whichever ran last, and the spread of the per-round ratios says
+// how much a figure can be trusted. The ratio of their throughputs is the cost of a
+// verification as seen by a reverse proxy. The malformed key, which the service rejects without
+// touching the database, separates the cost of the HTTP → gRPC hop from the cost of the store.
 //
 //   KEYRACK_URL=http://127.0.0.1:8080 KEYRACK_KEY=sk_live_… k6 run bench/gateway.js
 //
-// Optional: VUS (default 8), SECONDS (per scenario, default 10).
+// Optional: VUS (default 8), SECONDS (per phase, default 4), ROUNDS (default 3), GAP (seconds
+// between phases, default 1). Each phase's start offset is written to the summary's JSON, so
+// bench/gateway.sh can match the server's CPU samples to phases.
 import http from 'k6/http';
 import { check } from 'k6';
 
 const BASE = __ENV.KEYRACK_URL || 'http://127.0.0.1:8080';
 const KEY = __ENV.KEYRACK_KEY;
 const VUS = Number(__ENV.VUS || 8);
-const SECONDS = Number(__ENV.SECONDS || 10);
+const SECONDS = Number(__ENV.SECONDS || 4);
+const ROUNDS = Number(__ENV.ROUNDS || 3);
+const GAP = Number(__ENV.GAP || 1);
+const TARGETS = ['healthz', 'verify', 'malformed'];
 
 if (!KEY) {
   throw new Error('set KEYRACK_KEY to a key holding the chat scope');
 }
 
+// One scenario per target and round, named `<target>_r<round>`, back to back with GAP between.
+const phases = [];
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const target of TARGETS) {
+    phases.push({ name: `${target}_r${round}`, target, round, start: phases.length * (SECONDS + GAP) });
+  }
+}
+
+const scenarios = {};
+const thresholds = { checks: ['rate==1'] };
+for (const phase of phases) {
+  scenarios[phase.name] = {
+    executor: 'constant-vus',
+    vus: VUS,
+    duration: `${SECONDS}s`,
+    exec: phase.target,
+    startTime: `${phase.start}s`,
+    gracefulStop: '0s',
+  };
+  // Thresholds on tagged metrics make k6 keep per-scenario figures for the summary below.
+  thresholds[`http_reqs{scenario:${phase.name}}`] = ['count>0'];
+  thresholds[`http_req_duration{scenario:${phase.name}}`] = ['p(99)>=0'];
+}
+
 export const options = {
   discardResponseBodies: true,
-  scenarios: {
-    healthz: { executor: 'constant-vus', vus: VUS, duration: `${SECONDS}s`, exec: 'healthz' },
-    verify: {
-      executor: 'constant-vus',
-      vus: VUS,
-      duration: `${SECONDS}s`,
-      exec: 'verify',
-      startTime: `${SECONDS + 2}s`,
-    },
-    malformed: {
-      executor: 'constant-vus',
-      vus: VUS,
-      duration: `${SECONDS}s`,
-      exec: 'malformed',
-      startTime: `${2 * (SECONDS + 2)}s`,
-    },
-  },
-  // Thresholds on tagged metrics make k6 keep per-scenario figures for the summary below.
-  thresholds: {
-    'http_reqs{scenario:healthz}': ['count>0'],
-    'http_reqs{scenario:verify}': ['count>0'],
-    'http_req_duration{scenario:healthz}': ['p(99)>=0'],
-    'http_req_duration{scenario:verify}': ['p(99)>=0'],
-    'http_reqs{scenario:malformed}': ['count>0'],
-    'http_req_duration{scenario:malformed}': ['p(99)>=0'],
-    checks: ['rate==1'],
-  },
+  scenarios,
+  thresholds,
   summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
 };
+
+// The wall-clock instant the phases' start offsets count from (just before the first begins).
+export function setup() {
+  return { t0: Date.now() };
+}
 
 export function healthz() {
   const response = http.get(`${BASE}/healthz`);
@@ -79,26 +91,57 @@ export function malformed() {
   check(response, { 'malformed 401': (r) => r.status === 401 });
 }
 
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
 export function handleSummary(data) {
-  const figures = (scenario) => {
-    const count = data.metrics[`http_reqs{scenario:${scenario}}`].values.count;
-    const duration = data.metrics[`http_req_duration{scenario:${scenario}}`].values;
-    return { rps: count / SECONDS, p50: duration.med, p99: duration['p(99)'] };
+  const figures = (name) => {
+    const count = data.metrics[`http_reqs{scenario:${name}}`].values.count;
+    const duration = data.metrics[`http_req_duration{scenario:${name}}`].values;
+    return { rps: count / SECONDS, requests: count, p50: duration.med, p99: duration['p(99)'] };
   };
-  const healthz = figures('healthz');
-  const verify = figures('verify');
-  const rejected = figures('malformed');
+  const measured = phases.map((phase) => ({ ...phase, ...figures(phase.name) }));
+  const of = (target) => measured.filter((phase) => phase.target === target);
+  // A target's figures over all rounds: requests summed, latencies the median of the rounds'.
+  const overall = (target) => {
+    const rows = of(target);
+    const requests = rows.reduce((sum, row) => sum + row.requests, 0);
+    return {
+      rps: requests / (SECONDS * ROUNDS),
+      p50: median(rows.map((row) => row.p50)),
+      p99: median(rows.map((row) => row.p99)),
+    };
+  };
+  const ratios = (target) => of(target).map((row, i) => row.rps / of('healthz')[i].rps);
+  const spread = (values) =>
+    `median ${median(values).toFixed(3)}, rounds ${values.map((v) => v.toFixed(3)).join(' ')}`;
+  const healthz = overall('healthz');
+  const verify = overall('verify');
+  const rejected = overall('malformed');
   const row = (name, f) =>
     `${name.padEnd(18)} ${f.rps.toFixed(0).padStart(8)} req/s   p50 ${f.p50.toFixed(3)} ms   p99 ${f.p99.toFixed(3)} ms`;
   const text = [
-    `gateway benchmark: ${VUS} VUs, ${SECONDS}s per endpoint, ${BASE}`,
+    `gateway benchmark: ${VUS} VUs, ${ROUNDS} rounds of ${SECONDS}s per endpoint, ${BASE}`,
     row('/healthz', healthz),
     row('/api/auth/verify', verify),
     row('  malformed key', rejected),
-    `ratio verify/healthz throughput: ${(verify.rps / healthz.rps).toFixed(3)}`,
-    `ratio malformed-key verify/healthz throughput: ${(rejected.rps / healthz.rps).toFixed(3)}`,
+    `ratio verify/healthz throughput: ${spread(ratios('verify'))}`,
+    `ratio malformed-key verify/healthz throughput: ${spread(ratios('malformed'))}`,
     `checks passed: ${(data.metrics.checks.values.rate * 100).toFixed(2)}%`,
     '',
   ].join('\n');
-  return { stdout: text, 'bench/results/gateway-latest.json': JSON.stringify({ healthz, verify, malformed: rejected, vus: VUS, seconds: SECONDS }, null, 2) };
+  const json = {
+    healthz,
+    verify,
+    malformed: rejected,
+    phases: measured,
+    vus: VUS,
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    t0_ms: data.setup_data.t0,
+  };
+  return { stdout: text, 'bench/results/gateway-latest.json': JSON.stringify(json, null, 2) };
 }

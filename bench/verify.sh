@@ -9,8 +9,11 @@
 # Both runs also report the server's own CPU time per call of each target (key-bench
 # --server-pid: /proc/PID/task/*/schedstat around every phase), which does not depend on how
 # much of the machine the generator takes.
+# With PIN=1 the server runs on core 0 and key-bench on core 1 (taskset), so the generator is
+# out of the server's way: the open loop's latencies are then the server's, not the two
+# processes' contention for the same cores.
 # Figures go to stdout and, as JSON, to bench/results/verify-{closed,open}.json.
-# Usage: bench/verify.sh [SECONDS] [ROUNDS] [CONCURRENCY] [CONNECTIONS]
+# Usage: [PIN=1] [FLOOD=0.5] bench/verify.sh [SECONDS] [ROUNDS] [CONCURRENCY] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,8 +40,13 @@ if [ -n "${FLOOD:-}" ]; then
 fi
 common=(--addr "http://$grpc" --duration "${seconds}s" --rounds "$rounds" --connections "$connections" "${flood[@]}")
 
+bench=("$bin/key-bench")
+if [ -n "${PIN:-}" ]; then
+  taskset -a -p -c 0 "$pid" >/dev/null
+  bench=(taskset -c 1 "$bin/key-bench")
+fi
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-"$bin/key-bench" "${common[@]}" --server-pid "$pid" --mode closed --concurrency "$concurrency" \
+"${bench[@]}" "${common[@]}" --server-pid "$pid" --mode closed --concurrency "$concurrency" \
   --json bench/results/verify-closed.json
 rate=$(python3 -c '
 import json, sys
@@ -46,4 +54,4 @@ rows = json.load(open(sys.argv[1]))["rows"]
 verify = next(row for row in rows if row["name"] == "keyrack.v1.KeyService/VerifyKey")
 print(max(1, int(verify["throughput"] / 2)))' bench/results/verify-closed.json)
 echo
-"$bin/key-bench" "${common[@]}" --server-pid "$pid" --mode open --rate "$rate" --json bench/results/verify-open.json
+"${bench[@]}" "${common[@]}" --server-pid "$pid" --mode open --rate "$rate" --json bench/results/verify-open.json

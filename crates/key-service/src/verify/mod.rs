@@ -183,13 +183,13 @@ impl Verifier {
         let parsed = ApiKey::parse(presented)
             .ok()
             .filter(|key| key.kind() != CredentialKind::RefreshToken);
-        let verification = match parsed.ok_or(Error::InvalidApiKey) {
-            Ok(key) => {
+        let verification = match parsed {
+            Some(key) => {
                 suspect.lead = Some(key.lead());
                 self.judge(&key, required, context, mode, suspect, now)
                     .await?
             }
-            Err(_) => match self.guard.blocked_until(suspect, now) {
+            None => match self.guard.blocked_until(suspect, now) {
                 Some(reset) => self.refused(reset, now),
                 None => {
                     self.metrics.unknown_key(UnknownKeyReason::Malformed);

@@ -75,6 +75,16 @@ pub(crate) fn requester<T>(request: &Request<T>) -> Result<Requester, Error> {
         .ok_or(Error::MissingApiKey)
 }
 
+/// Where a public method's request came from, which the authentication layer put in its
+/// extensions (for the audit events of what it does); empty if the layer is not installed.
+pub(crate) fn context_of<T>(request: &Request<T>) -> RequestContext {
+    request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The layer; see the module documentation.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthLayer {

@@ -3,18 +3,16 @@
 
 use key_core::Error;
 use key_proto::v1;
-use key_service::{Application, RequestContext};
+use key_service::Application;
 use tonic::Request;
+
+use crate::auth::context_of;
 
 pub(crate) async fn report_leaked_keys(
     app: &Application,
     request: Request<v1::ReportLeakedKeysRequest>,
 ) -> Result<v1::ReportLeakedKeysResponse, Error> {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
+    let context = context_of(&request);
     let request = request.get_ref();
     let verdicts = app
         .leaks

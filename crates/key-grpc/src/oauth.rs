@@ -7,12 +7,12 @@ use key_core::{Error, OauthClientType, scope_parameter};
 use key_proto::v1;
 use key_service::{
     Application, Authorization, AuthorizationRequest, CreateClient, OauthClient, OauthGrant,
-    PageRequest, RequestContext, TokenRequest,
+    PageRequest, TokenRequest,
 };
 use tonic::Request;
 
 use crate::{
-    auth::requester,
+    auth::{context_of, requester},
     convert::{environment_from_proto, environment_to_proto, timestamp},
 };
 
@@ -111,20 +111,11 @@ pub(crate) async fn decide_oauth_authorization(
     Ok(v1::DecideOauthAuthorizationResponse { redirect_uri })
 }
 
-/// The authentication layer put the request's context in its extensions, for the audit events.
-fn context<T>(request: &Request<T>) -> RequestContext {
-    request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default()
-}
-
 pub(crate) async fn exchange_oauth_token(
     app: &Application,
     request: Request<v1::ExchangeOauthTokenRequest>,
 ) -> Result<v1::ExchangeOauthTokenResponse, Error> {
-    let context = context(&request);
+    let context = context_of(&request);
     let message = request.into_inner();
     let token_request = TokenRequest {
         grant_type: message.grant_type,
@@ -150,7 +141,7 @@ pub(crate) async fn revoke_oauth_token(
     app: &Application,
     request: Request<v1::RevokeOauthTokenRequest>,
 ) -> Result<v1::RevokeOauthTokenResponse, Error> {
-    let context = context(&request);
+    let context = context_of(&request);
     let message = request.get_ref();
     app.oauth
         .revoke_token(

@@ -3,10 +3,14 @@
 
 use key_core::Error;
 use key_proto::v1;
-use key_service::{Application, CallerInfo, NewSession, RequestContext, StoredSession, parse_uuid};
+use key_service::{Application, CallerInfo, NewSession, StoredSession, parse_uuid};
 use tonic::Request;
 
-use crate::{auth::requester, convert::timestamp, organizations::role_to_proto};
+use crate::{
+    auth::{context_of, requester},
+    convert::timestamp,
+    organizations::role_to_proto,
+};
 
 pub(crate) async fn get_caller(
     app: &Application,
@@ -57,11 +61,7 @@ pub(crate) async fn redeem_sign_in_link(
     app: &Application,
     request: Request<v1::RedeemSignInLinkRequest>,
 ) -> Result<v1::RedeemSignInLinkResponse, Error> {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
+    let context = context_of(&request);
     let NewSession { token, session } = app
         .sessions
         .redeem_sign_in_link(&request.get_ref().sign_in_token, context)

@@ -3,10 +3,12 @@
 
 use key_core::Error;
 use key_proto::v1;
-use key_service::{Application, NewSession, RequestContext, SsoCallback, SsoOutcome};
+use key_service::{Application, NewSession, SsoCallback, SsoOutcome};
 use tonic::Request;
 
-use crate::{convert::timestamp, organizations::role_to_proto, sessions::session_to_proto};
+use crate::{
+    auth::context_of, convert::timestamp, organizations::role_to_proto, sessions::session_to_proto,
+};
 
 pub(crate) async fn begin_sso_sign_in(
     app: &Application,
@@ -27,11 +29,7 @@ pub(crate) async fn complete_sso_sign_in(
     app: &Application,
     request: Request<v1::CompleteSsoSignInRequest>,
 ) -> Result<v1::CompleteSsoSignInResponse, Error> {
-    let context = request
-        .extensions()
-        .get::<RequestContext>()
-        .cloned()
-        .unwrap_or_default();
+    let context = context_of(&request);
     let message = request.into_inner();
     let callback = SsoCallback {
         code: message.code,

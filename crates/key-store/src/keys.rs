@@ -669,17 +669,21 @@ fn credits_from_model(model: &api_key::Model) -> Result<Option<Credits>, String>
     }))
 }
 
+/// Scopes as a row stores them: their names separated by spaces (`ScopeSet::names` joined).
+pub(crate) fn stored_scopes(text: &str) -> Result<ScopeSet, String> {
+    text.split_whitespace()
+        .map(Scope::parse)
+        .collect::<Result<ScopeSet, _>>()
+        .map_err(|err| err.to_string())
+}
+
 pub(crate) fn record_from_model(model: api_key::Model) -> Result<KeyRecord, Error> {
     let corrupt = |detail: String| Error::Corrupt {
         table: "api_keys",
         detail,
     };
-    let scopes = model
-        .scopes
-        .split_whitespace()
-        .map(Scope::parse)
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
+    let scopes =
+        stored_scopes(&model.scopes).map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     let environment = Environment::parse(&model.environment)
         .map_err(|err| corrupt(format!("key {}: {err}", model.id)))?;
     let key_type = KeyType::parse(&model.key_type).ok_or_else(|| {

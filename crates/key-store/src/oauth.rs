@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, KeyDigest, KeyRecord, OauthClientType, RateLimits, RedirectUri, Scope,
+    AuditEvent, Environment, KeyDigest, KeyRecord, OauthClientType, RateLimits, RedirectUri,
     ScopeSet,
 };
 use sea_orm::{
@@ -25,7 +25,7 @@ use crate::{
         oauth_code::{self, Entity as OauthCodes},
         oauth_token::{self, Entity as OauthTokens},
     },
-    keys::{found_key, insert_key_in, record_from_model},
+    keys::{found_key, insert_key_in, record_from_model, stored_scopes},
 };
 
 /// How long a used or expired authorization code is kept, so that a second use of it is
@@ -173,13 +173,6 @@ fn corrupt(table: &'static str, detail: String) -> Error {
     Error::Corrupt { table, detail }
 }
 
-fn scopes_of(text: &str) -> Result<ScopeSet, String> {
-    text.split_whitespace()
-        .map(Scope::parse)
-        .collect::<Result<ScopeSet, _>>()
-        .map_err(|err| err.to_string())
-}
-
 impl TryFrom<oauth_client::Model> for OauthClient {
     type Error = Error;
 
@@ -204,7 +197,7 @@ impl TryFrom<oauth_client::Model> for OauthClient {
                 }
             },
             redirect_uris,
-            scopes: scopes_of(&model.scopes).map_err(|err| bad(&err))?,
+            scopes: stored_scopes(&model.scopes).map_err(|err| bad(&err))?,
             environment: Environment::parse(&model.environment)
                 .map_err(|err| bad(&err.to_string()))?,
             created_at: model.created_at,
@@ -226,7 +219,7 @@ impl TryFrom<oauth_code::Model> for AuthorizationCode {
             user_id: model.user_id.clone(),
             redirect_uri: model.redirect_uri.clone(),
             code_challenge: model.code_challenge.clone(),
-            scopes: scopes_of(&model.scopes).map_err(|err| bad(&err))?,
+            scopes: stored_scopes(&model.scopes).map_err(|err| bad(&err))?,
             created_at: model.created_at,
             expires_at: model.expires_at,
             used_at: model.used_at,

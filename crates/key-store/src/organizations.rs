@@ -1,5 +1,5 @@
 use chrono::{DateTime, TimeDelta, Utc};
-use key_core::{LeakedKeyPolicy, OrganizationPolicy, Role, RoleScopes, Scope, ScopeSet};
+use key_core::{LeakedKeyPolicy, OrganizationPolicy, Role, RoleScopes};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
@@ -12,6 +12,7 @@ use crate::{
     audit::insert_audit_event_in,
     entity::organization::{self, Entity as Organizations},
     keys::insert_key_in,
+    keys::stored_scopes,
 };
 
 /// An organization: the owner of keys.
@@ -85,11 +86,7 @@ fn parse_role_scopes(text: &str) -> Result<RoleScopes, String> {
             .split_once('=')
             .ok_or_else(|| format!("malformed role scopes {entry:?}"))?;
         let role = Role::parse(role).map_err(|error| error.to_string())?;
-        let scopes = scopes
-            .split_whitespace()
-            .map(Scope::parse)
-            .collect::<Result<ScopeSet, _>>()
-            .map_err(|error| error.to_string())?;
+        let scopes = stored_scopes(scopes)?;
         role_scopes.set(role, scopes);
     }
     Ok(role_scopes)

@@ -17,9 +17,9 @@ use key_core::{
     AUTHORIZATION_CODE_LIFETIME, Action, ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock,
     CodeChallenge, CredentialKind, Environment, Error, IpAllowlist, KeyDigest, KeyRecord, KeyType,
     MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR, MAX_STATE_LEN, OauthClientType,
-    OauthContext, OauthError, Pepper, Period, REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimit,
-    RateLimits, RedactedKey, RedirectUri, ScopeSet, SessionToken, TokenKind, grant_scopes,
-    parse_scope_parameter,
+    OauthContext, OauthError, OrganizationPolicy, Pepper, Period, REFRESH_TOKEN_IDLE_TIMEOUT,
+    RandomSource, RateLimit, RateLimits, RedactedKey, RedirectUri, ScopeSet, SessionToken,
+    TokenKind, grant_scopes, parse_scope_parameter,
 };
 use key_store::{
     AuthorizationCode, CodeRedemption, NewKey, NewToken, OauthClient, OauthGrant, Store,
@@ -36,7 +36,7 @@ use crate::{
         parse_uuid,
     },
     requester::audit_event,
-    verify::{KeyCache, Mode, Verifier, VerifyContext, member_scopes, role_scopes},
+    verify::{KeyCache, Mode, Verifier, VerifyContext, member_scopes},
 };
 
 /// CreateOauthClient's input.
@@ -344,7 +344,12 @@ impl Oauth {
             Err(error) => return Ok(error_back("invalid_scope", &error.to_string())),
         };
         let role = by.caller.role.ok_or_else(not_a_person)?;
-        let role_scopes = role_scopes(&self.store, client.organization_id, role).await?;
+        // One read of the organization: its policy's scopes for the role, and its name.
+        let organization = self.store.get_organization(client.organization_id).await?;
+        let role_scopes = organization
+            .as_ref()
+            .map(|organization| organization.policy.role_scopes.scopes(role))
+            .unwrap_or_else(|| OrganizationPolicy::default().role_scopes.scopes(role));
         let granted = match grant_scopes(requested, client.scopes, role_scopes) {
             Ok(granted) => granted,
             Err(error) => return Ok(error_back("invalid_scope", &error.to_string())),
@@ -355,10 +360,7 @@ impl Oauth {
                 "the person's role holds none of the requested scopes",
             ));
         }
-        let organization_name = self
-            .store
-            .get_organization(client.organization_id)
-            .await?
+        let organization_name = organization
             .map(|organization| organization.name)
             .unwrap_or_default();
         Ok(Authorization::Consent(Consent {

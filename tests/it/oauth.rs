@@ -862,3 +862,51 @@ async fn refreshing_in_a_loop_is_bounded() {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
+
+/// OAuth's secrets are stored as keyed digests only: after a whole flow (a client secret, a
+/// code, two access and two refresh tokens), none of them, nor a token's secret part alone, is
+/// in the SQLite file or its write-ahead log.
+#[tokio::test]
+async fn no_oauth_secret_reaches_the_sqlite_file() {
+    let w = world(spawn_app(&crate::helpers::Backend::Sqlite).await).await;
+    let (code, verifier) = w.code("chat").await;
+    let (_, first) = w.exchange(&code, &verifier).await;
+    assert!(
+        w.app
+            .verify(text(&first, "access_token"), &["chat"])
+            .await
+            .valid
+    );
+    let (_, second) = w.refresh(text(&first, "refresh_token")).await;
+    let mut secrets = vec![w.secret.clone(), code];
+    for tokens in [&first, &second] {
+        secrets.push(text(tokens, "access_token").to_owned());
+        secrets.push(text(tokens, "refresh_token").to_owned());
+    }
+    let World { mut app, .. } = w;
+    app.stop().await;
+    let path = app.sqlite_path.clone().unwrap();
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(content) = std::fs::read(format!("{}{suffix}", path.display())) {
+            bytes.extend(content);
+        }
+    }
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+    // What is stored in the clear is found: the check can find strings.
+    assert!(contains(b"IDE plugin") && contains(b"alice@example.com"));
+    for secret in &secrets {
+        assert!(secret.len() > 40, "{secret}");
+        assert!(
+            !contains(secret.as_bytes()),
+            "a secret found in the database"
+        );
+        // Not even its random part alone (after `oat_live_`, `ort_live_`, `krc_`, `kac_`).
+        let random = &secret[secret.find('_').unwrap() + 1..];
+        let random = random.strip_prefix("live_").unwrap_or(random);
+        assert!(
+            !contains(&random.as_bytes()[..40]),
+            "a secret's random part found"
+        );
+    }
+}

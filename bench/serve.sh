@@ -3,8 +3,10 @@
 # `start_serve BIN DATA LOG [VAR=VALUE...]` starts BIN on the embedded SQLite in the directory
 # DATA (which must exist), gRPC and gateway on ephemeral ports, metrics off (or on
 # `$metrics_listen` if the caller set it), with the log filter LOG and the variables given,
-# waits until both servers listen, and sets `pid`, `grpc` and `http` (host:port each) and
-# `admin` (the bootstrap key, read from its file). The caller stops it.
+# under `$serve_prefix` if the caller set it (a command that execs the server, e.g. `taskset -c
+# 0`, so that `pid` is the server's), waits until both servers listen, and sets `pid`, `grpc`
+# and `http` (host:port each) and `admin` (the bootstrap key, read from its file). The caller
+# stops it.
 #
 # `serve_fresh BIN` does that with BIN (the release build when empty, built first) in a fresh
 # temporary directory, setting `data` too; an EXIT trap stops the server and removes the
@@ -13,7 +15,8 @@
 start_serve() {
   local bin=$1 dir=$2 log=$3
   shift 3
-  env "$@" "$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
+  # shellcheck disable=SC2086 # the prefix is words
+  env "$@" ${serve_prefix:-} "$bin" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
     --metrics-listen "${metrics_listen:-off}" --data-dir "$dir" --log "$log" 2>"$dir/stderr" &
   pid=$!
   for _ in $(seq 1 100); do

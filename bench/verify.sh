@@ -6,12 +6,17 @@
 # key-bench twice: closed loop (maximum throughput), then open loop at half the VerifyKey
 # throughput the closed loop measured. With FLOOD set (a fraction, e.g. 0.5), both runs add a
 # phase where that fraction of VerifyKey requests carry random well-formed keys.
+# Both runs also alternate two more VerifyKey targets: a malformed key (the valid key with a
+# broken checksum, refused before any lookup) and a second chat key carrying a rate limit it never
+# reaches (1,000,000 a second, checked and counted on every call).
 # Both runs also report the server's own CPU time per call of each target (key-bench
 # --server-pid: /proc/PID/task/*/schedstat around every phase), which does not depend on how
 # much of the machine the generator takes.
 # With PIN=1 the server runs on core 0 and key-bench on core 1 (taskset), so the generator is
 # out of the server's way: the open loop's latencies are then the server's, not the two
-# processes' contention for the same cores.
+# processes' contention for the same cores. The server is started under taskset, so its runtime
+# sees one core and starts one worker thread (tokio sizes its pool from the CPU affinity); pinning
+# it after start would leave two workers time-sharing one core.
 # Figures go to stdout and, as JSON, to bench/results/verify-{closed,open}.json.
 # Usage: [PIN=1] [FLOOD=0.5] bench/verify.sh [SECONDS] [ROUNDS] [CONCURRENCY] [CONNECTIONS]
 set -euo pipefail
@@ -29,22 +34,27 @@ bin="${CARGO_TARGET_DIR:-target}/release"
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 . bench/serve.sh
+bench=("$bin/key-bench")
+if [ -n "${PIN:-}" ]; then
+  serve_prefix="taskset -c 0"
+  bench=(taskset -c 1 "$bin/key-bench")
+fi
 start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info
-KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
-export KEYRACK_BENCH_KEY
+create_key() {
+  curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" -d "$1" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
+}
+KEYRACK_BENCH_KEY=$(create_key '{"name": "bench", "scopes": ["chat"]}')
+KEYRACK_BENCH_LIMITED_KEY=$(create_key \
+  '{"name": "bench-limited", "scopes": ["chat"], "rateLimits": [{"requests": 1000000, "per": "second"}]}')
+export KEYRACK_BENCH_KEY KEYRACK_BENCH_LIMITED_KEY
 
 flood=()
 if [ -n "${FLOOD:-}" ]; then
   flood=(--flood "$FLOOD")
 fi
-common=(--addr "http://$grpc" --duration "${seconds}s" --rounds "$rounds" --connections "$connections" "${flood[@]}")
-
-bench=("$bin/key-bench")
-if [ -n "${PIN:-}" ]; then
-  taskset -a -p -c 0 "$pid" >/dev/null
-  bench=(taskset -c 1 "$bin/key-bench")
-fi
+common=(--addr "http://$grpc" --duration "${seconds}s" --rounds "$rounds" --connections "$connections"
+  --malformed "${flood[@]}")
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 "${bench[@]}" "${common[@]}" --server-pid "$pid" --mode closed --concurrency "$concurrency" \
   --json bench/results/verify-closed.json

@@ -92,6 +92,17 @@ pub(crate) struct Args {
     #[arg(long, env = "KEYRACK_BENCH_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
 
+    /// A second valid key holding --scope that carries a rate limit it never reaches (e.g.
+    /// 1,000,000 a second). Adds a target: VerifyKey with it, reported beside VerifyKey with the
+    /// first key, whose difference is what checking and counting a limit costs. Never printed.
+    #[arg(long, env = "KEYRACK_BENCH_LIMITED_KEY", hide_env_values = true)]
+    pub(crate) limited_key: Option<String>,
+
+    /// Adds a target: VerifyKey with a malformed key (the valid key with a broken checksum),
+    /// which the server refuses as `invalid_api_key` before any lookup.
+    #[arg(long)]
+    pub(crate) malformed: bool,
+
     /// The end client's address sent with the valid key (flood requests use distinct ones).
     #[arg(long, default_value = "203.0.113.7")]
     pub(crate) client_ip: String,

@@ -2,11 +2,14 @@
 //! loop (fixed arrival rate, latency from the intended send time).
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use tokio::task::JoinSet;
+use tokio::{sync::Notify, task::JoinSet};
 
 use crate::{
     record::Recorder,
@@ -63,7 +66,9 @@ pub(crate) async fn closed_loop(
 /// request `n` is due at `start + n / rate`, and its latency runs from that intended time, so a
 /// server that stalls is charged for every request that should have been sent meanwhile
 /// (no coordinated omission). A dedicated thread schedules the sends: tokio's timer only has
-/// millisecond resolution, which would add up to a millisecond to every latency.
+/// millisecond resolution, which would add up to a millisecond to every latency. (A dispatcher
+/// task that yields between sends instead cost the generator a third more CPU per call and
+/// starved the requests on a generator with one core.)
 pub(crate) async fn open_loop(
     empty: &Recorder,
     client: &Arc<Client>,
@@ -72,13 +77,16 @@ pub(crate) async fn open_loop(
     duration: Duration,
 ) -> Phase {
     let shared = Arc::new(Mutex::new(empty.clone()));
+    // Requests are spawned detached and counted, not kept in a JoinSet: a set holds every
+    // finished task of the phase until it is joined (a million at 60,000/s for 15 s).
+    let outstanding = Arc::new(Outstanding::default());
     let runtime = tokio::runtime::Handle::current();
     let dispatcher = {
         let client = Arc::clone(client);
         let shared = Arc::clone(&shared);
+        let outstanding = Arc::clone(&outstanding);
         tokio::task::spawn_blocking(move || {
             let start = Instant::now();
-            let mut requests = JoinSet::new();
             let mut n: u64 = 0;
             loop {
                 #[allow(clippy::cast_precision_loss)]
@@ -94,41 +102,62 @@ pub(crate) async fn open_loop(
                 let lag = intended.elapsed();
                 let client = Arc::clone(&client);
                 let shared = Arc::clone(&shared);
+                let outstanding = Arc::clone(&outstanding);
                 let connection = usize::try_from(n).unwrap_or(0);
-                requests.spawn_on(
-                    async move {
-                        let (row, result) = timed_call(&client, target, connection).await;
-                        let latency = intended.elapsed();
-                        if let Ok(mut recorder) = shared.lock() {
-                            recorder.record(row, latency, result);
-                            recorder.record_send_lag(lag);
-                        }
-                    },
-                    &runtime,
-                );
+                outstanding.started();
+                runtime.spawn(async move {
+                    let (row, result) = timed_call(&client, target, connection).await;
+                    let latency = intended.elapsed();
+                    if let Ok(mut recorder) = shared.lock() {
+                        recorder.record(row, latency, result);
+                        recorder.record_send_lag(lag);
+                    }
+                    outstanding.finished();
+                });
                 n += 1;
             }
-            (start, requests)
+            start
         })
     };
-    let start_and_requests = dispatcher.await;
-    let elapsed = match start_and_requests {
-        Ok((start, mut requests)) => {
-            while requests.join_next().await.is_some() {}
+    let elapsed = match dispatcher.await {
+        Ok(start) => {
+            outstanding.all_finished().await;
             start.elapsed()
         }
         Err(_) => Duration::ZERO,
     };
-    let recorder = match Arc::try_unwrap(shared) {
-        Ok(mutex) => mutex
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        Err(shared) => shared
-            .lock()
-            .map(|recorder| recorder.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone()),
-    };
+    let recorder = shared
+        .lock()
+        .map(|recorder| recorder.clone())
+        .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
     Phase { recorder, elapsed }
+}
+
+/// How many of an open loop's requests are still under way, and a wakeup when none are.
+#[derive(Debug, Default)]
+struct Outstanding {
+    count: AtomicUsize,
+    none: Notify,
+}
+
+impl Outstanding {
+    fn started(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn finished(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Stored if nobody waits yet: the waiter then returns at once.
+            self.none.notify_one();
+        }
+    }
+
+    /// Returns once every started request has finished (call after the last start).
+    async fn all_finished(&self) {
+        while self.count.load(Ordering::Acquire) > 0 {
+            self.none.notified().await;
+        }
+    }
 }
 
 /// One request, failed if it takes longer than [`REQUEST_TIMEOUT`].
@@ -156,5 +185,7 @@ fn target_row(target: Target) -> crate::target::Row {
         Target::Flood => Row::FloodValid,
         Target::ExtAuthz => Row::ExtAuthz,
         Target::Token => Row::Token,
+        Target::Malformed => Row::Malformed,
+        Target::Limited => Row::Limited,
     }
 }

@@ -70,6 +70,10 @@ pub(crate) struct Setup {
     pub(crate) ext_authz: bool,
     /// Whether VerifyKey with an access token ran too.
     pub(crate) token: bool,
+    /// Whether VerifyKey with a malformed key ran too.
+    pub(crate) malformed: bool,
+    /// Whether VerifyKey with the rate-limited key ran too.
+    pub(crate) limited: bool,
 }
 
 impl Report {
@@ -85,6 +89,8 @@ impl Report {
                 Target::Flood => setup.flood.is_some(),
                 Target::ExtAuthz => setup.ext_authz,
                 Target::Token => setup.token,
+                Target::Malformed => setup.malformed,
+                Target::Limited => setup.limited,
                 Target::Health | Target::Verify => true,
             })
             .map(|&row| row_report(row, recorder, elapsed(row.target())))
@@ -250,6 +256,8 @@ mod tests {
             flood: None,
             ext_authz: false,
             token,
+            malformed: false,
+            limited: false,
         }
     }
 

@@ -30,11 +30,18 @@ pub(crate) enum Target {
     /// VerifyKey with an OAuth access token instead of the key: the same RPC, verifier and
     /// cache, the token's grant in place of the key's row.
     Token,
+    /// VerifyKey with a malformed key (the valid key with its checksum broken, as a typo makes
+    /// it), from a distinct client address each time: refused before any lookup, so it measures
+    /// the RPC and the parse alone.
+    Malformed,
+    /// VerifyKey with a second valid key that carries a rate limit it never reaches: the limit
+    /// is checked and counted on every call, so the difference from `Verify` is its price.
+    Limited,
 }
 
 impl Target {
     /// How many targets there are: the size of the per-target tallies.
-    pub(crate) const COUNT: usize = 5;
+    pub(crate) const COUNT: usize = 7;
 
     /// This target's place in the per-target tallies.
     pub(crate) fn index(self) -> usize {
@@ -52,16 +59,20 @@ pub(crate) enum Row {
     FloodRandom,
     ExtAuthz,
     Token,
+    Malformed,
+    Limited,
 }
 
 impl Row {
-    pub(crate) const ALL: [Row; 6] = [
+    pub(crate) const ALL: [Row; 8] = [
         Row::Health,
         Row::Verify,
         Row::FloodValid,
         Row::FloodRandom,
         Row::ExtAuthz,
         Row::Token,
+        Row::Malformed,
+        Row::Limited,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -77,6 +88,8 @@ impl Row {
             Row::FloodRandom => "VerifyKey random keys (flood)",
             Row::ExtAuthz => "ext_authz Authorization/Check",
             Row::Token => "VerifyKey with an OAuth access token",
+            Row::Malformed => "VerifyKey malformed key",
+            Row::Limited => "VerifyKey key with a rate limit",
         }
     }
 
@@ -88,6 +101,8 @@ impl Row {
             Row::FloodValid | Row::FloodRandom => Target::Flood,
             Row::ExtAuthz => Target::ExtAuthz,
             Row::Token => Target::Token,
+            Row::Malformed => Target::Malformed,
+            Row::Limited => Target::Limited,
         }
     }
 }
@@ -109,25 +124,33 @@ pub(crate) struct Client {
     /// The VerifyKey request of the access token, if that target runs: `valid` with the token
     /// in place of the key, so the two differ in nothing else.
     token: Option<VerifyKeyRequest>,
+    /// The VerifyKey request of the rate-limited key, if that target runs: `valid` with that
+    /// key in place of the first.
+    limited: Option<VerifyKeyRequest>,
+    /// The valid key with its last character changed: well shaped, but its checksum fails.
+    malformed: String,
     /// The fraction of the flood target's requests that carry a random key.
     flood: f64,
     /// How many flood-target requests have been sent, valid or random.
     flood_decisions: AtomicU64,
-    /// How many random keys have been sent, which picks each one's client address.
+    /// How many random or malformed keys have been sent, which picks each one's client address.
     flood_sent: AtomicU64,
     rng: SystemRandom,
 }
 
 impl Client {
     /// `channels` must not be empty; `valid` is the VerifyKey request of the valid key, `check`
-    /// its ext_authz Check request, `token` the VerifyKey request of the access token.
+    /// its ext_authz Check request, `token` and `limited` the VerifyKey requests of the access
+    /// token and of the rate-limited key.
     pub(crate) fn new(
         channels: &[Channel],
         valid: VerifyKeyRequest,
         check: Option<CheckRequest>,
         token: Option<VerifyKeyRequest>,
+        limited: Option<VerifyKeyRequest>,
         flood: f64,
     ) -> Client {
+        let malformed = broken_checksum(&valid.key);
         Client {
             health: channels.iter().cloned().map(HealthClient::new).collect(),
             keys: channels
@@ -143,6 +166,8 @@ impl Client {
             valid,
             check,
             token,
+            limited,
+            malformed,
             flood,
             flood_decisions: AtomicU64::new(0),
             flood_sent: AtomicU64::new(0),
@@ -163,6 +188,17 @@ impl Client {
             Target::Verify => (Row::Verify, self.verify_valid(slot).await),
             Target::ExtAuthz => (Row::ExtAuthz, self.check_valid(slot).await),
             Target::Token => (Row::Token, self.verify_token(slot).await),
+            Target::Malformed => (Row::Malformed, self.verify_malformed(slot).await),
+            Target::Limited => match &self.limited {
+                Some(limited) => (
+                    Row::Limited,
+                    self.verify(slot, limited, "rate-limited key").await,
+                ),
+                None => (
+                    Row::Limited,
+                    Err("no rate-limited key was given".to_owned()),
+                ),
+            },
             Target::Flood => {
                 if self.next_is_random() {
                     (Row::FloodRandom, self.verify_random(slot).await)
@@ -245,17 +281,37 @@ impl Client {
         }
     }
 
+    /// The malformed key, which must be refused as `invalid_api_key` (not by the brute-force
+    /// guard, which distinct client addresses keep out of the way).
+    async fn verify_malformed(&self, slot: usize) -> Result<(), String> {
+        let request = VerifyKeyRequest {
+            key: self.malformed.clone(),
+            client_ip: self.next_flood_address(),
+            ..self.valid.clone()
+        };
+        let mut client = self.keys[slot].clone();
+        let response = client
+            .verify_key(request)
+            .await
+            .map_err(|status| format!("VerifyKey failed: {status}"))?
+            .into_inner();
+        match (response.valid, response.reason.as_str()) {
+            (false, "invalid_api_key") => Ok(()),
+            (true, _) => Err("VerifyKey accepted a malformed key".to_owned()),
+            (false, reason) => Err(format!(
+                "VerifyKey refused the malformed key as {reason}, not invalid_api_key"
+            )),
+        }
+    }
+
     /// A fresh random key, from a distinct client address so that the brute-force guard (100
     /// failures in 15 minutes from one address) does not cut the flood short before any lookup.
     async fn verify_random(&self, slot: usize) -> Result<(), String> {
         let key = ApiKey::generate(Environment::Live, &self.rng)
             .map_err(|error| format!("cannot generate a random key: {error}"))?;
-        let sent = self.flood_sent.fetch_add(1, Ordering::Relaxed);
-        let offset = u32::try_from(sent % FLOOD_ADDRESSES).unwrap_or(0);
-        let address = IpAddr::V4(Ipv4Addr::from(FLOOD_ADDRESS_BASE + offset));
         let request = VerifyKeyRequest {
             key: key.expose().to_owned(),
-            client_ip: address.to_string(),
+            client_ip: self.next_flood_address(),
             ..self.valid.clone()
         };
         let mut client = self.keys[slot].clone();
@@ -271,10 +327,43 @@ impl Client {
         }
     }
 
+    /// The next of the benchmark range's addresses that random and malformed keys come from.
+    fn next_flood_address(&self) -> String {
+        let sent = self.flood_sent.fetch_add(1, Ordering::Relaxed);
+        let offset = u32::try_from(sent % FLOOD_ADDRESSES).unwrap_or(0);
+        IpAddr::V4(Ipv4Addr::from(FLOOD_ADDRESS_BASE + offset)).to_string()
+    }
+
     /// Whether the flood target's next request carries a random key: exactly the `flood`
     /// fraction of them, evenly spread (request n is random when floor((n+1)·f) > floor(n·f)).
     fn next_is_random(&self) -> bool {
         let n = self.flood_decisions.fetch_add(1, Ordering::Relaxed) as f64;
         ((n + 1.0) * self.flood).floor() > (n * self.flood).floor()
+    }
+}
+
+/// `key` with its last character replaced by another of the key alphabet: the same length and
+/// prefix, a checksum that no longer matches.
+fn broken_checksum(key: &str) -> String {
+    let mut broken = key.to_owned();
+    let last = broken.pop().unwrap_or('A');
+    broken.push(if last == 'A' { 'B' } else { 'A' });
+    broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_malformed_key_is_the_valid_one_with_a_checksum_that_fails() {
+        let rng = SystemRandom::new();
+        for _ in 0..50 {
+            let key = ApiKey::generate(Environment::Live, &rng).unwrap();
+            let broken = broken_checksum(key.expose());
+            assert_eq!(broken.len(), key.expose().len());
+            assert_ne!(broken, key.expose());
+            assert!(ApiKey::parse(&broken).is_err(), "{broken}");
+        }
     }
 }

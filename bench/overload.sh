@@ -8,7 +8,8 @@
 # calls at once, so fewer could not reach the bound). Prints admitted throughput, shed calls
 # (key-bench's errors: RESOURCE_EXHAUSTED `overloaded`), the admitted calls' latency, and the
 # server's peak RSS (VmHWM). Figures also go to bench/results/overload-*.json.
-# Usage: [QUOTA=5000] bench/overload.sh [SECONDS] [MAX] [CONNECTIONS]
+# BIN=path runs that keyrack binary instead of the release build (to compare two builds).
+# Usage: [QUOTA=5000] [BIN=path] bench/overload.sh [SECONDS] [MAX] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,6 +20,7 @@ connections=${3:-16}
 cargo build --release -q -p keyrack -p key-bench
 mkdir -p bench/results
 bin="${CARGO_TARGET_DIR:-target}/release"
+keyrack=${BIN:-$bin/keyrack}
 
 data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
@@ -30,11 +32,12 @@ fi
 # start_serve, with the metrics endpoint on: the server's own latency histogram tells how
 # long admitted calls took inside it, apart from the generator's queue.
 metrics_listen=127.0.0.1:0
-start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info,keyrack=info \
-  ${vars[@]+"${vars[@]}"}
 # The server on core 0, key-bench on core 1: the generator cannot take the server's CPU, so the
-# load the server sees is the load offered.
-taskset -a -p -c 0 "$pid" >/dev/null
+# load the server sees is the load offered. Started under taskset, so its runtime sizes itself
+# to that one core (one worker thread).
+serve_prefix="taskset -c 0"
+start_serve "$keyrack" "$data" warn,key_gateway=info,key_grpc=info,keyrack=info \
+  ${vars[@]+"${vars[@]}"}
 # QUOTA (µs of CPU per 10 ms, e.g. 5000 for half a core): the server also gets a CFS quota
 # (cgroup v1, as root), so the generator's core can offer twice what the server can do.
 if [ -n "${QUOTA:-}" ]; then

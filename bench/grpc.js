@@ -11,6 +11,7 @@
 // between phases, default 1).
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
+import { alternatingPhases, scenariosOf, measure } from './k6-phases.js';
 
 const ADDR = __ENV.KEYRACK_ADDR || '127.0.0.1:50051';
 const KEY = __ENV.KEYRACK_KEY;
@@ -24,31 +25,16 @@ if (!KEY) {
   throw new Error('set KEYRACK_KEY to a key holding the chat scope');
 }
 
-// One scenario per target and round, named `<target>_r<round>`, back to back with GAP between.
-const phases = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  for (const target of TARGETS) {
-    phases.push({ name: `${target}_r${round}`, target, round, start: phases.length * (SECONDS + GAP) });
-  }
-}
-
-const scenarios = {};
-const thresholds = { checks: ['rate==1'] };
-for (const phase of phases) {
-  scenarios[phase.name] = {
-    executor: 'constant-vus',
-    vus: VUS,
-    duration: `${SECONDS}s`,
-    exec: phase.target,
-    startTime: `${phase.start}s`,
-    // Calls under way at the phase's end finish (well inside GAP) instead of being cut off,
-    // which k6's gRPC client reports as DEADLINE_EXCEEDED.
-    gracefulStop: '500ms',
-  };
-  // Thresholds on tagged metrics make k6 keep per-scenario figures for the summary below.
-  thresholds[`iterations{scenario:${phase.name}}`] = ['count>0'];
-  thresholds[`grpc_req_duration{scenario:${phase.name}}`] = ['p(99)>=0'];
-}
+const phases = alternatingPhases(TARGETS, ROUNDS, SECONDS, GAP);
+const METRICS = { count: 'iterations', duration: 'grpc_req_duration' };
+// Calls under way at a phase's end finish (well inside GAP) instead of being cut off, which
+// k6's gRPC client reports as DEADLINE_EXCEEDED.
+const { scenarios, thresholds } = scenariosOf(phases, {
+  vus: VUS,
+  seconds: SECONDS,
+  gracefulStop: '500ms',
+  ...METRICS,
+});
 
 export const options = {
   scenarios,
@@ -92,30 +78,12 @@ export function verify() {
   });
 }
 
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
-
 export function handleSummary(data) {
-  const figures = (name) => {
-    const count = data.metrics[`iterations{scenario:${name}}`].values.count;
-    const duration = data.metrics[`grpc_req_duration{scenario:${name}}`].values;
-    return { rps: count / SECONDS, requests: count, p50: duration.med, p99: duration['p(99)'] };
-  };
-  const measured = phases.map((phase) => ({ ...phase, ...figures(phase.name) }));
-  const of = (target) => measured.filter((phase) => phase.target === target);
-  const overall = (target) => {
-    const rows = of(target);
-    const requests = rows.reduce((sum, row) => sum + row.requests, 0);
-    return {
-      rps: requests / (SECONDS * ROUNDS),
-      p50: median(rows.map((row) => row.p50)),
-      p99: median(rows.map((row) => row.p99)),
-    };
-  };
-  const ratios = of('verify').map((row, i) => row.rps / of('health')[i].rps);
+  const { measured, overall, ratios, spread } = measure(data, phases, {
+    seconds: SECONDS,
+    rounds: ROUNDS,
+    ...METRICS,
+  });
   const row = (name, f) =>
     `${name.padEnd(32)} ${f.rps.toFixed(0).padStart(8)} req/s   p50 ${f.p50.toFixed(3)} ms   p99 ${f.p99.toFixed(3)} ms`;
   const health = overall('health');
@@ -124,7 +92,7 @@ export function handleSummary(data) {
     `gRPC benchmark (k6): ${VUS} VUs, one connection each, ${ROUNDS} rounds of ${SECONDS}s per target, ${ADDR}`,
     row('grpc.health.v1.Health/Check', health),
     row('keyrack.v1.KeyService/VerifyKey', verify),
-    `ratio VerifyKey/Health throughput: median ${median(ratios).toFixed(3)}, rounds ${ratios.map((v) => v.toFixed(3)).join(' ')}`,
+    `ratio VerifyKey/Health throughput: ${spread(ratios('verify', 'health'))}`,
     `checks passed: ${(data.metrics.checks.values.rate * 100).toFixed(2)}%`,
     ...data.root_group.checks
       .filter((c) => c.fails > 0)

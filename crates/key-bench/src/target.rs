@@ -8,7 +8,7 @@ use std::{
 use key_core::{ApiKey, Environment};
 use key_proto::{
     envoy::{AuthorizationClient, CheckRequest, HttpResponse},
-    v1::{VerifyKeyRequest, key_service_client::KeyServiceClient},
+    v1::{VerifyKeyRequest, VerifyKeyResponse, key_service_client::KeyServiceClient},
 };
 use ring::rand::SystemRandom;
 use tonic::transport::Channel;
@@ -245,12 +245,7 @@ impl Client {
         request: &VerifyKeyRequest,
         what: &str,
     ) -> Result<(), String> {
-        let mut client = self.keys[slot].clone();
-        let response = client
-            .verify_key(request.clone())
-            .await
-            .map_err(|status| format!("VerifyKey failed: {status}"))?
-            .into_inner();
+        let response = self.send(slot, request.clone()).await?;
         if response.valid {
             Ok(())
         } else {
@@ -259,6 +254,20 @@ impl Client {
                 response.reason, response.message
             ))
         }
+    }
+
+    /// Sends one VerifyKey request on connection `slot`; an RPC error is the call's error.
+    async fn send(
+        &self,
+        slot: usize,
+        request: VerifyKeyRequest,
+    ) -> Result<VerifyKeyResponse, String> {
+        let mut client = self.keys[slot].clone();
+        Ok(client
+            .verify_key(request)
+            .await
+            .map_err(|status| format!("VerifyKey failed: {status}"))?
+            .into_inner())
     }
 
     async fn check_valid(&self, slot: usize) -> Result<(), String> {
@@ -289,12 +298,7 @@ impl Client {
             client_ip: self.next_flood_address(),
             ..self.valid.clone()
         };
-        let mut client = self.keys[slot].clone();
-        let response = client
-            .verify_key(request)
-            .await
-            .map_err(|status| format!("VerifyKey failed: {status}"))?
-            .into_inner();
+        let response = self.send(slot, request).await?;
         match (response.valid, response.reason.as_str()) {
             (false, "invalid_api_key") => Ok(()),
             (true, _) => Err("VerifyKey accepted a malformed key".to_owned()),
@@ -314,12 +318,7 @@ impl Client {
             client_ip: self.next_flood_address(),
             ..self.valid.clone()
         };
-        let mut client = self.keys[slot].clone();
-        let response = client
-            .verify_key(request)
-            .await
-            .map_err(|status| format!("VerifyKey failed: {status}"))?
-            .into_inner();
+        let response = self.send(slot, request).await?;
         if response.valid {
             Err("VerifyKey accepted a random key".to_owned())
         } else {

@@ -29,14 +29,14 @@ use crate::{
 };
 
 /// GitHub's stand-in: a P-256 key pair and the keys file that lists its public key.
-struct Signer {
+pub(crate) struct Signer {
     pair: EcdsaKeyPair,
     identifier: String,
     keys_file: String,
 }
 
 impl Signer {
-    fn new(identifier: &str) -> Signer {
+    pub(crate) fn new(identifier: &str) -> Signer {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
@@ -56,7 +56,7 @@ impl Signer {
         }
     }
 
-    fn keys(&self) -> SecretScanningKeys {
+    pub(crate) fn keys(&self) -> SecretScanningKeys {
         SecretScanningKeys::parse(&self.keys_file).unwrap()
     }
 
@@ -67,7 +67,7 @@ impl Signer {
 }
 
 /// GitHub's report of `tokens`, found at `url`.
-fn report(tokens: &[&str], url: &str) -> String {
+pub(crate) fn report(tokens: &[&str], url: &str) -> String {
     Value::Array(
         tokens
             .iter()
@@ -101,7 +101,7 @@ async fn post_report(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn signed(app: &TestApp, signer: &Signer, body: &str) -> (u16, Value) {
+pub(crate) async fn signed(app: &TestApp, signer: &Signer, body: &str) -> (u16, Value) {
     post_report(
         app,
         body,

@@ -1,7 +1,7 @@
 //! OAuth 2.0's conformance cases against a running server: consent through the gRPC API (as
 //! the console makes it, with a person's session), then the token, revocation and
 //! introspection endpoints over HTTP as a client library calls them, and the access token at
-//! forward-auth and VerifyKey. The browser and a real client library run the same flow in
+//! forward-auth and VerifyKey; and a token found in public by secret scanning. The browser and a real client library run the same flow in
 //! `console_browser.rs` (tests/browser/oauth.py).
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -13,7 +13,10 @@ use serde_json::Value;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{TestApp, authed, backends, spawn_app};
+use crate::{
+    helpers::{TestApp, authed, backends, spawn_app, spawn_app_configured},
+    leaked_keys::{Signer, report, signed},
+};
 
 const REDIRECT: &str = "https://app.example.com/callback";
 const NATIVE_REDIRECT: &str = "http://127.0.0.1/callback";
@@ -907,6 +910,76 @@ async fn no_oauth_secret_reaches_the_sqlite_file() {
         assert!(
             !contains(&random.as_bytes()[..40]),
             "a secret's random part found"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_leaked_token_reported_by_secret_scanning_revokes_its_grant() {
+    let signer = Signer::new("3f1c0a6b9e2d4c8a7b5e6f0d1c2b3a4958677685a4b3c2d1e0f9a8b7c6d5e4f3");
+    let url = "https://github.com/octocat/hello/blob/abc123/.env";
+    for backend in backends() {
+        let app = spawn_app_configured(&backend, |setup| {
+            setup.parts.secret_scanning_keys = Some(signer.keys());
+        })
+        .await;
+        let w = world(app).await;
+
+        // An access token leaks: its grant goes, the refresh token with it.
+        let (code, verifier) = w.code("chat").await;
+        let (_, first) = w.exchange(&code, &verifier).await;
+        let access = text(&first, "access_token");
+        // Verified once, so this process caches it: the revocation must reach the cache.
+        assert!(w.app.verify(access, &["chat"]).await.valid);
+        let (status, answer) = signed(&w.app, &signer, &report(&[access], url)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer[0]["label"], "true_positive", "{answer}");
+        assert_eq!(
+            w.app.verify(access, &["chat"]).await.reason,
+            "invalid_api_key"
+        );
+        let (status, body) = w.refresh(text(&first, "refresh_token")).await;
+        assert_eq!(
+            (status, text(&body, "error")),
+            (StatusCode::BAD_REQUEST, "invalid_grant")
+        );
+
+        // A refresh token leaks: the access tokens of its grant go too.
+        let (code, verifier) = w.code("chat").await;
+        let (_, second) = w.exchange(&code, &verifier).await;
+        let access = text(&second, "access_token");
+        assert!(w.app.verify(access, &["chat"]).await.valid);
+        let refresh = text(&second, "refresh_token");
+        let (status, answer) = signed(&w.app, &signer, &report(&[refresh], url)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer[0]["label"], "true_positive", "{answer}");
+        assert_eq!(
+            w.app.verify(access, &["chat"]).await.reason,
+            "invalid_api_key"
+        );
+
+        // Both audited as leaks of the grant, by the secret-scanning service.
+        let events = w
+            .app
+            .client
+            .clone()
+            .list_audit_events(authed(
+                &w.app.admin_key,
+                v1::ListAuditEventsRequest {
+                    action: "key.leaked".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events;
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .all(|event| event.reason.starts_with("revoked: found in content at ")),
+            "{events:?}"
         );
     }
 }

@@ -5,7 +5,10 @@
 //! is a false positive; a key of this server is a true positive, and, unless already revoked,
 //! is revoked or flagged as its organization's `leaked_keys` policy says, with a `key.leaked`
 //! audit event (in the revocation's transaction when it revokes) and a `key_leaked` alert
-//! (once per key), which the alert path delivers to the organization's webhooks.
+//! (once per key), which the alert path delivers to the organization's webhooks. An OAuth
+//! access or refresh token (the same format, its own prefix) is looked up among the tokens and
+//! stands for its grant: the whole grant is revoked (or flagged), its tokens with it, since
+//! whoever holds one of them may hold the other.
 
 mod keys;
 
@@ -13,8 +16,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    ActorType, Alert, ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, Error, KeyRecord,
-    LeakedKeyPolicy, Pepper,
+    ActorType, Alert, ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock, CredentialKind, Error,
+    KeyRecord, LeakedKeyPolicy, Pepper,
 };
 use key_store::Store;
 use ring::digest::{SHA256, digest};
@@ -156,7 +159,20 @@ impl LeakReports {
             return Ok(false);
         };
         let digest = self.pepper.digest(&key);
-        let Some((record, _, _)) = self.store.find_key_by_digest(&digest).await? else {
+        let found = match key.kind() {
+            CredentialKind::ApiKey => self
+                .store
+                .find_key_by_digest(&digest)
+                .await?
+                .map(|(record, _, _)| record),
+            CredentialKind::AccessToken | CredentialKind::RefreshToken => self
+                .store
+                .find_oauth_token(&digest)
+                .await?
+                .filter(|(stored, _)| self.pepper.matches(&key, &stored.digest))
+                .map(|(_, grant)| grant),
+        };
+        let Some(record) = found else {
             return Ok(false);
         };
         let now = self.clock.now();
@@ -174,13 +190,21 @@ impl LeakReports {
         match outcome {
             Outcome::Revoked => {
                 let reason = format!("leaked: found in public at {url}");
-                let revoked = self
-                    .store
-                    .revoke_key(record.organization_id, record.id, Some(reason), now, &audit)
-                    .await?;
-                if let Some((_, stored)) = revoked {
-                    // The next verification of this key in this process must see it.
-                    self.key_cache.forget(&stored);
+                // The next verification of this key (or the grant's tokens) in this process
+                // must see the revocation.
+                let stale = if record.oauth.is_some() {
+                    self.store
+                        .revoke_oauth_grant(record.organization_id, record.id, &reason, now, &audit)
+                        .await?
+                        .map(|(_, digests)| digests)
+                } else {
+                    self.store
+                        .revoke_key(record.organization_id, record.id, Some(reason), now, &audit)
+                        .await?
+                        .map(|(_, stored)| vec![stored])
+                };
+                for digest in stale.iter().flatten() {
+                    self.key_cache.forget(digest);
                 }
             }
             Outcome::Flagged | Outcome::AlreadyRevoked => {

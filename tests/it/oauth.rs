@@ -217,6 +217,24 @@ impl World {
     }
 
     /// Step 5: the access token at forward-auth for `scope`.
+    /// The organization's audit events of `action`, newest first.
+    async fn audit_events(&self, action: &str) -> Vec<v1::AuditEvent> {
+        self.app
+            .client
+            .clone()
+            .list_audit_events(authed(
+                &self.app.admin_key,
+                v1::ListAuditEventsRequest {
+                    action: action.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_events
+    }
+
     async fn use_token(&self, token: &str, scope: &str) -> (StatusCode, Value) {
         let response = self
             .http
@@ -528,21 +546,7 @@ async fn codes_work_once_within_a_minute_for_their_client_verifier_and_redirect(
             (status, text(&body, "error")),
             (StatusCode::BAD_REQUEST, "invalid_grant")
         );
-        let events = w
-            .app
-            .client
-            .clone()
-            .list_audit_events(authed(
-                &w.app.admin_key,
-                v1::ListAuditEventsRequest {
-                    action: "oauth.reuse_detected".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .audit_events;
+        let events = w.audit_events("oauth.reuse_detected").await;
         assert_eq!(events.len(), 1);
     }
 }
@@ -959,21 +963,7 @@ async fn a_leaked_token_reported_by_secret_scanning_revokes_its_grant() {
         );
 
         // Both audited as leaks of the grant, by the secret-scanning service.
-        let events = w
-            .app
-            .client
-            .clone()
-            .list_audit_events(authed(
-                &w.app.admin_key,
-                v1::ListAuditEventsRequest {
-                    action: "key.leaked".into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .audit_events;
+        let events = w.audit_events("key.leaked").await;
         assert_eq!(events.len(), 2, "{events:?}");
         assert!(
             events

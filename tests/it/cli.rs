@@ -296,6 +296,24 @@ fn a_short_pepper_is_refused_at_start() {
 }
 
 #[test]
+fn a_bad_worker_thread_count_is_one_line_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // tokio's own variable, which the runtime reads when --worker-threads is not given.
+    for (variable, value) in [
+        ("TOKIO_WORKER_THREADS", "abc"),
+        ("TOKIO_WORKER_THREADS", "0"),
+    ] {
+        let ran = refused_start(dir.path(), &[(variable, value)], &[]);
+        assert_eq!(ran.status.code(), Some(1), "{}", ran.stderr);
+        assert_contains(&ran.stderr, "Error: TOKIO_WORKER_THREADS");
+        assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    }
+    let ran = refused_start(dir.path(), &[("KEYRACK_WORKER_THREADS", "0")], &[]);
+    assert_eq!(ran.status.code(), Some(2), "{}", ran.stderr);
+    assert_contains(&ran.stderr, "--worker-threads");
+}
+
+#[test]
 fn a_busy_port_is_one_line_with_its_cause_not_a_backtrace() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -26,8 +26,7 @@ printf '[[route]]\npath_prefix = "/api/chat"\nscopes = ["chat"]\ntag = "chat"\n'
 . bench/serve.sh
 start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info \
   KEYRACK_EXT_AUTHZ_ROUTES="$data/routes.toml"
-KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+KEYRACK_BENCH_KEY=$(create_key)
 export KEYRACK_BENCH_KEY
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"

@@ -25,8 +25,7 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "
 # k6 is trusted as a proxy: its malformed requests each name their own client (gateway.js).
 start_serve "${CARGO_TARGET_DIR:-target}/release/keyrack" "$data" warn,key_gateway=info,key_grpc=info \
   KEYRACK_TRUSTED_PROXIES=127.0.0.1
-key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+key=$(create_key)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 # The server's CPU time, sampled every 20 ms (bench/phase-cpu.py).

@@ -22,8 +22,7 @@ data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 . bench/serve.sh
 start_serve "${CARGO_TARGET_DIR:-target}/release/keyrack" "$data" warn,key_gateway=info,key_grpc=info
-key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+key=$(create_key)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 python3 bench/phase-cpu.py sample "$pid" >"$data/cpu" &

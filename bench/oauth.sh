@@ -30,8 +30,7 @@ data=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 . bench/serve.sh
 start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info
-KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+KEYRACK_BENCH_KEY=$(create_key)
 export KEYRACK_BENCH_KEY
 
 # The five steps of an authorization code grant. The admin key goes in through the

@@ -49,8 +49,7 @@ if [ -n "${QUOTA:-}" ]; then
   trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; rmdir "$group" 2>/dev/null || true' EXIT
 fi
 bench=(taskset -c 1 "$bin/key-bench")
-KEYRACK_BENCH_KEY=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-  -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+KEYRACK_BENCH_KEY=$(create_key)
 export KEYRACK_BENCH_KEY
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); --max-in-flight ${max:-default}"

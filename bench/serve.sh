@@ -8,6 +8,10 @@
 # and `http` (host:port each) and `admin` (the bootstrap key, read from its file). The caller
 # stops it.
 #
+# `create_key [BODY]` prints the plaintext of a key created through that server's REST API with
+# the bootstrap key: BODY is the JSON of `POST /api/api-keys`, a `chat` key named `bench` by
+# default.
+#
 # `serve_fresh BIN` does that with BIN (the release build when empty, built first) in a fresh
 # temporary directory, setting `data` too; an EXIT trap stops the server and removes the
 # directory. Python's requests come from tools/venv (tools/install).
@@ -29,6 +33,12 @@ start_serve() {
   # Builds before the bootstrap key file printed the key on stderr instead.
   admin=$(cat "$dir/bootstrap-admin-key" 2>/dev/null \
     || grep -o 'sk_live_[A-Za-z0-9]*' "$dir/stderr" | head -n 1)
+}
+
+create_key() {
+  local body=${1:-'{"name": "bench", "scopes": ["chat"]}'}
+  curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" -d "$body" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
 }
 
 serve_fresh() {

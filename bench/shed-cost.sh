@@ -28,8 +28,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 for bound in 1 1024; do
   mkdir -p "$data/$bound"
   start_serve "$keyrack" "$data/$bound" info KEYRACK_MAX_IN_FLIGHT="$bound"
-  key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-    -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  key=$(create_key)
   echo
   echo "--max-in-flight $bound:"
   # Exit status 2 (calls that failed) is the point of the first run.

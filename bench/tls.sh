@@ -51,18 +51,14 @@ if [ -n "${MTLS:-}" ]; then
 fi
 
 . bench/serve.sh
-bench_key() {
-  curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-    -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
 start_serve "$bin/keyrack" "$plain" warn,key_gateway=info,key_grpc=info
 plain_pid=$pid
 plain_addr="http://$grpc"
-plain_key=$(bench_key)
+plain_key=$(create_key)
 start_serve "$bin/keyrack" "$tls" warn,key_gateway=info,key_grpc=info "${tls_env[@]}"
 tls_pid=$pid
 tls_addr="https://$grpc"
-tls_key=$(bench_key)
+tls_key=$(create_key)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 common=(--duration "${seconds}s" --rounds 1 --warmup 1s --connections "$connections"

@@ -48,8 +48,7 @@ run() {
   start_serve "$keyrack" "$data" "$log" -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_TRACES_SAMPLER \
     -u OTEL_TRACES_SAMPLER_ARG "${env[@]}"
   local key before after
-  key=$(curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" \
-    -d '{"name": "bench", "scopes": ["chat"]}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')
+  key=$(create_key)
   # utime + stime, in clock ticks (fields 14 and 15 of /proc/PID/stat).
   before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   KEYRACK_BENCH_KEY=$key "$bin/key-bench" --addr "http://$grpc" --mode closed --concurrency 16 \

@@ -40,11 +40,7 @@ if [ -n "${PIN:-}" ]; then
   bench=(taskset -c 1 "$bin/key-bench")
 fi
 start_serve "$bin/keyrack" "$data" warn,key_gateway=info,key_grpc=info
-create_key() {
-  curl -sf -X POST "http://$http/api/api-keys" -H "Authorization: Bearer $admin" -d "$1" \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
-KEYRACK_BENCH_KEY=$(create_key '{"name": "bench", "scopes": ["chat"]}')
+KEYRACK_BENCH_KEY=$(create_key)
 KEYRACK_BENCH_LIMITED_KEY=$(create_key \
   '{"name": "bench-limited", "scopes": ["chat"], "rateLimits": [{"requests": 1000000, "per": "second"}]}')
 export KEYRACK_BENCH_KEY KEYRACK_BENCH_LIMITED_KEY

@@ -17,9 +17,9 @@ use key_core::{
     AUTHORIZATION_CODE_LIFETIME, Action, ApiKey, AuditAction, AuditEvent, AuditOutcome, Clock,
     CodeChallenge, CredentialKind, Environment, Error, IpAllowlist, KeyDigest, KeyRecord, KeyType,
     MAX_CLIENT_NAME_LEN, MAX_REDIRECT_URIS, MAX_REFRESHES_PER_HOUR, MAX_STATE_LEN, OauthClientType,
-    OauthContext, OauthError, OrganizationPolicy, Pepper, Period, REFRESH_TOKEN_IDLE_TIMEOUT,
-    RandomSource, RateLimit, RateLimits, RedactedKey, RedirectUri, ScopeSet, SessionToken,
-    TokenKind, grant_scopes, parse_scope_parameter,
+    OauthContext, OauthError, Pepper, Period, REFRESH_TOKEN_IDLE_TIMEOUT, RandomSource, RateLimit,
+    RateLimits, RedactedKey, RedirectUri, ScopeSet, SessionToken, TokenKind, grant_scopes,
+    parse_scope_parameter,
 };
 use key_store::{
     AuthorizationCode, CodeRedemption, NewKey, NewToken, OauthClient, OauthGrant, Store,
@@ -36,7 +36,7 @@ use crate::{
         parse_uuid,
     },
     requester::audit_event,
-    verify::{KeyCache, Mode, Verifier, VerifyContext, member_scopes},
+    verify::{KeyCache, Mode, Verifier, VerifyContext, member_scopes, scopes_of_role},
 };
 
 /// CreateOauthClient's input.
@@ -346,10 +346,7 @@ impl Oauth {
         let role = by.caller.role.ok_or_else(not_a_person)?;
         // One read of the organization: its policy's scopes for the role, and its name.
         let organization = self.store.get_organization(client.organization_id).await?;
-        let role_scopes = organization
-            .as_ref()
-            .map(|organization| organization.policy.role_scopes.scopes(role))
-            .unwrap_or_else(|| OrganizationPolicy::default().role_scopes.scopes(role));
+        let role_scopes = scopes_of_role(organization.as_ref(), role);
         let granted = match grant_scopes(requested, client.scopes, role_scopes) {
             Ok(granted) => granted,
             Err(error) => return Ok(error_back("invalid_scope", &error.to_string())),
@@ -906,11 +903,7 @@ impl Oauth {
         else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .find_oauth_token(&self.pepper.digest(&token))
-            .await?
-            .filter(|(stored, _)| self.pepper.matches(&token, &stored.digest)))
+        stored_token(&self.store, &self.pepper, &token).await
     }
 
     async fn introspect_key(
@@ -1019,6 +1012,20 @@ impl Oauth {
             self.key_cache.forget(digest);
         }
     }
+}
+
+/// The stored token `token` (an access or refresh token) with its grant, live or not: looked up
+/// by its digest under the pepper, then checked in constant time. The token endpoints and
+/// leaked-key reports find tokens through it.
+pub(crate) async fn stored_token(
+    store: &Store,
+    pepper: &Pepper,
+    token: &ApiKey,
+) -> Result<Option<(StoredToken, KeyRecord)>, Error> {
+    Ok(store
+        .find_oauth_token(&pepper.digest(token))
+        .await?
+        .filter(|(stored, _)| pepper.matches(token, &stored.digest)))
 }
 
 /// `base` with `pairs` added to its query (empty values left out), or `base` as it is if it

@@ -468,10 +468,20 @@ pub(crate) async fn role_scopes(
     organization_id: Uuid,
     role: Role,
 ) -> Result<ScopeSet, Error> {
-    let policy = store
-        .get_organization(organization_id)
-        .await?
-        .map(|organization| organization.policy)
-        .unwrap_or_default();
-    Ok(policy.role_scopes.scopes(role))
+    let organization = store.get_organization(organization_id).await?;
+    Ok(scopes_of_role(organization.as_ref(), role))
+}
+
+/// The scopes `role` may hold under `organization`'s policy (the defaults for an organization
+/// that is gone), for a caller that has read the organization already.
+pub(crate) fn scopes_of_role(
+    organization: Option<&key_store::Organization>,
+    role: Role,
+) -> ScopeSet {
+    match organization {
+        Some(organization) => organization.policy.role_scopes.scopes(role),
+        None => key_core::OrganizationPolicy::default()
+            .role_scopes
+            .scopes(role),
+    }
 }

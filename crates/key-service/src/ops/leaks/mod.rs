@@ -25,7 +25,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub use self::keys::{SecretScanningKeys, SecretScanningKeysError};
-use super::organization_policy;
+use super::{oauth::stored_token, organization_policy};
 use crate::{
     RequestContext,
     alerting::{Alerting, Firing},
@@ -158,19 +158,17 @@ impl LeakReports {
         let Ok(key) = ApiKey::parse(&entry.token) else {
             return Ok(false);
         };
-        let digest = self.pepper.digest(&key);
         let found = match key.kind() {
             CredentialKind::ApiKey => self
                 .store
-                .find_key_by_digest(&digest)
+                .find_key_by_digest(&self.pepper.digest(&key))
                 .await?
                 .map(|(record, _, _)| record),
-            CredentialKind::AccessToken | CredentialKind::RefreshToken => self
-                .store
-                .find_oauth_token(&digest)
-                .await?
-                .filter(|(stored, _)| self.pepper.matches(&key, &stored.digest))
-                .map(|(_, grant)| grant),
+            CredentialKind::AccessToken | CredentialKind::RefreshToken => {
+                stored_token(&self.store, &self.pepper, &key)
+                    .await?
+                    .map(|(_, grant)| grant)
+            }
         };
         let Some(record) = found else {
             return Ok(false);

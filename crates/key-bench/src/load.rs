@@ -169,23 +169,8 @@ async fn timed_call(
     match tokio::time::timeout(REQUEST_TIMEOUT, client.call(target, connection)).await {
         Ok(outcome) => outcome,
         Err(_) => (
-            target_row(target),
+            target.row(),
             Err(format!("no answer within {REQUEST_TIMEOUT:?}")),
         ),
-    }
-}
-
-/// The row a timed-out request is counted in (a flood request's kind is not known then; it
-/// counts with the valid key, whose errors matter).
-fn target_row(target: Target) -> crate::target::Row {
-    use crate::target::Row;
-    match target {
-        Target::Health => Row::Health,
-        Target::Verify => Row::Verify,
-        Target::Flood => Row::FloodValid,
-        Target::ExtAuthz => Row::ExtAuthz,
-        Target::Token => Row::Token,
-        Target::Malformed => Row::Malformed,
-        Target::Limited => Row::Limited,
     }
 }

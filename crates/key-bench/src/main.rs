@@ -228,14 +228,10 @@ fn server_cpu_table(pid: u32, targets: &[Target], cpu: &[(u64, u64); Target::COU
             }
             (_, Some(base), _) => format!("  ({:.2}× Health/Check)", micros / base),
         };
+        // A target's CPU covers all its rows; only the flood has two.
         let name = match target {
-            Target::Health => "grpc.health.v1.Health/Check",
-            Target::Verify => "keyrack.v1.KeyService/VerifyKey",
             Target::Flood => "VerifyKey under flood (both rows)",
-            Target::ExtAuthz => "ext_authz Authorization/Check",
-            Target::Token => "VerifyKey with an OAuth access token",
-            Target::Malformed => "VerifyKey malformed key",
-            Target::Limited => "VerifyKey key with a rate limit",
+            other => other.row().name(),
         };
         table.push_str(&format!("  {name:<36} {micros:>7.1} µs{ratio}\n"));
     }

@@ -47,6 +47,21 @@ impl Target {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
+
+    /// The row this target's requests are counted in: its only one, or for the flood the valid
+    /// key's (where a timed-out request, whose kind is not known then, counts: its errors are
+    /// the ones that matter).
+    pub(crate) fn row(self) -> Row {
+        match self {
+            Target::Health => Row::Health,
+            Target::Verify => Row::Verify,
+            Target::Flood => Row::FloodValid,
+            Target::ExtAuthz => Row::ExtAuthz,
+            Target::Token => Row::Token,
+            Target::Malformed => Row::Malformed,
+            Target::Limited => Row::Limited,
+        }
+    }
 }
 
 /// A row of the report. The flood target fills two rows: its valid-key and its random-key
@@ -183,30 +198,22 @@ impl Client {
         connection: usize,
     ) -> (Row, Result<(), String>) {
         let slot = connection % self.keys.len();
-        match target {
-            Target::Health => (Row::Health, self.check_health(slot).await),
-            Target::Verify => (Row::Verify, self.verify_valid(slot).await),
-            Target::ExtAuthz => (Row::ExtAuthz, self.check_valid(slot).await),
-            Target::Token => (Row::Token, self.verify_token(slot).await),
-            Target::Malformed => (Row::Malformed, self.verify_malformed(slot).await),
-            Target::Limited => match &self.limited {
-                Some(limited) => (
-                    Row::Limited,
-                    self.verify(slot, limited, "rate-limited key").await,
-                ),
-                None => (
-                    Row::Limited,
-                    Err("no rate-limited key was given".to_owned()),
-                ),
-            },
-            Target::Flood => {
-                if self.next_is_random() {
-                    (Row::FloodRandom, self.verify_random(slot).await)
-                } else {
-                    (Row::FloodValid, self.verify_valid(slot).await)
-                }
+        let result = match target {
+            Target::Health => self.check_health(slot).await,
+            Target::Verify => self.verify_valid(slot).await,
+            Target::ExtAuthz => self.check_valid(slot).await,
+            Target::Token => self.verify_given(slot, self.token.as_ref(), "token").await,
+            Target::Limited => {
+                self.verify_given(slot, self.limited.as_ref(), "rate-limited key")
+                    .await
             }
-        }
+            Target::Malformed => self.verify_malformed(slot).await,
+            Target::Flood if self.next_is_random() => {
+                return (Row::FloodRandom, self.verify_random(slot).await);
+            }
+            Target::Flood => self.verify_valid(slot).await,
+        };
+        (target.row(), result)
     }
 
     async fn check_health(&self, slot: usize) -> Result<(), String> {
@@ -231,11 +238,18 @@ impl Client {
         self.verify(slot, &self.valid, "key").await
     }
 
-    async fn verify_token(&self, slot: usize) -> Result<(), String> {
-        let Some(token) = &self.token else {
-            return Err("no access token was given".to_owned());
-        };
-        self.verify(slot, token, "token").await
+    /// Sends `request` (the token's or the rate-limited key's, if it was given), which must be
+    /// accepted; `what` names its credential in the error.
+    async fn verify_given(
+        &self,
+        slot: usize,
+        request: Option<&VerifyKeyRequest>,
+        what: &str,
+    ) -> Result<(), String> {
+        match request {
+            Some(request) => self.verify(slot, request, what).await,
+            None => Err(format!("no {what} was given")),
+        }
     }
 
     /// Sends `request`, which must be accepted; `what` names its credential in the error.

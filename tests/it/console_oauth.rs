@@ -75,6 +75,20 @@ async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) ->
 }
 
 /// The value of the hidden (or read-only) field `name` in `page`.
+/// Registers an OAuth application through the console's form, as the admin whose session is
+/// `cookie`: `fields` with the session's CSRF token and a fresh nonce from the form's page.
+async fn register(app: &TestApp, cookie: &str, csrf: &str, fields: &[(&str, &str)]) -> Response {
+    let page = get(app, Some(cookie), "/console/settings/oauth-clients")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let nonce = field(&page, "nonce");
+    let mut form = vec![("csrf", csrf), ("nonce", nonce.as_str())];
+    form.extend_from_slice(fields);
+    post(app, cookie, "/console/settings/oauth-clients", &form).await
+}
+
 fn field(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let at = page
@@ -565,19 +579,11 @@ async fn an_admin_registers_lists_and_deletes_oauth_applications() {
         assert_eq!(reloaded.status(), StatusCode::CONFLICT);
         assert!(!reloaded.text().await.unwrap().contains("krc_"));
         // A public client has no secret.
-        let page = get(&app, Some(&cookie), "/console/settings/oauth-clients")
-            .await
-            .text()
-            .await
-            .unwrap();
-        let nonce = field(&page, "nonce");
-        let public = post(
+        let public = register(
             &app,
             &cookie,
-            "/console/settings/oauth-clients",
+            &csrf,
             &[
-                ("csrf", csrf.as_str()),
-                ("nonce", nonce.as_str()),
                 ("name", "CLI"),
                 ("client_type", "public"),
                 ("redirect_uris", "http://127.0.0.1:8765/callback"),
@@ -590,19 +596,11 @@ async fn an_admin_registers_lists_and_deletes_oauth_applications() {
         .unwrap();
         assert!(!public.contains("client-secret") && !public.contains("krc_"));
         // A refused registration shows the form again, as sent, with the reason.
-        let page = get(&app, Some(&cookie), "/console/settings/oauth-clients")
-            .await
-            .text()
-            .await
-            .unwrap();
-        let nonce = field(&page, "nonce");
-        let refused = post(
+        let refused = register(
             &app,
             &cookie,
-            "/console/settings/oauth-clients",
+            &csrf,
             &[
-                ("csrf", csrf.as_str()),
-                ("nonce", nonce.as_str()),
                 ("name", "Plain HTTP"),
                 ("redirect_uris", "http://app.example/callback"),
                 ("scope", "chat"),

@@ -20,43 +20,18 @@ import os
 import sys
 
 import requests
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect, sync_playwright
+
+from audit import SHOTS, check_page, pages, violations
 
 URL = os.environ["KEYRACK_URL"].rstrip("/")
 OIDC = os.environ["KEYRACK_OIDC_URL"].rstrip("/")
 with open(os.environ["KEYRACK_ADMIN_KEY"], encoding="utf-8") as file:
     ADMIN_KEY = file.read().strip()
-SHOTS = os.environ["KEYRACK_SCREENSHOTS"]
 CHROMIUM = os.environ.get("KEYRACK_CHROMIUM", "/usr/bin/chromium")
 
 HTTP = requests.Session()
 HTTP.trust_env = False
-
-axe = Axe()
-pages = []
-violations = {}
-
-
-def check_page(page, name):
-    """axe-core on the page as it stands, and its screenshot."""
-    results = axe.run(page)
-    serious = [
-        {"id": v["id"], "impact": v["impact"], "nodes": len(v["nodes"])}
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    violations[name] = {
-        "serious_or_critical": serious,
-        "other": [
-            v["id"] for v in results.response["violations"]
-            if v["impact"] not in ("serious", "critical")
-        ],
-    }
-    path = os.path.join(SHOTS, f"{name}.png")
-    page.screenshot(path=path, full_page=True)
-    pages.append({"page": name, "screenshot": path})
-    assert not serious, f"axe found serious or critical violations on {name}: {serious}"
 
 
 def api(method, path, key, body=None):

@@ -360,7 +360,7 @@ async fn a_session_ends_after_two_idle_hours_or_twelve_in_all_and_at_sign_out() 
 }
 
 /// Adds member `user` with `role`; their id.
-async fn add_member(app: &TestApp, user: &str, role: v1::Role) -> String {
+pub(crate) async fn add_member(app: &TestApp, user: &str, role: v1::Role) -> String {
     app.client
         .clone()
         .add_member(authed(

@@ -9,6 +9,7 @@ use key_proto::v1;
 use reqwest::{Client, Response, StatusCode, header, redirect::Policy};
 
 use crate::{
+    console::add_member,
     helpers::{Backend, TestApp, authed, backends, spawn_app},
     sso::{Provider, spawn_with_sso},
 };
@@ -120,25 +121,6 @@ fn shown(page: &str, id: &str) -> String {
         .unwrap_or_else(|| panic!("no {id} in {page}"))
         + marker.len();
     page[at..].split('"').next().unwrap().to_owned()
-}
-
-/// Adds member `user` with `role`; their id.
-async fn add_member(app: &TestApp, user: &str, role: v1::Role) -> String {
-    app.client
-        .clone()
-        .add_member(authed(
-            &app.admin_key,
-            v1::AddMemberRequest {
-                user_id: user.into(),
-                role: role.into(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .member
-        .unwrap()
-        .id
 }
 
 /// A one-time sign-in link's token for `member`.

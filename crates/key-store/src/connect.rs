@@ -14,7 +14,7 @@ use sea_orm::{
 
 /// How much of an SQLite file is read through a memory map: 1 GiB of address space, not of
 /// memory (the kernel's page cache backs it, shared with every connection).
-const MMAP_SIZE: u64 = 1 << 30;
+pub(crate) const MMAP_SIZE: u64 = 1 << 30;
 
 /// PostgreSQL's SQLSTATE for a database that does not exist (`invalid_catalog_name`).
 const INVALID_CATALOG_NAME: &str = "3D000";
@@ -92,7 +92,10 @@ pub(crate) fn options(url: &str, timeouts: StoreTimeouts) -> ConnectOptions {
         });
     if url.starts_with("sqlite") {
         // One writer at a time is all SQLite allows; a small pool keeps readers concurrent.
-        options.max_connections(4);
+        // No ping before each use: a SQLite connection is a file handle that no peer can drop,
+        // and sqlx runs each connection on a thread of its own, so the ping was one more
+        // round trip between threads on every query (a cache miss among them).
+        options.max_connections(4).test_before_acquire(false);
     }
     options
 }

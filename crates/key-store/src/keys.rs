@@ -119,6 +119,10 @@ pub enum Spend {
 /// sees the change and refuses.
 const ATTEMPTS: usize = 3;
 
+/// A key found by its digest: its record, the stored digest for the final constant-time
+/// check, and its effective rate limits.
+pub type FoundKey = (KeyRecord, KeyDigest, RateLimits);
+
 /// The most digests `Store::find_keys_by_digests` puts in one `IN (…)` list. Both backends
 /// take far more bind parameters (SQLite 32,766, PostgreSQL 65,535); the cap keeps one
 /// statement's size, and the time it holds a pooled connection, small and predictable.
@@ -199,17 +203,34 @@ impl Store {
     /// The key stored under `digest`, with the stored digest for the final constant-time check
     /// and its effective rate limits (its own, or else its organization's default), in one
     /// query.
-    pub async fn find_key_by_digest(
-        &self,
-        digest: &KeyDigest,
-    ) -> Result<Option<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+    pub async fn find_key_by_digest(&self, digest: &KeyDigest) -> Result<Option<FoundKey>, Error> {
+        if let Some(found) = self.read_key_on_this_thread(digest) {
+            return found;
+        }
         ApiKeys::find()
             .filter(Column::Digest.eq(digest.as_bytes().to_vec()))
             .find_also_related(crate::entity::organization::Entity)
             .one(&self.db)
             .await?
-            .map(|(model, organization)| found_key(model, organization))
+            .map(|(model, organization)| found_key(model, default_limits_of(organization)))
             .transpose()
+    }
+
+    /// On SQLite, [`Store::find_key_by_digest`] read without leaving the calling thread
+    /// (`SqliteReads`); `None` where that cannot be done now (PostgreSQL, an in-memory
+    /// database, every read connection in use, a busy database): the pool reads it instead.
+    fn read_key_on_this_thread(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<FoundKey>, Error>> {
+        let found = self.reads.as_ref()?.find_key_by_digest(digest)?;
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(found.and_then(|found| {
+            found
+                .map(|(model, default_limits)| found_key(model, default_limits))
+                .transpose()
+        }))
     }
 
     /// [`Store::find_key_by_digest`] for many digests at once: the keys stored under any of
@@ -220,6 +241,13 @@ impl Store {
         &self,
         digests: &[KeyDigest],
     ) -> Result<Vec<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+        // A lone miss, the common case, is one read on the calling thread where the backend
+        // allows it; a batch (a flood of misses) stays one query through the pool.
+        if let [digest] = digests
+            && let Some(found) = self.read_key_on_this_thread(digest)
+        {
+            return Ok(found?.into_iter().collect());
+        }
         let mut found = Vec::new();
         for chunk in digests.chunks(MAX_DIGESTS_PER_QUERY) {
             let rows = ApiKeys::find()
@@ -228,7 +256,7 @@ impl Store {
                 .all(&self.db)
                 .await?;
             for (model, organization) in rows {
-                found.push(found_key(model, organization)?);
+                found.push(found_key(model, default_limits_of(organization))?);
             }
         }
         Ok(found)
@@ -554,15 +582,12 @@ async fn get_key_with_digest_in(
 /// organization's default).
 pub(crate) fn found_key(
     model: api_key::Model,
-    organization: Option<crate::entity::organization::Model>,
+    default_limits: Option<String>,
 ) -> Result<(KeyRecord, KeyDigest, RateLimits), Error> {
     let stored = stored_digest(&model)?;
     let default = RateLimits::parse(
         "default_rate_limits",
-        organization
-            .and_then(|organization| organization.default_rate_limits)
-            .as_deref()
-            .unwrap_or_default(),
+        default_limits.as_deref().unwrap_or_default(),
     )
     .map_err(|err| Error::Corrupt {
         table: "organizations",
@@ -571,6 +596,13 @@ pub(crate) fn found_key(
     let record = record_from_model(model)?;
     let limits = record.rate_limits.or(default);
     Ok((record, stored, limits))
+}
+
+/// The organization's default rate limits, as `found_key` takes them.
+pub(crate) fn default_limits_of(
+    organization: Option<crate::entity::organization::Model>,
+) -> Option<String> {
+    organization.and_then(|organization| organization.default_rate_limits)
 }
 
 fn stored_digest(model: &api_key::Model) -> Result<KeyDigest, Error> {

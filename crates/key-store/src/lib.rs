@@ -20,6 +20,7 @@ mod oauth;
 mod organizations;
 mod sessions;
 mod settings;
+mod sqlite_reads;
 mod store;
 mod usage;
 mod usage_query;
@@ -31,7 +32,9 @@ pub use alerts::{AlertEvent, AlertEventFilter, AlertKey, PeriodCount};
 pub use audit::AuditFilter;
 pub use connect::StoreTimeouts;
 pub use error::Error;
-pub use keys::{KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey, Spend};
+pub use keys::{
+    FoundKey, KeyChanges, KeyFilter, KeyRotation, MAX_DIGESTS_PER_QUERY, NewKey, Spend,
+};
 pub use members::Member;
 pub use notices::{
     CacheNotice, HEARTBEAT_DEADLINE, HEARTBEAT_INTERVAL, ListenerError, NoticeListener,

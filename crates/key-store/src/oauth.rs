@@ -25,7 +25,7 @@ use crate::{
         oauth_code::{self, Entity as OauthCodes},
         oauth_token::{self, Entity as OauthTokens},
     },
-    keys::{found_key, insert_key_in, record_from_model, stored_scopes},
+    keys::{default_limits_of, found_key, insert_key_in, record_from_model, stored_scopes},
 };
 
 /// How long a used or expired authorization code is kept, so that a second use of it is
@@ -548,7 +548,7 @@ impl Store {
                 else {
                     continue;
                 };
-                let (mut record, _, limits) = found_key(grant, organization)?;
+                let (mut record, _, limits) = found_key(grant, default_limits_of(organization))?;
                 record.expires_at = Some(
                     record
                         .expires_at

@@ -16,6 +16,7 @@ use crate::{
     Error, StoreTimeouts, connect,
     migration::Migrator,
     notices::{ListenerOptions, NoticeListener},
+    sqlite_reads::SqliteReads,
 };
 
 /// The PostgreSQL advisory lock key migrations hold: any 64-bit number no other application
@@ -26,9 +27,12 @@ pub(crate) const MIGRATION_LOCK: i64 = 0x6b65_7972_6163_6b6d;
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: DatabaseConnection,
-    queries: Arc<AtomicU64>,
+    pub(crate) queries: Arc<AtomicU64>,
     /// Where a [`NoticeListener`] connects; `None` on SQLite.
     listener: Option<ListenerOptions>,
+    /// On SQLite (but in memory), the key lookup by digest's own connections
+    /// ([`SqliteReads`]); `None` on PostgreSQL.
+    pub(crate) reads: Option<Arc<SqliteReads>>,
 }
 
 impl Store {
@@ -54,10 +58,15 @@ impl Store {
         let listener = (db.get_database_backend() == DatabaseBackend::Postgres)
             .then(|| url.parse().ok().map(ListenerOptions::new))
             .flatten();
+        let reads = match db.get_database_backend() {
+            DatabaseBackend::Sqlite => SqliteReads::open(url, connect::MMAP_SIZE)?.map(Arc::new),
+            _ => None,
+        };
         Ok(Store {
             db,
             queries,
             listener,
+            reads,
         })
     }
 

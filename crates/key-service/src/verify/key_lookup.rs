@@ -16,6 +16,10 @@
 //! - At most `max_waiting` misses wait; beyond that a miss is refused as `Unavailable` (try
 //!   again) instead of growing memory without bound.
 //!
+//! On SQLite a lone miss is read on the calling thread in microseconds (key-store's
+//! `SqliteReads`), so there misses seldom find a lookup in flight and go alone; the batches and
+//! their pace matter where a query is a round trip (PostgreSQL) or goes through sqlx's pool.
+//!
 //! Nothing is ever answered from an older read: a waiting miss is answered by a query that
 //! started after it arrived, so a key created a moment ago (on any replica) is found.
 
@@ -26,15 +30,12 @@ use std::{
     time::Duration,
 };
 
-use key_core::{Error, KeyDigest, KeyRecord, RateLimits};
+use key_core::{Error, KeyDigest};
+pub(crate) use key_store::FoundKey;
 use key_store::Store;
 use tokio::{runtime::Handle, sync::oneshot, time::Instant};
 
 use crate::metrics::Metrics;
-
-/// A key as read for verification: its record, its stored digest (for the constant-time
-/// check) and its effective rate limits.
-pub(crate) type FoundKey = (KeyRecord, KeyDigest, RateLimits);
 
 /// How long, by default, a batch of waiting misses waits after the previous lookup started.
 pub(crate) const DEFAULT_PACE: Duration = Duration::from_millis(1);
@@ -320,7 +321,7 @@ mod tests {
     use std::{collections::HashSet, time::Duration};
 
     use chrono::{TimeZone, Utc};
-    use key_core::{Environment, KeyType, RedactedKey, ScopeSet};
+    use key_core::{Environment, KeyRecord, KeyType, RateLimits, RedactedKey, ScopeSet};
     use uuid::Uuid;
 
     use super::*;

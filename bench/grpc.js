@@ -8,7 +8,9 @@
 //   KEYRACK_ADDR=127.0.0.1:50051 KEYRACK_KEY=sk_live_… k6 run bench/grpc.js
 //
 // Optional: VUS (default 16), SECONDS (per phase, default 4), ROUNDS (default 3), GAP (seconds
-// between phases, default 1).
+// between phases, default 1), TARGETS (default `health,verify`; one alone, to profile the
+// server under it), RATE (calls a second per phase, for every target alike; default: each VU
+// calls back to back).
 import grpc from 'k6/net/grpc';
 import { check } from 'k6';
 import { alternatingPhases, scenariosOf, measure } from './k6-phases.js';
@@ -19,7 +21,8 @@ const VUS = Number(__ENV.VUS || 16);
 const SECONDS = Number(__ENV.SECONDS || 4);
 const ROUNDS = Number(__ENV.ROUNDS || 3);
 const GAP = Number(__ENV.GAP || 1);
-const TARGETS = ['health', 'verify'];
+const RATE = Number(__ENV.RATE || 0);
+const TARGETS = (__ENV.TARGETS || 'health,verify').split(',');
 
 if (!KEY) {
   throw new Error('set KEYRACK_KEY to a key holding the chat scope');
@@ -33,6 +36,7 @@ const { scenarios, thresholds } = scenariosOf(phases, {
   vus: VUS,
   seconds: SECONDS,
   gracefulStop: '500ms',
+  rate: RATE,
   ...METRICS,
 });
 
@@ -86,13 +90,16 @@ export function handleSummary(data) {
   });
   const row = (name, f) =>
     `${name.padEnd(32)} ${f.rps.toFixed(0).padStart(8)} req/s   p50 ${f.p50.toFixed(3)} ms   p99 ${f.p99.toFixed(3)} ms`;
-  const health = overall('health');
-  const verify = overall('verify');
+  const run = (target) => (TARGETS.includes(target) ? overall(target) : null);
+  const health = run('health');
+  const verify = run('verify');
   const text = [
-    `gRPC benchmark (k6): ${VUS} VUs, one connection each, ${ROUNDS} rounds of ${SECONDS}s per target, ${ADDR}`,
-    row('grpc.health.v1.Health/Check', health),
-    row('keyrack.v1.KeyService/VerifyKey', verify),
-    `ratio VerifyKey/Health throughput: ${spread(ratios('verify', 'health'))}`,
+    `gRPC benchmark (k6): ${VUS} VUs, one connection each, ${RATE ? `${RATE} calls/s` : 'back to back'}, ${ROUNDS} rounds of ${SECONDS}s per target, ${ADDR}`,
+    ...(health ? [row('grpc.health.v1.Health/Check', health)] : []),
+    ...(verify ? [row('keyrack.v1.KeyService/VerifyKey', verify)] : []),
+    ...(health && verify
+      ? [`ratio VerifyKey/Health throughput: ${spread(ratios('verify', 'health'))}`]
+      : []),
     `checks passed: ${(data.metrics.checks.values.rate * 100).toFixed(2)}%`,
     ...data.root_group.checks
       .filter((c) => c.fails > 0)

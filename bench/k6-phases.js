@@ -16,13 +16,17 @@ export function alternatingPhases(targets, rounds, seconds, gap) {
 
 // The scenarios of `phases` (each `vus` virtual users for `seconds`, running the function named
 // after its target) and the thresholds that make k6 keep per-scenario figures for the summary.
-export function scenariosOf(phases, { vus, seconds, count, duration, gracefulStop }) {
+// With `rate`, each phase starts that many calls a second instead (at most `vus` at once), so
+// every target is driven at the same pace whatever the client's own cost per call.
+export function scenariosOf(phases, { vus, seconds, count, duration, gracefulStop, rate }) {
   const scenarios = {};
   const thresholds = { checks: ['rate==1'] };
+  const load = rate
+    ? { executor: 'constant-arrival-rate', rate, timeUnit: '1s', preAllocatedVUs: vus, maxVUs: vus }
+    : { executor: 'constant-vus', vus };
   for (const phase of phases) {
     scenarios[phase.name] = {
-      executor: 'constant-vus',
-      vus,
+      ...load,
       duration: `${seconds}s`,
       exec: phase.target,
       startTime: `${phase.start}s`,

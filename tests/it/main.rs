@@ -14,6 +14,7 @@ mod bad_input;
 mod bench;
 mod brute_force;
 mod cache;
+mod cancels;
 mod cli;
 mod client_layer;
 mod console;

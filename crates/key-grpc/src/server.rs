@@ -86,6 +86,15 @@ const MAX_CHECK_REQUEST_BYTES: usize = 256 * 1024;
 /// connection, and one connection cannot take the whole in-flight bound.
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
+/// Streams a client may reset before the server has taken them up, per connection. A client
+/// whose deadlines pass while its calls wait for an overloaded server cancels them, many at
+/// once; h2's default (20) answers that by tearing down the connection, failing the calls it
+/// still waits for and making the client reconnect, more work for a server already short of
+/// it. As many as one connection may have open keeps the guard against the "rapid reset"
+/// attack (CVE-2023-44487: resets beyond this still close the connection) without punishing
+/// deadlines (`tests/it/cancels.rs`).
+const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = MAX_CONCURRENT_STREAMS as usize;
+
 /// The largest header block (all metadata of one call) the server accepts: a bearer key, a
 /// trace context and a request id take well under 1 KiB.
 const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
@@ -256,6 +265,7 @@ impl GrpcServer {
         // left for the answers.
         let router = tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .http2_max_pending_accept_reset_streams(Some(MAX_PENDING_ACCEPT_RESET_STREAMS))
             .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .layer(
                 tower::ServiceBuilder::new()

@@ -123,6 +123,9 @@ fn open_one(path: &Path, mmap_size: u64) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    // Never wait for a lock on the calling thread (rusqlite's default would wait 5 s): a busy
+    // database sends the read to the pool, which waits without holding a runtime thread.
+    connection.busy_timeout(std::time::Duration::ZERO)?;
     // As the pool's connections: a cold lookup walks a few B-tree pages through the memory
     // map instead of a read() each.
     connection.pragma_update(
@@ -321,6 +324,30 @@ mod tests {
         assert!(memory.reads.is_none());
         memory.migrate().await.unwrap();
         assert!(memory.find_key_by_digest(&digest).await.unwrap().is_none());
+    }
+
+    /// A database another connection holds locked sends the read to the pool at once: the
+    /// calling thread is a runtime worker, and must not sleep in SQLite's busy handler. (A WAL
+    /// reader is almost never locked out, so the lock is taken on a file in rollback-journal
+    /// mode, where a writer's exclusive lock keeps readers out.)
+    #[test]
+    fn a_locked_database_sends_the_read_to_the_pool_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let locker = Connection::open(&path).unwrap();
+        locker
+            .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let url = format!("sqlite://{}", path.display());
+        let reads = SqliteReads::open(&url, 0).unwrap().unwrap();
+        let digest = KeyDigest::from_slice(&[7; 32]).unwrap();
+        let started = std::time::Instant::now();
+        assert!(reads.find_key_by_digest(&digest).is_none());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "waited {:?}",
+            started.elapsed()
+        );
     }
 
     /// A caller that finds every connection in use is sent to the pool, never made to wait.

